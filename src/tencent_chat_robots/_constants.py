@@ -1,0 +1,30 @@
+"""Defaults, in one place so the README and the code cannot drift apart."""
+
+from __future__ import annotations
+
+# The documented limit is 200 calls/s per API, counted by the server at arrival;
+# network jitter bunches requests on the way, so the client paces a little below it.
+DEFAULT_RATE_LIMIT = 190
+DOCUMENTED_RATE_LIMIT = 200
+
+DEFAULT_MAX_RETRIES = 3
+# The server gives up on a request after 3 s, so waiting longer than that for an
+# answer still leaves room for the network.
+DEFAULT_TIMEOUT = 10.0
+# Requests of one endpoint in flight at once: rate x latency with room for slow
+# answers (190/s x 1.3 s). Waiting for one of these slots is not part of the timeout.
+DEFAULT_MAX_IN_FLIGHT = 256
+
+DEFAULT_ADMIN = "administrator"
+# How long a generated admin UserSig is valid; it is renewed at half its life.
+USERSIG_LIFETIME = 86400
+
+INITIAL_RETRY_DELAY = 0.25
+MAX_RETRY_DELAY = 8.0
+RATE_LIMITED_RETRY_DELAY = 1.0
+
+ENV_SDKAPPID = "TENCENT_CHAT_SDKAPPID"
+ENV_SECRET_KEY = "TENCENT_CHAT_SECRET_KEY"
+ENV_ADMIN = "TENCENT_CHAT_ADMIN"
+ENV_REGION = "TENCENT_CHAT_REGION"
+ENV_BASE_URL = "TENCENT_CHAT_BASE_URL"
