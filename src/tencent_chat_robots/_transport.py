@@ -1,12 +1,27 @@
-"""PLACEHOLDER: the transport seam (being written). Contract below is fixed."""
+"""The transport seam: send one POST, get its status and body; and its two adapters.
+
+The default adapter drives a pooled ``aiohttp.ClientSession`` (several times cheaper per
+call than plain httpx); the other wraps any ``httpx.AsyncClient`` a user brings, with
+its proxies and settings. Both turn transport faults into the SDK's own exceptions and
+keep the UserSig out of what they chain.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
+import aiohttp
 import attrs
+import httpx
+from yarl import URL
 
-__all__ = ["RawResponse", "Transport"]
+from ._exceptions import APIConnectionError, APITimeoutError
+from ._redact import install_httpx_log_filter, redact
+
+__all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport"]
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @attrs.frozen(slots=True)
@@ -20,9 +35,112 @@ class RawResponse:
 class Transport(Protocol):
     """Sends one POST and returns its status and body; the SDK's only door to the network.
 
-    Raises :class:`APIConnectionError` / :class:`APITimeoutError` for transport faults.
+    Implementations raise :class:`APIConnectionError` (or :class:`APITimeoutError`) for
+    faults below HTTP, and must not put the URL's query string in what they raise.
     """
 
     async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+class _Scrubbed(Exception):
+    """Stands in for a transport error whose text carried the UserSig."""
+
+
+def _scrub(err: BaseException, depth: int = 0) -> BaseException:
+    """``err`` made safe to chain: no URL with a UserSig in its text, request or causes."""
+    if isinstance(err, httpx.RequestError):
+        try:
+            request = err.request
+        except RuntimeError:  # httpx raises this when no request was attached
+            pass
+        else:
+            err.request = httpx.Request(request.method, redact(str(request.url)))
+    text = f"{err!s} {err!r}"
+    if redact(text) != text:
+        return _Scrubbed(f"{type(err).__name__}: {redact(str(err))}")
+    if depth < 8:  # an exception chain can loop back on itself
+        if err.__cause__ is not None:
+            err.__cause__ = _scrub(err.__cause__, depth + 1)
+        if err.__context__ is not None:
+            err.__context__ = _scrub(err.__context__, depth + 1)
+    return err
+
+
+def _connection_error(err: BaseException) -> APIConnectionError:
+    kind = APITimeoutError if isinstance(err, (TimeoutError, httpx.TimeoutException)) else None
+    detail = redact(str(err)) or type(err).__name__
+    if kind is APITimeoutError:
+        return APITimeoutError(f"request timed out ({detail})")
+    return APIConnectionError(f"connection failed: {detail}")
+
+
+class AiohttpTransport:
+    """Default transport: one pooled keep-alive ``aiohttp.ClientSession``.
+
+    ``max_connections`` caps the pool (0: no cap; the client bounds requests in flight
+    per endpoint itself, so no request waits here for a connection).
+    """
+
+    def __init__(self, *, max_connections: int = 0) -> None:
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Made on first use because a session binds to the running event loop.
+        connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector, headers=_JSON_HEADERS, skip_auto_headers=("User-Agent",)
+        )
+        return self._session
+
+    async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+        session = self._session or self._open()
+        client_timeout = self._timeouts.get(timeout)
+        if client_timeout is None:
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
+        error: BaseException
+        try:
+            # encoded=True: the client built the query itself, so yarl need not re-quote it.
+            async with session.post(
+                URL(url, encoded=True),
+                data=content,
+                timeout=client_timeout,
+                allow_redirects=False,
+            ) as response:
+                return RawResponse(response.status, await response.read())
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            error = err
+        # Raised outside the except block so the original is not kept as __context__.
+        raise _connection_error(error) from _scrub(error)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class HttpxTransport:
+    """Transport over an ``httpx.AsyncClient``; closes it only if ``owns_client``."""
+
+    def __init__(self, client: httpx.AsyncClient, *, owns_client: bool = False) -> None:
+        self._client = client
+        self._owns_client = owns_client
+        install_httpx_log_filter()
+
+    async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+        error: BaseException
+        try:
+            response = await self._client.post(
+                url, content=content, headers=_JSON_HEADERS, timeout=timeout
+            )
+            return RawResponse(response.status_code, response.content)
+        except httpx.TransportError as err:
+            error = err
+        raise _connection_error(error) from _scrub(error)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

@@ -1,0 +1,70 @@
+"""Asyncio SDK for the chatbot (robot) REST APIs of Tencent Cloud Chat.
+
+>>> async with TencentChat(sdkappid=1400000000, secret_key="...") as chat:
+...     await chat.create_robot("@RBT#001", nick="Jarvis")
+"""
+
+from ._client import Endpoint, TencentChat
+from ._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
+from ._exceptions import (
+    ERROR_CODES,
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadResponseError,
+    InternalServerError,
+    InvalidParameterError,
+    InvalidRequestError,
+    LimitExceededError,
+    NotFoundError,
+    NotRoomMemberError,
+    PermissionDeniedError,
+    RateLimitError,
+    TencentChatError,
+    ValidationError,
+)
+from ._limiter import Limiter, RateLimiter
+from ._models import ActionResult
+from ._regions import Region
+from ._retry import RetryDecision, retry_decision
+from ._transport import AiohttpTransport, HttpxTransport, RawResponse, Transport
+from ._usersig import generate_usersig, verify_usersig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_RATE_LIMIT",
+    "DOCUMENTED_RATE_LIMIT",
+    "ERROR_CODES",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "ActionResult",
+    "AiohttpTransport",
+    "AuthenticationError",
+    "BadResponseError",
+    "Endpoint",
+    "HttpxTransport",
+    "InternalServerError",
+    "InvalidParameterError",
+    "InvalidRequestError",
+    "LimitExceededError",
+    "Limiter",
+    "NotFoundError",
+    "NotRoomMemberError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimiter",
+    "RawResponse",
+    "Region",
+    "RetryDecision",
+    "TencentChat",
+    "TencentChatError",
+    "Transport",
+    "ValidationError",
+    "__version__",
+    "generate_usersig",
+    "retry_decision",
+    "verify_usersig",
+]

@@ -1,0 +1,188 @@
+"""The request loop: one call from a request object to a parsed result.
+
+Per attempt: take an in-flight slot for the endpoint, take a rate permit right before
+sending (so waiting for either is not part of the timeout), sign, send, check the
+envelope. The loop is the only place that retries; ``_retry.retry_decision`` decides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import anyio
+import cattrs
+import tenacity
+
+from ._auth import UserSigProvider
+from ._exceptions import APIError, BadResponseError, TencentChatError, error_class_for
+from ._limiter import Limiter
+from ._models import converter
+from ._redact import redact
+from ._retry import RetryDecision, retry_decision
+from ._transport import RawResponse, Transport
+
+__all__ = ["RequestSender"]
+
+logger = logging.getLogger("tencent_chat_robots")
+
+T = TypeVar("T")
+
+_EXCERPT_CHARS = 200
+
+
+def _excerpt(content: bytes) -> str:
+    text = content[: _EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() else " " for ch in text[:_EXCERPT_CHARS])
+    return redact(" ".join(text.split()))
+
+
+def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
+    """The JSON object of a successful answer; raise the typed error for any other."""
+    if response.status_code != 200:
+        raise BadResponseError(
+            f"HTTP {response.status_code} from {endpoint}",
+            status_code=response.status_code,
+            excerpt=_excerpt(response.content),
+            endpoint=endpoint,
+        )
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        data = None
+    code = data.get("ErrorCode") if isinstance(data, dict) else None
+    # bool is an int subclass; a JSON true is not an error code.
+    if not isinstance(data, dict) or type(code) is not int:
+        raise BadResponseError(
+            f"answer from {endpoint} is not the documented JSON envelope",
+            status_code=response.status_code,
+            excerpt=_excerpt(response.content),
+            endpoint=endpoint,
+        )
+    if code != 0:
+        info = data.get("ErrorInfo")
+        request_id = data.get("RequestId")
+        raise error_class_for(code)(
+            code,
+            info if isinstance(info, str) else "",
+            request_id=request_id if isinstance(request_id, str) else None,
+            endpoint=endpoint,
+        )
+    if data.get("ActionStatus") != "OK":
+        raise BadResponseError(
+            f"answer from {endpoint} has ErrorCode 0 but ActionStatus {data.get('ActionStatus')!r}",
+            status_code=response.status_code,
+            excerpt=_excerpt(response.content),
+            endpoint=endpoint,
+        )
+    return data
+
+
+class RequestSender:
+    """Signs, paces, sends and retries requests for one app; shared by every endpoint."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        sdkappid: int,
+        admin: str,
+        usersig: UserSigProvider,
+        transport: Transport,
+        limiter: Limiter | None,
+        max_retries: int,
+        timeout: float,
+        max_in_flight: int,
+    ) -> None:
+        self._prefix = base_url.rstrip("/") + "/v4/"
+        self._query_head = f"?sdkappid={sdkappid}&identifier={quote(admin, safe='')}&usersig="
+        self._usersig = usersig
+        self._transport = transport
+        self._limiter = limiter
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._max_in_flight = max_in_flight
+        self._slots: dict[str, anyio.Semaphore] = {}
+
+    async def request(self, endpoint: str, body: object, result_type: type[T]) -> T:
+        """POST ``body`` to ``endpoint`` and return the answer as ``result_type``."""
+        payload = json.dumps(
+            converter.unstructure(body), ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        renewed = False
+        decision = RetryDecision(False)
+
+        def should_retry(state: tenacity.RetryCallState) -> bool:
+            nonlocal decision, renewed
+            error = state.outcome.exception() if state.outcome else None
+            if error is None:
+                return False
+            decision = retry_decision(
+                error,
+                state.attempt_number,
+                can_renew_usersig=self._usersig.can_renew and not renewed,
+            )
+            if decision.retry and isinstance(error, APIError) and error.code == 70001:
+                # The renewal retry is owed to the client's own signature, not a fault:
+                # it does not use up one of the caller's retries.
+                renewed = True
+                self._usersig.renew()
+            return decision.retry
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            return state.attempt_number - int(renewed) > self._max_retries
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            logger.warning(
+                "retrying %s after %s (attempt %d, waiting %.2fs): %s",
+                endpoint,
+                type(error).__name__,
+                state.attempt_number,
+                decision.delay,
+                redact(str(error)),
+            )
+
+        retrying = tenacity.AsyncRetrying(
+            retry=should_retry,
+            stop=stop,
+            wait=lambda _: decision.delay,
+            before_sleep=log_retry,
+            sleep=anyio.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                data = await self._attempt(endpoint, payload)
+        try:
+            return converter.structure(data, result_type)
+        except (cattrs.BaseValidationError, TypeError, ValueError):
+            error = BadResponseError(
+                f"answer from {endpoint} has fields of the wrong type",
+                status_code=200,
+                excerpt=_excerpt(json.dumps(data).encode()),
+                endpoint=endpoint,
+            )
+        raise error from None
+
+    async def _attempt(self, endpoint: str, payload: bytes) -> dict[str, Any]:
+        slots = self._slots.get(endpoint)
+        if slots is None:
+            slots = self._slots[endpoint] = anyio.Semaphore(self._max_in_flight, fast_acquire=True)
+        async with slots:
+            if self._limiter is not None:
+                await self._limiter.acquire(endpoint)
+            url = (
+                f"{self._prefix}{endpoint}{self._query_head}{self._usersig.current()}"
+                f"&random={random.getrandbits(32)}&contenttype=json"
+            )
+            try:
+                response = await self._transport.post(url, payload, timeout=self._timeout)
+            except TencentChatError as err:
+                if getattr(err, "endpoint", "") is None:
+                    err.endpoint = endpoint  # type: ignore[attr-defined]
+                raise
+        return parse_envelope(response, endpoint)

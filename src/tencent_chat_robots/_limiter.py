@@ -1,0 +1,106 @@
+"""Client-side rate limiting: at most ``rate`` request starts per endpoint in any sliding second.
+
+Two rules work together for each key:
+
+* pacing (GCRA): starts are spaced ``1/rate`` apart with a burst of at most two, so a
+  server behind a jittery network never sees a clump;
+* a sliding-window log of the last ``rate`` starts: a start is allowed only once the
+  ``rate``-th previous one is a full second old. This makes the bound exact whatever
+  the timers do (late wake-ups, event-loop stalls, cold start, idle gaps).
+
+Waiters queue first-come first-served on a lock; only the head sleeps, and it reads the
+clock again on waking rather than trusting a booked slot, so a stalled loop cannot
+release a burst. Each acquisition is O(1) however many wait.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = ["Limiter", "RateLimiter"]
+
+_WINDOW = 1.0
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What ``TencentChat(limiter=...)`` accepts: one awaitable permit per request start.
+
+    ``key`` names the endpoint (``"room_engine_http_srv/add_robot"``); each key has a
+    budget of its own. Implement this to share one app's limit between processes.
+    """
+
+    async def acquire(self, key: str) -> None: ...
+
+
+class _KeyLimiter:
+    __slots__ = ("_clock", "_interval", "_lock", "_starts", "_tat", "_tolerance")
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._interval = _WINDOW / rate
+        self._tolerance = (burst - 1) * self._interval
+        self._clock = clock
+        self._tat = -math.inf  # GCRA theoretical arrival time of the next start
+        self._starts: collections.deque[float] = collections.deque(maxlen=max(1, int(rate)))
+        self._lock = anyio.Lock(fast_acquire=True)
+
+    def delay(self, now: float) -> float:
+        """Seconds until a start is allowed at ``now`` (<= 0: allowed now)."""
+        wait = self._tat - self._tolerance - now
+        starts = self._starts
+        if len(starts) == starts.maxlen:
+            wait = max(wait, starts[0] + _WINDOW - now)
+        return wait
+
+    def grant(self, now: float) -> None:
+        self._tat = max(self._tat, now) + self._interval
+        self._starts.append(now)
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = self.delay(now)
+                if wait <= 0:
+                    self.grant(now)
+                    return
+                await anyio.sleep(wait)
+
+
+class RateLimiter:
+    """In-process limiter: ``rate`` starts per key in any sliding second, FIFO per key.
+
+    ``clock`` defaults to the event loop's clock (``anyio.current_time``), which is what
+    its sleeps are measured against; tests may pass a virtual one.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: int = 2,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not rate >= 1:
+            raise ValueError(f"rate must be at least 1 call per second, got {rate!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst!r}")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock or anyio.current_time
+        self._keys: dict[str, _KeyLimiter] = {}
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(rate={self.rate!r}, burst={self.burst!r})"
+
+    async def acquire(self, key: str) -> None:
+        """Wait for this key's next start; served in the order callers arrive."""
+        limiter = self._keys.get(key)
+        if limiter is None:
+            limiter = self._keys[key] = _KeyLimiter(self.rate, self.burst, self._clock)
+        await limiter.acquire()

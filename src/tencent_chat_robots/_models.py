@@ -1,0 +1,194 @@
+"""Request bodies and results as attrs classes, and the one converter that maps vendor keys.
+
+Validation lives on the request classes so that a bad argument is refused before
+anything is sent, with a message naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from cattrs import Converter
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._exceptions import ValidationError
+
+__all__ = [
+    "ActionResult",
+    "CreateRobotRequest",
+    "DeleteRobotRequest",
+    "GetAllRobotsRequest",
+    "GetAllRobotsResponse",
+    "LiveGroupRobotsRequest",
+    "RoomRobotRequest",
+    "converter",
+]
+
+_KEY = "vendor_key"
+
+ROBOT_PREFIX = "@RBT#"
+MAX_ROBOT_ID_BYTES = 32
+MAX_PROFILE_FIELD_BYTES = 500
+
+
+def _require_str(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _label(attribute: attrs.Attribute[Any]) -> str:
+    return f"{attribute.metadata[_KEY]} ({attribute.name})"
+
+
+def _robot_id(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    field = _label(attribute)
+    text = _require_str(field, value)
+    if not text.startswith(ROBOT_PREFIX):
+        raise ValidationError(f"{field} must start with {ROBOT_PREFIX!r}, got {text!r}")
+    if len(text.encode()) > MAX_ROBOT_ID_BYTES:
+        raise ValidationError(
+            f"{field} must be at most {MAX_ROBOT_ID_BYTES} UTF-8 bytes, got {len(text.encode())}"
+        )
+
+
+def _non_empty(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    field = _label(attribute)
+    if not _require_str(field, value):
+        raise ValidationError(f"{field} must not be empty")
+
+
+def _profile_field(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is None:
+        return
+    field = _label(attribute)
+    size = len(_require_str(field, value).encode())
+    if size > MAX_PROFILE_FIELD_BYTES:
+        raise ValidationError(
+            f"{field} must be at most {MAX_PROFILE_FIELD_BYTES} UTF-8 bytes, got {size}"
+        )
+
+
+def _field(key: str, **kwargs: Any) -> Any:
+    """An attrs field that knows its key in the vendor's JSON."""
+    return attrs.field(metadata={_KEY: key}, **kwargs)
+
+
+def _member_list(_: object, attribute: attrs.Attribute[Sequence[str]], value: object) -> None:
+    field = _label(attribute)
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValidationError(f"{field} must be a list of account ids, not {type(value).__name__}")
+    if not value:
+        raise ValidationError(f"{field} must not be empty")
+    for index, member in enumerate(value):
+        if not isinstance(member, str) or not member:
+            raise ValidationError(f"{field}[{index}] must be a non-empty string, got {member!r}")
+
+
+@attrs.frozen(slots=True)
+class CreateRobotRequest:
+    """Body of ``openim_robot_http_svc/create_robot``."""
+
+    user_id: str = _field("UserID", validator=_robot_id)
+    nick: str | None = _field("Nick", default=None, validator=_profile_field)
+    face_url: str | None = _field("FaceUrl", default=None, validator=_profile_field)
+    self_signature: str | None = _field("SelfSignature", default=None, validator=_profile_field)
+
+
+@attrs.frozen(slots=True)
+class DeleteRobotRequest:
+    """Body of ``openim_robot_http_svc/delete_robot``."""
+
+    robot_account: str = _field("Robot_Account", validator=_robot_id)
+
+
+@attrs.frozen(slots=True)
+class GetAllRobotsRequest:
+    """Body of ``openim_robot_http_svc/get_all_robots``: always ``{}``."""
+
+
+@attrs.frozen(slots=True)
+class RoomRobotRequest:
+    """Body of ``room_engine_http_srv/add_robot`` and ``.../delete_robot``."""
+
+    room_id: str = _field("RoomId", validator=_non_empty)
+    member_account: str = _field("Member_Account", validator=_non_empty)
+
+
+@attrs.frozen(slots=True)
+class LiveGroupRobotsRequest:
+    """Body of ``group_open_avchatroom_http_svc/add_robots`` and ``.../del_robots``."""
+
+    group_id: str = _field("GroupId", validator=_non_empty)
+    # Validated before copying so that a string is refused, not split into characters.
+    member_account: Sequence[str] = _field("Member_Account", validator=_member_list)
+
+
+@attrs.frozen(slots=True)
+class ActionResult:
+    """The outcome of a call that returns nothing but success.
+
+    ``request_id`` is the server's ``RequestId`` (room calls send one; others ``None``):
+    quote it when asking Tencent support about a call.
+    """
+
+    request_id: str | None = _field("RequestId", default=None)
+
+
+@attrs.frozen(slots=True)
+class GetAllRobotsResponse:
+    """Answer of ``openim_robot_http_svc/get_all_robots``."""
+
+    robot_account: list[str] = _field("Robot_Account", factory=list)
+    request_id: str | None = _field("RequestId", default=None)
+
+
+_MODELS = (
+    CreateRobotRequest,
+    DeleteRobotRequest,
+    GetAllRobotsRequest,
+    RoomRobotRequest,
+    LiveGroupRobotsRequest,
+    ActionResult,
+    GetAllRobotsResponse,
+)
+
+
+def _strict_str(value: object, _: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_str_list(value: object, _: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError("expected a list of strings")
+    return value
+
+
+def _make_converter() -> Converter:
+    conv = Converter()
+    # cattrs would coerce (str(5), list("abc")); a response of the wrong shape is an error.
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook_func(lambda t: t == list[str], _strict_str_list)
+    for cls in _MODELS:
+        # The vendor's keys follow no single convention, so each field names its own.
+        overrides: dict[str, Any] = {
+            field.name: override(rename=field.metadata[_KEY]) for field in attrs.fields(cls)
+        }
+        conv.register_unstructure_hook(
+            cls,
+            # Unset optional fields are left out of the body rather than sent as null.
+            make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **overrides),
+        )
+        conv.register_structure_hook(
+            cls,
+            make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **overrides),
+        )
+    return conv
+
+
+converter = _make_converter()
+"""Turns request classes into vendor-keyed dicts and response dicts into result classes."""
