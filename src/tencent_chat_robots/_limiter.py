@@ -25,6 +25,9 @@ import anyio
 __all__ = ["Limiter", "RateLimiter"]
 
 _WINDOW = 1.0
+# Waits shorter than this are rounding noise in float clock arithmetic; sleeping on
+# them could spin without the clock moving.
+_EPSILON = 1e-9
 
 
 @runtime_checkable
@@ -50,11 +53,11 @@ class _KeyLimiter:
         self._lock = anyio.Lock(fast_acquire=True)
 
     def delay(self, now: float) -> float:
-        """Seconds until a start is allowed at ``now`` (<= 0: allowed now)."""
+        """Seconds until a start is allowed at ``now`` (none left: allowed now)."""
         wait = self._tat - self._tolerance - now
         starts = self._starts
         if len(starts) == starts.maxlen:
-            wait = max(wait, starts[0] + _WINDOW - now)
+            wait = max(wait, _WINDOW - (now - starts[0]))
         return wait
 
     def grant(self, now: float) -> None:
@@ -66,7 +69,7 @@ class _KeyLimiter:
             while True:
                 now = self._clock()
                 wait = self.delay(now)
-                if wait <= 0:
+                if wait <= _EPSILON:
                     self.grant(now)
                     return
                 await anyio.sleep(wait)

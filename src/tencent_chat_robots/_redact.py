@@ -12,7 +12,7 @@ import re
 __all__ = ["RedactingFilter", "install_httpx_log_filter", "redact"]
 
 _USERSIG = re.compile(r"(usersig=)[^&\s\"'<>]*", re.IGNORECASE)
-REDACTED = "<redacted>"
+REDACTED = "REDACTED"  # plain letters, so it survives URL-encoding
 
 
 def redact(text: str) -> str:

@@ -26,7 +26,7 @@ class SlidingWindow:
         return len(self._times)
 
     def add(self, t: float) -> int:
-        """Record an arrival at ``t``; return the arrivals in ``(t - length, t]``, itself included."""
+        """Record an arrival at ``t``; return the arrivals in ``(t - length, t]``, it included."""
         times = self._times
         # Arrivals come nearly in order, so appending is the common case and insort
         # (bisect + memmove near the end) handles the stragglers.

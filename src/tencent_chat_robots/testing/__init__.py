@@ -1,0 +1,24 @@
+"""A faithful fake Tencent Cloud Chat server for tests and benchmarks.
+
+>>> fake = FakeTencentChat()
+>>> fake.create_room("room-1")
+>>> chat = fake.client()  # a TencentChat talking to the fake in-process
+"""
+
+from ._app import Call, FakeApp
+from ._asgi_transport import ASGIAppTransport
+from ._fake import FAKE_BASE_URL, FakeTencentChat
+from ._faults import ConnectionDropped
+from ._state import ENDPOINTS
+from ._window import SlidingWindow
+
+__all__ = [
+    "ENDPOINTS",
+    "FAKE_BASE_URL",
+    "ASGIAppTransport",
+    "Call",
+    "ConnectionDropped",
+    "FakeApp",
+    "FakeTencentChat",
+    "SlidingWindow",
+]

@@ -1,0 +1,295 @@
+"""The fake server's HTTP face: a raw ASGI app applying the REST protocol to :class:`ChatState`.
+
+Every request goes through these checks, first failure wins:
+
+1. Not ``POST``, path not ``/v4/{service}/{command}`` or not one of the seven
+   endpoints -> 60002. (Not an arrival: no endpoint to count it against.)
+2. The arrival is counted against the endpoint's 1-second window at receipt time
+   (+ uniform(0, ``latency_spread``)).
+3. Scripted dropped connection -> no answer (``after_processing`` ones run 5-9 first).
+4. Scripted HTTP 502 -> an HTML error page.
+5. More than ``rate_limit`` arrivals in the window ``(t-1, t]``, this one included -> 60007.
+6. Query string: ``sdkappid`` or ``identifier`` missing/empty -> 60012; ``sdkappid`` not an
+   unsigned integer, ``random`` missing or outside 0..4294967295, or ``contenttype`` not
+   ``json`` -> 60002; ``sdkappid`` not this app's -> 60006; ``usersig`` missing/empty ->
+   70002; ``verify_usersig`` failure -> its code (70003, 70014, 70013, 70009, 70001);
+   ``identifier`` not the app admin -> 60010.
+7. A scripted error code, else an internal error (10002, or 100001 for room_engine) at
+   ``error_rate``.
+8. Body not JSON or not a JSON object -> 60003.
+9. The endpoint's own rules (:mod:`._state`).
+
+Checks 1-2 and the gateway faults 3-4 come before the rate limit because they model what
+happens in front of the API; the limit comes before authentication because the server
+counts every arrival, authenticated or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from itertools import count
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
+
+from .._exceptions import AuthenticationError
+from .._usersig import verify_usersig
+from ._faults import ConnectionDropped, FaultPlan
+from ._state import ENDPOINTS, ROOM_SERVICE, Answer, ChatState, internal_error_code
+from ._window import SlidingWindow
+
+__all__ = ["ASGIApp", "Call", "FakeApp", "Receive", "Scope", "Send"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_RANDOM = 4294967295
+WINDOW = 1.0
+# Windows are pruned once they hold this many arrivals; far above any sane limit.
+_PRUNE_AT = 4096
+_DIGITS = re.compile(r"[0-9]+")
+
+_INFO = {
+    60002: "invalid HTTP request: check the method, path and query parameters",
+    60003: "the request body is not a JSON object",
+    60006: "SDKAppID is invalid",
+    60007: "the request rate exceeds the limit of the API",
+    60010: "the request requires app admin permissions",
+    60012: "the request needs SDKAppID and identifier",
+    70002: "usersig is empty",
+    10002: "internal error, please try again",
+    100001: "internal server error, please retry",
+}
+_BAD_GATEWAY = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>stgw</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+_JSON = b"application/json"
+_HTML = b"text/html"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request as the fake saw it.
+
+    ``time`` is the arrival time the rate limit counted (clock + jitter); ``body`` the
+    parsed JSON, or the raw bytes if it was not JSON; ``error_code`` ``None`` when no JSON
+    answer was sent (502 or dropped); ``http_status`` ``None`` when dropped; ``fault`` is
+    ``"bad_gateway"`` or ``"dropped"`` for injected network faults.
+    """
+
+    endpoint: str
+    time: float
+    body: Any
+    error_code: int | None
+    http_status: int | None = 200
+    fault: str | None = None
+
+
+class Reply(NamedTuple):
+    """What to send back; ``dropped`` means close the connection instead."""
+
+    status: int
+    body: bytes
+    content_type: bytes = _JSON
+    dropped: bool = False
+
+
+_NOT_JSON = object()
+
+
+def _parse_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:  # also UnicodeDecodeError
+        return _NOT_JSON
+
+
+class FakeApp:
+    """The ASGI callable. Request handling is synchronous and done under ``lock``."""
+
+    def __init__(
+        self,
+        *,
+        sdkappid: int,
+        secret_key: str,
+        admin: str,
+        state: ChatState,
+        faults: FaultPlan,
+        rate_limit: int | None,
+        clock: Callable[[], float],
+        lock: threading.Lock,
+    ) -> None:
+        self.sdkappid = sdkappid
+        self.secret_key = secret_key
+        self.admin = admin
+        self.state = state
+        self.faults = faults
+        self.rate_limit = rate_limit
+        self.clock = clock
+        self.lock = lock
+        self.calls: list[Call] = []
+        # The limiter's windows are pruned; the history ones keep every arrival for tests
+        # and are what reset_calls() clears, so a reset never loosens the limit.
+        self.limit_windows = {ep: SlidingWindow(WINDOW) for ep in ENDPOINTS}
+        self.history = {ep: SlidingWindow(WINDOW) for ep in ENDPOINTS}
+        self._seq = count(1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client left before sending its request
+        reply = self.handle(scope["method"], scope["path"], scope.get("query_string", b""), body)
+        latency = self.faults.latency
+        if latency:
+            await asyncio.sleep(latency)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", reply.content_type),
+                    (b"content-length", str(len(reply.body)).encode()),
+                ],
+            }
+        )
+        if reply.dropped:
+            # Raising after the start makes uvicorn close the connection mid-response
+            # (raising before it would get a 500 page instead).
+            raise ConnectionDropped("connection dropped by fault injection")
+        await send({"type": "http.response.body", "body": reply.body})
+
+    def handle(self, method: str, path: str, query: bytes, raw_body: bytes) -> Reply:
+        """Process one request synchronously (all but the latency) and log it."""
+        now = self.clock()
+        body = _parse_body(raw_body)
+        logged_body = raw_body if body is _NOT_JSON else body
+        endpoint = path[4:] if path.startswith("/v4/") else path
+        with self.lock:
+            if method != "POST" or endpoint not in self.limit_windows:
+                answer = Answer(60002, f"invalid request: {method} {path}")
+                return self._answer(endpoint, now, logged_body, answer)
+            arrival = now + self.faults.arrival_offset()
+            in_window = self._count(endpoint, now, arrival)
+            drop = self.faults.take_drop(endpoint)
+            if drop is False:
+                self.calls.append(Call(endpoint, arrival, logged_body, None, None, "dropped"))
+                return Reply(200, b"", dropped=True)
+            if drop is None and self.faults.take_bad_gateway(endpoint):
+                self.calls.append(Call(endpoint, arrival, logged_body, None, 502, "bad_gateway"))
+                return Reply(502, _BAD_GATEWAY, _HTML)
+            answer = self._process(endpoint, in_window, query, body)
+            return self._answer(endpoint, arrival, logged_body, answer, dropped=drop is True)
+
+    def _count(self, endpoint: str, now: float, arrival: float) -> int:
+        window = self.limit_windows[endpoint]
+        in_window = window.add(arrival)
+        self.history[endpoint].add(arrival)
+        if len(window) > _PRUNE_AT:
+            # Jitter only delays arrivals, so none can land before ``now`` from here on.
+            window.discard_through(now - WINDOW)
+        return in_window
+
+    def _process(self, endpoint: str, in_window: int, query: bytes, body: Any) -> Answer:
+        if self.rate_limit is not None and in_window > self.rate_limit:
+            return Answer(60007, _INFO[60007])
+        code, info = self._check_query(query)
+        if code:
+            return Answer(code, info)
+        code = self.faults.take_error(endpoint, internal_error_code(endpoint))
+        if code:
+            return Answer(code, _INFO.get(code, "injected error"))
+        if not isinstance(body, dict):
+            return Answer(60003, _INFO[60003])
+        return self.state.handle(endpoint, body)
+
+    def _check_query(self, query: bytes) -> tuple[int, str]:
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            params.setdefault(key, value)
+        sdkappid = params.get("sdkappid", "")
+        identifier = params.get("identifier", "")
+        if not sdkappid or not identifier:
+            return 60012, _INFO[60012]
+        if not _DIGITS.fullmatch(sdkappid):
+            return 60002, "sdkappid must be an unsigned integer"
+        nonce = params.get("random", "")
+        if not _DIGITS.fullmatch(nonce) or int(nonce) > MAX_RANDOM:
+            return 60002, "random must be an integer from 0 to 4294967295"
+        if params.get("contenttype") != "json":
+            return 60002, "contenttype must be json"
+        if int(sdkappid) != self.sdkappid:
+            return 60006, _INFO[60006]
+        usersig = params.get("usersig", "")
+        if not usersig:
+            return 70002, _INFO[70002]
+        try:
+            verify_usersig(
+                usersig, sdkappid=self.sdkappid, secret_key=self.secret_key, identifier=identifier
+            )
+        except AuthenticationError as err:
+            return err.code, err.info
+        if identifier != self.admin:
+            return 60010, _INFO[60010]
+        return 0, ""
+
+    def _answer(
+        self, endpoint: str, time: float, body: Any, answer: Answer, *, dropped: bool = False
+    ) -> Reply:
+        envelope: dict[str, Any] = {
+            "ActionStatus": "FAIL" if answer.code else "OK",
+            "ErrorCode": answer.code,
+            "ErrorInfo": answer.info,
+        }
+        if endpoint.startswith(ROOM_SERVICE + "/"):
+            envelope["RequestId"] = f"Id-{uuid.uuid4().hex}-O-Seq-{next(self._seq)}"
+        if answer.fields:
+            envelope.update(answer.fields)
+        self.calls.append(
+            Call(
+                endpoint,
+                time,
+                body,
+                answer.code,
+                None if dropped else 200,
+                "dropped" if dropped else None,
+            )
+        )
+        payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        return Reply(200, payload, dropped=dropped)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,258 @@
+"""FakeTencentChat: the fake server's Python face (set-up, fault injection, inspection)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from .._usersig import generate_usersig
+from ._app import Call, FakeApp
+from ._asgi_transport import ASGIAppTransport
+from ._faults import FaultPlan
+from ._serve import serve
+from ._state import ENDPOINTS, ChatState
+
+__all__ = ["FAKE_BASE_URL", "FakeTencentChat"]
+
+FAKE_BASE_URL = "http://fake.tencent-chat.invalid"
+
+
+def _endpoint(endpoint: str) -> str:
+    name = endpoint.removeprefix("/").removeprefix("v4/")
+    if name not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {', '.join(ENDPOINTS)}")
+    return name
+
+
+class FakeTencentChat:
+    """An in-memory Tencent Cloud Chat app serving the seven robot REST endpoints.
+
+    ``clock`` (default :func:`time.monotonic`, must not go backwards) times arrivals for
+    the rate limit and :class:`Call` records; UserSig expiry uses the wall clock.
+    ``seed`` makes ``error_rate`` and ``latency_spread`` draws reproducible.
+    Endpoints are named ``"service/command"``, e.g. ``"room_engine_http_srv/add_robot"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        sdkappid: int = 1400000000,
+        secret_key: str = "fake-secret-key",
+        admin: str = "administrator",
+        rate_limit: int | None = 200,
+        max_robots: int = 20,
+        max_robots_per_room: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+        latency: float = 0.0,
+        latency_spread: float = 0.0,
+        error_rate: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        if rate_limit is not None and rate_limit < 1:
+            raise ValueError("rate_limit must be at least 1, or None for no limit")
+        self._lock = threading.Lock()
+        self._state = ChatState(max_robots=max_robots, max_robots_per_room=max_robots_per_room)
+        self._faults = FaultPlan(
+            latency=latency, latency_spread=latency_spread, error_rate=error_rate, seed=seed
+        )
+        self._app = FakeApp(
+            sdkappid=sdkappid,
+            secret_key=secret_key,
+            admin=admin,
+            state=self._state,
+            faults=self._faults,
+            rate_limit=rate_limit,
+            clock=clock,
+            lock=self._lock,
+        )
+
+    # --- identity and wiring ---
+
+    @property
+    def sdkappid(self) -> int:
+        return self._app.sdkappid
+
+    @property
+    def secret_key(self) -> str:
+        return self._app.secret_key
+
+    @property
+    def admin(self) -> str:
+        return self._app.admin
+
+    @property
+    def rate_limit(self) -> int | None:
+        """Calls allowed per endpoint in any 1-second window; ``None``: unlimited."""
+        return self._app.rate_limit
+
+    @property
+    def app(self) -> FakeApp:
+        """The ASGI application."""
+        return self._app
+
+    def usersig(self, identifier: str | None = None, *, expire: int = 86400) -> str:
+        """A valid UserSig for ``identifier`` (default: the admin)."""
+        who = self.admin if identifier is None else identifier
+        return generate_usersig(self.sdkappid, self.secret_key, who, expire)
+
+    def client(self, **options: Any) -> Any:
+        """A ``TencentChat`` wired to this fake in-process; ``options`` override any argument."""
+        from tencent_chat_robots import TencentChat  # lazy: the client imports nothing of ours
+
+        kwargs: dict[str, Any] = {
+            "sdkappid": self.sdkappid,
+            "secret_key": self.secret_key,
+            "admin": self.admin,
+            "base_url": FAKE_BASE_URL,
+            "transport": ASGIAppTransport(self._app),
+        }
+        kwargs.update(options)
+        return TencentChat(**kwargs)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> AbstractAsyncContextManager[str]:
+        """``async with fake.serve() as base_url:`` runs uvicorn on a loopback port."""
+        return serve(self._app, host, port)
+
+    # --- rooms and live groups (no REST API creates them) ---
+
+    def create_room(self, room_id: str) -> None:
+        """Create an empty room (no-op if it exists)."""
+        with self._lock:
+            self._state.create_room(room_id)
+
+    def dismiss_room(self, room_id: str) -> None:
+        """Remove a room; later calls naming it get 100004. KeyError if unknown."""
+        with self._lock:
+            self._state.dismiss_room(room_id)
+
+    def create_live_group(self, group_id: str) -> None:
+        """Create an empty AVChatRoom group (no-op if it exists); ValueError if malformed."""
+        with self._lock:
+            self._state.create_live_group(group_id)
+
+    def dismiss_live_group(self, group_id: str) -> None:
+        """Remove a live group; later calls naming it get 10010. KeyError if unknown."""
+        with self._lock:
+            self._state.dismiss_live_group(group_id)
+
+    # --- state inspection ---
+
+    @property
+    def robots(self) -> list[str]:
+        """Valid robot UserIDs, in creation order."""
+        with self._lock:
+            return self._state.robots()
+
+    def robot_profile(self, user_id: str) -> dict[str, str]:
+        """The Nick/FaceUrl/SelfSignature set for a robot (valid or not). KeyError if unknown."""
+        with self._lock:
+            return self._state.robot_profile(user_id)
+
+    def room_members(self, room_id: str) -> list[str]:
+        """Robots in a room, in joining order. KeyError if the room does not exist."""
+        with self._lock:
+            return self._state.room_members(room_id)
+
+    def live_group_members(self, group_id: str) -> list[str]:
+        """Robots in a live group, in joining order. KeyError if the group does not exist."""
+        with self._lock:
+            return self._state.live_group_members(group_id)
+
+    # --- call inspection ---
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request received since the last :meth:`reset_calls`, in order of receipt."""
+        with self._lock:
+            return list(self._app.calls)
+
+    def arrivals(self, endpoint: str) -> list[float]:
+        """Arrival times counted for ``endpoint`` since the last reset, sorted."""
+        name = _endpoint(endpoint)
+        with self._lock:
+            return self._app.history[name].times()
+
+    def max_arrivals_in_window(self, endpoint: str) -> int:
+        """The most arrivals at ``endpoint`` in any window ``(t-1, t]`` since the last reset."""
+        name = _endpoint(endpoint)
+        with self._lock:
+            return self._app.history[name].max_count()
+
+    def reset_calls(self) -> None:
+        """Forget logged calls and arrival history; the rate limiter keeps its memory."""
+        with self._lock:
+            self._app.calls.clear()
+            for window in self._app.history.values():
+                window.clear()
+
+    # --- fault injection ---
+
+    def fail_next(self, endpoint: str, code: int, times: int = 1) -> None:
+        """Answer the next ``times`` authenticated calls of ``endpoint`` with ``code``."""
+        name = _endpoint(endpoint)
+        with self._lock:
+            self._faults.fail_next(name, code, times)
+
+    def bad_gateway_next(self, endpoint: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``endpoint`` with an HTTP 502 HTML page."""
+        name = _endpoint(endpoint)
+        with self._lock:
+            self._faults.bad_gateway_next(name, times)
+
+    def drop_next(self, endpoint: str, times: int = 1, *, after_processing: bool = False) -> None:
+        """Close the connection of the next ``times`` calls without an answer.
+
+        With ``after_processing`` the call takes effect first (the client cannot tell).
+        """
+        name = _endpoint(endpoint)
+        with self._lock:
+            self._faults.drop_next(name, times, after_processing=after_processing)
+
+    @property
+    def latency(self) -> float:
+        """Seconds added before every answer."""
+        return self._faults.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        with self._lock:
+            self._faults.latency = seconds
+
+    @property
+    def latency_spread(self) -> float:
+        """Arrivals are counted against the rate limit at receipt + uniform(0, spread) s."""
+        return self._faults.latency_spread
+
+    @latency_spread.setter
+    def latency_spread(self, seconds: float) -> None:
+        with self._lock:
+            self._faults.latency_spread = seconds
+
+    @property
+    def error_rate(self) -> float:
+        """Probability of an internal error (10002; 100001 for rooms) per authenticated call."""
+        return self._faults.error_rate
+
+    @error_rate.setter
+    def error_rate(self, probability: float) -> None:
+        with self._lock:
+            self._faults.error_rate = probability
+
+    def seed(self, seed: int | None) -> None:
+        """Reseed the random draws of ``error_rate`` and ``latency_spread``."""
+        with self._lock:
+            self._faults.rng.seed(seed)
+
+    def pending_faults(self, endpoint: str) -> int:
+        """Scripted faults (codes, 502s, drops) not yet used for ``endpoint``."""
+        name = _endpoint(endpoint)
+        with self._lock:
+            return self._faults.pending(name)
+
+    def clear_faults(self) -> None:
+        """Cancel scripted faults; set latency, latency_spread and error_rate back to 0."""
+        with self._lock:
+            self._faults.clear()

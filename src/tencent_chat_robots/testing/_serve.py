@@ -1,0 +1,67 @@
+"""Serve an ASGI app with uvicorn on a loopback port, for code that needs a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+from ._app import ASGIApp
+from ._faults import ConnectionDropped
+
+__all__ = ["serve"]
+
+_STARTUP_POLL = 0.005
+
+
+class _HideDrops(logging.Filter):
+    """Injected drops are intended; uvicorn would log each as an application error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionDropped)
+
+
+@contextlib.asynccontextmanager
+async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn in this event loop; yield its ``http://host:port`` URL."""
+    import uvicorn  # the optional "testing" extra; in-process use does not need it
+
+    # Binding here (not in uvicorn) gives port 0 its real number and turns a bind
+    # failure into an ordinary OSError instead of uvicorn's sys.exit().
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    log_filter = _HideDrops()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addFilter(log_filter)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(_STARTUP_POLL)
+        shown = f"[{host}]" if family == socket.AF_INET6 else host
+        yield f"http://{shown}:{bound_port}"
+    finally:
+        server.should_exit = True
+        try:
+            await task
+        finally:
+            logger.removeFilter(log_filter)
+            sock.close()

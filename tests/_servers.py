@@ -1,0 +1,78 @@
+"""A tiny aiohttp web server on loopback, for testing transports against real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+from aiohttp import web
+
+RELEASE = web.AppKey("release", asyncio.Event)
+
+
+@attrs.frozen
+class Seen:
+    path: str
+    query_string: str
+    headers: dict[str, str]
+    body: bytes
+
+
+async def _ok(_: web.Request) -> web.Response:
+    return web.json_response({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+
+
+async def _bad_gateway(_: web.Request) -> web.Response:
+    return web.Response(status=502, text="<html><h1>502 Bad Gateway</h1></html>")
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await request.app[RELEASE].wait()  # answers only when the server shuts down
+    return await _ok(request)
+
+
+async def _drop(request: web.Request) -> web.Response:
+    assert request.transport is not None
+    request.transport.close()  # the connection goes away mid-request
+    await request.app[RELEASE].wait()
+    return await _ok(request)
+
+
+@asynccontextmanager
+async def loopback_server() -> AsyncIterator[tuple[str, list[Seen]]]:
+    """Serve ``/v4/ok/ok``, ``/v4/bad/gateway``, ``/v4/slow/x``, ``/v4/drop/x``; yield base URL."""
+    seen: list[Seen] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        body = await request.read()
+        seen.append(Seen(request.path, request.query_string, dict(request.headers), body))
+        return await handler(request)
+
+    app = web.Application(middlewares=[record])
+    app[RELEASE] = asyncio.Event()
+    app.router.add_post("/v4/ok/ok", _ok)
+    app.router.add_post("/v4/bad/gateway", _bad_gateway)
+    app.router.add_post("/v4/slow/x", _slow)
+    app.router.add_post("/v4/drop/x", _drop)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        app[RELEASE].set()
+        await runner.cleanup()
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,150 @@
+"""Secrets (the secret key, the admin UserSig) never reach reprs, errors or log records."""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+
+from tencent_chat_robots import (
+    APIConnectionError,
+    BadResponseError,
+    InternalServerError,
+    RawResponse,
+    TencentChat,
+)
+
+from ._servers import loopback_server, refused_url
+from .conftest import SDKAPPID, SECRET_KEY, ScriptedTransport, fail
+
+_LEAKED_USERSIG = re.compile(r"usersig=(?!REDACTED)[^&\s]+", re.IGNORECASE)
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack = [err]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [e for e in (current.__cause__, current.__context__) if e is not None]
+
+
+def _assert_clean(text: str, usersig: str) -> None:
+    assert SECRET_KEY not in text
+    assert usersig not in text
+    assert not _LEAKED_USERSIG.search(text), text
+
+
+def _current_usersig(chat: TencentChat) -> str:
+    return chat._sender._usersig.current()
+
+
+@pytest.fixture
+def every_log_record(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)  # the root logger: every library's records propagate here
+    for name in ("httpx", "httpcore", "aiohttp", "tencent_chat_robots", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    return caplog
+
+
+def _all_logged_text(caplog: pytest.LogCaptureFixture) -> str:
+    parts = []
+    for record in caplog.records:
+        parts.append(record.getMessage())
+        if record.exc_info:
+            parts.append("".join(traceback.format_exception(*record.exc_info)))
+    return "\n".join(parts)
+
+
+def test_client_repr_hides_key_and_signature() -> None:
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h")
+    _assert_clean(repr(chat) + str(chat) + repr(chat._sender._usersig), _current_usersig(chat))
+
+
+async def test_httpx_request_logs_are_redacted(every_log_record: pytest.LogCaptureFixture) -> None:
+    async with httpx.AsyncClient() as client:
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url="https://h", http_client=client, rate_limit=None
+        )
+        with respx.mock() as router:
+            router.post(url__startswith="https://h/v4/").mock(
+                side_effect=[
+                    httpx.Response(200, json=fail(10002)),
+                    httpx.Response(200, json=fail(10002)),
+                    httpx.Response(200, json={"ActionStatus": "OK", "ErrorCode": 0}),
+                ]
+            )
+            await chat.delete_robot("@RBT#1")
+    text = _all_logged_text(every_log_record)
+    assert "HTTP Request: POST https://h/v4/openim_robot_http_svc/delete_robot" in text
+    assert "usersig=REDACTED" in text
+    assert "retrying openim_robot_http_svc/delete_robot" in text
+    _assert_clean(text, _current_usersig(chat))
+
+
+async def test_chained_httpx_connect_error_carries_no_signature(
+    every_log_record: pytest.LogCaptureFixture,
+) -> None:
+    async with httpx.AsyncClient() as client:
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url=refused_url(), http_client=client, max_retries=1
+        )
+        with pytest.raises(APIConnectionError) as caught:
+            await chat.get_all_robots()
+    usersig = _current_usersig(chat)
+    for err in _chain(caught.value):
+        _assert_clean(f"{err!s} {err!r}", usersig)
+        if isinstance(err, httpx.RequestError):
+            _assert_clean(str(err.request.url), usersig)
+    formatted = "".join(traceback.format_exception(caught.value))
+    _assert_clean(formatted, usersig)
+    _assert_clean(_all_logged_text(every_log_record), usersig)
+
+
+async def test_aiohttp_path_logs_and_errors_are_clean(
+    every_log_record: pytest.LogCaptureFixture,
+) -> None:
+    async with loopback_server() as (base, _):
+        async with TencentChat(SDKAPPID, SECRET_KEY, base_url=base, max_retries=0) as chat:
+            with pytest.raises(BadResponseError) as caught:
+                await chat.get_all_robots()  # 404 page from the loopback server
+    async with TencentChat(SDKAPPID, SECRET_KEY, base_url=refused_url(), max_retries=0) as chat:
+        with pytest.raises(APIConnectionError) as refused:
+            await chat.get_all_robots()
+    usersig = _current_usersig(chat)
+    for err in [*_chain(caught.value), *_chain(refused.value)]:
+        _assert_clean(f"{err!s} {err!r}", usersig)
+    _assert_clean("".join(traceback.format_exception(refused.value)), usersig)
+    _assert_clean(_all_logged_text(every_log_record), usersig)
+
+
+async def test_error_pages_echoing_the_url_are_redacted(
+    every_log_record: pytest.LogCaptureFixture,
+) -> None:
+    def echo(request: object) -> RawResponse:
+        return RawResponse(502, f"<html>upstream failed for {request.url}</html>".encode())  # type: ignore[attr-defined]
+
+    transport = ScriptedTransport(answer=echo)
+    chat = TencentChat(
+        SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport, max_retries=1
+    )
+    with pytest.raises(BadResponseError) as caught:
+        await chat.delete_robot("@RBT#1")
+    assert "upstream failed" in caught.value.excerpt
+    usersig = _current_usersig(chat)
+    _assert_clean(f"{caught.value!s} {caught.value!r} {caught.value.excerpt}", usersig)
+    _assert_clean(_all_logged_text(every_log_record), usersig)
+
+
+def test_api_errors_print_code_endpoint_and_request_id() -> None:
+    err = InternalServerError(10002, "Internal error", request_id="Id-1", endpoint="a/b")
+    assert str(err) == "error 10002 from a/b: Internal error (request id Id-1)"
+    assert "code=10002" in repr(err)
