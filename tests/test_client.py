@@ -15,6 +15,7 @@ from tencent_chat_robots import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    AttemptRecord,
     AuthenticationError,
     BadResponseError,
     Endpoint,
@@ -468,3 +469,24 @@ def test_all_errors_share_one_base() -> None:
     for cls in {*ERROR_CODES.values(), ValidationError, APIConnectionError, BadResponseError}:
         assert issubclass(cls, TencentChatError)
     assert issubclass(ValidationError, ValueError)
+
+
+async def test_on_attempt_reports_every_try_with_its_outcome(
+    make_chat: MakeChat, no_backoff: None
+) -> None:
+    records: list[AttemptRecord] = []
+    transport = ScriptedTransport(fail(100001, RequestId="Id-1"), ok(RequestId="Id-2"))
+    chat = make_chat(transport, on_attempt=records.append)
+    await chat.add_robot_to_room("room-1", "@RBT#1")
+    assert [(r.attempt, r.request_id) for r in records] == [(1, "Id-1"), (2, "Id-2")]
+    assert isinstance(records[0].error, InternalServerError)
+    assert records[1].error is None
+    assert all(r.endpoint == Endpoint.ROOM_ADD_ROBOT and r.elapsed >= 0 for r in records)
+
+
+async def test_a_failing_observer_does_not_fail_the_call(make_chat: MakeChat) -> None:
+    def broken(_: AttemptRecord) -> None:
+        raise RuntimeError("observer bug")
+
+    result = await make_chat(ScriptedTransport(ok()), on_attempt=broken).create_robot("@RBT#1")
+    assert result.request_id is None

@@ -112,10 +112,12 @@ async def test_chained_httpx_connect_error_carries_no_signature(
 async def test_aiohttp_path_logs_and_errors_are_clean(
     every_log_record: pytest.LogCaptureFixture,
 ) -> None:
-    async with loopback_server() as (base, _):
-        async with TencentChat(SDKAPPID, SECRET_KEY, base_url=base, max_retries=0) as chat:
-            with pytest.raises(BadResponseError) as caught:
-                await chat.get_all_robots()  # 404 page from the loopback server
+    async with (
+        loopback_server() as (base, _),
+        TencentChat(SDKAPPID, SECRET_KEY, base_url=base, max_retries=0) as chat,
+    ):
+        with pytest.raises(BadResponseError) as caught:
+            await chat.get_all_robots()  # 404 page from the loopback server
     async with TencentChat(SDKAPPID, SECRET_KEY, base_url=refused_url(), max_retries=0) as chat:
         with pytest.raises(APIConnectionError) as refused:
             await chat.get_all_robots()

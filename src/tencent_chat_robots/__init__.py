@@ -25,7 +25,7 @@ from ._exceptions import (
     ValidationError,
 )
 from ._limiter import Limiter, RateLimiter
-from ._models import ActionResult
+from ._models import ActionResult, AttemptRecord
 from ._regions import Region
 from ._retry import RetryDecision, retry_decision
 from ._transport import AiohttpTransport, HttpxTransport, RawResponse, Transport
@@ -42,6 +42,7 @@ __all__ = [
     "APITimeoutError",
     "ActionResult",
     "AiohttpTransport",
+    "AttemptRecord",
     "AuthenticationError",
     "BadResponseError",
     "Endpoint",

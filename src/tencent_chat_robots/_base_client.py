@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -20,7 +21,7 @@ import tenacity
 from ._auth import UserSigProvider
 from ._exceptions import APIError, BadResponseError, TencentChatError, error_class_for
 from ._limiter import Limiter
-from ._models import converter
+from ._models import AttemptRecord, converter
 from ._redact import redact
 from ._retry import RetryDecision, retry_decision
 from ._transport import RawResponse, Transport
@@ -96,6 +97,7 @@ class RequestSender:
         max_retries: int,
         timeout: float,
         max_in_flight: int,
+        on_attempt: Callable[[AttemptRecord], object] | None = None,
     ) -> None:
         self._prefix = base_url.rstrip("/") + "/v4/"
         self._query_head = f"?sdkappid={sdkappid}&identifier={quote(admin, safe='')}&usersig="
@@ -106,6 +108,7 @@ class RequestSender:
         self._timeout = timeout
         self._max_in_flight = max_in_flight
         self._slots: dict[str, anyio.Semaphore] = {}
+        self._on_attempt = on_attempt
 
     async def request(self, endpoint: str, body: object, result_type: type[T]) -> T:
         """POST ``body`` to ``endpoint`` and return the answer as ``result_type``."""
@@ -156,19 +159,18 @@ class RequestSender:
         )
         async for attempt in retrying:
             with attempt:
-                data = await self._attempt(endpoint, payload)
+                data = await self._attempt(endpoint, payload, attempt.retry_state.attempt_number)
         try:
             return converter.structure(data, result_type)
-        except (cattrs.BaseValidationError, TypeError, ValueError):
-            error = BadResponseError(
+        except (cattrs.BaseValidationError, TypeError, ValueError) as err:
+            raise BadResponseError(
                 f"answer from {endpoint} has fields of the wrong type",
                 status_code=200,
                 excerpt=_excerpt(json.dumps(data).encode()),
                 endpoint=endpoint,
-            )
-        raise error from None
+            ) from err
 
-    async def _attempt(self, endpoint: str, payload: bytes) -> dict[str, Any]:
+    async def _attempt(self, endpoint: str, payload: bytes, number: int) -> dict[str, Any]:
         slots = self._slots.get(endpoint)
         if slots is None:
             slots = self._slots[endpoint] = anyio.Semaphore(self._max_in_flight, fast_acquire=True)
@@ -179,10 +181,40 @@ class RequestSender:
                 f"{self._prefix}{endpoint}{self._query_head}{self._usersig.current()}"
                 f"&random={random.getrandbits(32)}&contenttype=json"
             )
+            started = anyio.current_time()
             try:
                 response = await self._transport.post(url, payload, timeout=self._timeout)
+                data = parse_envelope(response, endpoint)
             except TencentChatError as err:
                 if getattr(err, "endpoint", "") is None:
                     err.endpoint = endpoint  # type: ignore[attr-defined]
+                if self._on_attempt is not None:
+                    self._report(endpoint, number, started, err, getattr(err, "request_id", None))
                 raise
-        return parse_envelope(response, endpoint)
+        if self._on_attempt is not None:
+            request_id = data.get("RequestId")
+            self._report(endpoint, number, started, None, request_id)
+        return data
+
+    def _report(
+        self,
+        endpoint: str,
+        number: int,
+        started: float,
+        error: TencentChatError | None,
+        request_id: object,
+    ) -> None:
+        assert self._on_attempt is not None
+        record = AttemptRecord(
+            endpoint=endpoint,
+            attempt=number,
+            started=started,
+            elapsed=anyio.current_time() - started,
+            error=error,
+            request_id=request_id if isinstance(request_id, str) else None,
+        )
+        try:
+            self._on_attempt(record)
+        except Exception:
+            # An observer's bug must not turn a successful call into a failed one.
+            logger.exception("on_attempt callback failed for %s", endpoint)

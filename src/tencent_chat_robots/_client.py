@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 import httpx
@@ -26,6 +26,7 @@ from ._exceptions import ValidationError
 from ._limiter import Limiter, RateLimiter
 from ._models import (
     ActionResult,
+    AttemptRecord,
     CreateRobotRequest,
     DeleteRobotRequest,
     GetAllRobotsRequest,
@@ -93,7 +94,9 @@ class TencentChat:
     ``limiter`` replaces the built-in limiter, e.g. with one shared between processes.
     Internal errors, dropped connections and time-outs are retried ``max_retries``
     times. ``http_client`` sends through your own ``httpx.AsyncClient`` (never closed
-    by the SDK); by default a pooled aiohttp session is used.
+    by the SDK); by default a pooled aiohttp session is used. ``max_in_flight`` bounds
+    one endpoint's requests on the wire at once. ``on_attempt`` is called with an
+    :class:`AttemptRecord` after every try (for metrics: latency, retries).
 
     Use it as ``async with TencentChat(...) as chat:`` or call :meth:`aclose`.
     """
@@ -114,6 +117,7 @@ class TencentChat:
         http_client: httpx.AsyncClient | None = None,
         transport: Transport | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_attempt: Callable[[AttemptRecord], object] | None = None,
     ) -> None:
         self.sdkappid = _resolve_sdkappid(sdkappid)
         self.admin = admin or os.environ.get(ENV_ADMIN) or DEFAULT_ADMIN
@@ -177,6 +181,7 @@ class TencentChat:
             max_retries=max_retries,
             timeout=timeout,
             max_in_flight=max_in_flight,
+            on_attempt=on_attempt,
         )
 
     def __repr__(self) -> str:

@@ -13,10 +13,11 @@ import attrs
 from cattrs import Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._exceptions import ValidationError
+from ._exceptions import TencentChatError, ValidationError
 
 __all__ = [
     "ActionResult",
+    "AttemptRecord",
     "CreateRobotRequest",
     "DeleteRobotRequest",
     "GetAllRobotsRequest",
@@ -143,6 +144,23 @@ class GetAllRobotsResponse:
 
     robot_account: list[str] = _field("Robot_Account", factory=list)
     request_id: str | None = _field("RequestId", default=None)
+
+
+@attrs.frozen(slots=True)
+class AttemptRecord:
+    """One try of one call, as reported to ``TencentChat(on_attempt=...)``.
+
+    ``started`` is the event loop's clock when the request was handed to the transport
+    (after the rate permit); ``elapsed`` runs until the answer was parsed. ``error`` is
+    what the try raised (``None`` on success); a later try may still succeed.
+    """
+
+    endpoint: str
+    attempt: int
+    started: float
+    elapsed: float
+    error: TencentChatError | None = None
+    request_id: str | None = None
 
 
 _MODELS = (
