@@ -21,7 +21,9 @@ Every request goes through these checks, first failure wins:
 
 Checks 1-2 and the gateway faults 3-4 come before the rate limit because they model what
 happens in front of the API; the limit comes before authentication because the server
-counts every arrival, authenticated or not.
+counts every arrival, authenticated or not. State changes happen at receipt; ``latency``
+is slept afterwards, before the answer (or the drop). Every answer of a
+``room_engine_http_srv`` path carries a ``RequestId``, failures included.
 """
 
 from __future__ import annotations
@@ -65,8 +67,24 @@ _INFO = {
     60010: "the request requires app admin permissions",
     60012: "the request needs SDKAppID and identifier",
     70002: "usersig is empty",
+    # Documented codes a test may inject with fail_next, worded as the pages word them.
+    10001: "the user does not log in",
     10002: "internal error, please try again",
+    10003: "invalid request command",
+    10004: "invalid parameters",
+    10007: "insufficient permissions",
+    10008: "invalid request: admin permissions required or robot limit reached",
+    10010: "the group does not exist or was dismissed",
+    10015: "invalid group ID",
+    40006: "internal error while setting the profile, try again later",
+    40601: "the profile field exceeds the length limit of 500 bytes",
+    70398: "the number of accounts exceeds the limit",
     100001: "internal server error, please retry",
+    100002: "invalid parameter",
+    100004: "the room does not exist or was dismissed",
+    100005: "non-room member",
+    100006: "insufficient operation permissions",
+    100700: "the number of robots has reached the limit",
 }
 _BAD_GATEWAY = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -189,7 +207,8 @@ class FakeApp:
             drop = self.faults.take_drop(endpoint)
             if drop is False:
                 self.calls.append(Call(endpoint, arrival, logged_body, None, None, "dropped"))
-                return Reply(200, b"", dropped=True)
+                # Never sent; a non-empty length leaves the client waiting for it.
+                return Reply(200, b"{}", dropped=True)
             if drop is None and self.faults.take_bad_gateway(endpoint):
                 self.calls.append(Call(endpoint, arrival, logged_body, None, 502, "bad_gateway"))
                 return Reply(502, _BAD_GATEWAY, _HTML)

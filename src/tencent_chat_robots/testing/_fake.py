@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._usersig import generate_usersig
 from ._app import Call, FakeApp
@@ -14,6 +14,9 @@ from ._asgi_transport import ASGIAppTransport
 from ._faults import FaultPlan
 from ._serve import serve
 from ._state import ENDPOINTS, ChatState
+
+if TYPE_CHECKING:
+    from .._client import TencentChat
 
 __all__ = ["FAKE_BASE_URL", "FakeTencentChat"]
 
@@ -98,9 +101,10 @@ class FakeTencentChat:
         who = self.admin if identifier is None else identifier
         return generate_usersig(self.sdkappid, self.secret_key, who, expire)
 
-    def client(self, **options: Any) -> Any:
+    def client(self, **options: Any) -> TencentChat:
         """A ``TencentChat`` wired to this fake in-process; ``options`` override any argument."""
-        from tencent_chat_robots import TencentChat  # lazy: the client imports nothing of ours
+        # Lazy: importing the testing package must not import (or cycle with) the client.
+        from tencent_chat_robots import TencentChat
 
         kwargs: dict[str, Any] = {
             "sdkappid": self.sdkappid,

@@ -1,6 +1,18 @@
 """The fake app's data (robots, rooms, live groups) and each endpoint's documented rules.
 
 Pure synchronous logic: requests arrive here already authenticated, as a parsed JSON object.
+Within an endpoint the first failing check wins, in this order:
+
+- create_robot: UserID (string, ``@RBT#`` prefix, <= 32 UTF-8 bytes) 10004; Nick/FaceUrl/
+  SelfSignature not strings 10004, over 500 bytes 40601; a new valid robot past
+  ``max_robots`` 10008.
+- delete_robot: Robot_Account not a robot ever created 10004 (already deleted is OK).
+- room add/delete: RoomId, then Member_Account, not a non-empty string 100002; unknown
+  room 100004; add: not a valid robot 100002, room full 100700 (already in: OK);
+  delete: not in the room 100005.
+- live group add/del: GroupId not a string, Member_Account not a non-empty array of
+  strings 10004; malformed GroupId 10015; unknown group 10010; add: a member not a valid
+  robot 10004; del: a member never created as a robot 10004. All or nothing.
 """
 
 from __future__ import annotations

@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
 from ._fake import FakeTencentChat
+
+if TYPE_CHECKING:
+    from .._client import TencentChat
 
 __all__ = ["FakeChat", "fake_chat"]
 
@@ -32,7 +35,7 @@ class FakeChat(NamedTuple):
     """A fresh fake server and a ``TencentChat`` client connected to it in-process."""
 
     fake: FakeTencentChat
-    chat: Any  # tencent_chat_robots.TencentChat
+    chat: TencentChat
 
 
 async def _fake_chat() -> AsyncIterator[FakeChat]:

@@ -1,0 +1,98 @@
+"""The fake's Python face: identity, calls log, state inspection, client() wiring."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+
+from tencent_chat_robots._usersig import verify_usersig
+from tencent_chat_robots.testing import FAKE_BASE_URL, ASGIAppTransport, Call, FakeTencentChat
+
+CREATE = "openim_robot_http_svc/create_robot"
+GET_ALL = "openim_robot_http_svc/get_all_robots"
+
+
+def test_defaults() -> None:
+    fake = FakeTencentChat()
+    assert (fake.sdkappid, fake.secret_key, fake.admin) == (
+        1400000000,
+        "fake-secret-key",
+        "administrator",
+    )
+    assert fake.rate_limit == 200
+    assert (fake.latency, fake.latency_spread, fake.error_rate) == (0.0, 0.0, 0.0)
+    assert fake.robots == []
+    assert fake.calls == []
+    assert callable(fake.app)
+
+
+def test_usersig_is_valid_for_the_app() -> None:
+    fake = FakeTencentChat(sdkappid=1400000007, secret_key="s", admin="root")
+    verify_usersig(fake.usersig(), sdkappid=1400000007, secret_key="s", identifier="root")
+    verify_usersig(fake.usersig("u1"), sdkappid=1400000007, secret_key="s", identifier="u1")
+
+
+async def test_calls_log_every_request_in_order(api, clock) -> None:
+    await api.call(CREATE, {"UserID": "@RBT#1"})
+    clock.advance(0.5)
+    await api.call(GET_ALL, raw=b"junk")
+    await api.call(GET_ALL, path="/v4/nope/nope")
+    assert api.fake.calls == [
+        Call(CREATE, 1000.0, {"UserID": "@RBT#1"}, 0),
+        Call(GET_ALL, 1000.5, b"junk", 60003),
+        Call("nope/nope", 1000.5, {}, 60002),
+    ]
+    # A snapshot: mutating it does not touch the fake.
+    api.fake.calls.clear()
+    assert len(api.fake.calls) == 3
+    api.fake.reset_calls()
+    assert api.fake.calls == []
+    assert api.fake.robots == ["@RBT#1"]  # state survives a reset of the log
+
+
+async def test_lifespan_is_acknowledged(fake) -> None:
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await fake.app({"type": "lifespan"}, receive, send)
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+
+
+def _tencent_chat_available() -> bool:
+    try:
+        return hasattr(importlib.import_module("tencent_chat_robots"), "TencentChat")
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not _tencent_chat_available(), reason="TencentChat not written yet")
+async def test_client_is_wired_to_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tencent_chat_robots
+
+    captured: dict[str, Any] = {}
+
+    class Spy:
+        def __init__(self, **kwargs: Any) -> None:
+            captured.update(kwargs)
+
+    monkeypatch.setattr(tencent_chat_robots, "TencentChat", Spy)
+    fake = FakeTencentChat(sdkappid=1400000009, secret_key="k", admin="root")
+    fake.client(max_retries=0)
+    transport = captured.pop("transport")
+    assert isinstance(transport, ASGIAppTransport)
+    assert transport.app is fake.app
+    assert captured == {
+        "sdkappid": 1400000009,
+        "secret_key": "k",
+        "admin": "root",
+        "base_url": FAKE_BASE_URL,
+        "max_retries": 0,
+    }
