@@ -29,6 +29,9 @@ from ._transport import RawResponse, Transport
 __all__ = ["RequestSender"]
 
 logger = logging.getLogger("tencent_chat_robots")
+# A library leaves output to the application: without this, Python's last-resort
+# handler would print every retry warning to stderr of programs that set up no logging.
+logger.addHandler(logging.NullHandler())
 
 T = TypeVar("T")
 
