@@ -1,0 +1,80 @@
+"""What every command shares: connection options, the client they make, output helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+import click
+from rich.console import Console
+
+from .._client import TencentChat
+from .._exceptions import TencentChatError, ValidationError
+
+__all__ = ["ChatOptions", "console", "error_console", "exit_with", "print_json", "run"]
+
+T = TypeVar("T")
+
+console = Console(highlight=False)
+error_console = Console(stderr=True, highlight=False)
+
+
+@attrs.frozen
+class ChatOptions:
+    """Connection settings from flags; anything unset falls back to the TENCENT_CHAT_* env vars."""
+
+    sdkappid: str | None = None
+    secret_key: str | None = None
+    admin: str | None = None
+    region: str | None = None
+    base_url: str | None = None
+    rate_limit: float | None = None
+    json_output: bool = False
+
+    def client(self, **overrides: Any) -> TencentChat:
+        """A ``TencentChat`` for these settings; bad settings exit with a message."""
+        kwargs: dict[str, Any] = {
+            "sdkappid": self.sdkappid,
+            "secret_key": self.secret_key,
+            "admin": self.admin,
+            "region": self.region,
+            "base_url": self.base_url,
+        }
+        if self.rate_limit is not None:
+            kwargs["rate_limit"] = self.rate_limit
+        kwargs.update(overrides)
+        try:
+            return TencentChat(**kwargs)
+        except ValidationError as err:
+            exit_with(str(err), code=2)
+
+
+def exit_with(message: str, *, code: int = 1) -> NoReturn:
+    """Print ``message`` as an error and leave with ``code`` (no traceback: a user mistake)."""
+    error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise SystemExit(code)
+
+
+def print_json(data: object) -> None:
+    """Machine-readable output for scripts: one JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; an SDK error ends the command with its message."""
+    try:
+        return asyncio.run(coro)
+    except TencentChatError as err:
+        exit_with(f"{type(err).__name__}: {err}")
+    except KeyboardInterrupt:
+        exit_with("interrupted", code=130)
+
+
+def options_of(ctx: click.Context) -> ChatOptions:
+    """The group's :class:`ChatOptions`, from any sub-command's context."""
+    obj = ctx.find_object(ChatOptions)
+    return obj if obj is not None else ChatOptions()

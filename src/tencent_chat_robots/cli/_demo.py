@@ -1,0 +1,250 @@
+"""``tencent-chat-robots demo``: bulk robot provisioning against the embedded fake server.
+
+It shows what the SDK is for: thousands of calls through ``asyncio.gather``, each
+endpoint paced under the documented 200/s, injected internal errors absorbed by retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .._client import Endpoint, TencentChat
+from .._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
+from ..testing import FakeTencentChat
+from ._context import console, error_console, options_of, print_json, run
+from ._stats import RunStats
+
+__all__ = ["demo"]
+
+ROBOTS = 20  # the documented maximum per app
+
+
+def _plan(
+    rooms: int, groups: int, per_room: int, per_group_call: int
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The calls of each phase, as (endpoint, args) pairs, spreading robots evenly."""
+    robots = [f"@RBT#demo{i:02d}" for i in range(ROBOTS)]
+    room_ids = [f"demo-room-{i:04d}" for i in range(rooms)]
+    group_ids = [f"@TGS#demo{i:04d}" for i in range(groups)]
+    room_members = {
+        room: [robots[(i * per_room + j) % ROBOTS] for j in range(per_room)]
+        for i, room in enumerate(room_ids)
+    }
+    provision: list[tuple[Any, ...]] = [
+        (Endpoint.ROOM_ADD_ROBOT, room, robot)
+        for room, members in room_members.items()
+        for robot in members
+    ]
+    provision += [
+        (Endpoint.LIVE_GROUP_ADD_ROBOTS, group, robots[k : k + per_group_call])
+        for group in group_ids
+        for k in range(0, ROBOTS, per_group_call)
+    ]
+    provision.append((Endpoint.GET_ALL_ROBOTS,))
+    cleanup_rooms = room_ids[: max(1, rooms // 5)]
+    cleanup: list[tuple[Any, ...]] = [
+        (Endpoint.ROOM_DELETE_ROBOT, room, robot)
+        for room in cleanup_rooms
+        for robot in room_members[room]
+    ]
+    cleanup += [
+        (Endpoint.LIVE_GROUP_DEL_ROBOTS, g, robots) for g in group_ids[: max(1, groups // 5)]
+    ]
+    return {
+        "create": [(Endpoint.CREATE_ROBOT, robot) for robot in robots],
+        "provision": provision,
+        "cleanup": cleanup,
+        "delete": [(Endpoint.DELETE_ROBOT, robot) for robot in robots],
+        "rooms": [(room,) for room in room_ids],
+        "groups": [(group,) for group in group_ids],
+    }
+
+
+def _caller(chat: TencentChat) -> dict[str, Callable[..., Awaitable[object]]]:
+    return {
+        Endpoint.CREATE_ROBOT: lambda robot: chat.create_robot(
+            robot, nick=f"Demo {robot[-2:]}", self_signature="at your service"
+        ),
+        Endpoint.GET_ALL_ROBOTS: chat.get_all_robots,
+        Endpoint.DELETE_ROBOT: chat.delete_robot,
+        Endpoint.ROOM_ADD_ROBOT: chat.add_robot_to_room,
+        Endpoint.ROOM_DELETE_ROBOT: chat.remove_robot_from_room,
+        Endpoint.LIVE_GROUP_ADD_ROBOTS: chat.add_robots_to_live_group,
+        Endpoint.LIVE_GROUP_DEL_ROBOTS: chat.remove_robots_from_live_group,
+    }
+
+
+_LABELS = {
+    Endpoint.CREATE_ROBOT: "create_robot",
+    Endpoint.GET_ALL_ROBOTS: "get_all_robots",
+    Endpoint.DELETE_ROBOT: "delete_robot",
+    Endpoint.ROOM_ADD_ROBOT: "room add_robot",
+    Endpoint.ROOM_DELETE_ROBOT: "room delete_robot",
+    Endpoint.LIVE_GROUP_ADD_ROBOTS: "group add_robots",
+    Endpoint.LIVE_GROUP_DEL_ROBOTS: "group del_robots",
+}
+
+
+def _summary_table(stats: RunStats, fake: FakeTencentChat, elapsed: float) -> Table:
+    table = Table(title=f"Demo summary ({elapsed:.1f} s)", title_justify="left")
+    table.add_column("endpoint", no_wrap=True)
+    for column in ("calls", "ok", "sent max/s", "arrived max/s", "rate/s", "retries"):
+        table.add_column(column, justify="right")
+    table.add_column("errors")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p99 ms", justify="right")
+    for endpoint in Endpoint.ALL:
+        row = stats.endpoints.get(endpoint)
+        if row is None:
+            continue
+        data = row.as_dict()
+        errors = ", ".join(f"{name} {n}" for name, n in row.errors.items()) or "-"
+        table.add_row(
+            _LABELS[endpoint],
+            str(row.calls),
+            str(row.succeeded),
+            str(data["max_per_second"]),
+            str(fake.max_arrivals_in_window(endpoint)),
+            f"{row.sustained_rate:.0f}" if len(row.starts) > DEFAULT_RATE_LIMIT else "-",
+            str(row.retries),
+            errors,
+            f"{data['latency_p50_ms']:.1f}",
+            f"{data['latency_p99_ms']:.1f}",
+        )
+    return table
+
+
+async def _run_demo(
+    *,
+    rooms: int,
+    groups: int,
+    error_rate: float,
+    seed: int,
+    rate_limit: float,
+    json_output: bool,
+) -> int:
+    fake = FakeTencentChat(error_rate=error_rate, seed=seed)
+    plan = _plan(rooms, groups, per_room=min(10, ROBOTS), per_group_call=4)
+    for (room,) in plan["rooms"]:
+        fake.create_room(room)
+    for (group,) in plan["groups"]:
+        fake.create_live_group(group)
+    # A few scripted faults on top of the random ones, so every run shows retries.
+    fake.fail_next(Endpoint.CREATE_ROBOT, 10002, times=2)
+    fake.fail_next(Endpoint.ROOM_ADD_ROBOT, 100001, times=3)
+    fake.bad_gateway_next(Endpoint.LIVE_GROUP_ADD_ROBOTS, times=2)
+
+    stats = RunStats()
+    out: Console = error_console if json_output else console
+    phases: Sequence[tuple[str, str]] = (
+        ("create", "Creating the robots"),
+        ("provision", "Adding robots to rooms and live groups"),
+        ("cleanup", "Taking robots off some rooms and groups"),
+        ("delete", "Deleting the robots"),
+    )
+    began = time.monotonic()
+    async with fake.serve() as base_url:
+        out.print(f"Fake Tencent Chat server on [bold]{base_url}[/] (SDKAppID {fake.sdkappid})")
+        async with TencentChat(
+            fake.sdkappid,
+            fake.secret_key,
+            admin=fake.admin,
+            base_url=base_url,
+            rate_limit=rate_limit,
+            on_attempt=stats.record_attempt,
+        ) as chat:
+            call = _caller(chat)
+            with Progress(
+                TextColumn("{task.description:<44}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=out,
+            ) as progress:
+                for key, title in phases:
+                    steps = plan[key]
+                    task = progress.add_task(title, total=len(steps))
+
+                    async def one(step: tuple[Any, ...], task: Any = task) -> None:
+                        endpoint, *args = step
+                        error: BaseException | None = None
+                        try:
+                            await call[endpoint](*args)
+                        except Exception as err:  # counted and reported, never lost
+                            error = err
+                        stats.record_call(endpoint, error)
+                        progress.advance(task)
+
+                    async with anyio.create_task_group() as tg:
+                        for step in steps:
+                            tg.start_soon(one, step)
+    elapsed = time.monotonic() - began
+
+    if json_output:
+        print_json(
+            {
+                "elapsed_seconds": round(elapsed, 2),
+                "failed_calls": stats.failed,
+                "endpoints": [
+                    {**row.as_dict(), "max_per_second_arrived": fake.max_arrivals_in_window(e)}
+                    for e, row in stats.endpoints.items()
+                ],
+            }
+        )
+    else:
+        console.print(_summary_table(stats, fake, elapsed))
+        total = sum(row.calls for row in stats.endpoints.values())
+        retries = sum(row.retries for row in stats.endpoints.values())
+        verdict = (
+            "[bold green]every call succeeded[/]"
+            if stats.failed == 0
+            else f"[bold red]{stats.failed} calls failed[/]"
+        )
+        console.print(
+            f"{total} calls, {retries} retries absorbed, {verdict}; the server's limit is "
+            f"{DOCUMENTED_RATE_LIMIT}/s per endpoint, the client paced at {rate_limit:g}/s."
+        )
+    return 0 if stats.failed == 0 else 1
+
+
+@click.command()
+@click.option("--rooms", default=150, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--live-groups", "groups", default=75, show_default=True, type=click.IntRange(1, 100_000)
+)
+@click.option(
+    "--error-rate",
+    default=0.005,
+    show_default=True,
+    type=click.FloatRange(0, 0.5),
+    help="Share of calls the fake fails with an internal error.",
+)
+@click.option("--seed", default=7, show_default=True, help="Seed of the injected faults.")
+@click.pass_context
+def demo(ctx: click.Context, rooms: int, groups: int, error_rate: float, seed: int) -> None:
+    """Provision 20 robots into many rooms and live groups on an embedded fake server.
+
+    Starts the fake Tencent Chat server on loopback (no credentials needed), then makes
+    thousands of calls through asyncio.gather with injected internal errors, and ends
+    with a table per endpoint. Exit code 0 when every call succeeded.
+    """
+    options = options_of(ctx)
+    code = run(
+        _run_demo(
+            rooms=rooms,
+            groups=groups,
+            error_rate=error_rate,
+            seed=seed,
+            rate_limit=options.rate_limit or DEFAULT_RATE_LIMIT,
+            json_output=options.json_output,
+        )
+    )
+    raise SystemExit(code)

@@ -1,0 +1,81 @@
+"""``tencent-chat-robots fake-server``: the fake Tencent Chat server for other programs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from ..testing import FakeTencentChat
+from ._context import run
+
+__all__ = ["fake_server"]
+
+
+@click.command("fake-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, type=int, help="0 picks a free port.")
+@click.option("--sdkappid", "app_id", default=1400000000, type=int, show_default=True)
+@click.option("--secret-key", "key", default="fake-secret-key", show_default=True)
+@click.option("--admin", "admin", default="administrator", show_default=True)
+@click.option("--room", "rooms", multiple=True, help="A room that exists from the start.")
+@click.option(
+    "--live-group", "groups", multiple=True, help="A live group that exists from the start."
+)
+@click.option(
+    "--error-rate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of calls failing with an internal error.",
+)
+@click.option(
+    "--latency-spread",
+    default=0.0,
+    type=click.FloatRange(0),
+    help="Seconds of simulated network jitter at arrival.",
+)
+@click.option(
+    "--rate-limit",
+    "limit",
+    default=200,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Calls/s per endpoint; 0 for none.",
+)
+def fake_server(
+    host: str,
+    port: int,
+    app_id: int,
+    key: str,
+    admin: str,
+    rooms: tuple[str, ...],
+    groups: tuple[str, ...],
+    error_rate: float,
+    latency_spread: float,
+    limit: int,
+) -> None:
+    """Run the fake server until interrupted, printing its base URL."""
+    fake = FakeTencentChat(
+        sdkappid=app_id,
+        secret_key=key,
+        admin=admin,
+        rate_limit=limit or None,
+        error_rate=error_rate,
+        latency_spread=latency_spread,
+    )
+    for room in rooms:
+        fake.create_room(room)
+    for group in groups:
+        fake.create_live_group(group)
+
+    async def serve() -> None:
+        async with fake.serve(host, port) as base_url:
+            click.echo(base_url)  # alone on its line, for programs that start this one
+            await asyncio.Event().wait()
+
+    try:
+        run(serve())
+    except SystemExit as stop:
+        if stop.code == 130:  # Ctrl-C is how this command is meant to end
+            return
+        raise
