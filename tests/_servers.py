@@ -1,14 +1,19 @@
-"""A tiny aiohttp web server on loopback, for testing transports against real sockets."""
+"""Servers on loopback: a tiny aiohttp app for transport tests, the fake in a thread."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import attrs
 from aiohttp import web
+
+from tencent_chat_robots.testing import FakeTencentChat
 
 RELEASE = web.AppKey("release", asyncio.Event)
 
@@ -76,3 +81,39 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def fake_in_thread(fake: FakeTencentChat) -> Iterator[str]:
+    """Serve ``fake`` over loopback from a thread of its own; yield its base URL.
+
+    For code under test that runs its own event loop (``asyncio.run`` in a CLI or a
+    README example) and so cannot share the test's.
+    """
+    ready: queue.Queue[str | BaseException] = queue.Queue()
+    stop: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve() -> None:
+        nonlocal stop, loop
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            async with fake.serve() as base_url:
+                ready.put(base_url)
+                await stop.wait()
+        except BaseException as err:  # surfaced to the test thread below
+            ready.put(err)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    started = ready.get(timeout=30)
+    if isinstance(started, BaseException):
+        raise started
+    try:
+        yield started
+    finally:
+        assert loop is not None
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
