@@ -127,9 +127,10 @@ async def test_without_pacing_the_fake_does_refuse() -> None:
 async def test_default_aiohttp_transport_over_loopback() -> None:
     fake = FakeTencentChat()
     fake.create_room("room-1")
-    async with fake.serve() as base_url, TencentChat(
-        fake.sdkappid, fake.secret_key, admin=fake.admin, base_url=base_url
-    ) as chat:
+    async with (
+        fake.serve() as base_url,
+        TencentChat(fake.sdkappid, fake.secret_key, admin=fake.admin, base_url=base_url) as chat,
+    ):
         assert isinstance(chat._transport, AiohttpTransport)
         await chat.create_robot("@RBT#001")
         await asyncio.gather(*(chat.add_robot_to_room("room-1", "@RBT#001") for _ in range(20)))
