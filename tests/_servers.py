@@ -117,3 +117,4 @@ def fake_in_thread(fake: FakeTencentChat) -> Iterator[str]:
         assert stop is not None
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=30)
+        assert not thread.is_alive(), "the fake server did not stop"

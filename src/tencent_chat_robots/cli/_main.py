@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from .._constants import DEFAULT_RATE_LIMIT
+from ._commands import COMMANDS
 from ._context import ChatOptions
 from ._demo import demo
 from ._fake_server import fake_server
+from ._provision import provision
 
 __all__ = ["cli", "main"]
 
@@ -57,8 +59,8 @@ def cli(
     )
 
 
-cli.add_command(demo)
-cli.add_command(fake_server)
+for command in (*COMMANDS, provision, demo, fake_server):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,217 @@
+"""Commands for single calls: `robots list|create|delete`, `room add|remove`, `group add|remove`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+from rich.markup import escape
+
+from .._client import TencentChat
+from .._exceptions import ValidationError
+from .._models import (
+    ActionResult,
+    CreateRobotRequest,
+    DeleteRobotRequest,
+    LiveGroupRobotsRequest,
+    RoomRobotRequest,
+)
+from ._context import console, exit_with, options_of, print_json, run
+
+__all__ = ["COMMANDS", "group", "robots", "room"]
+
+T = TypeVar("T")
+
+
+def _check(build: Callable[[], object]) -> None:
+    """Apply the SDK's own argument rules before connecting; a broken rule exits 2."""
+    try:
+        build()
+    except ValidationError as err:
+        exit_with(str(err), code=2)
+
+
+def _call(ctx: click.Context, action: Callable[[TencentChat], Awaitable[T]]) -> T:
+    """Run ``action`` with a client made from the global options, then close it."""
+    # Made before the event loop starts so that bad settings exit 2, not as an API failure.
+    chat = options_of(ctx).client()
+
+    async def main() -> T:
+        async with chat:
+            return await action(chat)
+
+    return run(main())
+
+
+def _report(ctx: click.Context, result: ActionResult, message: str, **fields: object) -> None:
+    """``message`` for people, or ``{"ok": true, ...fields, "request_id": ...}`` with --json."""
+    if options_of(ctx).json_output:
+        print_json({"ok": True, **fields, "request_id": result.request_id})
+    else:
+        console.print(message)
+
+
+# --- robots -----------------------------------------------------------------------------
+
+
+@click.group()
+def robots() -> None:
+    """Create, list and delete robot accounts.
+
+    Robot UserIDs start with @RBT# and are at most 32 bytes.
+    """
+
+
+@robots.command("list")
+@click.pass_context
+def list_robots(ctx: click.Context) -> None:
+    """Print the UserID of every valid robot, one per line."""
+    ids = _call(ctx, lambda chat: chat.get_all_robots())
+    if options_of(ctx).json_output:
+        print_json(ids)
+    elif ids:
+        for user_id in ids:
+            console.print(escape(user_id))
+    else:
+        console.print("[dim]no robots[/]")
+
+
+@robots.command("create")
+@click.argument("user_id")
+@click.option("--nick", help="Display name.")
+@click.option("--face-url", help="Avatar URL.")
+@click.option("--self-signature", help="Status line shown on the profile.")
+@click.pass_context
+def create_robot(
+    ctx: click.Context,
+    user_id: str,
+    nick: str | None,
+    face_url: str | None,
+    self_signature: str | None,
+) -> None:
+    """Create robot USER_ID, or update its profile if it exists.
+
+    USER_ID must start with @RBT# and be at most 32 bytes; each profile field at most
+    500 bytes.
+    """
+    profile = {"nick": nick, "face_url": face_url, "self_signature": self_signature}
+    _check(lambda: CreateRobotRequest(user_id, **profile))
+    result = _call(ctx, lambda chat: chat.create_robot(user_id, **profile))
+    _report(ctx, result, f"created robot [bold]{escape(user_id)}[/]", user_id=user_id)
+
+
+@robots.command("delete")
+@click.argument("user_id")
+@click.pass_context
+def delete_robot(ctx: click.Context, user_id: str) -> None:
+    """Delete robot USER_ID.
+
+    Its UserID stays taken: creating it again brings the robot back.
+    """
+    _check(lambda: DeleteRobotRequest(user_id))
+    result = _call(ctx, lambda chat: chat.delete_robot(user_id))
+    _report(ctx, result, f"deleted robot [bold]{escape(user_id)}[/]", user_id=user_id)
+
+
+# --- room -------------------------------------------------------------------------------
+
+
+@click.group()
+def room() -> None:
+    """Add robots to Room Engine rooms or take them out."""
+
+
+@room.command("add")
+@click.argument("room_id")
+@click.argument("robot_id")
+@click.pass_context
+def room_add(ctx: click.Context, room_id: str, robot_id: str) -> None:
+    """Add robot ROBOT_ID to room ROOM_ID (a no-op if it is already in)."""
+    _check(lambda: RoomRobotRequest(room_id, robot_id))
+    result = _call(ctx, lambda chat: chat.add_robot_to_room(room_id, robot_id))
+    _report(
+        ctx,
+        result,
+        f"added [bold]{escape(robot_id)}[/] to room [bold]{escape(room_id)}[/]",
+        room_id=room_id,
+        robot_id=robot_id,
+    )
+
+
+@room.command("remove")
+@click.argument("room_id")
+@click.argument("robot_id")
+@click.pass_context
+def room_remove(ctx: click.Context, room_id: str, robot_id: str) -> None:
+    """Take robot ROBOT_ID out of room ROOM_ID."""
+    _check(lambda: RoomRobotRequest(room_id, robot_id))
+    result = _call(ctx, lambda chat: chat.remove_robot_from_room(room_id, robot_id))
+    _report(
+        ctx,
+        result,
+        f"removed [bold]{escape(robot_id)}[/] from room [bold]{escape(room_id)}[/]",
+        room_id=room_id,
+        robot_id=robot_id,
+    )
+
+
+# --- live groups ------------------------------------------------------------------------
+
+
+def _names(ids: list[str]) -> str:
+    return ", ".join(f"[bold]{escape(i)}[/]" for i in ids)
+
+
+@click.group()
+def group() -> None:
+    """Pin robots to live groups (AVChatRoom) or unpin them.
+
+    A pinned robot shows in the group's online member list without joining it.
+    """
+
+
+@group.command("add")
+@click.argument("group_id")
+@click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
+@click.pass_context
+def group_add(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) -> None:
+    """Pin robots ROBOT_ID... to live group GROUP_ID.
+
+    One call for all of them: if one is refused, none is pinned.
+    """
+    ids = list(robot_ids)
+    _check(lambda: LiveGroupRobotsRequest(group_id, ids))
+    result = _call(ctx, lambda chat: chat.add_robots_to_live_group(group_id, ids))
+    _report(
+        ctx,
+        result,
+        f"added {_names(ids)} to live group [bold]{escape(group_id)}[/]",
+        group_id=group_id,
+        robot_ids=ids,
+    )
+
+
+@group.command("remove")
+@click.argument("group_id")
+@click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
+@click.pass_context
+def group_remove(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) -> None:
+    """Unpin robots ROBOT_ID... from live group GROUP_ID.
+
+    One call for all of them: if one is refused, none is unpinned.
+    """
+    ids = list(robot_ids)
+    _check(lambda: LiveGroupRobotsRequest(group_id, ids))
+    result = _call(ctx, lambda chat: chat.remove_robots_from_live_group(group_id, ids))
+    _report(
+        ctx,
+        result,
+        f"removed {_names(ids)} from live group [bold]{escape(group_id)}[/]",
+        group_id=group_id,
+        robot_ids=ids,
+    )
+
+
+COMMANDS = (robots, room, group)
+"""The groups to register on the top-level ``cli``."""

@@ -1,0 +1,78 @@
+"""``demo`` and ``fake-server``, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from tencent_chat_robots import Endpoint, TencentChat
+from tencent_chat_robots.cli._main import cli
+
+
+def test_demo_small_run_succeeds_within_the_limit() -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--json", "demo", "--rooms", "12", "--live-groups", "6"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["failed_calls"] == 0
+    rows = {row["endpoint"]: row for row in report["endpoints"]}
+    assert set(rows) == set(Endpoint.ALL)
+    assert rows[Endpoint.CREATE_ROBOT]["calls"] == 20
+    assert rows[Endpoint.ROOM_ADD_ROBOT]["calls"] == 12 * 10
+    # Scripted faults on create_robot and room add_robot were retried, not lost.
+    assert rows[Endpoint.CREATE_ROBOT]["retries"] >= 2
+    assert rows[Endpoint.ROOM_ADD_ROBOT]["retries"] >= 3
+    for row in rows.values():
+        assert row["succeeded"] == row["calls"]
+        assert row["max_per_second"] <= 190
+        assert row["max_per_second_arrived"] <= 200
+
+
+def test_demo_prints_a_table_for_people() -> None:
+    result = CliRunner().invoke(
+        cli, ["demo", "--rooms", "2", "--live-groups", "1"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "Demo summary" in result.output
+    for label in ("create_robot", "room add_robot", "group del_robots"):
+        assert label in result.output
+    assert "every call succeeded" in result.output
+
+
+def test_fake_server_command_serves_other_programs() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from tencent_chat_robots.cli import main; main()",
+            "fake-server",
+            "--room",
+            "room-1",
+            "--secret-key",
+            "k",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+
+        async def use_it() -> list[str]:
+            async with TencentChat(1400000000, "k", base_url=base_url) as chat:
+                await chat.create_robot("@RBT#1")
+                await chat.add_robot_to_room("room-1", "@RBT#1")
+                return await chat.get_all_robots()
+
+        assert asyncio.run(use_it()) == ["@RBT#1"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tencent_chat_robots import Endpoint
+from tencent_chat_robots.cli._provision import load_plan
+
+from .conftest import Served, invoke
+
+GROUP = "@TGS#live1"
+
+
+def write(tmp_path: Path, name: str, content: str) -> str:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    return str(path)
+
+
+def json_plan(*robots: Mapping[str, object]) -> str:
+    return json.dumps({"robots": [dict(r) for r in robots]})
+
+
+@pytest.fixture
+def places(served: Served) -> Served:
+    served.fake.create_room("room-1")
+    served.fake.create_room("room-2")
+    served.fake.create_live_group(GROUP)
+    return served
+
+
+def group_add_calls(served: Served) -> int:
+    return sum(c.endpoint == Endpoint.LIVE_GROUP_ADD_ROBOTS for c in served.fake.calls)
+
+
+def test_json_plan(places: Served, tmp_path: Path) -> None:
+    plan = json_plan(
+        {
+            "user_id": "@RBT#001",
+            "nick": "Helper",
+            "self_signature": "here to help",
+            "rooms": ["room-1", "room-2"],
+            "live_groups": [GROUP],
+        },
+        {"user_id": "@RBT#002", "rooms": ["room-1"], "live_groups": [GROUP]},
+        {"user_id": "@RBT#003"},
+    )
+    result = places.invoke("provision", write(tmp_path, "plan.json", plan))
+
+    assert result.exit_code == 0, result.output
+    assert "7 succeeded, 0 failed, 0 skipped" in result.stdout
+    fake = places.fake
+    assert sorted(fake.robots) == ["@RBT#001", "@RBT#002", "@RBT#003"]
+    assert fake.robot_profile("@RBT#001") == {"Nick": "Helper", "SelfSignature": "here to help"}
+    assert sorted(fake.room_members("room-1")) == ["@RBT#001", "@RBT#002"]
+    assert fake.room_members("room-2") == ["@RBT#001"]
+    assert sorted(fake.live_group_members(GROUP)) == ["@RBT#001", "@RBT#002"]
+    assert group_add_calls(places) == 1  # both robots in one call
+
+
+def test_csv_plan(places: Served, tmp_path: Path) -> None:
+    plan = (
+        "\ufeffuser_id,nick,face_url,self_signature,rooms,live_groups\n"  # Excel's BOM
+        f"@RBT#001,Helper,https://x/y.png,,room-1;room-2,{GROUP}\n"
+        "\n"
+        '@RBT#002,"Second, with comma",,,"room-1  room-2",\n'
+        "@RBT#003\n"  # a short row: the rest empty
+    )
+    result = places.invoke("provision", write(tmp_path, "plan.csv", plan))
+
+    assert result.exit_code == 0, result.output
+    fake = places.fake
+    assert sorted(fake.robots) == ["@RBT#001", "@RBT#002", "@RBT#003"]
+    assert fake.robot_profile("@RBT#001") == {"Nick": "Helper", "FaceUrl": "https://x/y.png"}
+    assert fake.robot_profile("@RBT#002") == {"Nick": "Second, with comma"}
+    assert fake.robot_profile("@RBT#003") == {}
+    assert sorted(fake.room_members("room-1")) == ["@RBT#001", "@RBT#002"]
+    assert sorted(fake.room_members("room-2")) == ["@RBT#001", "@RBT#002"]
+    assert fake.live_group_members(GROUP) == ["@RBT#001"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [json_plan({"user_id": "@RBT#001", "rooms": ["room-1"]}), "user_id,rooms\n@RBT#001,room-1\n"],
+)
+def test_other_extensions_are_sniffed(places: Served, tmp_path: Path, content: str) -> None:
+    result = places.invoke("provision", write(tmp_path, "plan.txt", content))
+    assert result.exit_code == 0, result.output
+    assert places.fake.room_members("room-1") == ["@RBT#001"]
+
+
+def test_one_failing_item_is_listed_and_the_rest_done(places: Served, tmp_path: Path) -> None:
+    plan = json_plan(
+        {"user_id": "@RBT#001", "rooms": ["room-1", "no-such-room"]},
+        {"user_id": "@RBT#002", "rooms": ["room-1"], "live_groups": [GROUP]},
+    )
+    result = places.invoke("provision", write(tmp_path, "plan.json", plan))
+
+    assert result.exit_code == 1
+    assert "5 succeeded, 1 failed, 0 skipped" in result.stdout
+    failure = next(line for line in result.stdout.splitlines() if "no-such-room" in line)
+    assert "room add no-such-room @RBT#001: NotFoundError: error 100004" in failure
+    assert sorted(places.fake.room_members("room-1")) == ["@RBT#001", "@RBT#002"]
+    assert places.fake.live_group_members(GROUP) == ["@RBT#002"]
+
+
+def test_json_report(places: Served, tmp_path: Path) -> None:
+    plan = json_plan(
+        {"user_id": "@RBT#001", "rooms": ["no-such-room"], "live_groups": [GROUP]},
+    )
+    result = places.invoke("--json", "provision", write(tmp_path, "plan.json", plan))
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)  # the progress bar went to stderr
+    assert report["succeeded"] == 2
+    assert report["skipped"] == []
+    [failed] = report["failed"]
+    assert failed["item"] == "room add no-such-room @RBT#001"
+    assert failed["error"] == "NotFoundError"
+    assert "100004" in failed["message"]
+
+
+def test_adds_of_a_robot_not_created_are_skipped(places: Served, tmp_path: Path) -> None:
+    # Exactly one of the two creations fails; which one depends on arrival order.
+    places.fake.fail_next(Endpoint.CREATE_ROBOT, 10008)
+    plan = json_plan(
+        {"user_id": "@RBT#001", "rooms": ["room-1"], "live_groups": [GROUP]},
+        {"user_id": "@RBT#002", "rooms": ["room-1"], "live_groups": [GROUP]},
+    )
+    result = places.invoke("--json", "provision", write(tmp_path, "plan.json", plan))
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    [failed] = report["failed"]
+    assert failed["error"] == "InvalidRequestError"
+    lost = failed["item"].removeprefix("create ")
+    [kept] = {"@RBT#001", "@RBT#002"} - {lost}
+    assert {s["item"] for s in report["skipped"]} == {
+        f"room add room-1 {lost}",
+        f"group add {GROUP} {lost}",
+    }
+    assert report["succeeded"] == 3  # kept's creation, room add and group add
+    assert places.fake.room_members("room-1") == [kept]
+    assert places.fake.live_group_members(GROUP) == [kept]
+
+
+def test_no_group_call_when_none_of_its_robots_exists(places: Served, tmp_path: Path) -> None:
+    places.fake.fail_next(Endpoint.CREATE_ROBOT, 10008)
+    plan = json_plan({"user_id": "@RBT#001", "live_groups": [GROUP]})
+    result = places.invoke("provision", write(tmp_path, "plan.json", plan))
+
+    assert result.exit_code == 1
+    assert f"group add {GROUP} @RBT#001: robot @RBT#001 was not created" in result.stdout
+    assert group_add_calls(places) == 0
+
+
+MALFORMED = [
+    ("plan.json", '{"robots": [', "not valid JSON"),
+    ("plan.json", "[]", "must be a JSON object"),
+    ("plan.json", '{"bots": []}', 'missing key "robots"'),
+    ("plan.json", '{"robots": [], "extra": 1}', "unknown key(s) 'extra'"),
+    ("plan.json", '{"robots": []}', "the plan lists no robots"),
+    ("plan.json", '{"robots": {"user_id": "@RBT#1"}}', "robots: must be a list"),
+    ("plan.json", '{"robots": ["@RBT#1"]}', "robots[0]: must be an object"),
+    ("plan.json", json_plan({"nick": "x"}), "robots[0]: user_id is required"),
+    ("plan.json", json_plan({"user_id": "bob"}), "robots[0]: UserID (user_id) must start with"),
+    ("plan.json", json_plan({"user_id": "@RBT#" + "x" * 30}), "at most 32 UTF-8 bytes"),
+    ("plan.json", json_plan({"user_id": "@RBT#1", "nick": 5}), "Nick (nick) must be a string"),
+    ("plan.json", json_plan({"user_id": "@RBT#1", "room": ["r"]}), "unknown field(s) room"),
+    ("plan.json", json_plan({"user_id": "@RBT#1", "rooms": "r"}), "robots[0].rooms: must be a"),
+    ("plan.json", json_plan({"user_id": "@RBT#1", "live_groups": [""]}), ".live_groups[0]:"),
+    ("plan.json", json_plan({"user_id": "@RBT#1"}, {"user_id": "@RBT#1"}), "listed twice"),
+    ("plan.csv", "", "empty CSV"),
+    ("plan.csv", "user_id,nick\n", "the plan lists no robots"),
+    ("plan.csv", "user_id,room\n@RBT#1,r\n", "unknown column(s) 'room'"),
+    ("plan.csv", "nick,rooms\nx,r\n", "missing column 'user_id'"),
+    ("plan.csv", "user_id,nick\n@RBT#1,a\n,b\n", "line 3: user_id is required"),
+    ("plan.csv", "user_id,nick\n@RBT#1,a,extra\n", "line 2: 3 cells, but the header has 2"),
+    ("plan.csv", "user_id\nrobot-1\n", "line 2: UserID (user_id) must start with '@RBT#'"),
+    ("plan.txt", "user_id,rooms,rooms\n@RBT#1,a,b\n", "appears twice"),
+    ("plan.csv", "user_id\n" + "x" * 200_000 + "\n", "not valid CSV: field larger"),
+    ("plan.json", json_plan({"user_id": "@RBT#1", "rooms": ["a", " "]}), "robots[0].rooms[1]:"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), MALFORMED)
+def test_malformed_plan_exits_2_before_any_call(
+    served: Served, tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = write(tmp_path, name, content)
+    result = served.invoke("provision", path)
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert name in result.stderr  # the message names the file
+    assert "Traceback" not in result.output
+    assert served.fake.calls == []
+
+
+def test_plan_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_bytes(b"user_id\n\xff\xfe\n")
+    result = invoke("provision", str(path))
+    assert result.exit_code == 2
+    assert "cannot read the plan" in result.stderr
+
+
+def test_missing_plan_file_exits_2(tmp_path: Path) -> None:
+    result = invoke("provision", str(tmp_path / "nope.json"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_good_plan_without_credentials_exits_2(tmp_path: Path) -> None:
+    result = invoke("provision", write(tmp_path, "plan.json", json_plan({"user_id": "@RBT#1"})))
+    assert result.exit_code == 2
+    assert "sdkappid is required" in result.stderr
+    assert "Traceback" not in result.output
+
+
+ids = st.lists(
+    st.text(
+        st.characters(blacklist_categories=("Cs", "Z", "Cc"), blacklist_characters=";,\"'"),
+        min_size=1,
+        max_size=8,
+    ),
+    max_size=4,
+)
+
+
+@given(rooms=ids, groups=ids)
+def test_csv_and_json_plans_agree(rooms: list[str], groups: list[str]) -> None:
+    robot = {"user_id": "@RBT#1", "nick": "n", "rooms": rooms, "live_groups": groups}
+    csv_text = f"user_id,nick,rooms,live_groups\n@RBT#1,n,{';'.join(rooms)},{' '.join(groups)}\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        from_json = load_plan(Path(write(Path(tmp), "p.json", json_plan(robot))))
+        from_csv = load_plan(Path(write(Path(tmp), "p.csv", csv_text)))
+    assert from_json == from_csv
+    assert from_csv[0].rooms == tuple(dict.fromkeys(rooms))
+
+
+def test_failures_are_listed_in_plan_order(places: Served, tmp_path: Path) -> None:
+    missing = [f"gone-{i}" for i in range(6)]
+    plan = json_plan({"user_id": "@RBT#001", "rooms": missing})
+    result = places.invoke("--json", "provision", write(tmp_path, "plan.json", plan))
+
+    assert result.exit_code == 1
+    items = [f["item"] for f in json.loads(result.stdout)["failed"]]
+    assert items == [f"room add {room} @RBT#001" for room in missing]
