@@ -490,3 +490,34 @@ async def test_a_failing_observer_does_not_fail_the_call(make_chat: MakeChat) ->
 
     result = await make_chat(ScriptedTransport(ok()), on_attempt=broken).create_robot("@RBT#1")
     assert result.request_id is None
+
+
+def test_a_rate_limit_refusal_pauses_the_whole_endpoint() -> None:
+    """After a 60007 the other callers of that endpoint hold off too, not only the refused one."""
+
+    async def main(loop: VirtualClockLoop) -> tuple[list[float], float]:
+        sends: list[float] = []
+        refused_at: list[float] = []
+
+        def answer(_: Any) -> dict[str, Any]:
+            sends.append(loop.time())
+            if len(sends) == 5:
+                refused_at.append(loop.time())
+                return fail(60007)
+            return ok()
+
+        chat = TencentChat(
+            SDKAPPID,
+            SECRET_KEY,
+            base_url="http://h",
+            rate_limit=50,
+            transport=ScriptedTransport(answer=answer),
+        )
+        await asyncio.gather(*(chat.delete_robot("@RBT#1") for _ in range(20)))
+        return sends, refused_at[0]
+
+    sends, refused_at = run_virtual(main)
+    assert len(sends) == 21
+    after = [t for t in sends if t > refused_at]
+    assert len(after) == 16
+    assert min(after) >= refused_at + 1.0

@@ -232,3 +232,16 @@ async def test_real_time_pacing_with_wide_margin() -> None:
     elapsed = time.monotonic() - began
     assert max_in_window(starts) <= 50
     assert 1.0 <= elapsed < 10.0
+
+
+def test_pause_holds_every_waiter_back_then_resumes_paced() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[float, list[float]]:
+        limiter = RateLimiter(100)
+        await _gather_starts(limiter, loop, 10)
+        paused_at = loop.time()
+        await limiter.pause(KEY, 1.5)
+        return paused_at, await _gather_starts(limiter, loop, 50)
+
+    paused_at, starts = run_virtual(main)
+    assert min(starts) >= paused_at + 1.5
+    assert _min_spread_of_three(starts) >= 1 / 100 - 1e-9

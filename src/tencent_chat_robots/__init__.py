@@ -24,7 +24,7 @@ from ._exceptions import (
     TencentChatError,
     ValidationError,
 )
-from ._limiter import Limiter, RateLimiter
+from ._limiter import Limiter, PausableLimiter, RateLimiter
 from ._models import ActionResult, AttemptRecord
 from ._regions import Region
 from ._retry import RetryDecision, retry_decision
@@ -54,6 +54,7 @@ __all__ = [
     "Limiter",
     "NotFoundError",
     "NotRoomMemberError",
+    "PausableLimiter",
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimiter",

@@ -19,8 +19,15 @@ import cattrs
 import tenacity
 
 from ._auth import UserSigProvider
-from ._exceptions import APIError, BadResponseError, TencentChatError, error_class_for
-from ._limiter import Limiter
+from ._constants import RATE_LIMITED_PAUSE
+from ._exceptions import (
+    APIError,
+    BadResponseError,
+    RateLimitError,
+    TencentChatError,
+    error_class_for,
+)
+from ._limiter import Limiter, PausableLimiter
 from ._models import AttemptRecord, converter
 from ._redact import redact
 from ._retry import RetryDecision, retry_decision
@@ -107,6 +114,7 @@ class RequestSender:
         self._usersig = usersig
         self._transport = transport
         self._limiter = limiter
+        self._pausable = limiter if isinstance(limiter, PausableLimiter) else None
         self._max_retries = max_retries
         self._timeout = timeout
         self._max_in_flight = max_in_flight
@@ -206,6 +214,9 @@ class RequestSender:
             except TencentChatError as err:
                 if getattr(err, "endpoint", "") is None:
                     err.endpoint = endpoint  # type: ignore[attr-defined]
+                if isinstance(err, RateLimitError) and self._pausable is not None:
+                    # Everyone sharing the limiter backs off, not only this caller.
+                    await self._pausable.pause(endpoint, RATE_LIMITED_PAUSE)
                 if self._on_attempt is not None:
                     self._report(endpoint, number, started, err, getattr(err, "request_id", None))
                 raise

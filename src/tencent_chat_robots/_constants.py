@@ -22,6 +22,9 @@ USERSIG_LIFETIME = 86400
 INITIAL_RETRY_DELAY = 0.25
 MAX_RETRY_DELAY = 8.0
 RATE_LIMITED_RETRY_DELAY = 1.0
+# After a frequency refusal the endpoint's whole schedule holds off this long, so the
+# server's window (one second) drains before anyone sends again.
+RATE_LIMITED_PAUSE = 1.0
 
 ENV_SDKAPPID = "TENCENT_CHAT_SDKAPPID"
 ENV_SECRET_KEY = "TENCENT_CHAT_SECRET_KEY"

@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Limiter", "RateLimiter"]
+__all__ = ["Limiter", "PausableLimiter", "RateLimiter"]
 
 _WINDOW = 1.0
 # Waits shorter than this are rounding noise in float clock arithmetic; sleeping on
@@ -39,6 +39,17 @@ class Limiter(Protocol):
     """
 
     async def acquire(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class PausableLimiter(Limiter, Protocol):
+    """A limiter the client can tell that the server refused a call for frequency.
+
+    After a 60007-style refusal the client calls ``pause(key, seconds)``: no request of
+    that key should start for ``seconds``, for every caller sharing the limiter.
+    """
+
+    async def pause(self, key: str, seconds: float) -> None: ...
 
 
 class _KeyLimiter:
@@ -59,6 +70,10 @@ class _KeyLimiter:
         if len(starts) == starts.maxlen:
             wait = max(wait, _WINDOW - (now - starts[0]))
         return wait
+
+    def pause(self, until: float) -> None:
+        # The head waiter re-reads the schedule when it wakes, so it honours this too.
+        self._tat = max(self._tat, until + self._tolerance)
 
     def grant(self, now: float) -> None:
         self._tat = max(self._tat, now) + self._interval
@@ -101,9 +116,16 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate!r}, burst={self.burst!r})"
 
-    async def acquire(self, key: str) -> None:
-        """Wait for this key's next start; served in the order callers arrive."""
+    def _key(self, key: str) -> _KeyLimiter:
         limiter = self._keys.get(key)
         if limiter is None:
             limiter = self._keys[key] = _KeyLimiter(self.rate, self.burst, self._clock)
-        await limiter.acquire()
+        return limiter
+
+    async def acquire(self, key: str) -> None:
+        """Wait for this key's next start; served in the order callers arrive."""
+        await self._key(key).acquire()
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Start nothing of ``key`` for ``seconds`` (the server said we were too fast)."""
+        self._key(key).pause(self._clock() + seconds)
