@@ -96,3 +96,28 @@ async def test_client_is_wired_to_the_fake(monkeypatch: pytest.MonkeyPatch) -> N
         "base_url": FAKE_BASE_URL,
         "max_retries": 0,
     }
+
+
+def test_state_can_be_arranged_without_rest_calls() -> None:
+    fake = FakeTencentChat()
+    fake.create_room("room-1")
+    fake.create_live_group("@TGS#g")
+    fake.create_robot("@RBT#1", Nick="Jarvis")
+    fake.add_room_member("room-1", "@RBT#1")
+    fake.add_live_group_members("@TGS#g", ["@RBT#1"])
+    assert fake.robots == ["@RBT#1"]
+    assert fake.robot_profile("@RBT#1") == {"Nick": "Jarvis"}
+    assert fake.room_members("room-1") == ["@RBT#1"]
+    assert fake.live_group_members("@TGS#g") == ["@RBT#1"]
+    assert fake.calls == []
+
+
+def test_arranging_follows_the_documented_rules() -> None:
+    fake = FakeTencentChat(max_robots=1)
+    fake.create_robot("@RBT#1")
+    with pytest.raises(ValueError, match="10008"):
+        fake.create_robot("@RBT#2")
+    with pytest.raises(ValueError, match="10004"):
+        fake.create_robot("robot")
+    with pytest.raises(ValueError, match="100004"):
+        fake.add_room_member("no-room", "@RBT#1")

@@ -13,7 +13,7 @@ from ._app import Call, FakeApp
 from ._asgi_transport import ASGIAppTransport
 from ._faults import FaultPlan
 from ._serve import serve
-from ._state import ENDPOINTS, ChatState
+from ._state import ADD_ROBOTS, CREATE_ROBOT, ENDPOINTS, ROOM_ADD_ROBOT, ChatState
 
 if TYPE_CHECKING:
     from .._client import TencentChat
@@ -141,6 +141,30 @@ class FakeTencentChat:
         """Remove a live group; later calls naming it get 10010. KeyError if unknown."""
         with self._lock:
             self._state.dismiss_live_group(group_id)
+
+    # --- arranging state directly (as if earlier REST calls had done it) ---
+
+    def create_robot(self, user_id: str, **profile: str) -> None:
+        """Create a robot by the documented rules without a REST call (none is logged).
+
+        ``profile`` takes the vendor's keys: ``Nick``, ``FaceUrl``, ``SelfSignature``.
+        ValueError, naming the code the server would answer, if the rules refuse it.
+        """
+        self._arrange(CREATE_ROBOT, {"UserID": user_id, **profile})
+
+    def add_room_member(self, room_id: str, robot: str) -> None:
+        """Put a robot into a room without a REST call; ValueError if the rules refuse."""
+        self._arrange(ROOM_ADD_ROBOT, {"RoomId": room_id, "Member_Account": robot})
+
+    def add_live_group_members(self, group_id: str, robots: list[str]) -> None:
+        """Pin robots to a live group without a REST call; ValueError if the rules refuse."""
+        self._arrange(ADD_ROBOTS, {"GroupId": group_id, "Member_Account": list(robots)})
+
+    def _arrange(self, endpoint: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            answer = self._state.handle(endpoint, body)
+        if answer.code != 0:
+            raise ValueError(f"{endpoint} would answer {answer.code}: {answer.info}")
 
     # --- state inspection ---
 
