@@ -201,9 +201,14 @@ def machine() -> dict[str, Any]:
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/NAME.json`` (with the machine noted) and say where."""
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    """Write ``benchmarks/results/NAME.json`` (with the machine noted) and say where.
+
+    ``--quick`` runs go to ``results/quick/`` so a smoke test never replaces the
+    published numbers.
+    """
+    folder = RESULTS / "quick" if quick_flag() else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
     print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     return path
