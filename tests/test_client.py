@@ -30,6 +30,7 @@ from tencent_chat_robots import (
     ValidationError,
     verify_usersig,
 )
+from tencent_chat_robots.testing import FakeTencentChat
 
 from ._virtual_time import VirtualClockLoop, max_in_window, run_virtual
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, ScriptedTransport, fail, ok
@@ -135,11 +136,18 @@ async def test_fixed_usersig_is_sent_as_given(make_chat: MakeChat) -> None:
     assert transport.sent[0].params["usersig"] == "fixed-sig"
 
 
-async def test_limiter_waiting_is_not_part_of_the_timeout(make_chat: MakeChat) -> None:
-    transport = ScriptedTransport()
-    async with make_chat(transport, timeout=4.5) as chat:
-        await chat.delete_robot("@RBT#1")
-    assert transport.sent[0].timeout == 4.5
+def test_limiter_waiting_is_not_part_of_the_timeout() -> None:
+    """Calls queued behind the limiter far longer than ``timeout`` still succeed."""
+
+    async def main(loop: VirtualClockLoop) -> float:
+        fake = FakeTencentChat()
+        # The fake's in-process transport enforces the timeout around each request.
+        chat = fake.client(rate_limit=2, timeout=0.5, max_retries=0)
+        began = loop.time()
+        await asyncio.gather(*(chat.get_all_robots() for _ in range(6)))
+        return loop.time() - began
+
+    assert run_virtual(main) >= 2.0  # the last call waited four timeouts for its permit
 
 
 # -- envelopes and typed errors --------------------------------------------------------
@@ -193,6 +201,8 @@ def test_the_code_table_matches_the_issue() -> None:
         (RawResponse(200, b'{"ErrorCode": 0, "ActionStatus": "FAIL"}'), "ActionStatus 'FAIL'"),
         (RawResponse(200, b'{"ErrorCode": 0, "ActionStatus": "OK", "Robot_Account": "x"}'), "type"),
         (RawResponse(200, b'{"ErrorCode":0,"ActionStatus":"OK","Robot_Account":[1]}'), "type"),
+        (RawResponse(200, b"[" * 100_000), "not the documented JSON envelope"),
+        (RawResponse(200, b"\xff\xfe{}"), "not the documented JSON envelope"),
     ],
 )
 async def test_bad_responses_raise_bad_response_error(
@@ -521,3 +531,56 @@ def test_a_rate_limit_refusal_pauses_the_whole_endpoint() -> None:
     after = [t for t in sends if t > refused_at]
     assert len(after) == 16
     assert min(after) >= refused_at + 1.0
+
+
+async def test_a_closed_client_refuses_calls(make_chat: MakeChat) -> None:
+    transport = ScriptedTransport()
+    chat = make_chat(transport)
+    await chat.aclose()
+    with pytest.raises(TencentChatError, match="closed"):
+        await chat.delete_robot("@RBT#1")
+    assert transport.sent == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sdkappid": 1.9}, "sdkappid must be an integer"),
+        ({"sdkappid": True}, "sdkappid must be an integer"),
+        ({"timeout": "5"}, "timeout must be a number"),
+        ({"timeout": 0}, "timeout must be a number >= 0.001"),
+        ({"rate_limit": "190"}, "rate_limit must be a number"),
+        ({"rate_limit": 0.5}, "rate_limit must be a number >= 1"),
+        ({"max_retries": 1.5}, "max_retries must be a whole number"),
+        ({"max_in_flight": 0}, "max_in_flight must be a whole number >= 1"),
+        ({"admin": 123}, "admin must be a non-empty string"),
+        ({"secret_key": b"k"}, "secret_key must be a non-empty string"),
+        ({"base_url": "localhost:8000"}, "base_url must look like https://host"),
+        ({"base_url": "ftp://example.com"}, "base_url must look like"),
+        ({"base_url": "http://[::1"}, "not a valid URL"),
+        ({"base_url": "http://h:99999"}, "not a valid URL"),
+        ({"base_url": "https://h/?usersig=x"}, "must not carry a query"),
+        ({"region": 5}, "region must be a Region"),
+    ],
+)
+def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], match: str) -> None:
+    settings: dict[str, Any] = {"sdkappid": 1400000000, "secret_key": "k", **kwargs}
+    with pytest.raises(ValidationError, match=match):
+        TencentChat(**settings)
+
+
+def test_explicit_region_is_not_overridden_by_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TENCENT_CHAT_BASE_URL", "http://elsewhere.example")
+    chat = TencentChat(1400000000, "k", region=Region.SINGAPORE)
+    assert chat.base_url == "https://adminapisgp.im.qcloud.com"
+    assert TencentChat(1400000000, "k").base_url == "http://elsewhere.example"
+
+
+def test_in_flight_requests_fit_the_httpx_pool() -> None:
+    """With a user's httpx client, no request waits for a connection after its permit."""
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=21))
+    chat = TencentChat(1400000000, "k", http_client=client)
+    assert chat.max_in_flight == 3  # 21 connections shared by 7 endpoints
+    assert TencentChat(1400000000, "k").max_in_flight == 256  # aiohttp: no pool cap

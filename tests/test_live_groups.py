@@ -53,6 +53,7 @@ async def test_group_errors_are_typed(respx_chat: RespxChat, code: int, cls: typ
         (("@TGS#x", ["@RBT#1", ""]), r"Member_Account \(member_account\)\[1\] must be a non-empty"),
         (("@TGS#x", ["@RBT#1", 5]), r"\[1\] must be a non-empty string, got 5"),
         ((None, ["@RBT#1"]), "must be a string, not NoneType"),
+        (("@TGS#x", ["@RBT#\ud800"]), r"\[0\] is not valid Unicode text"),
     ],
 )
 @pytest.mark.parametrize("method", ["add_robots_to_live_group", "remove_robots_from_live_group"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tencent_chat_robots import Region
 from tencent_chat_robots.testing import FakeTencentChat
 
 from ._servers import fake_in_thread
@@ -32,8 +33,8 @@ def test_quickstart_runs_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(int(rooms.group(1))):
         fake.create_room(f"room-{i}")
     with fake_in_thread(fake) as base_url:
-        # The example names a region; the base URL variable points it at the fake instead.
-        monkeypatch.setenv("TENCENT_CHAT_BASE_URL", base_url)
+        # The example names a region: for this test, that region lives on loopback.
+        monkeypatch.setattr(Region, "base_url", property(lambda _: base_url))
         exec(compile(code, str(README), "exec"), {"__name__": "__main__"})
     assert fake.robots == []  # created, used, deleted
     assert fake.room_members("room-1") == ["@RBT#001"]

@@ -13,6 +13,7 @@ import respx
 
 from tencent_chat_robots import (
     APIConnectionError,
+    APIError,
     BadResponseError,
     InternalServerError,
     RawResponse,
@@ -150,3 +151,39 @@ def test_api_errors_print_code_endpoint_and_request_id() -> None:
     err = InternalServerError(10002, "Internal error", request_id="Id-1", endpoint="a/b")
     assert str(err) == "error 10002 from a/b: Internal error (request id Id-1)"
     assert "code=10002" in repr(err)
+
+
+async def test_undecodable_httpx_body_is_typed_and_carries_no_signature() -> None:
+    async with httpx.AsyncClient() as client:
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url="https://h", http_client=client, max_retries=0
+        )
+        with respx.mock() as router:
+            router.post(url__startswith="https://h/v4/").mock(
+                return_value=httpx.Response(
+                    200,
+                    headers={"Content-Encoding": "gzip"},
+                    stream=httpx.ByteStream(b"not gzip at all"),  # decoded only when read
+                )
+            )
+            with pytest.raises(APIConnectionError) as caught:
+                await chat.get_all_robots()
+    usersig = _current_usersig(chat)
+    for err in _chain(caught.value):
+        _assert_clean(f"{err!s} {err!r}", usersig)
+        if isinstance(err, httpx.RequestError):
+            _assert_clean(str(err.request.url), usersig)
+
+
+def test_percent_encoded_signatures_and_server_text_are_redacted() -> None:
+    from tencent_chat_robots._base_client import parse_envelope
+
+    echoed = b'{"ErrorCode": 70009, "ActionStatus": "FAIL", "ErrorInfo": "bad usersig=SIG123&x"}'
+    with pytest.raises(APIError) as caught:
+        parse_envelope(RawResponse(200, echoed), "a/b")
+    assert "SIG123" not in str(caught.value)
+    assert "SIG123" not in caught.value.info
+    page = b"<a href='/v4/a/b?usersig%3DSIG456%26random%3D1'>retry</a>"
+    with pytest.raises(BadResponseError) as bad:
+        parse_envelope(RawResponse(502, page), "a/b")
+    assert "SIG456" not in bad.value.excerpt

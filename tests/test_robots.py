@@ -76,6 +76,8 @@ async def test_robot_quota_is_invalid_request(respx_chat: RespxChat) -> None:
         (lambda c: c.create_robot("@RBT#1", face_url=b"x"), "must be a string, not bytes"),
         (lambda c: c.delete_robot("robot-1"), r"Robot_Account \(robot_account\) must start"),
         (lambda c: c.delete_robot(None), "must be a string, not NoneType"),
+        (lambda c: c.create_robot("@RBT#\ud800"), "is not valid Unicode text"),
+        (lambda c: c.create_robot("@RBT#1", nick="\udcff"), r"Nick \(nick\) is not valid Unicode"),
     ],
 )
 async def test_bad_input_is_refused_before_anything_is_sent(call, match: str) -> None:  # type: ignore[no-untyped-def]

@@ -132,3 +132,18 @@ def test_generated_now_is_valid_now() -> None:
     verify_usersig(
         sig, sdkappid=SDKAPPID, secret_key=KEY, identifier="administrator", now=int(time.time())
     )
+
+
+def test_a_signature_hiding_absurdly_nested_json_is_unparsable() -> None:
+    import base64
+    import zlib
+
+    nested = base64.b64encode(zlib.compress(b"[" * 100_000)).decode()
+    with pytest.raises(AuthenticationError) as caught:
+        verify_usersig(
+            nested.translate(str.maketrans("+/=", "*-_")),
+            sdkappid=SDKAPPID,
+            secret_key=KEY,
+            identifier="administrator",
+        )
+    assert caught.value.code == 70003

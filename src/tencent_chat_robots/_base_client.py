@@ -62,7 +62,7 @@ def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
         )
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         data = None
     code = data.get("ErrorCode") if isinstance(data, dict) else None
     # bool is an int subclass; a JSON true is not an error code.
@@ -78,7 +78,7 @@ def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
         request_id = data.get("RequestId")
         raise error_class_for(code)(
             code,
-            info if isinstance(info, str) else "",
+            redact(info) if isinstance(info, str) else "",
             request_id=request_id if isinstance(request_id, str) else None,
             endpoint=endpoint,
         )
@@ -120,9 +120,12 @@ class RequestSender:
         self._max_in_flight = max_in_flight
         self._slots: dict[str, anyio.Semaphore] = {}
         self._on_attempt = on_attempt
+        self.closed = False
 
     async def request(self, endpoint: str, body: object, result_type: type[T]) -> T:
         """POST ``body`` to ``endpoint`` and return the answer as ``result_type``."""
+        if self.closed:
+            raise TencentChatError("this client was closed; make a new TencentChat")
         payload = json.dumps(
             converter.unstructure(body), ensure_ascii=False, separators=(",", ":")
         ).encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
@@ -10,17 +9,18 @@ import httpx
 
 from ._auth import UserSigProvider
 from ._base_client import RequestSender
+from ._config import (
+    require_number,
+    resolve_admin,
+    resolve_endpoint_root,
+    resolve_sdkappid,
+    resolve_secret,
+)
 from ._constants import (
-    DEFAULT_ADMIN,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMIT,
     DEFAULT_TIMEOUT,
-    ENV_ADMIN,
-    ENV_BASE_URL,
-    ENV_REGION,
-    ENV_SDKAPPID,
-    ENV_SECRET_KEY,
 )
 from ._exceptions import ValidationError
 from ._limiter import Limiter, RateLimiter
@@ -35,7 +35,7 @@ from ._models import (
     RoomRobotRequest,
 )
 from ._regions import Region
-from ._transport import AiohttpTransport, HttpxTransport, Transport
+from ._transport import AiohttpTransport, HttpxTransport, Transport, pool_size
 
 __all__ = ["Endpoint", "TencentChat"]
 
@@ -60,25 +60,6 @@ class Endpoint:
         LIVE_GROUP_ADD_ROBOTS,
         LIVE_GROUP_DEL_ROBOTS,
     )
-
-
-def _config_error(message: str) -> ValidationError:
-    return ValidationError(message)
-
-
-def _resolve_sdkappid(value: int | str | None) -> int:
-    raw = value if value is not None else os.environ.get(ENV_SDKAPPID)
-    if raw is None or raw == "":
-        raise _config_error(f"sdkappid is required: pass sdkappid= or set {ENV_SDKAPPID}")
-    if isinstance(raw, bool):
-        raise _config_error("sdkappid must be an integer")
-    try:
-        sdkappid = int(raw)
-    except (TypeError, ValueError):
-        raise _config_error(f"sdkappid must be an integer, got {raw!r}") from None
-    if sdkappid <= 0:
-        raise _config_error(f"sdkappid must be positive, got {sdkappid}")
-    return sdkappid
 
 
 class TencentChat:
@@ -119,56 +100,35 @@ class TencentChat:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         on_attempt: Callable[[AttemptRecord], object] | None = None,
     ) -> None:
-        self.sdkappid = _resolve_sdkappid(sdkappid)
-        self.admin = admin or os.environ.get(ENV_ADMIN) or DEFAULT_ADMIN
-        if usersig is None:
-            secret_key = secret_key or os.environ.get(ENV_SECRET_KEY) or None
-            if secret_key is None:
-                raise _config_error(
-                    f"a secret key is required: pass secret_key= (or set {ENV_SECRET_KEY}),"
-                    " or pass a ready usersig="
-                )
-        elif secret_key is not None:
-            raise _config_error("pass secret_key= or usersig=, not both")
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise _config_error(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-        if not timeout > 0:
-            raise _config_error(f"timeout must be positive, got {timeout!r}")
-        if max_in_flight < 1:
-            raise _config_error(f"max_in_flight must be at least 1, got {max_in_flight!r}")
+        self.sdkappid = resolve_sdkappid(sdkappid)
+        self.admin = resolve_admin(admin)
+        secret_key, usersig = resolve_secret(secret_key, usersig)
+        self.base_url, self.region = resolve_endpoint_root(base_url, region)
+        require_number("max_retries", max_retries, minimum=0, integer=True)
+        require_number("timeout", timeout, minimum=0.001)
+        require_number("max_in_flight", max_in_flight, minimum=1, integer=True)
         if http_client is not None and transport is not None:
-            raise _config_error("pass http_client= or transport=, not both")
-
-        base_url = base_url or os.environ.get(ENV_BASE_URL) or None
-        if base_url is None:
-            try:
-                self.region: Region | None = Region.parse(
-                    region or os.environ.get(ENV_REGION) or Region.CHINA
-                )
-            except ValueError as err:
-                raise _config_error(str(err)) from None
-            base_url = self.region.base_url
-        else:
-            self.region = None
-        self.base_url = base_url.rstrip("/")
+            raise ValidationError("pass http_client= or transport=, not both")
 
         if limiter is None and rate_limit is not None:
-            try:
-                limiter = RateLimiter(rate_limit)
-            except ValueError as err:
-                raise _config_error(f"rate_limit: {err}") from None
+            require_number("rate_limit", rate_limit, minimum=1)
+            limiter = RateLimiter(rate_limit)
         self.rate_limit = limiter.rate if isinstance(limiter, RateLimiter) else None
         self.limiter = limiter
 
+        self._owns_transport = transport is None
         if transport is None:
             if http_client is not None:
                 transport = HttpxTransport(http_client, owns_client=False)
             else:
                 transport = AiohttpTransport()
-            self._owns_transport = True
-        else:
-            self._owns_transport = False
         self._transport = transport
+        pool = pool_size(transport)
+        if pool is not None:
+            # Every endpoint may be busy at once: sharing the pool between them means no
+            # request ever waits for a connection after taking its rate permit.
+            max_in_flight = min(max_in_flight, max(1, pool // len(Endpoint.ALL)))
+        self.max_in_flight = max_in_flight
         self._sender = RequestSender(
             base_url=self.base_url,
             sdkappid=self.sdkappid,
@@ -202,7 +162,11 @@ class TencentChat:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections the client opened (not a client you passed in)."""
+        """Close the connections the client opened (not a client you passed in).
+
+        Calls made afterwards raise :class:`TencentChatError`.
+        """
+        self._sender.closed = True
         if self._owns_transport:
             await self._transport.aclose()
 

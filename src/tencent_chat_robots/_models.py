@@ -37,6 +37,10 @@ MAX_PROFILE_FIELD_BYTES = 500
 def _require_str(field: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be a string, not {type(value).__name__}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from undecodable bytes
+        raise ValidationError(f"{field} is not valid Unicode text: {value!r}") from None
     return value
 
 
@@ -86,6 +90,7 @@ def _member_list(_: object, attribute: attrs.Attribute[Sequence[str]], value: ob
     for index, member in enumerate(value):
         if not isinstance(member, str) or not member:
             raise ValidationError(f"{field}[{index}] must be a non-empty string, got {member!r}")
+        _require_str(f"{field}[{index}]", member)
 
 
 @attrs.frozen(slots=True)

@@ -11,12 +11,13 @@ import re
 
 __all__ = ["RedactingFilter", "install_httpx_log_filter", "redact"]
 
-_USERSIG = re.compile(r"(usersig=)[^&\s\"'<>]*", re.IGNORECASE)
+# Also the percent-encoded form, as a page that echoes the URL inside a link shows it.
+_USERSIG = re.compile(r"(usersig(?:=|%3D))[^&\s\"'<>]*", re.IGNORECASE)
 REDACTED = "REDACTED"  # plain letters, so it survives URL-encoding
 
 
 def redact(text: str) -> str:
-    """``text`` with the value of every ``usersig=`` query parameter replaced."""
+    """``text`` with the value of every ``usersig=`` (or ``usersig%3D``) parameter replaced."""
     if "usersig" not in text.lower():
         return text
     return _USERSIG.sub(r"\1" + REDACTED, text)

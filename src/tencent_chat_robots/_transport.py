@@ -19,7 +19,7 @@ from yarl import URL
 from ._exceptions import APIConnectionError, APITimeoutError
 from ._redact import install_httpx_log_filter, redact
 
-__all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport"]
+__all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport", "pool_size"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -42,6 +42,12 @@ class Transport(Protocol):
     async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+def pool_size(transport: object) -> int | None:
+    """How many requests ``transport`` can have on the wire at once (``None``: no cap)."""
+    size = getattr(transport, "max_connections", None)
+    return size if isinstance(size, int) and size > 0 else None
 
 
 class _Scrubbed(Exception):
@@ -68,10 +74,13 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
     return err
 
 
+# asyncio.TimeoutError is its own class before Python 3.11.
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)
+
+
 def _connection_error(err: BaseException) -> APIConnectionError:
-    kind = APITimeoutError if isinstance(err, (TimeoutError, httpx.TimeoutException)) else None
     detail = redact(str(err)) or type(err).__name__
-    if kind is APITimeoutError:
+    if isinstance(err, _TIMEOUTS):
         return APITimeoutError(f"request timed out ({detail})")
     return APIConnectionError(f"connection failed: {detail}")
 
@@ -79,18 +88,18 @@ def _connection_error(err: BaseException) -> APIConnectionError:
 class AiohttpTransport:
     """Default transport: one pooled keep-alive ``aiohttp.ClientSession``.
 
-    ``max_connections`` caps the pool (0: no cap; the client bounds requests in flight
-    per endpoint itself, so no request waits here for a connection).
+    ``max_connections`` caps the pool (``None``: no cap; the client bounds requests in
+    flight per endpoint itself, so no request waits here for a connection).
     """
 
-    def __init__(self, *, max_connections: int = 0) -> None:
-        self._max_connections = max_connections
+    def __init__(self, *, max_connections: int | None = None) -> None:
+        self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # Made on first use because a session binds to the running event loop.
-        connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
+        connector = aiohttp.TCPConnector(limit=self.max_connections or 0, keepalive_timeout=30)
         self._session = aiohttp.ClientSession(
             connector=connector, headers=_JSON_HEADERS, skip_auto_headers=("User-Agent",)
         )
@@ -122,22 +131,43 @@ class AiohttpTransport:
             self._session = None
 
 
+_HTTPX_DEFAULT_POOL = 100  # httpx.Limits() default max_connections
+
+
+def _httpx_pool_size(client: httpx.AsyncClient) -> int | None:
+    # httpx has no public accessor for its pool size; read httpcore's, else assume the
+    # default. Knowing it lets the client keep requests from queueing for a connection
+    # after their rate permit was taken.
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    size = getattr(pool, "_max_connections", _HTTPX_DEFAULT_POOL)
+    return size if isinstance(size, int) else None
+
+
 class HttpxTransport:
-    """Transport over an ``httpx.AsyncClient``; closes it only if ``owns_client``."""
+    """Transport over an ``httpx.AsyncClient``; closes it only if ``owns_client``.
+
+    ``max_connections`` is the client's pool size (read from it, or httpx's default of
+    100): the client keeps no more requests than that on the wire at once.
+    """
 
     def __init__(self, client: httpx.AsyncClient, *, owns_client: bool = False) -> None:
         self._client = client
         self._owns_client = owns_client
+        self.max_connections = _httpx_pool_size(client)
         install_httpx_log_filter()
 
     async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
         error: BaseException
         try:
             response = await self._client.post(
-                url, content=content, headers=_JSON_HEADERS, timeout=timeout
+                url,
+                content=content,
+                headers=_JSON_HEADERS,
+                # Waiting for a pooled connection is not the server being slow.
+                timeout=httpx.Timeout(timeout, pool=None),
             )
             return RawResponse(response.status_code, response.content)
-        except httpx.TransportError as err:
+        except httpx.RequestError as err:  # transport faults and undecodable bodies
             error = err
         raise _connection_error(error) from _scrub(error)
 

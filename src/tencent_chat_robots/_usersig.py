@@ -106,7 +106,7 @@ def verify_usersig(
         ):
             raise ValueError("field of the wrong type")
         sig_appid = int(sig_appid)
-    except (ValueError, TypeError, KeyError, binascii.Error, zlib.error) as err:
+    except (ValueError, TypeError, KeyError, RecursionError, binascii.Error, zlib.error) as err:
         raise AuthenticationError(70003, "usersig is invalid: cannot be parsed") from err
     if sig_appid != int(sdkappid):
         raise AuthenticationError(70014, "usersig was signed for another SDKAppID")

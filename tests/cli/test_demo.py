@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 
 from click.testing import CliRunner
 
 from tencent_chat_robots import Endpoint, TencentChat
+from tencent_chat_robots.cli._context import ChatOptions
 from tencent_chat_robots.cli._main import cli
 
 
@@ -76,3 +78,25 @@ def test_fake_server_command_serves_other_programs() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_fake_server_reports_a_taken_port_without_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["fake-server", "--port", str(port)])
+    assert result.exit_code == 2
+    assert "cannot listen on 127.0.0.1:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_fake_server_refuses_a_malformed_live_group_id() -> None:
+    result = CliRunner().invoke(cli, ["fake-server", "--live-group", "bad id"])
+    assert result.exit_code == 2
+    assert "invalid live group id" in result.output
+
+
+def test_options_never_print_the_secret_key() -> None:
+    options = ChatOptions(sdkappid="1", secret_key="VERY-SECRET")
+    assert "VERY-SECRET" not in repr(options)

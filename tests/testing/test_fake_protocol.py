@@ -137,7 +137,17 @@ async def test_identity_is_configurable() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"not json", b"[]", b'"text"', b"42", b"null", b"\xff\xfe", b'{"UserID": '],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'"text"',
+        b"42",
+        b"null",
+        b"\xff\xfe",
+        b'{"UserID": ',
+        b"[" * 100_000,
+    ],
 )
 async def test_body_must_be_a_json_object(api, raw: bytes) -> None:
     assert await api.code(CREATE, raw=raw) == 60003

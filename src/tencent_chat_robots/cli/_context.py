@@ -28,7 +28,7 @@ class ChatOptions:
     """Connection settings from flags; anything unset falls back to the TENCENT_CHAT_* env vars."""
 
     sdkappid: str | None = None
-    secret_key: str | None = None
+    secret_key: str | None = attrs.field(default=None, repr=False)
     admin: str | None = None
     region: str | None = None
     base_url: str | None = None

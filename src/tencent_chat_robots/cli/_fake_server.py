@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from ..testing import FakeTencentChat
-from ._context import run
+from ._context import exit_with, run
 
 __all__ = ["fake_server"]
 
@@ -63,10 +63,13 @@ def fake_server(
         error_rate=error_rate,
         latency_spread=latency_spread,
     )
-    for room in rooms:
-        fake.create_room(room)
-    for group in groups:
-        fake.create_live_group(group)
+    try:
+        for room in rooms:
+            fake.create_room(room)
+        for group in groups:
+            fake.create_live_group(group)
+    except ValueError as err:
+        exit_with(str(err), code=2)
 
     async def serve() -> None:
         async with fake.serve(host, port) as base_url:
@@ -75,6 +78,8 @@ def fake_server(
 
     try:
         run(serve())
+    except OSError as err:  # binding failed: port taken, address not local...
+        exit_with(f"cannot listen on {host}:{port}: {err.strerror or err}", code=2)
     except SystemExit as stop:
         if stop.code == 130:  # Ctrl-C is how this command is meant to end
             return

@@ -128,7 +128,7 @@ _NOT_JSON = object()
 def _parse_body(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; absurdly nested JSON
         return _NOT_JSON
 
 

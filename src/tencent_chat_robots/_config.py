@@ -1,0 +1,129 @@
+"""Turning ``TencentChat``'s arguments and environment into checked settings.
+
+Explicit arguments win over environment variables; anything wrong is a
+:class:`ValidationError` at construction, never a surprise at the first call.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from ._constants import (
+    DEFAULT_ADMIN,
+    ENV_ADMIN,
+    ENV_BASE_URL,
+    ENV_REGION,
+    ENV_SDKAPPID,
+    ENV_SECRET_KEY,
+)
+from ._exceptions import ValidationError
+from ._regions import Region
+
+__all__ = [
+    "require_number",
+    "resolve_admin",
+    "resolve_endpoint_root",
+    "resolve_sdkappid",
+    "resolve_secret",
+]
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def resolve_sdkappid(value: object) -> int:
+    """The SDKAppID from ``value`` or ``TENCENT_CHAT_SDKAPPID``: a positive integer."""
+    raw = value if value is not None else os.environ.get(ENV_SDKAPPID)
+    if raw is None or raw == "":
+        raise ValidationError(f"sdkappid is required: pass sdkappid= or set {ENV_SDKAPPID}")
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    # bool is an int; a float would be silently truncated.
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ValidationError(f"sdkappid must be an integer, got {raw!r}")
+    if raw <= 0:
+        raise ValidationError(f"sdkappid must be positive, got {raw}")
+    return raw
+
+
+def resolve_admin(value: object) -> str:
+    """The admin account from ``value`` or ``TENCENT_CHAT_ADMIN`` (default ``administrator``)."""
+    if value is None:
+        return os.environ.get(ENV_ADMIN) or DEFAULT_ADMIN
+    if not _is_text(value):
+        raise ValidationError(f"admin must be a non-empty string, got {value!r}")
+    assert isinstance(value, str)
+    return value
+
+
+def resolve_secret(secret_key: object, usersig: object) -> tuple[str | None, str | None]:
+    """``(secret_key, usersig)``: exactly one set; the key may come from the environment."""
+    if usersig is not None:
+        if secret_key is not None:
+            raise ValidationError("pass secret_key= or usersig=, not both")
+        if not _is_text(usersig):
+            raise ValidationError("usersig must be a non-empty string")
+        assert isinstance(usersig, str)
+        return None, usersig
+    key = secret_key if secret_key is not None else os.environ.get(ENV_SECRET_KEY) or None
+    if key is None:
+        raise ValidationError(
+            f"a secret key is required: pass secret_key= (or set {ENV_SECRET_KEY}),"
+            " or pass a ready usersig="
+        )
+    if not _is_text(key):
+        raise ValidationError("secret_key must be a non-empty string")
+    assert isinstance(key, str)
+    return key, None
+
+
+def _check_base_url(url: object) -> str:
+    if not _is_text(url):
+        raise ValidationError(f"base_url must be a non-empty string, got {url!r}")
+    assert isinstance(url, str)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as err:
+        raise ValidationError(f"base_url {url!r} is not a valid URL: {err}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"base_url must look like https://host[:port], got {url!r}")
+    if parts.query or parts.fragment:
+        raise ValidationError(f"base_url must not carry a query or fragment, got {url!r}")
+    return url.rstrip("/")
+
+
+def resolve_endpoint_root(base_url: object, region: object) -> tuple[str, Region | None]:
+    """``(base_url, region)``: arguments first, then ``TENCENT_CHAT_BASE_URL``/``_REGION``.
+
+    An explicit ``region`` is never overridden by an environment variable: signed admin
+    requests must not be redirected by the environment behind the caller's back.
+    """
+    if base_url is not None:
+        return _check_base_url(base_url), None
+    if region is None:
+        env_url = os.environ.get(ENV_BASE_URL)
+        if env_url:
+            return _check_base_url(env_url), None
+        region = os.environ.get(ENV_REGION) or Region.CHINA
+    if not isinstance(region, (Region, str)):
+        raise ValidationError(f"region must be a Region or its name, got {region!r}")
+    try:
+        parsed = Region.parse(region)
+    except ValueError as err:
+        raise ValidationError(str(err)) from None
+    return parsed.base_url, parsed
+
+
+def require_number(name: str, value: object, *, minimum: float, integer: bool = False) -> None:
+    """Refuse ``value`` unless it is a number (an int if ``integer``) of at least ``minimum``."""
+    if (
+        isinstance(value, bool)  # a bool is an int, but never a sensible setting here
+        or not isinstance(value, (int, float))
+        or (integer and not isinstance(value, int))
+        or not value >= minimum
+    ):
+        kind = "a whole number" if integer else "a number"
+        raise ValidationError(f"{name} must be {kind} >= {minimum:g}, got {value!r}")
