@@ -1,4 +1,5 @@
-"""Sessions: ``nox -s tests lint typecheck`` (the README's test command) and ``bench``."""
+"""Sessions: ``nox -s tests lint typecheck`` (the README's test command), ``tests_redis``
+and ``bench``."""
 
 from __future__ import annotations
 
@@ -15,11 +16,22 @@ def _group(name: str) -> list[str]:
     return list(nox.project.dependency_groups(PYPROJECT, name))
 
 
-@nox.session
+@nox.session(python=["3.10", "3.11"])
 def tests(session: nox.Session) -> None:
-    """The test suite, against the package as installed (its pytest plugin included)."""
-    session.install(".", *_group("test"))
-    session.run("pytest", *session.posargs)
+    """The test suite, against the package as installed (its pytest plugin included).
+
+    On the oldest supported Python and the machine's own; the real-Redis tests have a
+    session of their own because they need a redis-server binary.
+    """
+    session.install(".[redis]", *_group("test"))
+    session.run("pytest", "--ignore=tests/redis_server", *session.posargs)
+
+
+@nox.session
+def tests_redis(session: nox.Session) -> None:
+    """The Redis-shared limiter against a real redis-server (binary on PATH)."""
+    session.install(".[redis]", *_group("test"))
+    session.run("pytest", "tests/redis_server", *session.posargs)
 
 
 @nox.session
@@ -35,3 +47,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
     session.install(".", *_group("typecheck"))
     session.run("mypy", "--strict", "src")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark, then the README's performance table (``-- --quick``: smoke run)."""
+    session.install(".[bench,redis]", *_group("bench"))
+    for script in ("limit_accuracy", "overhead", "scale", "multiprocess_limit"):
+        session.run("python", f"benchmarks/{script}.py", *session.posargs)
+    if "--quick" not in session.posargs:
+        session.run("python", "benchmarks/report.py")

@@ -4,6 +4,8 @@
 ...     await chat.create_robot("@RBT#001", nick="Jarvis")
 """
 
+from typing import TYPE_CHECKING
+
 from ._client import Endpoint, TencentChat
 from ._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
 from ._exceptions import (
@@ -31,7 +33,22 @@ from ._retry import RetryDecision, retry_decision
 from ._transport import AiohttpTransport, HttpxTransport, RawResponse, Transport
 from ._usersig import generate_usersig, verify_usersig
 
+if TYPE_CHECKING:
+    from ._redis_limiter import LimiterUnavailableError, RedisRateLimiter
+
 __version__ = "0.1.0"
+
+_NEEDS_REDIS = ("LimiterUnavailableError", "RedisRateLimiter")
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use so that the package works without the optional redis extra.
+    if name in _NEEDS_REDIS:
+        from . import _redis_limiter
+
+        return getattr(_redis_limiter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_RATE_LIMIT",
@@ -52,6 +69,7 @@ __all__ = [
     "InvalidRequestError",
     "LimitExceededError",
     "Limiter",
+    "LimiterUnavailableError",
     "NotFoundError",
     "NotRoomMemberError",
     "PausableLimiter",
@@ -59,6 +77,7 @@ __all__ = [
     "RateLimitError",
     "RateLimiter",
     "RawResponse",
+    "RedisRateLimiter",
     "Region",
     "RetryDecision",
     "TencentChat",
