@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .._constants import DEFAULT_RATE_LIMIT
+from ._bench import bench
 from ._commands import COMMANDS
 from ._context import ChatOptions
 from ._demo import demo
@@ -59,7 +60,7 @@ def cli(
     )
 
 
-for command in (*COMMANDS, provision, demo, fake_server):
+for command in (*COMMANDS, provision, demo, bench, fake_server):
     cli.add_command(command)
 
 

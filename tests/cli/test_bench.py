@@ -1,0 +1,214 @@
+"""``bench``, end to end on the embedded fake server and on a served one."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tencent_chat_robots.cli._bench import ENDPOINTS, _result_paths
+from tencent_chat_robots.cli._main import cli
+from tencent_chat_robots.cli._plot import per_bucket
+
+from .conftest import Served
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_bench(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def saved(report: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(report["json_file"]).read_text(encoding="utf-8"))
+    return data
+
+
+def test_json_report_file_and_plot(tmp_path: Path) -> None:
+    result = run_bench(
+        "--rate-limit",
+        "500",
+        "--json",
+        "bench",
+        "--endpoint",
+        "get_all_robots",
+        "--calls",
+        "60",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert "samples" not in printed  # stdout has the summary, the file the raw samples
+
+    json_file = Path(printed["json_file"])
+    assert json_file.parent == tmp_path
+    assert json_file.name.startswith("bench-get_all_robots-")
+    assert json_file.suffix == ".json"
+    report = saved(printed)
+    assert report["endpoint"] == "get_all_robots"
+    assert report["path"] == "openim_robot_http_svc/get_all_robots"
+    assert (report["calls"], report["succeeded"], report["failed"]) == (60, 60, 0)
+    assert report["errors"] == {}
+    assert report["attempts"] == 60 + report["retries"]
+    assert report["rate_limit"] == 500
+    assert report["documented_rate_limit"] == 200
+    assert 0 < report["max_per_second"] <= 500
+    assert 0 < report["max_per_second_arrived"] <= 200
+    assert report["throughput_calls_per_second"] > 0
+    latency = report["latency_ms"]
+    assert 0 < latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"]
+    assert latency["p99"] <= latency["max"]
+    samples = report["samples"]
+    assert len(samples["start_s"]) == len(samples["latency_ms"]) == report["attempts"]
+    assert samples["start_s"][0] == 0
+    assert samples["start_s"] == sorted(samples["start_s"])
+    assert {k: v for k, v in report.items() if k != "samples"}.items() <= printed.items()
+
+    png = Path(printed["plot_file"])
+    assert png == json_file.with_suffix(".png")
+    data = png.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 20_000  # two panels with axes and labels, not an empty canvas
+
+
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+def test_every_endpoint_gets_valid_calls_on_the_fake(endpoint: str, tmp_path: Path) -> None:
+    # 25 calls: rooms of 10 robots, so the room calls span three rooms.
+    result = run_bench(
+        "--json", "bench", "--endpoint", endpoint, "--calls", "25", "--out", str(tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["path"] == ENDPOINTS[endpoint]
+    assert (report["calls"], report["succeeded"], report["failed"]) == (25, 25, 0)
+    assert report["max_per_second"] <= 190
+
+
+def test_prints_a_summary_for_people(tmp_path: Path) -> None:
+    result = run_bench(
+        "bench", "--endpoint", "create_robot", "--calls", "30", "--out", str(tmp_path / "new")
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("throughput", "calls/s", "p50", "p90", "p99", "retries", "client pace 190/s"):
+        assert text in result.output
+    (json_file,) = (tmp_path / "new").glob("bench-create_robot-*.json")
+    (png_file,) = (tmp_path / "new").glob("bench-create_robot-*.png")
+    assert f"Wrote {json_file} and {png_file}" in result.output  # whole paths, not wrapped
+
+
+def test_failed_calls_are_counted_by_class_and_exit_1(tmp_path: Path) -> None:
+    # Rehearsing on the fake with one named pair: only the first removal finds the robot.
+    result = run_bench(
+        "--json",
+        "bench",
+        "--endpoint",
+        "room_delete_robot",
+        "--room",
+        "room-1",
+        "--robot",
+        "@RBT#only",
+        "--calls",
+        "5",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert (report["succeeded"], report["failed"]) == (1, 4)
+    assert sum(report["errors"].values()) == 4
+    assert saved(report)["errors"] == report["errors"]
+
+
+def test_unknown_endpoint_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_bench("bench", "--endpoint", "get_robots", "--calls", "5", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert "Invalid value for '--endpoint'" in result.output
+    assert "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_without_matplotlib_the_json_is_written_with_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+    result = run_bench(
+        "--json",
+        "bench",
+        "--endpoint",
+        "get_all_robots",
+        "--calls",
+        "10",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "matplotlib is not installed" in result.stderr
+    assert "tencent-chat-robots[bench]" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["plot_file"] is None
+    assert saved(report)["calls"] == 10
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_real_server_needs_named_objects(served: Served, tmp_path: Path) -> None:
+    result = served.invoke("bench", "--endpoint", "room_add_robot", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert "--robot and --room" in result.output
+    assert "Traceback" not in result.output
+    assert served.fake.calls == []
+
+
+def test_real_server_with_named_objects(served: Served, tmp_path: Path) -> None:
+    served.fake.create_robot("@RBT#a")
+    served.fake.create_robot("@RBT#b")
+    served.fake.create_live_group("@TGS#live")
+    result = served.invoke(
+        "--json",
+        "bench",
+        "--endpoint",
+        "live_group_add_robots",
+        "--group",
+        "@TGS#live",
+        "--robot",
+        "@RBT#a",
+        "--robot",
+        "@RBT#b",
+        "--calls",
+        "40",
+        "--concurrency",
+        "4",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["server"] == served.base_url
+    assert report["max_per_second_arrived"] is None  # not ours to inspect
+    assert report["concurrency"] == 4
+    assert (report["calls"], report["succeeded"]) == (40, 40)
+    assert len(served.fake.calls) == 40
+    assert served.fake.live_group_members("@TGS#live") == ["@RBT#a", "@RBT#b"]
+
+
+def test_result_files_never_overwrite_an_earlier_run(tmp_path: Path) -> None:
+    when = datetime.datetime(2024, 5, 1, 12, 30, 15)
+    first_json, first_png = _result_paths(tmp_path, "get_all_robots", when)
+    assert first_json.name == "bench-get_all_robots-20240501-123015.json"
+    assert first_png.name == "bench-get_all_robots-20240501-123015.png"
+    first_json.write_text("{}")
+    second_json, second_png = _result_paths(tmp_path, "get_all_robots", when)
+    assert second_json.name == "bench-get_all_robots-20240501-123015-2.json"
+    assert second_png.name == "bench-get_all_robots-20240501-123015-2.png"
+
+
+def test_per_bucket_counts_starts_per_100_ms() -> None:
+    assert per_bucket([]) == []
+    assert per_bucket([0.0, 0.05, 0.1, 0.3]) == [2, 1, 0, 1]
