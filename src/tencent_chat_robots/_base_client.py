@@ -43,6 +43,8 @@ logger.addHandler(logging.NullHandler())
 T = TypeVar("T")
 
 _EXCERPT_CHARS = 200
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _excerpt(content: bytes) -> str:
@@ -126,9 +128,7 @@ class RequestSender:
         """POST ``body`` to ``endpoint`` and return the answer as ``result_type``."""
         if self.closed:
             raise TencentChatError("this client was closed; make a new TencentChat")
-        payload = json.dumps(
-            converter.unstructure(body), ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        payload = _ENCODER.encode(converter.unstructure(body)).encode()
         # Most calls succeed at once; the retry machinery (tens of microseconds to set
         # up) is built only for those that fail.
         try:
@@ -210,7 +210,7 @@ class RequestSender:
                 f"{self._prefix}{endpoint}{self._query_head}{self._usersig.current()}"
                 f"&random={random.getrandbits(32)}&contenttype=json"
             )
-            started = anyio.current_time()
+            started = anyio.current_time() if self._on_attempt is not None else 0.0
             try:
                 response = await self._transport.post(url, payload, timeout=self._timeout)
                 data = parse_envelope(response, endpoint)
