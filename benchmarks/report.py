@@ -54,6 +54,7 @@ SECTIONS = (
     ("overhead", "Overhead against raw HTTP clients (limiter off)", _summary_rows),
     ("scale", "Scale: calls gathered at once on one client", _summary_rows),
     ("multiprocess_limit", "Many processes sharing one limit through Redis", _summary_rows),
+    ("user_bench", "A user's load benchmark: tencent-chat-robots bench", _summary_rows),
 )
 
 
@@ -67,6 +68,8 @@ def render() -> str:
             continue
         machine = machine or data.get("machine")
         parts += [f"#### {title}", "", *rows(data), ""]
+        if (RESULTS / f"{name}.png").exists():
+            parts += [f"![{title}](benchmarks/results/{name}.png)", ""]
     if machine:
         parts.append(
             f"Measured on {machine['platform']}, Python {machine['python']}, "
