@@ -15,9 +15,7 @@ event-loop lag: a ticker task sleeps 10 ms at a time and records how late it wak
 after imports and warm-up; it slows everything down about threefold, which is why it
 is a pass of its own) and reports the peak of traced memory during the gather divided
 by the calls. The limiter is also measured alone: the same number of tasks gathered on
-``RateLimiter(rate).acquire``, CPU / acquisitions. (On an idle loop the limiter tops
-out near 2,000 grants/s per key whatever ``rate`` says, so at the two largest sizes
-that run is slower than two seconds.) Growth is the largest size's figure over the
+``RateLimiter(rate).acquire``, CPU / acquisitions. Growth is the largest size's figure over the
 smallest's; the summary also gives CPU per acquisition over the middle size's, the one
 at the same pacing regime.
 
