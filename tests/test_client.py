@@ -584,3 +584,10 @@ def test_in_flight_requests_fit_the_httpx_pool() -> None:
     chat = TencentChat(1400000000, "k", http_client=client)
     assert chat.max_in_flight == 3  # 21 connections shared by 7 endpoints
     assert TencentChat(1400000000, "k").max_in_flight == 256  # aiohttp: no pool cap
+
+
+def test_star_import_needs_no_optional_extra() -> None:
+    import tencent_chat_robots
+
+    assert "RedisRateLimiter" not in tencent_chat_robots.__all__
+    assert tencent_chat_robots.RedisRateLimiter.__name__ == "RedisRateLimiter"

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+# Importable from here, but left out of __all__ so that a star import works without the
+# optional redis extra.
 _NEEDS_REDIS = ("LimiterUnavailableError", "RedisRateLimiter")
 
 
@@ -69,7 +71,6 @@ __all__ = [
     "InvalidRequestError",
     "LimitExceededError",
     "Limiter",
-    "LimiterUnavailableError",
     "NotFoundError",
     "NotRoomMemberError",
     "PausableLimiter",
@@ -77,7 +78,6 @@ __all__ = [
     "RateLimitError",
     "RateLimiter",
     "RawResponse",
-    "RedisRateLimiter",
     "Region",
     "RetryDecision",
     "TencentChat",

@@ -212,3 +212,14 @@ def test_result_files_never_overwrite_an_earlier_run(tmp_path: Path) -> None:
 def test_per_bucket_counts_starts_per_100_ms() -> None:
     assert per_bucket([]) == []
     assert per_bucket([0.0, 0.05, 0.1, 0.3]) == [2, 1, 0, 1]
+
+
+def test_an_unwritable_output_folder_is_refused_before_the_run(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_bench(
+        "bench", "--endpoint", "get_all_robots", "--calls", "5", "--out", str(blocker / "x")
+    )
+    assert result.exit_code == 2
+    assert "cannot create" in result.output
+    assert "calls/s" not in result.output  # nothing was run

@@ -100,3 +100,9 @@ def test_fake_server_refuses_a_malformed_live_group_id() -> None:
 def test_options_never_print_the_secret_key() -> None:
     options = ChatOptions(sdkappid="1", secret_key="VERY-SECRET")
     assert "VERY-SECRET" not in repr(options)
+
+
+def test_fake_server_port_out_of_range_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["fake-server", "--port", "70000"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output

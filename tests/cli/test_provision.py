@@ -69,7 +69,7 @@ def test_csv_plan(places: Served, tmp_path: Path) -> None:
         "\ufeffuser_id,nick,face_url,self_signature,rooms,live_groups\n"  # Excel's BOM
         f"@RBT#001,Helper,https://x/y.png,,room-1;room-2,{GROUP}\n"
         "\n"
-        '@RBT#002,"Second, with comma",,,"room-1  room-2",\n'
+        '@RBT#002,"Second, with comma",,,"room-1; room-2",\n'
         "@RBT#003\n"  # a short row: the rest empty
     )
     result = places.invoke("provision", write(tmp_path, "plan.csv", plan))
@@ -184,8 +184,9 @@ MALFORMED = [
     ("plan.csv", "user_id,nick\n@RBT#1,a,extra\n", "line 2: 3 cells, but the header has 2"),
     ("plan.csv", "user_id\nrobot-1\n", "line 2: UserID (user_id) must start with '@RBT#'"),
     ("plan.txt", "user_id,rooms,rooms\n@RBT#1,a,b\n", "appears twice"),
-    ("plan.csv", "user_id\n" + "x" * 200_000 + "\n", "not valid CSV: field larger"),
+    ("plan.csv", "user_id\n" + "x" * 200_000 + "\n", "not valid CSV (field larger"),
     ("plan.json", json_plan({"user_id": "@RBT#1", "rooms": ["a", " "]}), "robots[0].rooms[1]:"),
+    ("plan.csv", 'user_id\n"@RBT#x,\n', "not valid CSV"),
 ]
 
 
@@ -237,7 +238,7 @@ ids = st.lists(
 @given(rooms=ids, groups=ids)
 def test_csv_and_json_plans_agree(rooms: list[str], groups: list[str]) -> None:
     robot = {"user_id": "@RBT#1", "nick": "n", "rooms": rooms, "live_groups": groups}
-    csv_text = f"user_id,nick,rooms,live_groups\n@RBT#1,n,{';'.join(rooms)},{' '.join(groups)}\n"
+    csv_text = f"user_id,nick,rooms,live_groups\n@RBT#1,n,{';'.join(rooms)},{';'.join(groups)}\n"
     with tempfile.TemporaryDirectory() as tmp:
         from_json = load_plan(Path(write(Path(tmp), "p.json", json_plan(robot))))
         from_csv = load_plan(Path(write(Path(tmp), "p.csv", csv_text)))
@@ -253,3 +254,9 @@ def test_failures_are_listed_in_plan_order(places: Served, tmp_path: Path) -> No
     assert result.exit_code == 1
     items = [f["item"] for f in json.loads(result.stdout)["failed"]]
     assert items == [f"room add {room} @RBT#001" for room in missing]
+
+
+def test_csv_list_cells_split_on_semicolons_only(tmp_path: Path) -> None:
+    text = "user_id,rooms\n@RBT#1,room 1; room-2\n"
+    (plan,) = load_plan(Path(write(tmp_path, "plan.csv", text)))
+    assert plan.rooms == ("room 1", "room-2")

@@ -121,3 +121,12 @@ def test_arranging_follows_the_documented_rules() -> None:
         fake.create_robot("robot")
     with pytest.raises(ValueError, match="100004"):
         fake.add_room_member("no-room", "@RBT#1")
+
+
+async def test_history_can_be_bounded_for_a_long_running_fake() -> None:
+    fake = FakeTencentChat(keep_history=5)
+    async with fake.client(rate_limit=None) as chat:
+        for _ in range(12):
+            await chat.get_all_robots()
+    assert len(fake.calls) == 5
+    assert len(fake.arrivals("openim_robot_http_svc/get_all_robots")) == 5

@@ -12,6 +12,7 @@ import collections
 import datetime
 import json
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -346,7 +347,10 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
     json_path, png_path = _result_paths(
         out_dir, report["endpoint"], datetime.datetime.fromisoformat(report["started_at"])
     )
-    json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    try:
+        json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    except OSError as err:
+        exit_with(f"cannot write {json_path}: {err}")
     samples = report["samples"]
     try:
         write_plot(
@@ -367,6 +371,8 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
             f"No plot: matplotlib is not installed ({_INSTALL_HINT}).", markup=False, soft_wrap=True
         )
         return json_path, None
+    except OSError as err:
+        exit_with(f"cannot write {png_path}: {err} (the report is in {json_path})")
     return json_path, png_path
 
 
@@ -442,6 +448,13 @@ def bench(
     call succeeded, 1 otherwise.
     """
     options = options_of(ctx)
+    # Find out now, not after the run, that the results cannot be written.
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        exit_with(f"cannot create {out_dir}: {err}", code=2)
+    if not os.access(out_dir, os.W_OK):
+        exit_with(f"cannot write to {out_dir}", code=2)
     fake: FakeTencentChat | None = None
     if base_url or options.base_url or options.sdkappid or options.secret_key:
         workload = _given_workload(short, robots, rooms, groups)

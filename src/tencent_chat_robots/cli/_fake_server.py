@@ -14,7 +14,7 @@ __all__ = ["fake_server"]
 
 @click.command("fake-server")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=0, type=int, help="0 picks a free port.")
+@click.option("--port", default=0, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--sdkappid", "app_id", default=1400000000, type=int, show_default=True)
 @click.option("--secret-key", "key", default="fake-secret-key", show_default=True)
 @click.option("--admin", "admin", default="administrator", show_default=True)
@@ -42,6 +42,13 @@ __all__ = ["fake_server"]
     show_default=True,
     help="Calls/s per endpoint; 0 for none.",
 )
+@click.option(
+    "--keep-calls",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Records kept of calls and arrivals (memory stays bounded however long it runs).",
+)
 def fake_server(
     host: str,
     port: int,
@@ -53,9 +60,11 @@ def fake_server(
     error_rate: float,
     latency_spread: float,
     limit: int,
+    keep_calls: int,
 ) -> None:
     """Run the fake server until interrupted, printing its base URL."""
     fake = FakeTencentChat(
+        keep_history=keep_calls,
         sdkappid=app_id,
         secret_key=key,
         admin=admin,

@@ -115,7 +115,8 @@ def _parse_json(text: str) -> list[RobotPlan]:
 
 def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, cells) per non-blank data row, after checking the header."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: an unterminated quote is an error, not a robot named '@RBT#x,'.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = [name.strip() for name in next(reader, [])]
     if not header:
         raise PlanError("empty CSV: expected a header row")
@@ -128,7 +129,13 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
         raise PlanError("missing column 'user_id'")
     if len(set(header)) != len(header):
         raise PlanError("a column appears twice in the header")
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise PlanError(f"line {reader.line_num}: not valid CSV ({err})") from None
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) > len(header):
@@ -146,8 +153,9 @@ def _parse_csv(text: str) -> list[RobotPlan]:
             name: value.strip() or None for name, value in cells.items() if name not in LIST_FIELDS
         }
         for name in LIST_FIELDS:
-            # ";" or whitespace both separate: "room-1;room-2" and "room-1 room-2" are the same.
-            fields[name] = cells.get(name, "").replace(";", " ").split()
+            # Only ";" separates: an id may contain spaces.
+            cell = cells.get(name, "")
+            fields[name] = [item.strip() for item in cell.split(";") if item.strip()]
         plans.append(_robot(fields, f"line {line}"))
     return plans
 
@@ -343,7 +351,7 @@ def provision(ctx: click.Context, plan_path: Path) -> None:
                    "rooms": ["room-1"], "live_groups": ["@TGS#abc"]}]}
 
     \b
-    CSV (only user_id is required; ids in a list cell separated by ";" or spaces):
+    CSV (only user_id is required; ids in a list cell separated by ";"):
       user_id,nick,face_url,self_signature,rooms,live_groups
       @RBT#001,Helper,,,room-1;room-2,@TGS#abc
 

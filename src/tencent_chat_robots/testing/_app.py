@@ -29,6 +29,7 @@ is slept afterwards, before the answer (or the drop). Every answer of a
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import re
 import threading
@@ -146,6 +147,7 @@ class FakeApp:
         rate_limit: int | None,
         clock: Callable[[], float],
         lock: threading.Lock,
+        keep_history: int | None = None,
     ) -> None:
         self.sdkappid = sdkappid
         self.secret_key = secret_key
@@ -155,7 +157,9 @@ class FakeApp:
         self.rate_limit = rate_limit
         self.clock = clock
         self.lock = lock
-        self.calls: list[Call] = []
+        # A server left running (the fake-server command) keeps only the latest records.
+        self.keep_history = keep_history
+        self.calls: collections.deque[Call] = collections.deque(maxlen=keep_history)
         # The limiter's windows are pruned; the history ones keep every arrival for tests
         # and are what reset_calls() clears, so a reset never loosens the limit.
         self.limit_windows = {ep: SlidingWindow(WINDOW) for ep in ENDPOINTS}
@@ -219,6 +223,8 @@ class FakeApp:
         window = self.limit_windows[endpoint]
         in_window = window.add(arrival)
         self.history[endpoint].add(arrival)
+        if self.keep_history is not None:
+            self.history[endpoint].keep_last(self.keep_history)
         if len(window) > _PRUNE_AT:
             # Jitter only delays arrivals, so none can land before ``now`` from here on.
             window.discard_through(now - WINDOW)

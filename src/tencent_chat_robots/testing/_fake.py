@@ -36,6 +36,8 @@ class FakeTencentChat:
     ``clock`` (default :func:`time.monotonic`, must not go backwards) times arrivals for
     the rate limit and :class:`Call` records; UserSig expiry uses the wall clock.
     ``seed`` makes ``error_rate`` and ``latency_spread`` draws reproducible.
+    ``keep_history`` caps :attr:`calls` and each endpoint's arrival history to the latest
+    records (``None``: keep all), for a fake left running under load.
     Endpoints are named ``"service/command"``, e.g. ``"room_engine_http_srv/add_robot"``.
     """
 
@@ -53,6 +55,7 @@ class FakeTencentChat:
         latency_spread: float = 0.0,
         error_rate: float = 0.0,
         seed: int | None = None,
+        keep_history: int | None = None,
     ) -> None:
         if rate_limit is not None and rate_limit < 1:
             raise ValueError("rate_limit must be at least 1, or None for no limit")
@@ -70,6 +73,7 @@ class FakeTencentChat:
             rate_limit=rate_limit,
             clock=clock,
             lock=self._lock,
+            keep_history=keep_history,
         )
 
     # --- identity and wiring ---

@@ -64,6 +64,11 @@ class SlidingWindow:
         """The recorded arrivals, sorted (a copy)."""
         return list(self._times)
 
+    def keep_last(self, n: int) -> None:
+        """Forget all but the ``n`` latest arrivals (bounds a long-running server's memory)."""
+        if len(self._times) > n:
+            del self._times[: len(self._times) - n]
+
     def discard_through(self, t: float) -> None:
         """Forget arrivals at or before ``t`` (safe once no window can reach back that far)."""
         del self._times[: bisect_right(self._times, t)]
