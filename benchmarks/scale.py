@@ -1,6 +1,6 @@
 """Scale: many calls gathered at once on one client, and how the costs grow with their number.
 
-For each size (1,000, 10,000 and 50,000 calls; ``--quick``: 1,000 and 5,000), that
+For each size (1,000, 10,000 and 50,000 calls; ``--quick``: 500 and 2,000), that
 many ``get_all_robots`` calls are started at once with ``asyncio.gather`` on one
 ``TencentChat`` paced at ``rate = size / 2`` per second (so pacing alone would take
 about two seconds), against the fake server (no rate limit) in a process of its own.
@@ -44,7 +44,8 @@ MAX_ACQUIRE_GROWTH = 1.3  # CPU per limiter acquisition, largest size / smallest
 
 def _rate(size: int) -> int:
     """Pacing such that ``size`` starts take about two seconds."""
-    return max(1, size // 2)
+    # --quick only checks that the script still runs: pace it four times faster.
+    return max(1, size * 2 if quick_flag() else size // 2)
 
 
 async def _ticker(lags: list[float]) -> None:
@@ -249,7 +250,7 @@ def _summary(runs: dict[int, dict[str, Any]]) -> tuple[dict[str, Any], dict[str,
 
 def main() -> None:
     quick = quick_flag()
-    sizes = (1_000, 5_000) if quick else (1_000, 10_000, 50_000)
+    sizes = (500, 2_000) if quick else (1_000, 10_000, 50_000)
     began = time.perf_counter()
     runs: dict[int, dict[str, Any]] = {}
     with FakeProcess(rate_limit=None) as fake:
