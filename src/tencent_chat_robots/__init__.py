@@ -34,7 +34,9 @@ from ._transport import AiohttpTransport, HttpxTransport, RawResponse, Transport
 from ._usersig import generate_usersig, verify_usersig
 
 if TYPE_CHECKING:
-    from ._redis_limiter import LimiterUnavailableError, RedisRateLimiter
+    # Redundant aliases: re-exported for type checkers, imported lazily at run time.
+    from ._redis_limiter import LimiterUnavailableError as LimiterUnavailableError
+    from ._redis_limiter import RedisRateLimiter as RedisRateLimiter
 
 __version__ = "0.1.0"
 
