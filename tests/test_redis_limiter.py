@@ -1,10 +1,12 @@
 """The Redis-shared limiter against fakeredis (with Lua): the script, then the client side.
 
 The script's guarantee is proved on a Redis clock the tests move (fakeredis reads
-``time.time()`` for ``TIME``); the queueing, fault and fallback behaviour runs on real
-time, kept short. Bounds are checked on the grant times the script reports, which are
-exact in Redis's clock: a caller starts a little after its grant, and that latency is
-the only slack between the two (see the module docstring).
+``time.time()`` for ``TIME``). Timing between processes (who gets which start, late
+wakers, hung Redis) runs on a virtual-clock event loop that Redis's clock follows; the
+rest of the queueing, fault and fallback behaviour runs on real time, kept short.
+Bounds are checked on the grant times the script reports, which are exact in Redis's
+clock: a caller starts a little after its grant, and that latency is the only slack
+between the two (see the module docstring).
 """
 
 from __future__ import annotations
@@ -15,23 +17,33 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import fakeredis
 import fakeredis.commands_mixins.server_mixin as fakeredis_server
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tencent_chat_robots import Endpoint, PausableLimiter, TencentChatError
+from tencent_chat_robots import (
+    AttemptRecord,
+    Endpoint,
+    PausableLimiter,
+    RateLimitError,
+    TencentChatError,
+)
 from tencent_chat_robots._redis_limiter import (
+    _SCRIPT,
     LimiterUnavailableError,
     RedisRateLimiter,
     _Reply,
 )
 from tencent_chat_robots.testing import FakeTencentChat
 
-from ._virtual_time import max_in_window
+from ._virtual_time import VirtualClockLoop, max_in_window, run_virtual
+
+T = TypeVar("T")
 
 KEY = "openim_robot_http_svc/get_all_robots"
 SDKAPPID = 1400000000
@@ -58,7 +70,12 @@ def limiter_on(server: fakeredis.FakeServer, **options: Any) -> RedisRateLimiter
 
 
 def record_grants(limiter: RedisRateLimiter, grants: list[float]) -> None:
-    """Append the Redis time (µs) of every start the script grants ``limiter``."""
+    """Append the Redis time (µs) of every start the script grants ``limiter``.
+
+    A booked start counts from the moment it is booked: if its caller wakes too late and
+    gives it up, it stays recorded (as in Redis's ring), so there may be a few more
+    grants than starts.
+    """
     ask = limiter._ask
 
     async def spy(key: str, pause_us: int) -> _Reply:
@@ -110,21 +127,26 @@ def run(main: Callable[[RedisRateLimiter, RedisClock], Awaitable[Any]], **option
     return asyncio.run(body())
 
 
-def test_a_refused_ask_books_nothing_and_its_wait_is_exact() -> None:
+def test_starts_within_the_horizon_are_booked_and_beyond_it_nothing_is() -> None:
+    """10/s: a burst of two now, then starts 0.1 s apart booked up to 0.4 s ahead."""
+
     async def main(limiter: RedisRateLimiter, clock: RedisClock) -> None:
         client = limiter._client
-        assert (await limiter._ask(KEY, 0)).granted
-        assert (await limiter._ask(KEY, 0)).granted  # the burst of two
+        t0 = clock.now_us
+        assert await limiter._ask(KEY, 0) == _Reply(True, 0, t0)
+        assert await limiter._ask(KEY, 0) == _Reply(True, 0, t0)  # the burst of two
+        for n in range(1, 5):  # other processes asking at the same instant
+            assert await limiter._ask(KEY, 0) == _Reply(True, n / 10, t0 + n * 100_000)
         before = await client.hgetall(limiter.redis_key(KEY))
         refused = await limiter._ask(KEY, 0)
-        assert not refused.granted
-        assert refused.wait == pytest.approx(0.1)
+        # The next free start is at 0.5 s: ask again once it is 0.4 s ahead.
+        assert (refused.granted, refused.wait) == (False, 0.1)
         assert await client.hgetall(limiter.redis_key(KEY)) == before
         clock.now_us += 100_000 - 1
         almost = await limiter._ask(KEY, 0)
         assert (almost.granted, almost.wait) == (False, 1e-6)
         clock.now_us += 1
-        assert (await limiter._ask(KEY, 0)).granted
+        assert await limiter._ask(KEY, 0) == _Reply(True, 0.4, t0 + 500_000)
 
     run(main, rate=10)
 
@@ -166,6 +188,7 @@ def test_late_wakers_still_sustain_the_rate() -> None:
 
 follow = st.tuples(st.just("follow"), st.integers(0, 3_000))  # ask when told, late by µs
 idle = st.tuples(st.just("idle"), st.integers(0, 1_500_000))  # ask after any gap
+other = st.tuples(st.just("other"), st.just(0))  # another process asks at the same instant
 pause = st.tuples(st.just("pause"), st.integers(1, 2_000_000))
 
 
@@ -173,7 +196,7 @@ pause = st.tuples(st.just("pause"), st.integers(1, 2_000_000))
 @given(
     rate=st.floats(min_value=1, max_value=60),
     burst=st.integers(min_value=1, max_value=4),
-    steps=st.lists(st.one_of(follow, follow, follow, idle, pause), min_size=1, max_size=250),
+    steps=st.lists(st.one_of(follow, follow, follow, idle, other, pause), min_size=1, max_size=250),
 )
 def test_the_script_bound_holds_for_any_pattern_of_asks(
     rate: float, burst: int, steps: list[tuple[str, int]]
@@ -187,12 +210,15 @@ def test_the_script_bound_holds_for_any_pattern_of_asks(
                 continue
             clock.now_us += told + amount if kind == "follow" else amount
             reply = await limiter._ask(KEY, 0)
-            told = round(reply.wait * SECOND_US)
+            if kind != "other":
+                told = round(reply.wait * SECOND_US)
             if reply.granted:
+                assert reply.redis_time - round(reply.wait * SECOND_US) == clock.now_us
                 grants.append(reply.redis_time)
         return grants
 
     grants = run(main, rate=rate, burst=burst)
+    assert grants == sorted(grants)  # booked or not, recorded in time order
     assert max_in_window(grants, SECOND_US) <= int(rate)
     # Pacing: burst + 1 consecutive starts never share one interval.
     interval = math.ceil(SECOND_US / rate)
@@ -282,7 +308,7 @@ async def test_the_bound_holds_across_processes_sharing_redis(
     for limiter in limiters:
         record_grants(limiter, grants)
     await asyncio.gather(*(limiter.acquire(KEY) for limiter in limiters for _ in range(40)))
-    assert len(grants) == 120
+    assert len(grants) >= 120  # more if a late waker gave up its booked start
     assert max_in_window(grants, SECOND_US) <= 50
     assert sustained(grants) >= 0.95 * 50
 
@@ -328,6 +354,179 @@ async def test_noscript_after_a_flush_is_recovered(
     assert await redis.script_exists(limiter._script.sha) == [True]
 
 
+# --- the fleet on a virtual clock: who gets which start -------------------------------
+
+
+class LoopRedisClock:
+    """Redis's ``TIME`` follows the virtual event loop's clock."""
+
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        self.loop = loop
+
+    def time(self) -> float:
+        return 1_700_000_000 + self.loop.time()
+
+
+def run_fleet(main: Callable[[fakeredis.FakeServer, VirtualClockLoop], Awaitable[T]]) -> T:
+    """Run ``main`` on a virtual-clock loop, with a fresh fakeredis on the same clock."""
+
+    async def body(loop: VirtualClockLoop) -> T:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fakeredis_server, "time", LoopRedisClock(loop))
+            return await main(fakeredis.FakeServer(), loop)
+
+    return run_virtual(body)
+
+
+def farther_from_redis(limiter: RedisRateLimiter, seconds: float) -> None:
+    """Each of ``limiter``'s script calls reaches Redis ``seconds`` later."""
+    ask = limiter._ask
+
+    async def delayed(key: str, pause_us: int) -> _Reply:
+        await asyncio.sleep(seconds)
+        return await ask(key, pause_us)
+
+    limiter._ask = delayed  # type: ignore[method-assign]
+
+
+async def sleep0() -> None:
+    await asyncio.sleep(0)
+
+
+def record_replies(limiter: RedisRateLimiter, replies: list[_Reply]) -> None:
+    ask = limiter._ask
+
+    async def spy(key: str, pause_us: int) -> _Reply:
+        reply = await ask(key, pause_us)
+        replies.append(reply)
+        return reply
+
+    limiter._ask = spy  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("farther", [1, 3])
+def test_processes_farther_from_redis_get_their_share(farther: int) -> None:
+    """One process next to Redis with 150 queued calls, others 2, 3, 4 ms away with 30.
+
+    A refused ask used to book nothing, so every process asked again at the same
+    instant and the nearest won: the others got nothing until its queue was empty.
+    """
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> list[int]:
+        near = limiter_on(server, rate=100)
+        others = [limiter_on(server, rate=100) for _ in range(farther)]
+        for n, limiter in enumerate(others, 1):
+            farther_from_redis(limiter, (n + 1) / 1000)
+        starts: list[tuple[float, int]] = []
+
+        async def one(limiter: RedisRateLimiter, who: int) -> None:
+            await limiter.acquire(KEY)
+            starts.append((loop.time(), who))
+
+        await asyncio.gather(
+            *(one(near, 0) for _ in range(150)),
+            *(one(limiter, n) for n, limiter in enumerate(others, 1) for _ in range(30)),
+        )
+        for limiter in [near, *others]:
+            await limiter._client.aclose()
+        return [who for _, who in starts[:100]]
+
+    first_second = run_fleet(main)  # the first 100 starts: a second's worth
+    assert first_second.count(0) < 150  # the near process still had calls queued
+    for who in range(1, farther + 1):  # each at least 60% of an even share
+        assert first_second.count(who) >= 0.6 * len(first_second) / (farther + 1)
+
+
+def test_a_caller_that_wakes_late_gives_up_its_booked_start() -> None:
+    """10/s: bookings 0.1 s apart; a stall past the 5 ms tolerance loses one."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=10)
+        replies: list[_Reply] = []
+        record_replies(limiter, replies)
+
+        async def stall(at: float, until: float) -> None:
+            await asyncio.sleep(t0 + at - loop.time())
+            loop.stall(t0 + until - loop.time())  # no timer runs meanwhile
+
+        async def acquire(stall_at: float = 0, until: float = 0) -> float:
+            """Acquire, the loop stalling from ``stall_at`` to ``until``; the start time."""
+            stalling = asyncio.ensure_future(stall(stall_at, until) if stall_at else sleep0())
+            replies.clear()
+            await limiter.acquire(KEY)
+            await stalling
+            return loop.time() - t0
+
+        t0 = loop.time()
+        assert [await acquire(), await acquire()] == [0, 0]  # the burst of two
+        assert await acquire() == pytest.approx(0.1)  # booked 0.1 s ahead, kept
+        assert [r.wait for r in replies] == [pytest.approx(0.1)]
+        # Waking 4 ms late, within the tolerance: the booked start is kept.
+        assert await acquire(stall_at=0.15, until=0.204) == pytest.approx(0.204)
+        assert [r.wait for r in replies] == [pytest.approx(0.1)]
+        # Booked for 0.3 s, waking at 0.35 s: given up, and the next free start booked.
+        assert await acquire(stall_at=0.25, until=0.35) == pytest.approx(0.4)
+        assert [r.granted for r in replies] == [True, True]
+        assert [r.wait for r in replies] == pytest.approx([0.096, 0.05])
+        assert replies[1].redis_time - replies[0].redis_time == 100_000
+        await limiter._client.aclose()
+
+    run_fleet(main)
+
+
+@pytest.mark.parametrize("fallback", ["error", "local"])
+@pytest.mark.parametrize("cooldown", [0, 1.0])
+def test_a_hung_redis_fails_every_queued_caller_within_one_timeout(
+    cooldown: float, fallback: str
+) -> None:
+    """A Redis that accepts and never answers (SIGSTOP): one timeout, not one each."""
+
+    async def main(
+        server: fakeredis.FakeServer, loop: VirtualClockLoop
+    ) -> tuple[float, list[BaseException | None]]:
+        limiter = limiter_on(
+            server,
+            rate=100,
+            timeout=0.3,
+            cooldown=cooldown,
+            fallback=fallback,
+            fleet_size=1 if fallback == "local" else None,
+        )
+        never = asyncio.Event()
+
+        async def hung(**_: Any) -> Any:
+            await never.wait()
+
+        limiter._script = hung  # type: ignore[assignment]
+        began = loop.time()
+        results = await asyncio.gather(
+            *(limiter.acquire(KEY) for _ in range(20)), return_exceptions=True
+        )
+        await limiter._client.aclose()
+        return loop.time() - began, results
+
+    elapsed, results = run_fleet(main)
+    if fallback == "error":
+        assert all(isinstance(r, LimiterUnavailableError) for r in results)
+        assert elapsed == pytest.approx(0.3)
+    else:  # then paced locally at 100/s: two at once, 18 more 10 ms apart
+        assert results == [None] * 20
+        assert elapsed == pytest.approx(0.3 + 0.18)
+
+
+def test_pause_in_local_fallback_pauses_this_process() -> None:
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> float:
+        limiter = limiter_on(server, rate=100, fallback="local", fleet_size=1)
+        server.connected = False
+        await limiter.pause(KEY, 0.25)  # no error: paused here, Redis not told
+        began = loop.time()
+        await limiter.acquire(KEY)
+        await limiter._client.aclose()
+        return loop.time() - began
+
+    assert run_fleet(main) == pytest.approx(0.25)
+
+
 # --- faults ---------------------------------------------------------------------------
 
 
@@ -345,8 +544,42 @@ async def test_unreachable_redis_fails_every_waiter_at_once_with_a_typed_error(
     error = results[0]
     assert isinstance(error, TencentChatError)
     assert "Redis" in str(error)
-    with pytest.raises(LimiterUnavailableError):
-        await limiter.pause(KEY, 1.0)
+
+
+async def test_pause_never_raises_for_redis(
+    server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = limiter_on(server, rate=100)
+    server.connected = False
+    caplog.set_level(logging.WARNING, logger="tencent_chat_robots")
+    await limiter.pause(KEY, 1.0)  # Redis fails: logged, not raised
+    await limiter.pause(KEY, 1.0)  # cooling down: the same
+    lost = [r for r in caplog.records if "Could not pause" in r.getMessage()]
+    assert len(lost) == 2
+    assert all(r.levelno == logging.WARNING and KEY in r.getMessage() for r in lost)
+
+
+async def test_a_frequency_refusal_is_reported_even_when_redis_cannot_be_paused(
+    server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client pauses the limiter on 60007: Redis failing then must not hide the 60007."""
+    fake = FakeTencentChat()
+    limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid)
+    ask = limiter._ask
+
+    async def no_pause(key: str, pause_us: int) -> _Reply:
+        if pause_us:
+            raise RedisConnectionError("Redis went away")
+        return await ask(key, pause_us)
+
+    limiter._ask = no_pause  # type: ignore[method-assign]
+    attempts: list[AttemptRecord] = []
+    fake.fail_next(Endpoint.GET_ALL_ROBOTS, 60007)
+    async with fake.client(limiter=limiter, max_retries=0, on_attempt=attempts.append) as chat:
+        with pytest.raises(RateLimitError):
+            await chat.get_all_robots()
+    assert [type(record.error) for record in attempts] == [RateLimitError]
+    assert any("Could not pause" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_silent_redis_times_out_instead_of_hanging() -> None:
@@ -426,18 +659,37 @@ def test_rejects_nonsense_configuration(server: fakeredis.FakeServer) -> None:
         limiter_on(server, fallback="ignore")
     with pytest.raises(ValueError, match="fleet_size"):
         limiter_on(server, fallback="local")
+    with pytest.raises(ValueError, match=r"rate / fleet_size must be at least 1 call per"):
+        limiter_on(server, rate=10, fallback="local", fleet_size=20)
 
 
-async def test_aclose_closes_only_a_client_it_created(redis: fakeredis.FakeAsyncRedis) -> None:
-    owned = RedisRateLimiter.from_url("redis://127.0.0.1:1", rate=10, sdkappid=SDKAPPID)
-    passed = RedisRateLimiter(redis, rate=10, sdkappid=SDKAPPID)
-    closed: list[object] = []
+# A stand-in for Redis's Lua API, as Redis 3.2-4.x behaves: a write after TIME (a
+# non-deterministic command) is refused unless the script replicates its effects.
+_LUA_REDIS = """
+time_read, replicating, refuses_writes_after_time = false, false, true
+redis = {}
+function redis.replicate_commands() replicating = true; return true end
+function redis.call(command, key, ...)
+  if command == 'TIME' then time_read = true; return {'1700000000', '0'} end
+  if command == 'HMGET' then return {false, false, false} end
+  if command == 'HGET' then return false end
+  if time_read and refuses_writes_after_time and not replicating then
+    error('Write commands not allowed after non deterministic commands')
+  end
+  return 1
+end
+KEYS = {'k'}
+ARGV = {'100000', '100000', '10', '1000000', '0', '400000'}
+"""
 
-    async def record_close() -> None:
-        closed.append(owned._client)
 
-    owned._client.aclose = record_close  # type: ignore[method-assign]
-    async with owned, passed:
-        pass
-    assert closed == [owned._client]
-    assert await redis.ping()  # the client passed in still works
+def test_the_script_replicates_its_effects_on_old_redis() -> None:
+    lupa = pytest.importorskip("lupa.lua51")
+    runtime = lupa.LuaRuntime()
+    runtime.execute(_LUA_REDIS)
+    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000]
+    # Redis 5+ replicates effects anyway; should a later one drop the call, no matter.
+    runtime.execute(
+        _LUA_REDIS + "redis.replicate_commands = nil; refuses_writes_after_time = false"
+    )
+    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000]

@@ -12,28 +12,42 @@ The script applies the same two rules as the in-process :class:`RateLimiter`:
 * a ring of the last ``floor(rate)`` grant times: a start is granted only once the
   ``floor(rate)``-th previous one is a full second old.
 
-The second rule alone makes the bound exact: ``floor(rate) + 1`` grants span at least a
+The second rule alone makes the bound exact: grants are recorded in time order (none
+before the newest, even a booked one), so ``floor(rate) + 1`` of them span at least a
 second of Redis time, so no sliding second ever holds more than ``rate`` of them, from
 all processes together, whatever the timers, stalls or idle gaps. The first keeps
 starts spread out instead of in clumps, and lets a late waker use the slot it missed
 (so the fleet sustains the full rate) without ever exceeding the ring's bound.
 
-The script grants only when the caller may start *now*; otherwise it books nothing and
-answers how long to wait, so a caller that wakes late asks again rather than using a
-stale booking. The bound is on grants as timed by Redis: a request starts when the
-answer has come back, so the spread of that latency (sub-millisecond on a LAN) adds to
-the jitter of the network to Tencent, which the default rate of 190 (not 200) absorbs.
+When a start is free now, the script grants it. Otherwise, if the next free start is
+at most four intervals ahead, it books that start for the caller (recording it in the
+ring and ``tat`` like any grant) and the caller sleeps until then; further ahead, it
+books nothing and answers when to ask again, and the caller asks at a random point of
+the interval after that, so the processes nearest Redis do not win every free start.
+A caller that wakes more than 5 ms after its booked start (a stalled event loop) gives
+it up and asks again rather than start on a stale booking: the lost start only makes
+the bound stricter. The bound is on grant times as Redis records them: a request starts
+once the answer has come back (or at its booked time, up to 5 ms late), so that latency
+(sub-millisecond on a LAN) adds to the jitter of the network to Tencent, which the
+default rate of 190 (not 200) absorbs.
+
 Within a process, callers queue first-come first-served per endpoint and only the head
-of the queue talks to Redis: a process makes about one script call per start granted in
-the fleet, however many of its callers wait. A Redis that loses its data (restart without
-persistence, failover) starts the schedule afresh, as the in-process limiter does when a
-process restarts.
+of the queue talks to Redis, holding at most one booked start at a time: busy processes
+take turns, each booking the next free start as soon as it starts its previous one. A
+grant therefore costs about one script call, whatever the number of callers waiting:
+one per start with up to about four busy processes per endpoint (the horizon holds all
+their bookings), plus some re-asks when more processes than that contend. When a
+script call fails, every caller already queued behind it for that endpoint fails (or
+falls back) at once rather than waiting for a timeout of its own. A Redis that loses
+its data (restart without persistence, failover) starts the schedule afresh, as the
+in-process limiter does when a process restarts.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
@@ -58,60 +72,78 @@ logger = logging.getLogger("tencent_chat_robots")
 
 DEFAULT_PREFIX = "tencent-chat-robots"
 _WINDOW_US = 1_000_000
+# How far ahead (in intervals) the script books a start for the caller asking. Each
+# process books one start at a time per endpoint, so up to about this many processes
+# take turns, at about one script call per start; more also ask again in between.
+_HORIZON = 4
+# A caller that wakes this much (s) after its booked start gives it up and asks again:
+# above timer lateness (asyncio rounds its waits up to the millisecond), below a stall.
+_LATE = 0.005
 
 # KEYS[1]: one endpoint's schedule, a hash. Times are Redis TIME in microseconds, held
 # as integers (exact in Lua's doubles) and written with %.0f, since tostring() would
 # round them to 14 digits.
 #   tat    GCRA theoretical arrival time of the next start
+#   last   the newest grant time (a booked start may lie ahead of now)
 #   head   index in the ring of the oldest of the last `capacity` grant times
 #   0..capacity-1   that ring
-# ARGV: interval, tolerance ((burst - 1) * interval), capacity, window, pause (µs).
-# Returns {granted, wait, now}. Not granted: wait before asking again (nothing booked).
-# Granted: the caller starts now; wait is until the next start, a hint for the next one.
-# A pause (ARGV[5] > 0) only pushes tat back.
+# ARGV: interval, tolerance ((burst - 1) * interval), capacity, window, pause, horizon
+# (µs). Returns {granted, wait, start}:
+#   granted, wait 0: the caller starts now (start is now);
+#   granted, wait > 0: the start at `start` is booked for the caller, who sleeps `wait`;
+#   not granted: nothing booked, ask again in `wait` (start is now).
+# Grants are recorded in time order (a new one is never before `last`), so the ring's
+# oldest entry is also the `capacity`-th previous grant in time. A pause (ARGV[5] > 0)
+# only pushes tat back; starts already booked keep their time.
 _SCRIPT = """
+if redis.replicate_commands then redis.replicate_commands() end -- Redis 3.2-4.x
 local key = KEYS[1]
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local capacity = tonumber(ARGV[3])
 local window = tonumber(ARGV[4])
 local pause = tonumber(ARGV[5])
+local horizon = tonumber(ARGV[6])
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local state = redis.call('HMGET', key, 'tat', 'head')
+local state = redis.call('HMGET', key, 'tat', 'head', 'last')
 local tat = tonumber(state[1]) or 0
 local head = (tonumber(state[2]) or 0) % capacity
+local last = tonumber(state[3]) or 0
 
-local function delay()
-  local wait = tat - tolerance - now
-  local oldest = tonumber(redis.call('HGET', key, tostring(head)))
-  if oldest then
-    wait = math.max(wait, oldest + window - now)
-  end
-  return wait
+local function keep(until_us)
+  -- Once tat and the newest grant's window have passed, a missing key means the same.
+  redis.call('PEXPIRE', key, math.ceil((until_us - now) / 1000) + 1)
 end
 
-local granted = 0
-local wait = 0
 if pause > 0 then
   tat = math.max(tat, now + pause + tolerance)
   redis.call('HSET', key, 'tat', string.format('%.0f', tat))
-else
-  wait = delay()
-  if wait > 0 then
-    return {0, wait, now}
-  end
-  granted = 1
-  tat = math.max(tat, now) + interval
-  redis.call('HSET', key, 'tat', string.format('%.0f', tat),
-    tostring(head), string.format('%.0f', now), 'head', tostring((head + 1) % capacity))
-  head = (head + 1) % capacity
-  wait = math.max(delay(), 0)
+  keep(math.max(tat, last + window))
+  return {0, 0, now}
 end
--- Once tat and the newest grant's window have passed, a missing key means the same.
-redis.call('PEXPIRE', key, math.ceil((math.max(tat, now + window) - now) / 1000) + 1)
-return {granted, wait, now}
+
+local earliest = math.max(tat - tolerance, last)
+local oldest = tonumber(redis.call('HGET', key, tostring(head)))
+if oldest then
+  earliest = math.max(earliest, oldest + window)
+end
+local start = now
+if earliest > now then
+  -- A booked start keeps a full interval from the previous one: the burst tolerance
+  -- is for callers that come late, not for clumping bookings together.
+  start = math.max(earliest, last + interval)
+  if start - now > horizon then
+    return {0, start - horizon - now, now}
+  end
+end
+tat = math.max(tat, start) + interval
+redis.call('HSET', key, 'tat', string.format('%.0f', tat),
+  tostring(head), string.format('%.0f', start), 'head', tostring((head + 1) % capacity),
+  'last', string.format('%.0f', start))
+keep(math.max(tat, start + window))
+return {1, start - now, start}
 """
 
 # Anything that goes wrong talking to Redis: refused, reset, timed out (anyio's and
@@ -129,18 +161,26 @@ class LimiterUnavailableError(TencentChatError):
 
 class _Reply(NamedTuple):
     granted: bool
-    wait: float  # seconds: until asking again, or (granted) until the next free start
-    redis_time: int  # µs, the script's TIME: the grant time when granted
+    wait: float  # seconds: until the booked start (granted), or until asking again
+    redis_time: int  # µs of Redis time: the start granted, or (not granted) now
 
 
 class _Queue:
     """One endpoint's waiters in this process: FIFO, and when to ask Redis next."""
 
-    __slots__ = ("lock", "ready_at")
+    __slots__ = ("error", "failures", "lock", "ready_at")
 
     def __init__(self) -> None:
         self.lock = anyio.Lock(fast_acquire=True)
         self.ready_at = -math.inf
+        # Asks that failed so far, and the last error: a caller queued when one fails
+        # fails with it, rather than asking (and maybe timing out) in its turn.
+        self.failures = 0
+        self.error: BaseException | None = None
+
+    def failed(self, err: BaseException) -> None:
+        self.failures += 1
+        self.error = err
 
 
 class RedisRateLimiter:
@@ -154,9 +194,12 @@ class RedisRateLimiter:
     raises :class:`LimiterUnavailableError` (``fallback="error"``), or with
     ``fallback="local"`` paces this process alone at ``rate / fleet_size`` and logs a
     warning. Either way Redis is tried again ``cooldown`` seconds after a failure; until
-    then calls fail (or run locally) at once rather than each waiting for a timeout.
+    then calls fail (or run locally) at once rather than each waiting for a timeout, and
+    a failure also fails (or moves to local) every caller already queued behind it.
     Redis does not see local starts, so around a switch a second may hold some of them on
     top of the shared budget: size ``rate`` with that margin if outages matter.
+    :meth:`pause` never raises for Redis: it logs a warning instead, so the caller sees
+    the refusal that prompted it.
 
     ``client`` is a ``redis.asyncio.Redis``; it is not closed by :meth:`aclose`, unlike
     the one :meth:`from_url` creates. Each script call touches one key, so the layout
@@ -191,6 +234,11 @@ class RedisRateLimiter:
             # No silent default: assuming a fleet of one would multiply the limit.
             if fleet_size is None or fleet_size < 1:
                 raise ValueError("fallback='local' needs fleet_size, the number of processes")
+            if not rate / fleet_size >= 1:
+                raise ValueError(
+                    "rate / fleet_size must be at least 1 call per second for "
+                    f"fallback='local' (each process's share), got {rate!r} / {fleet_size!r}"
+                )
             self._local = RateLimiter(rate / fleet_size, burst=burst)
         self.rate = rate
         self.sdkappid = sdkappid
@@ -207,7 +255,9 @@ class RedisRateLimiter:
         self._script = client.register_script(_SCRIPT)
         # Rounding the interval up errs on the slow side; the ring keeps the bound exact.
         interval = math.ceil(_WINDOW_US / rate)
+        self._interval = interval / 1e6
         self._args = (interval, (burst - 1) * interval, int(rate), _WINDOW_US)
+        self._horizon = _HORIZON * interval
         self._queues: dict[str, _Queue] = {}
         self._down_until = -math.inf
         self._last_error: BaseException | None = None
@@ -266,10 +316,16 @@ class RedisRateLimiter:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue()
+        failures = queue.failures
         async with queue.lock:
             while True:
+                if queue.failures != failures:
+                    # Redis failed since this caller queued: do not make each waiter
+                    # in turn pay its own timeout (with cooldown=0, say).
+                    await self._without_redis(key, queue.error)
+                    return
                 if anyio.current_time() < self._down_until:
-                    await self._without_redis(key)
+                    await self._without_redis(key, self._last_error)
                     return
                 delay = queue.ready_at - anyio.current_time()
                 if delay > 0:
@@ -278,26 +334,46 @@ class RedisRateLimiter:
                 try:
                     reply = await self._ask(key, 0)
                 except _FAILURES as err:
+                    queue.failed(err)
                     self._failed(err)
-                    await self._without_redis(key)
+                    await self._without_redis(key, err)
                     return
+                answered = anyio.current_time()
                 self._answered()
-                queue.ready_at = anyio.current_time() + reply.wait
-                if reply.granted:
-                    return
+                if not reply.granted:
+                    # Asking again at a random point of the next interval, rather than
+                    # all at once, keeps the processes nearest Redis from winning it.
+                    queue.ready_at = answered + reply.wait + random.uniform(0, self._interval)
+                    continue
+                if reply.wait > 0:
+                    start = answered + reply.wait
+                    await anyio.sleep(reply.wait)
+                    if anyio.current_time() > start + _LATE:
+                        # Woke late (a stalled loop): starting now, on a stale booking,
+                        # could crowd a second. The booked start is simply lost.
+                        continue
+                return
 
     async def pause(self, key: str, seconds: float) -> None:
-        """Start nothing of ``key`` for ``seconds``, in every process of the fleet."""
+        """Start nothing of ``key`` for ``seconds``, in every process of the fleet.
+
+        Starts the script has already booked (at most one per process, no more than
+        four intervals ahead) keep their time. Never raises for Redis: if it cannot be
+        told, a warning is logged, and the caller's own error is the one that matters.
+        """
         if self._local is not None:
             await self._local.pause(key, seconds)  # in case Redis fails meanwhile
         if anyio.current_time() < self._down_until:
-            self._check_fallback()
+            self._pause_lost(key, seconds, self._last_error)
             return
         try:
             await self._ask(key, max(1, round(seconds * 1e6)))
         except _FAILURES as err:
+            queue = self._queues.get(key)
+            if queue is not None:
+                queue.failed(err)
             self._failed(err)
-            self._check_fallback()
+            self._pause_lost(key, seconds, err)
             return
         self._answered()
 
@@ -320,10 +396,20 @@ class RedisRateLimiter:
     async def _ask(self, key: str, pause_us: int) -> _Reply:
         """Run the script once: a grant, a wait, or (``pause_us``) a pause."""
         with anyio.fail_after(self.timeout):
-            granted, wait_us, now_us = await self._script(
-                keys=[self.redis_key(key)], args=[*self._args, pause_us]
+            granted, wait_us, time_us = await self._script(
+                keys=[self.redis_key(key)], args=[*self._args, pause_us, self._horizon]
             )
-        return _Reply(bool(granted), int(wait_us) / 1e6, int(now_us))
+        return _Reply(bool(granted), int(wait_us) / 1e6, int(time_us))
+
+    def _pause_lost(self, key: str, seconds: float, err: BaseException | None) -> None:
+        logger.warning(
+            "Could not pause %s for %gs across the fleet%s: Redis did not answer (%s: %s)",
+            key,
+            seconds,
+            " (paused in this process only)" if self._local is not None else "",
+            type(err).__name__,
+            err,
+        )
 
     def _failed(self, err: BaseException) -> None:
         if self._last_error is None:  # once per outage, not once per call
@@ -348,16 +434,11 @@ class RedisRateLimiter:
             self._last_error = None
             self._down_until = -math.inf
 
-    def _check_fallback(self) -> None:
-        """Raise the typed error unless this limiter may go on locally."""
+    async def _without_redis(self, key: str, err: BaseException | None) -> None:
+        """Raise the typed error, or (``fallback="local"``) pace this process alone."""
         if self._local is None:
-            err = self._last_error
             raise LimiterUnavailableError(
                 f"the Redis rate limiter is unavailable ({type(err).__name__}: {err}); "
                 "no request was sent"
             ) from err
-
-    async def _without_redis(self, key: str) -> None:
-        self._check_fallback()
-        assert self._local is not None
         await self._local.acquire(key)

@@ -7,6 +7,7 @@ run leaves this folder out, since it needs the binary.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -63,6 +64,15 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+    def stop(self) -> None:
+        """SIGSTOP: a hung server, still accepting connections but answering nothing."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)

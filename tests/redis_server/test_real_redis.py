@@ -100,7 +100,7 @@ async def test_a_redis_crash_fails_calls_clearly_and_a_restart_recovers(
         grants: list[float] = []
         record_grants(limiter, grants)
         await asyncio.gather(*(chat.get_all_robots() for _ in range(30)))
-    assert len(grants) == 30
+    assert len(grants) >= 30
     stats = redis_server.client().info("commandstats")
     assert stats["cmdstat_evalsha"]["failed_calls"] >= 1  # NOSCRIPT once...
     assert stats["cmdstat_script|load"]["calls"] >= 1  # ...then loaded again
@@ -145,6 +145,30 @@ async def test_local_fallback_keeps_the_fleet_working_through_an_outage(
     assert fake.max_arrivals_in_window(KEY) <= 200
 
 
+async def test_a_stopped_redis_fails_every_queued_call_within_one_timeout(
+    redis_server: RedisServer,
+) -> None:
+    """SIGSTOP: connections accepted, nothing answered. cooldown=0 tries Redis on every
+    call, yet the 50 callers queued behind the one asking fail with it, not in turn."""
+    limiter = RedisRateLimiter.from_url(
+        redis_server.url, rate=100, sdkappid=1, timeout=0.3, cooldown=0
+    )
+    async with limiter:
+        await limiter.acquire(KEY)  # connected, script loaded
+        redis_server.stop()
+        try:
+            began = time.monotonic()
+            results = await asyncio.gather(
+                *(limiter.acquire(KEY) for _ in range(50)), return_exceptions=True
+            )
+            elapsed = time.monotonic() - began
+        finally:
+            redis_server.resume()
+        assert all(isinstance(r, LimiterUnavailableError) for r in results)
+        assert elapsed < 0.6  # one timeout of 0.3 s; it used to be 50 of them
+        await limiter.acquire(KEY)  # answered again: back to the shared limit
+
+
 def test_the_script_runs_on_real_redis_exactly(redis_server: RedisServer) -> None:
     """Real Redis is Lua 5.1 with its own number conversions: the bound, in its clock."""
 
@@ -161,6 +185,6 @@ def test_the_script_runs_on_real_redis_exactly(redis_server: RedisServer) -> Non
         return grants
 
     grants = asyncio.run(main())
-    assert len(grants) == 120
+    assert len(grants) >= 120  # more if a late waker gave up its booked start
     assert max_in_window(grants, 1_000_000) <= 50
     assert (len(grants) - 1) * 1e6 / (max(grants) - min(grants)) >= 0.95 * 50
