@@ -44,6 +44,14 @@ def _assert_clean(text: str, usersig: str) -> None:
     assert not _LEAKED_USERSIG.search(text), text
 
 
+def _assert_chain_clean(error: BaseException, usersig: str) -> None:
+    """Every exception chained to ``error``, and any httpx request it carries, is clean."""
+    for err in _chain(error):
+        _assert_clean(f"{err!s} {err!r}", usersig)
+        if isinstance(err, httpx.RequestError):
+            _assert_clean(str(err.request.url), usersig)
+
+
 def _current_usersig(chat: TencentChat) -> str:
     return chat._sender._usersig.current()
 
@@ -101,10 +109,7 @@ async def test_chained_httpx_connect_error_carries_no_signature(
         with pytest.raises(APIConnectionError) as caught:
             await chat.get_all_robots()
     usersig = _current_usersig(chat)
-    for err in _chain(caught.value):
-        _assert_clean(f"{err!s} {err!r}", usersig)
-        if isinstance(err, httpx.RequestError):
-            _assert_clean(str(err.request.url), usersig)
+    _assert_chain_clean(caught.value, usersig)
     formatted = "".join(traceback.format_exception(caught.value))
     _assert_clean(formatted, usersig)
     _assert_clean(_all_logged_text(every_log_record), usersig)
@@ -169,10 +174,7 @@ async def test_undecodable_httpx_body_is_typed_and_carries_no_signature() -> Non
             with pytest.raises(APIConnectionError) as caught:
                 await chat.get_all_robots()
     usersig = _current_usersig(chat)
-    for err in _chain(caught.value):
-        _assert_clean(f"{err!s} {err!r}", usersig)
-        if isinstance(err, httpx.RequestError):
-            _assert_clean(str(err.request.url), usersig)
+    _assert_chain_clean(caught.value, usersig)
 
 
 def test_percent_encoded_signatures_and_server_text_are_redacted() -> None:
