@@ -30,7 +30,7 @@ from ._exceptions import (
 from ._limiter import Limiter, PausableLimiter
 from ._models import AttemptRecord, converter
 from ._redact import redact
-from ._retry import RetryDecision, retry_decision
+from ._retry import USERSIG_EXPIRED, RetryDecision, retry_decision
 from ._transport import RawResponse, Transport
 
 __all__ = ["RequestSender"]
@@ -53,28 +53,28 @@ def _excerpt(content: bytes) -> str:
     return redact(" ".join(text.split()))
 
 
+def _bad_response(
+    message: str, status_code: int, content: bytes, endpoint: str
+) -> BadResponseError:
+    return BadResponseError(
+        message, status_code=status_code, excerpt=_excerpt(content), endpoint=endpoint
+    )
+
+
 def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
     """The JSON object of a successful answer; raise the typed error for any other."""
-    if response.status_code != 200:
-        raise BadResponseError(
-            f"HTTP {response.status_code} from {endpoint}",
-            status_code=response.status_code,
-            excerpt=_excerpt(response.content),
-            endpoint=endpoint,
-        )
+    status, content = response.status_code, response.content
+    if status != 200:
+        raise _bad_response(f"HTTP {status} from {endpoint}", status, content, endpoint)
     try:
-        data = json.loads(response.content)
+        data = json.loads(content)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         data = None
     code = data.get("ErrorCode") if isinstance(data, dict) else None
     # bool is an int subclass; a JSON true is not an error code.
     if not isinstance(data, dict) or type(code) is not int:
-        raise BadResponseError(
-            f"answer from {endpoint} is not the documented JSON envelope",
-            status_code=response.status_code,
-            excerpt=_excerpt(response.content),
-            endpoint=endpoint,
-        )
+        message = f"answer from {endpoint} is not the documented JSON envelope"
+        raise _bad_response(message, status, content, endpoint)
     if code != 0:
         info = data.get("ErrorInfo")
         request_id = data.get("RequestId")
@@ -85,12 +85,10 @@ def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
             endpoint=endpoint,
         )
     if data.get("ActionStatus") != "OK":
-        raise BadResponseError(
-            f"answer from {endpoint} has ErrorCode 0 but ActionStatus {data.get('ActionStatus')!r}",
-            status_code=response.status_code,
-            excerpt=_excerpt(response.content),
-            endpoint=endpoint,
+        message = (
+            f"answer from {endpoint} has ErrorCode 0 but ActionStatus {data.get('ActionStatus')!r}"
         )
+        raise _bad_response(message, status, content, endpoint)
     return data
 
 
@@ -138,12 +136,8 @@ class RequestSender:
         try:
             return converter.structure(data, result_type)
         except (cattrs.BaseValidationError, TypeError, ValueError) as err:
-            raise BadResponseError(
-                f"answer from {endpoint} has fields of the wrong type",
-                status_code=200,
-                excerpt=_excerpt(json.dumps(data).encode()),
-                endpoint=endpoint,
-            ) from err
+            message = f"answer from {endpoint} has fields of the wrong type"
+            raise _bad_response(message, 200, json.dumps(data).encode(), endpoint) from err
 
     async def _retry(
         self, endpoint: str, payload: bytes, first_error: TencentChatError
@@ -162,7 +156,7 @@ class RequestSender:
                 state.attempt_number,
                 can_renew_usersig=self._usersig.can_renew and not renewed,
             )
-            if decision.retry and isinstance(error, APIError) and error.code == 70001:
+            if decision.retry and isinstance(error, APIError) and error.code == USERSIG_EXPIRED:
                 # The renewal retry is owed to the client's own signature, not a fault:
                 # it does not use up one of the caller's retries.
                 renewed = True
