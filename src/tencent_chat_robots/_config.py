@@ -7,6 +7,7 @@ Explicit arguments win over environment variables; anything wrong is a
 from __future__ import annotations
 
 import os
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 from ._constants import (
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-def _is_text(value: object) -> bool:
+def _is_text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value != ""
 
 
@@ -54,7 +55,6 @@ def resolve_admin(value: object) -> str:
         return os.environ.get(ENV_ADMIN) or DEFAULT_ADMIN
     if not _is_text(value):
         raise ValidationError(f"admin must be a non-empty string, got {value!r}")
-    assert isinstance(value, str)
     return value
 
 
@@ -65,7 +65,6 @@ def resolve_secret(secret_key: object, usersig: object) -> tuple[str | None, str
             raise ValidationError("pass secret_key= or usersig=, not both")
         if not _is_text(usersig):
             raise ValidationError("usersig must be a non-empty string")
-        assert isinstance(usersig, str)
         return None, usersig
     key = secret_key if secret_key is not None else os.environ.get(ENV_SECRET_KEY) or None
     if key is None:
@@ -75,14 +74,12 @@ def resolve_secret(secret_key: object, usersig: object) -> tuple[str | None, str
         )
     if not _is_text(key):
         raise ValidationError("secret_key must be a non-empty string")
-    assert isinstance(key, str)
     return key, None
 
 
 def _check_base_url(url: object) -> str:
     if not _is_text(url):
         raise ValidationError(f"base_url must be a non-empty string, got {url!r}")
-    assert isinstance(url, str)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
