@@ -15,6 +15,7 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadResponseError,
+    ClientClosedError,
     InternalServerError,
     InvalidParameterError,
     InvalidRequestError,
@@ -23,13 +24,14 @@ from ._exceptions import (
     NotRoomMemberError,
     PermissionDeniedError,
     RateLimitError,
+    RequestError,
     TencentChatError,
     ValidationError,
 )
 from ._limiter import Limiter, PausableLimiter, RateLimiter
 from ._models import ActionResult, AttemptRecord
 from ._regions import Region
-from ._retry import RetryDecision, retry_decision
+from ._retry import RetryDecision, RetryState, retry_decision
 from ._transport import AiohttpTransport, HttpxTransport, RawResponse, Transport
 from ._usersig import generate_usersig, verify_usersig
 
@@ -66,6 +68,7 @@ __all__ = [
     "AttemptRecord",
     "AuthenticationError",
     "BadResponseError",
+    "ClientClosedError",
     "Endpoint",
     "HttpxTransport",
     "InternalServerError",
@@ -81,7 +84,9 @@ __all__ = [
     "RateLimiter",
     "RawResponse",
     "Region",
+    "RequestError",
     "RetryDecision",
+    "RetryState",
     "TencentChat",
     "TencentChatError",
     "Transport",
@@ -91,3 +96,11 @@ __all__ = [
     "retry_decision",
     "verify_usersig",
 ]
+
+# Public classes and functions present themselves as the package's (in reprs, tracebacks
+# and pickles) rather than as a private module's.
+for _name in __all__:
+    _member = globals()[_name]
+    if isinstance(_member, type) or callable(_member):
+        _member.__module__ = __name__
+del _name, _member

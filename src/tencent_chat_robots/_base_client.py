@@ -2,35 +2,42 @@
 
 Per attempt: take an in-flight slot for the endpoint, take a rate permit right before
 sending (so waiting for either is not part of the timeout), sign, send, check the
-envelope. The loop is the only place that retries; ``_retry.retry_decision`` decides.
+envelope. After a failed attempt the loop asks ``_retry.retry_decision`` and does what
+it says; nothing else retries.
+
+Every call runs in a cancel scope that :meth:`RequestSender.aclose` can cancel: calls
+waiting (for a slot, a permit or a backoff) at once, requests on the wire after a grace
+period. Either way the caller gets :class:`ClientClosedError`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import anyio
+import attrs
 import cattrs
-import tenacity
 
 from ._auth import UserSigProvider
 from ._constants import RATE_LIMITED_PAUSE
 from ._exceptions import (
-    APIError,
     BadResponseError,
+    ClientClosedError,
     RateLimitError,
+    RequestError,
     TencentChatError,
     error_class_for,
 )
 from ._limiter import Limiter, PausableLimiter
 from ._models import AttemptRecord, converter
 from ._redact import redact
-from ._retry import USERSIG_EXPIRED, RetryDecision, retry_decision
+from ._retry import RetryState, next_state, retry_decision
 from ._transport import RawResponse, Transport
 
 __all__ = ["RequestSender"]
@@ -92,6 +99,24 @@ def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
     return data
 
 
+class _PendingCall:
+    """One call in progress, as :meth:`RequestSender.aclose` sees it."""
+
+    __slots__ = ("on_wire", "request_sent", "scope")
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.on_wire = False  # a request of this call is being sent or answered
+        self.request_sent = False  # cancelled while on the wire
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # another anyio backend: nothing loop-bound to check
+        return None
+
+
 class RequestSender:
     """Signs, paces, sends and retries requests for one app; shared by every endpoint."""
 
@@ -120,107 +145,152 @@ class RequestSender:
         self._max_in_flight = max_in_flight
         self._slots: dict[str, anyio.Semaphore] = {}
         self._on_attempt = on_attempt
+        self._pending: set[_PendingCall] = set()
+        self._drained: anyio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
 
     async def request(self, endpoint: str, body: object, result_type: type[T]) -> T:
         """POST ``body`` to ``endpoint`` and return the answer as ``result_type``."""
         if self.closed:
-            raise TencentChatError("this client was closed; make a new TencentChat")
+            raise ClientClosedError(
+                f"this client was closed; {endpoint} was not sent (make a new TencentChat)",
+                endpoint=endpoint,
+            )
+        self._check_loop()
         payload = _ENCODER.encode(converter.unstructure(body)).encode()
-        # Most calls succeed at once; the retry machinery (tens of microseconds to set
-        # up) is built only for those that fail.
+        call = _PendingCall()
+        self._pending.add(call)
         try:
-            data = await self._attempt(endpoint, payload, 1)
-        except TencentChatError as error:
-            data = await self._retry(endpoint, payload, error)
+            with call.scope:
+                return await self._call(endpoint, payload, result_type, call)
+            # Only aclose() cancels this scope; any other cancellation propagates.
+            state = "was cancelled on the wire" if call.request_sent else "was not sent"
+            raise ClientClosedError(
+                f"the client was closed while {endpoint} was pending; the request {state}",
+                endpoint=endpoint,
+                request_sent=call.request_sent,
+            )
+        finally:
+            self._pending.discard(call)
+            if not self._pending and self._drained is not None:
+                self._drained.set()
+
+    def _check_loop(self) -> None:
+        loop = _running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            # Connections, locks and timers belong to the loop that made them; using them
+            # from another loop fails deep inside the transport with no useful message.
+            raise TencentChatError(
+                "this TencentChat was first used on another event loop"
+                f"{' (now closed)' if self._loop.is_closed() else ''}; a client serves one"
+                " loop: create it inside the code that runs on it (one per asyncio.run())"
+            )
+
+    async def _call(
+        self, endpoint: str, payload: bytes, result_type: type[T], call: _PendingCall
+    ) -> T:
+        state = RetryState(
+            endpoint,
+            retries_left=self._max_retries,
+            can_renew_usersig=self._usersig.can_renew,
+        )
+        settled = False
+        while True:
+            try:
+                data = await self._attempt(endpoint, payload, state.attempt, call)
+                break
+            except TencentChatError as error:
+                decision = retry_decision(error, state)
+                if decision.settled and isinstance(error, RequestError):
+                    data, settled = {"RequestId": error.request_id}, True
+                    break
+                if not decision.retry:
+                    raise
+                if self.closed:
+                    raise ClientClosedError(
+                        f"the client was closed; {endpoint} is not retried after: {error}",
+                        endpoint=endpoint,
+                    ) from error
+                logger.warning(
+                    "retrying %s after %s (attempt %d, waiting %.2fs): %s",
+                    endpoint,
+                    type(error).__name__,
+                    state.attempt,
+                    decision.delay,
+                    redact(str(error)),
+                )
+                if decision.renew_usersig:
+                    self._usersig.renew()
+                state = next_state(state, error, decision)
+                await anyio.sleep(decision.delay)
         try:
-            return converter.structure(data, result_type)
+            result = converter.structure(data, result_type)
         except (cattrs.BaseValidationError, TypeError, ValueError) as err:
             message = f"answer from {endpoint} has fields of the wrong type"
             raise _bad_response(message, 200, json.dumps(data).encode(), endpoint) from err
+        # Only endpoints answering ActionResult settle (see _retry.ALREADY_DONE).
+        return attrs.evolve(cast(Any, result), settled_on_retry=True) if settled else result
 
-    async def _retry(
-        self, endpoint: str, payload: bytes, first_error: TencentChatError
+    async def _attempt(
+        self, endpoint: str, payload: bytes, number: int, call: _PendingCall
     ) -> dict[str, Any]:
-        """Go on after a failed first attempt, for as long as the retry policy says."""
-        renewed = False
-        decision = RetryDecision(False)
-
-        def should_retry(state: tenacity.RetryCallState) -> bool:
-            nonlocal decision, renewed
-            error = state.outcome.exception() if state.outcome else None
-            if error is None:
-                return False
-            decision = retry_decision(
-                error,
-                state.attempt_number,
-                can_renew_usersig=self._usersig.can_renew and not renewed,
-            )
-            if decision.retry and isinstance(error, APIError) and error.code == USERSIG_EXPIRED:
-                # The renewal retry is owed to the client's own signature, not a fault:
-                # it does not use up one of the caller's retries.
-                renewed = True
-                self._usersig.renew()
-            return decision.retry
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            return state.attempt_number - int(renewed) > self._max_retries
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            logger.warning(
-                "retrying %s after %s (attempt %d, waiting %.2fs): %s",
-                endpoint,
-                type(error).__name__,
-                state.attempt_number,
-                decision.delay,
-                redact(str(error)),
-            )
-
-        retrying = tenacity.AsyncRetrying(
-            retry=should_retry,
-            stop=stop,
-            wait=lambda _: decision.delay,
-            before_sleep=log_retry,
-            sleep=anyio.sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                if number == 1:
-                    raise first_error  # the attempt made in request(), judged like any other
-                return await self._attempt(endpoint, payload, number)
-        raise AssertionError("unreachable: tenacity returns or reraises")  # pragma: no cover
-
-    async def _attempt(self, endpoint: str, payload: bytes, number: int) -> dict[str, Any]:
         slots = self._slots.get(endpoint)
         if slots is None:
             slots = self._slots[endpoint] = anyio.Semaphore(self._max_in_flight, fast_acquire=True)
         async with slots:
             if self._limiter is not None:
                 await self._limiter.acquire(endpoint)
+            if self.closed:  # closed while this caller was being resumed
+                raise ClientClosedError(
+                    f"the client was closed; {endpoint} was not sent", endpoint=endpoint
+                )
             url = (
                 f"{self._prefix}{endpoint}{self._query_head}{self._usersig.current()}"
                 f"&random={random.getrandbits(32)}&contenttype=json"
             )
             started = anyio.current_time() if self._on_attempt is not None else 0.0
+            call.on_wire = True
             try:
                 response = await self._transport.post(url, payload, timeout=self._timeout)
                 data = parse_envelope(response, endpoint)
             except TencentChatError as err:
-                if getattr(err, "endpoint", "") is None:
-                    err.endpoint = endpoint  # type: ignore[attr-defined]
+                if isinstance(err, RequestError) and err.endpoint is None:
+                    err.endpoint = endpoint
                 if isinstance(err, RateLimitError) and self._pausable is not None:
                     # Everyone sharing the limiter backs off, not only this caller.
                     await self._pausable.pause(endpoint, RATE_LIMITED_PAUSE)
                 if self._on_attempt is not None:
-                    self._report(endpoint, number, started, err, getattr(err, "request_id", None))
+                    request_id = err.request_id if isinstance(err, RequestError) else None
+                    self._report(endpoint, number, started, err, request_id)
                 raise
+            finally:
+                call.on_wire = False
         if self._on_attempt is not None:
-            request_id = data.get("RequestId")
-            self._report(endpoint, number, started, None, request_id)
+            self._report(endpoint, number, started, None, data.get("RequestId"))
         return data
+
+    async def aclose(self, grace: float) -> None:
+        """Refuse new calls, end waiting ones now and those on the wire after ``grace`` s."""
+        self.closed = True
+        for call in list(self._pending):
+            if not call.on_wire:
+                call.scope.cancel()
+        with anyio.move_on_after(grace):
+            await self._drain()
+        # Shielded: a close that is itself cancelled must still leave nothing running.
+        with anyio.CancelScope(shield=True):
+            for call in list(self._pending):
+                call.request_sent = call.on_wire
+                call.scope.cancel()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._pending:
+            self._drained = anyio.Event()
+            await self._drained.wait()
 
     def _report(
         self,

@@ -17,6 +17,7 @@ from ._config import (
     resolve_secret,
 )
 from ._constants import (
+    DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMIT,
@@ -161,12 +162,17 @@ class TencentChat:
     ) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Close the connections the client opened (not a client you passed in).
+    async def aclose(self, *, timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
+        """Close the client: no request starts from now on.
 
-        Calls made afterwards raise :class:`TencentChatError`.
+        Calls waiting for a slot, a rate permit or a retry's backoff raise
+        :class:`ClientClosedError` at once; requests already on the wire get ``timeout``
+        seconds to finish, then are cancelled (and raise it too). Then the connections
+        the client opened are closed (not an ``http_client`` you passed in). Calls made
+        afterwards raise :class:`ClientClosedError`.
         """
-        self._sender.closed = True
+        require_number("timeout", timeout, minimum=0)
+        await self._sender.aclose(timeout)
         if self._owns_transport:
             await self._transport.aclose()
 

@@ -6,6 +6,7 @@ Explicit arguments win over environment variables; anything wrong is a
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TypeGuard
 from urllib.parse import urlsplit
@@ -115,12 +116,13 @@ def resolve_endpoint_root(base_url: object, region: object) -> tuple[str, Region
 
 
 def require_number(name: str, value: object, *, minimum: float, integer: bool = False) -> None:
-    """Refuse ``value`` unless it is a number (an int if ``integer``) of at least ``minimum``."""
+    """Refuse ``value`` unless it is a finite number (an int if ``integer``) >= ``minimum``."""
     if (
         isinstance(value, bool)  # a bool is an int, but never a sensible setting here
         or not isinstance(value, (int, float))
         or (integer and not isinstance(value, int))
-        or not value >= minimum
+        # Also refuses nan and inf: an endless timeout or rate is never what was meant.
+        or not minimum <= value < math.inf
     ):
-        kind = "a whole number" if integer else "a number"
+        kind = "a whole number" if integer else "a finite number"
         raise ValidationError(f"{name} must be {kind} >= {minimum:g}, got {value!r}")

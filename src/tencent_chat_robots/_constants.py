@@ -14,6 +14,9 @@ DEFAULT_TIMEOUT = 10.0
 # Requests of one endpoint in flight at once: rate x latency with room for slow
 # answers (190/s x 1.3 s). Waiting for one of these slots is not part of the timeout.
 DEFAULT_MAX_IN_FLIGHT = 256
+# How long aclose() lets requests already on the wire finish before cancelling them:
+# past the server's own 3 s, so a healthy answer is never cut off.
+DEFAULT_CLOSE_TIMEOUT = 5.0
 
 DEFAULT_ADMIN = "administrator"
 # How long a generated admin UserSig is valid; it is renewed at half its life.

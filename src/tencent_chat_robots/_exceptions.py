@@ -1,13 +1,32 @@
-"""The exception hierarchy and the table that maps vendor error codes onto it."""
+"""The exception hierarchy and the table that maps vendor error codes onto it.
+
+Every exception the SDK raises is a :class:`TencentChatError`::
+
+    TencentChatError
+    ├── ValidationError           an argument broke a rule; nothing was sent (also ValueError)
+    └── RequestError              a call to one endpoint failed: .endpoint, .request_id
+        ├── ClientClosedError     the client was closed while the call was pending
+        ├── APIConnectionError    no answer: refused, reset, dropped
+        │   └── APITimeoutError   no answer within the timeout
+        ├── BadResponseError      not the documented JSON envelope (HTTP 502, HTML...)
+        └── APIError              the server answered ErrorCode != 0: .code, .info
+            ├── InternalServerError, RateLimitError, AuthenticationError,
+            ├── PermissionDeniedError, InvalidParameterError, InvalidRequestError,
+            └── NotFoundError, NotRoomMemberError, LimitExceededError
+
+Whether an error is worth another attempt is decided in ``_retry``, not here.
+"""
 
 from __future__ import annotations
 
 __all__ = [
+    "ERROR_CODES",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
     "AuthenticationError",
     "BadResponseError",
+    "ClientClosedError",
     "InternalServerError",
     "InvalidParameterError",
     "InvalidRequestError",
@@ -16,6 +35,7 @@ __all__ = [
     "NotRoomMemberError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestError",
     "TencentChatError",
     "ValidationError",
     "error_class_for",
@@ -25,27 +45,81 @@ __all__ = [
 class TencentChatError(Exception):
     """Base of every exception the SDK raises."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception pickles as cls(*args), which keyword-only fields cannot survive;
+        # errors cross process boundaries in bulk jobs, so rebuild from the attributes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(
+    cls: type[TencentChatError], args: tuple[object, ...], state: dict[str, object]
+) -> TencentChatError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ValidationError(TencentChatError, ValueError):
     """An argument broke a documented rule; nothing was sent."""
 
 
-class APIConnectionError(TencentChatError):
-    """The request did not complete: connection refused, reset or dropped."""
+class RequestError(TencentChatError):
+    """A call to one endpoint failed.
 
-    retryable = True
+    ``endpoint`` is its ``service/command`` path; ``request_id`` is the server's
+    ``RequestId`` when an answer carried one (quote it to Tencent support).
+    """
 
-    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, request_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.endpoint = endpoint
+        self.request_id = request_id
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the SDK retries this kind of failure (the rule lives in ``_retry``)."""
+        from ._retry import is_transient  # _retry builds on these classes
+
+        return is_transient(self)
+
+
+class ClientClosedError(RequestError):
+    """The client was closed before this call could finish.
+
+    ``request_sent`` is true when the request was already on the wire and cancelled
+    after the close's grace period: the server may have acted on it.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, request_sent: bool = False
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.request_sent = request_sent
+
+
+class APIConnectionError(RequestError):
+    """The request did not complete: connection refused, reset or dropped.
+
+    ``request_sent`` is false only when the connection could not even be made, so the
+    server certainly saw nothing; otherwise it may have acted on the request.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, request_sent: bool = True
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.request_sent = request_sent
 
 
 class APITimeoutError(APIConnectionError):
     """No complete answer arrived within the timeout."""
 
 
-class BadResponseError(TencentChatError):
+class BadResponseError(RequestError):
     """The server answered with something other than the documented JSON envelope.
 
     ``excerpt`` is the start of the body, printable and short, for diagnosis.
@@ -59,22 +133,13 @@ class BadResponseError(TencentChatError):
         excerpt: str = "",
         endpoint: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, endpoint=endpoint)
         self.status_code = status_code
         self.excerpt = excerpt
-        self.endpoint = endpoint
-
-    @property
-    def retryable(self) -> bool:
-        """Gateway failures (502/503/504) are transient; anything else is not."""
-        return self.status_code in (502, 503, 504)
 
 
-class APIError(TencentChatError):
-    """The server answered ``ErrorCode != 0``."""
-
-    retryable = False
+class APIError(RequestError):
+    """The server answered ``ErrorCode != 0``: ``code`` and ``info`` are its own."""
 
     def __init__(
         self,
@@ -86,11 +151,10 @@ class APIError(TencentChatError):
     ) -> None:
         self.code = code
         self.info = info
-        self.request_id = request_id
-        self.endpoint = endpoint
         where = f" from {endpoint}" if endpoint else ""
         rid = f" (request id {request_id})" if request_id else ""
-        super().__init__(f"error {code}{where}: {info or 'no error info'}{rid}")
+        message = f"error {code}{where}: {info or 'no error info'}{rid}"
+        super().__init__(message, endpoint=endpoint, request_id=request_id)
 
     def __repr__(self) -> str:
         return (
@@ -102,13 +166,9 @@ class APIError(TencentChatError):
 class InternalServerError(APIError):
     """A transient failure inside Tencent's service; retried automatically."""
 
-    retryable = True
-
 
 class RateLimitError(APIError):
     """The server refused the call for frequency; retried after a longer pause."""
-
-    retryable = True
 
 
 class AuthenticationError(APIError):

@@ -137,10 +137,14 @@ class ActionResult:
     """The outcome of a call that returns nothing but success.
 
     ``request_id`` is the server's ``RequestId`` (room calls send one; others ``None``):
-    quote it when asking Tencent support about a call.
+    quote it when asking Tencent support about a call. ``settled_on_retry`` is true when
+    an attempt went unanswered (connection dropped, time-out, gateway page) and the
+    retry was told the change was already in place (removing a robot from a room: "not
+    a member", 100005): the call did what was asked, and ``request_id`` is the retry's.
     """
 
     request_id: str | None = _field("RequestId", default=None)
+    settled_on_retry: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen(slots=True)
@@ -198,8 +202,12 @@ def _make_converter() -> Converter:
     conv.register_structure_hook_func(lambda t: t == list[str], _strict_str_list)
     for cls in _MODELS:
         # The vendor's keys follow no single convention, so each field names its own.
+        # A field with no vendor key is the SDK's own: never sent, never read.
         overrides: dict[str, Any] = {
-            field.name: override(rename=field.metadata[_KEY]) for field in attrs.fields(cls)
+            field.name: override(rename=field.metadata[_KEY])
+            if _KEY in field.metadata
+            else override(omit=True)
+            for field in attrs.fields(cls)
         }
         conv.register_unstructure_hook(
             cls,

@@ -16,7 +16,7 @@ import attrs
 import httpx
 from yarl import URL
 
-from ._exceptions import APIConnectionError, APITimeoutError
+from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError
 from ._redact import install_httpx_log_filter, redact
 
 __all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport", "pool_size"]
@@ -78,11 +78,25 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)
 
 
+# Faults before a connection existed: the server cannot have seen the request.
+_NOT_SENT: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    getattr(aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError),  # aiohttp 3.10+
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+)
+
+
 def _connection_error(err: BaseException) -> APIConnectionError:
     detail = redact(str(err)) or type(err).__name__
+    sent = not isinstance(err, _NOT_SENT)
     if isinstance(err, _TIMEOUTS):
-        return APITimeoutError(f"request timed out ({detail})")
-    return APIConnectionError(f"connection failed: {detail}")
+        return APITimeoutError(f"request timed out ({detail})", request_sent=sent)
+    return APIConnectionError(f"connection failed: {detail}", request_sent=sent)
+
+
+def _closed(what: str) -> ClientClosedError:
+    return ClientClosedError(f"{what} is closed; nothing was sent")
 
 
 class AiohttpTransport:
@@ -96,9 +110,13 @@ class AiohttpTransport:
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._closed = False
 
     def _open(self) -> aiohttp.ClientSession:
-        # Made on first use because a session binds to the running event loop.
+        # Made on first use because a session binds to the running event loop; never
+        # made again once closed, so a late caller cannot leak a new one.
+        if self._closed:
+            raise _closed("this transport")
         connector = aiohttp.TCPConnector(limit=self.max_connections or 0, keepalive_timeout=30)
         self._session = aiohttp.ClientSession(
             connector=connector, headers=_JSON_HEADERS, skip_auto_headers=("User-Agent",)
@@ -126,9 +144,10 @@ class AiohttpTransport:
         raise _connection_error(error) from _scrub(error)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await session.close()
 
 
 _HTTPX_DEFAULT_POOL = 100  # httpx.Limits() default max_connections
@@ -157,6 +176,8 @@ class HttpxTransport:
         install_httpx_log_filter()
 
     async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+        if self._client.is_closed:  # else httpx raises a bare RuntimeError
+            raise _closed("the httpx.AsyncClient given as http_client=")
         error: BaseException
         try:
             response = await self._client.post(
