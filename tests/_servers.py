@@ -46,9 +46,19 @@ async def _drop(request: web.Request) -> web.Response:
     return await _ok(request)
 
 
+async def _broken(request: web.Request) -> web.Response:
+    assert request.transport is not None
+    # Not HTTP: aiohttp's client raises ClientResponseError, whose text names the URL.
+    request.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}")
+    request.transport.close()
+    await request.app[RELEASE].wait()
+    return await _ok(request)
+
+
 @asynccontextmanager
 async def loopback_server() -> AsyncIterator[tuple[str, list[Seen]]]:
-    """Serve ``/v4/ok/ok``, ``/v4/bad/gateway``, ``/v4/slow/x``, ``/v4/drop/x``; yield base URL."""
+    """Serve ``/v4/ok/ok``, ``/v4/bad/gateway``, ``/v4/slow/x``, ``/v4/drop/x`` and
+    ``/v4/broken/x`` (an answer that is not HTTP); yield the base URL."""
     seen: list[Seen] = []
 
     @web.middleware
@@ -63,6 +73,7 @@ async def loopback_server() -> AsyncIterator[tuple[str, list[Seen]]]:
     app.router.add_post("/v4/bad/gateway", _bad_gateway)
     app.router.add_post("/v4/slow/x", _slow)
     app.router.add_post("/v4/drop/x", _drop)
+    app.router.add_post("/v4/broken/x", _broken)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from tencent_chat_robots import (
     BadResponseError,
     Endpoint,
     InternalServerError,
+    NotRoomMemberError,
     RawResponse,
     TencentChat,
     TencentChatError,
@@ -378,3 +380,123 @@ async def test_a_closed_client_refuses_calls(make_chat: MakeChat) -> None:
     with pytest.raises(TencentChatError, match="closed"):
         await chat.delete_robot("@RBT#1")
     assert transport.sent == []
+
+
+# -- outcome-aware retries -------------------------------------------------------------
+
+
+async def test_a_removal_whose_answer_was_lost_is_settled_by_the_not_a_member_retry(
+    no_backoff: None,
+) -> None:
+    """The connection drops after the server removed the robot; the retry hears 100005."""
+    fake = FakeTencentChat()
+    fake.create_robot("@RBT#1")
+    fake.create_room("room-1")
+    fake.add_room_member("room-1", "@RBT#1")
+    fake.drop_next(Endpoint.ROOM_DELETE_ROBOT, after_processing=True)
+    async with fake.client() as chat:
+        result = await chat.remove_robot_from_room("room-1", "@RBT#1")
+    assert result.settled_on_retry is True
+    assert result.request_id is not None  # the answering retry's, for support
+    assert fake.room_members("room-1") == []
+    assert [(call.fault, call.error_code) for call in fake.calls] == [("dropped", 0), (None, 100005)]
+
+
+async def test_a_first_not_a_member_answer_still_raises(no_backoff: None) -> None:
+    fake = FakeTencentChat()
+    fake.create_robot("@RBT#1")
+    fake.create_room("room-1")
+    async with fake.client() as chat:
+        with pytest.raises(NotRoomMemberError):
+            await chat.remove_robot_from_room("room-1", "@RBT#1")
+        fake.fail_next(Endpoint.ROOM_DELETE_ROBOT, 100001)  # answered: nothing unknown
+        with pytest.raises(NotRoomMemberError):
+            await chat.remove_robot_from_room("room-1", "@RBT#1")
+
+
+@pytest.mark.parametrize(
+    "unanswered",
+    [
+        APIConnectionError("connection failed: reset"),
+        APITimeoutError("request timed out"),
+        RawResponse(504, b"gateway timeout"),
+    ],
+)
+async def test_every_unanswered_kind_lets_not_a_member_settle(
+    make_chat: MakeChat, unanswered: Any, no_backoff: None
+) -> None:
+    transport = ScriptedTransport(unanswered, fail(100005, RequestId="Id-7"))
+    result = await make_chat(transport).remove_robot_from_room("room-1", "@RBT#1")
+    assert (result.settled_on_retry, result.request_id) == (True, "Id-7")
+
+
+async def test_a_refused_connection_proves_nothing_was_done(
+    make_chat: MakeChat, no_backoff: None
+) -> None:
+    refused = APIConnectionError("connection failed: refused", request_sent=False)
+    transport = ScriptedTransport(refused, fail(100005))
+    with pytest.raises(NotRoomMemberError):
+        await make_chat(transport).remove_robot_from_room("room-1", "@RBT#1")
+
+
+async def test_other_results_are_never_marked_settled(make_chat: MakeChat) -> None:
+    result = await make_chat(ScriptedTransport(ok())).remove_robot_from_room("r", "@RBT#1")
+    assert result.settled_on_retry is False
+
+
+def test_a_pause_that_lands_while_the_head_waiter_sleeps_is_honoured() -> None:
+    """Answers take 50 ms, so the 60007 arrives while the next caller is asleep."""
+
+    async def main(loop: VirtualClockLoop) -> tuple[list[float], float]:
+        sends: list[float] = []
+        refused_at: list[float] = []
+
+        class SlowAnswers(ScriptedTransport):
+            async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+                sends.append(loop.time())
+                await asyncio.sleep(0.05)
+                if len(sends) == 3:
+                    refused_at.append(loop.time())
+                    return RawResponse(200, json.dumps(fail(60007)).encode())
+                return RawResponse(200, json.dumps(ok()).encode())
+
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url="http://h", rate_limit=10, transport=SlowAnswers()
+        )
+        await asyncio.gather(*(chat.delete_robot("@RBT#1") for _ in range(6)))
+        return sends, refused_at[0]
+
+    sends, refused_at = run_virtual(main)
+    assert len(sends) == 7
+    assert not [t for t in sends if refused_at < t < refused_at + 1.0]
+
+
+def test_waiting_for_an_in_flight_slot_takes_no_rate_permit() -> None:
+    """A permit taken before the slot would be spent later, in a clump with others."""
+
+    async def main(loop: VirtualClockLoop) -> list[float]:
+        sends: list[float] = []
+
+        class FirstIsSlow(ScriptedTransport):
+            async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+                sends.append(loop.time())
+                if len(sends) == 1:
+                    await asyncio.sleep(1.5)
+                return RawResponse(200, json.dumps(ok()).encode())
+
+        chat = TencentChat(
+            SDKAPPID,
+            SECRET_KEY,
+            base_url="http://h",
+            rate_limit=5,
+            max_in_flight=1,
+            transport=FirstIsSlow(),
+        )
+        await asyncio.gather(*(chat.delete_robot("@RBT#1") for _ in range(10)))
+        return sends
+
+    sends = run_virtual(main)
+    assert len(sends) == 10
+    assert max_in_window(sends) <= 5
+    # Paced (a burst of at most two per interval), not a clump spending stored permits.
+    assert all(c - a >= 0.2 - 1e-9 for a, c in zip(sends[1:], sends[3:], strict=False))

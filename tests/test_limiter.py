@@ -209,9 +209,31 @@ def test_bound_holds_for_any_arrival_pattern(
     starts = run_virtual(main)
     assert len(starts) == sum(count for _, count in arrivals)
     assert max_in_window(starts) <= rate
+    _assert_more_than_a_second_apart(starts, rate)
+
+
+def _assert_more_than_a_second_apart(starts: list[float], rate: int) -> None:
+    """Start k + rate comes more than a second (and a millisecond) after start k.
+
+    Exactly one second apart, both can fall in one closed second at the server.
+    """
+    ordered = sorted(starts)
+    gaps = [later - earlier for earlier, later in zip(ordered, ordered[rate:], strict=False)]
+    assert all(gap > 1.001 for gap in gaps), min(gaps)
+
+
+def test_a_saturated_key_never_puts_rate_plus_one_starts_in_a_closed_second() -> None:
+    async def main(loop: VirtualClockLoop) -> list[float]:
+        return await _gather_starts(RateLimiter(10, burst=10), loop, 100)
+
+    starts = run_virtual(main)
+    _assert_more_than_a_second_apart(starts, 10)
+    assert (len(starts) - 1) / (max(starts) - min(starts)) >= 0.98 * 10  # still sustained
 
 
 def test_rejects_nonsense_configuration() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        RateLimiter(float("inf"))
     with pytest.raises(ValueError, match="rate"):
         RateLimiter(0)
     with pytest.raises(ValueError, match="burst"):

@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from tencent_chat_robots import (
+    AiohttpTransport,
     APIConnectionError,
     APIError,
     BadResponseError,
@@ -189,3 +190,16 @@ def test_percent_encoded_signatures_and_server_text_are_redacted() -> None:
     with pytest.raises(BadResponseError) as bad:
         parse_envelope(RawResponse(502, page), "a/b")
     assert "SIG456" not in bad.value.excerpt
+
+
+async def test_a_broken_answer_on_aiohttp_chains_no_signature() -> None:
+    """aiohttp's ClientResponseError for a malformed answer names the signed URL."""
+    transport = AiohttpTransport()
+    async with loopback_server() as (base, _):
+        url = f"{base}/v4/broken/x?sdkappid=1&usersig=SIG-SECRET-123&random=1"
+        with pytest.raises(APIConnectionError) as caught:
+            await transport.post(url, b"{}", timeout=5)
+        await transport.aclose()
+    _assert_chain_clean(caught.value, "SIG-SECRET-123")
+    assert caught.value.__cause__ is not None  # the cause is kept, scrubbed
+    assert "usersig=REDACTED" in str(caught.value) + str(caught.value.__cause__)

@@ -278,14 +278,16 @@ class RequestSender:
         for call in list(self._pending):
             if not call.on_wire:
                 call.scope.cancel()
-        with anyio.move_on_after(grace):
-            await self._drain()
-        # Shielded: a close that is itself cancelled must still leave nothing running.
-        with anyio.CancelScope(shield=True):
-            for call in list(self._pending):
-                call.request_sent = call.on_wire
-                call.scope.cancel()
-            await self._drain()
+        try:
+            with anyio.move_on_after(grace):
+                await self._drain()
+        finally:
+            # Shielded: a close that is itself cancelled must still leave nothing running.
+            with anyio.CancelScope(shield=True):
+                for call in list(self._pending):
+                    call.request_sent = call.on_wire
+                    call.scope.cancel()
+                await self._drain()
 
     async def _drain(self) -> None:
         while self._pending:

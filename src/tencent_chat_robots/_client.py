@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+import anyio
 import httpx
 
 from ._auth import UserSigProvider
@@ -172,9 +173,12 @@ class TencentChat:
         afterwards raise :class:`ClientClosedError`.
         """
         require_number("timeout", timeout, minimum=0)
-        await self._sender.aclose(timeout)
-        if self._owns_transport:
-            await self._transport.aclose()
+        try:
+            await self._sender.aclose(timeout)
+        finally:
+            if self._owns_transport:
+                with anyio.CancelScope(shield=True):  # even when the close is cancelled
+                    await self._transport.aclose()
 
     # -- openim_robot_http_svc -------------------------------------------------------
 
