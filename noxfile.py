@@ -16,12 +16,15 @@ def _group(name: str) -> list[str]:
     return list(nox.project.dependency_groups(PYPROJECT, name))
 
 
-@nox.session(python=["3.10", "3.11"])
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The test suite, against the package as installed (its pytest plugin included).
 
-    On the oldest supported Python and the machine's own; the real-Redis tests have a
-    session of their own because they need a redis-server binary.
+    On every supported Python; the real-Redis tests have a session of their own because
+    they need a redis-server binary.
     """
     session.install(".[redis]", *_group("test"))
     session.run("pytest", "--ignore=tests/redis_server", *session.posargs)
