@@ -257,6 +257,7 @@ class RequestSender:
                 response = await self._transport.post(url, payload, timeout=self._timeout)
                 data = parse_envelope(response, endpoint)
             except TencentChatError as err:
+                call.on_wire = False  # answered, or dropped: what follows is not the wire
                 if isinstance(err, RequestError) and err.endpoint is None:
                     err.endpoint = endpoint
                 if isinstance(err, RateLimitError) and self._pausable is not None:
