@@ -327,3 +327,19 @@ def test_a_second_event_loop_is_a_typed_error_and_opens_no_session() -> None:
             gc.collect()
         assert transport._session is None
     assert len(fake.calls) == 1
+
+
+async def test_a_close_inside_a_callers_own_timeout_is_still_a_closed_error() -> None:
+    """The close's cancellation is taken back, so the caller's timeout is not confused."""
+    transport = GatedTransport()
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport)
+    call = asyncio.ensure_future(asyncio.wait_for(chat.delete_robot("@RBT#1"), timeout=30))
+    await transport.wait_on_wire(1)
+    await chat.aclose(timeout=0)
+    with pytest.raises(ClientClosedError):
+        await call
+    # And a caller's own timeout is still a timeout, with the client open.
+    other = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=GatedTransport())
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(other.delete_robot("@RBT#1"), timeout=0.01)
+    await other.aclose(timeout=0)
