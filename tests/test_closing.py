@@ -16,6 +16,7 @@ import pytest
 
 from tencent_chat_robots import (
     AiohttpTransport,
+    APIConnectionError,
     ClientClosedError,
     Endpoint,
     RawResponse,
@@ -114,7 +115,7 @@ def test_requests_on_the_wire_get_the_grace_then_are_cancelled() -> None:
         for error in results:
             assert type(error) is ClientClosedError
             assert error.request_sent is True  # the server may have acted on it
-            assert "cancelled on the wire" in str(error)
+            assert "may have reached the server" in str(error)
 
     run_virtual(main)
 
@@ -343,3 +344,62 @@ async def test_a_close_inside_a_callers_own_timeout_is_still_a_closed_error() ->
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(other.delete_robot("@RBT#1"), timeout=0.01)
     await other.aclose(timeout=0)
+
+
+def test_two_closes_at_once_both_return_when_the_calls_are_done() -> None:
+    async def main(loop: VirtualClockLoop) -> None:
+        transport = GatedTransport()
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url="http://h", rate_limit=None, transport=transport
+        )
+        call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+        await transport.wait_on_wire(1)
+        loop.call_later(1.0, transport.release.set)
+        began = loop.time()
+        await asyncio.gather(chat.aclose(timeout=5.0), chat.aclose(timeout=5.0))
+        assert loop.time() - began == pytest.approx(1.0)  # neither waited out its grace
+        await call
+
+    run_virtual(main)
+
+
+def test_a_close_during_the_backoff_after_an_unanswered_attempt_says_it_may_have_acted() -> None:
+    async def main(loop: VirtualClockLoop) -> None:
+        failed = asyncio.Event()
+        transport = ScriptedTransport(APIConnectionError("dropped after sending"), ok())
+        chat = TencentChat(
+            SDKAPPID,
+            SECRET_KEY,
+            base_url="http://h",
+            rate_limit=None,
+            transport=transport,
+            on_attempt=lambda _: failed.set(),
+        )
+        call = asyncio.ensure_future(chat.remove_robot_from_room("room-1", "@RBT#1"))
+        await failed.wait()
+        await chat.aclose()
+        with pytest.raises(ClientClosedError) as caught:
+            await call
+        assert caught.value.request_sent is True
+
+    run_virtual(main)
+
+
+async def test_a_close_cancelled_twice_still_ends_every_call_before_closing_the_transport() -> None:
+    transport = GatedTransport()
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport)
+    chat._owns_transport = True  # so that the close closes it, as it does its own
+    call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+    await transport.wait_on_wire(1)
+    closing = asyncio.ensure_future(chat.aclose(timeout=0))
+    await asyncio.sleep(0)
+    closing.cancel()
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert call.done()
+    assert transport.on_wire == 0
+    assert transport.closed
+    with pytest.raises(ClientClosedError):
+        await call

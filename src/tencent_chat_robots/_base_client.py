@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -108,12 +108,13 @@ class _PendingCall:
         self.task = task  # the caller's task, which the call runs in
         self.on_wire = False  # a request of this call is being sent or answered
         self.closed_it = False  # aclose() cancelled the task
-        self.request_sent = False  # ... while this call was on the wire
+        # The server may have acted: an attempt went unanswered, or was cut off by aclose().
+        self.request_sent = False
 
     def cancel(self) -> None:
         if not self.closed_it and self.task is not None:
             self.closed_it = True
-            self.request_sent = self.on_wire
+            self.request_sent = self.request_sent or self.on_wire
             self.task.cancel()
 
 
@@ -125,6 +126,24 @@ def _cancelled_by_others(task: asyncio.Task[Any] | None) -> bool:
     """
     uncancel = getattr(task, "uncancel", None)
     return uncancel is not None and uncancel() > 0
+
+
+async def finish_despite_cancel(awaitable: Awaitable[object]) -> None:
+    """Await ``awaitable`` to its end even if cancelled meanwhile, then re-raise that.
+
+    For clean-up that must not be cut short (anyio's shielded scopes do not hold off a
+    plain ``Task.cancel()``).
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            cancelled = err
+    task.result()
+    if cancelled is not None:
+        raise cancelled
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -185,7 +204,7 @@ class RequestSender:
         except asyncio.CancelledError:
             if not call.closed_it or _cancelled_by_others(call.task):
                 raise
-            state = "was cancelled on the wire" if call.request_sent else "was not sent"
+            state = "may have reached the server" if call.request_sent else "was not sent"
             raise ClientClosedError(
                 f"the client was closed while {endpoint} was pending; the request {state}",
                 endpoint=endpoint,
@@ -212,39 +231,43 @@ class RequestSender:
     async def _call(
         self, endpoint: str, payload: bytes, result_type: type[T], call: _PendingCall
     ) -> T:
-        state = RetryState(
-            endpoint,
-            retries_left=self._max_retries,
-            can_renew_usersig=self._usersig.can_renew,
-        )
+        state: RetryState | None = None  # made on the first failure: most calls never fail
         settled = False
         while True:
             try:
-                data = await self._attempt(endpoint, payload, state.attempt, call)
+                data = await self._attempt(endpoint, payload, state.attempt if state else 1, call)
                 break
             except TencentChatError as error:
+                if state is None:
+                    state = RetryState(
+                        endpoint,
+                        retries_left=self._max_retries,
+                        can_renew_usersig=self._usersig.can_renew,
+                    )
                 decision = retry_decision(error, state)
                 if decision.settled and isinstance(error, RequestError):
                     data, settled = {"RequestId": error.request_id}, True
                     break
                 if not decision.retry:
                     raise
+                failed, state = state, next_state(state, error, decision)
+                call.request_sent = state.maybe_processed
                 if self.closed:
                     raise ClientClosedError(
                         f"the client was closed; {endpoint} is not retried after: {error}",
                         endpoint=endpoint,
+                        request_sent=state.maybe_processed,
                     ) from error
                 logger.warning(
                     "retrying %s after %s (attempt %d, waiting %.2fs): %s",
                     endpoint,
                     type(error).__name__,
-                    state.attempt,
+                    failed.attempt,
                     decision.delay,
                     redact(str(error)),
                 )
                 if decision.renew_usersig:
                     self._usersig.renew()
-                state = next_state(state, error, decision)
                 await anyio.sleep(decision.delay)
         try:
             result = converter.structure(data, result_type)
@@ -296,23 +319,21 @@ class RequestSender:
     async def aclose(self, grace: float) -> None:
         """Refuse new calls, end waiting ones now and those on the wire after ``grace`` s."""
         self.closed = True
+        if self._drained is None:  # one event for every closer; no call is added from now
+            self._drained = anyio.Event()
+            if not self._pending:
+                self._drained.set()
         for call in list(self._pending):
             if not call.on_wire:
                 call.cancel()
         try:
             with anyio.move_on_after(grace):
-                await self._drain()
+                await self._drained.wait()
         finally:
-            # Shielded: a close that is itself cancelled must still leave nothing running.
-            with anyio.CancelScope(shield=True):
-                for call in list(self._pending):
-                    call.cancel()
-                await self._drain()
-
-    async def _drain(self) -> None:
-        while self._pending:
-            self._drained = anyio.Event()
-            await self._drained.wait()
+            for call in list(self._pending):
+                call.cancel()
+            # A close that is itself cancelled must still leave nothing running.
+            await finish_despite_cancel(self._drained.wait())
 
     def _report(
         self,

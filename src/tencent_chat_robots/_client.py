@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
-import anyio
 import httpx
 
 from ._auth import UserSigProvider
-from ._base_client import RequestSender
+from ._base_client import RequestSender, finish_despite_cancel
 from ._config import (
     require_number,
     resolve_admin,
@@ -23,6 +22,8 @@ from ._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMIT,
     DEFAULT_TIMEOUT,
+    MAX_RATE_LIMIT,
+    MAX_TIMEOUT,
 )
 from ._exceptions import ValidationError
 from ._limiter import Limiter, RateLimiter
@@ -107,13 +108,13 @@ class TencentChat:
         secret_key, usersig = resolve_secret(secret_key, usersig)
         self.base_url, self.region = resolve_endpoint_root(base_url, region)
         require_number("max_retries", max_retries, minimum=0, integer=True)
-        require_number("timeout", timeout, minimum=0.001)
+        require_number("timeout", timeout, minimum=0.001, maximum=MAX_TIMEOUT)
         require_number("max_in_flight", max_in_flight, minimum=1, integer=True)
         if http_client is not None and transport is not None:
             raise ValidationError("pass http_client= or transport=, not both")
 
         if limiter is None and rate_limit is not None:
-            require_number("rate_limit", rate_limit, minimum=1)
+            require_number("rate_limit", rate_limit, minimum=1, maximum=MAX_RATE_LIMIT)
             limiter = RateLimiter(rate_limit)
         self.rate_limit = limiter.rate if isinstance(limiter, RateLimiter) else None
         self.limiter = limiter
@@ -172,13 +173,12 @@ class TencentChat:
         the client opened are closed (not an ``http_client`` you passed in). Calls made
         afterwards raise :class:`ClientClosedError`.
         """
-        require_number("timeout", timeout, minimum=0)
+        require_number("timeout", timeout, minimum=0, maximum=MAX_TIMEOUT)
         try:
             await self._sender.aclose(timeout)
         finally:
             if self._owns_transport:
-                with anyio.CancelScope(shield=True):  # even when the close is cancelled
-                    await self._transport.aclose()
+                await finish_despite_cancel(self._transport.aclose())
 
     # -- openim_robot_http_svc -------------------------------------------------------
 

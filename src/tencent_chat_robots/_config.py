@@ -35,6 +35,16 @@ def _is_text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value != ""
 
 
+def _require_encodable(name: str, value: str) -> str:
+    # A lone surrogate (from undecodable bytes) would fail deep in signing or sending,
+    # with an error whose text quotes the whole value: a secret, for the key.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(f"{name} is not valid Unicode text") from None
+    return value
+
+
 def resolve_sdkappid(value: object) -> int:
     """The SDKAppID from ``value`` or ``TENCENT_CHAT_SDKAPPID``: a positive integer."""
     raw = value if value is not None else os.environ.get(ENV_SDKAPPID)
@@ -56,7 +66,7 @@ def resolve_admin(value: object) -> str:
         return os.environ.get(ENV_ADMIN) or DEFAULT_ADMIN
     if not _is_text(value):
         raise ValidationError(f"admin must be a non-empty string, got {value!r}")
-    return value
+    return _require_encodable("admin", value)
 
 
 def resolve_secret(secret_key: object, usersig: object) -> tuple[str | None, str | None]:
@@ -66,7 +76,7 @@ def resolve_secret(secret_key: object, usersig: object) -> tuple[str | None, str
             raise ValidationError("pass secret_key= or usersig=, not both")
         if not _is_text(usersig):
             raise ValidationError("usersig must be a non-empty string")
-        return None, usersig
+        return None, _require_encodable("usersig", usersig)
     key = secret_key if secret_key is not None else os.environ.get(ENV_SECRET_KEY) or None
     if key is None:
         raise ValidationError(
@@ -75,7 +85,7 @@ def resolve_secret(secret_key: object, usersig: object) -> tuple[str | None, str
         )
     if not _is_text(key):
         raise ValidationError("secret_key must be a non-empty string")
-    return key, None
+    return _require_encodable("secret_key", key), None
 
 
 def _check_base_url(url: object) -> str:
@@ -115,14 +125,22 @@ def resolve_endpoint_root(base_url: object, region: object) -> tuple[str, Region
     return parsed.base_url, parsed
 
 
-def require_number(name: str, value: object, *, minimum: float, integer: bool = False) -> None:
-    """Refuse ``value`` unless it is a finite number (an int if ``integer``) >= ``minimum``."""
+def require_number(
+    name: str,
+    value: object,
+    *,
+    minimum: float,
+    maximum: float = math.inf,
+    integer: bool = False,
+) -> None:
+    """Refuse ``value`` unless it is a finite number (an int if ``integer``) in range."""
     if (
         isinstance(value, bool)  # a bool is an int, but never a sensible setting here
         or not isinstance(value, (int, float))
         or (integer and not isinstance(value, int))
         # Also refuses nan and inf: an endless timeout or rate is never what was meant.
-        or not minimum <= value < math.inf
+        or not (minimum <= value <= maximum and value < math.inf)
     ):
         kind = "a whole number" if integer else "a finite number"
-        raise ValidationError(f"{name} must be {kind} >= {minimum:g}, got {value!r}")
+        upper = f" and <= {maximum:g}" if maximum < math.inf else ""
+        raise ValidationError(f"{name} must be {kind} >= {minimum:g}{upper}, got {value!r}")

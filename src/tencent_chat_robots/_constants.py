@@ -6,6 +6,12 @@ from __future__ import annotations
 # network jitter bunches requests on the way, so the client paces a little below it.
 DEFAULT_RATE_LIMIT = 190
 DOCUMENTED_RATE_LIMIT = 200
+# Start k + rate waits until start k is *more* than a second old, by this much (s):
+# starts exactly 1.000 s apart both fall in a one-second window closed at either end,
+# and a server that stamps arrivals to the millisecond rounds each by up to 1 ms, so
+# 2 ms clears its rounding at both ends. It costs 0.2% of the rate when saturated.
+# Network jitter between start and arrival is for the 190 (not 200) to absorb.
+WINDOW_MARGIN = 0.002
 
 DEFAULT_MAX_RETRIES = 3
 # The server gives up on a request after 3 s, so waiting longer than that for an
@@ -17,6 +23,10 @@ DEFAULT_MAX_IN_FLIGHT = 256
 # How long aclose() lets requests already on the wire finish before cancelling them:
 # past the server's own 3 s, so a healthy answer is never cut off.
 DEFAULT_CLOSE_TIMEOUT = 5.0
+# Upper bounds of settings, far beyond any real use, so that absurd values are refused
+# at construction rather than overflowing a timer or a buffer at the first call.
+MAX_RATE_LIMIT = 1_000_000
+MAX_TIMEOUT = 86_400.0
 
 DEFAULT_ADMIN = "administrator"
 # How long a generated admin UserSig is valid; it is renewed at half its life.

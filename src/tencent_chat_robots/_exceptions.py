@@ -90,8 +90,8 @@ class RequestError(TencentChatError):
 class ClientClosedError(RequestError):
     """The client was closed before this call could finish.
 
-    ``request_sent`` is true when the request was already on the wire and cancelled
-    after the close's grace period: the server may have acted on it.
+    ``request_sent`` is true when the server may have acted on the call: a request was
+    on the wire when the close's grace ran out, or an earlier attempt went unanswered.
     """
 
     def __init__(

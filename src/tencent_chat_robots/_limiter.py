@@ -6,7 +6,7 @@ Two rules work together for each key:
   server behind a jittery network never sees a clump;
 * a sliding-window log of the last ``rate`` starts: a start is allowed only once the
   ``rate``-th previous one is more than a second old (by a small margin, see
-  ``_WINDOW``). This makes the bound exact whatever the timers do (late wake-ups,
+  ``WINDOW_MARGIN``). This makes the bound exact whatever the timers do (late wake-ups,
   event-loop stalls, cold start, idle gaps).
 
 Waiters queue first-come first-served on a lock; only the head sleeps, and it reads the
@@ -24,14 +24,10 @@ from typing import Protocol, runtime_checkable
 import anyio
 
 from ._config import require_number
+from ._constants import MAX_RATE_LIMIT, WINDOW_MARGIN
 
 __all__ = ["Limiter", "PausableLimiter", "RateLimiter"]
 
-# Start k + rate waits until start k is *more* than a second old: starts exactly 1.000 s
-# apart both fall in a one-second window closed at either end, and a server that stamps
-# arrivals to the millisecond rounds up to 1 ms off each, so 2 ms clears its rounding at
-# both ends. It costs 0.2% of the rate when saturated.
-_MARGIN = 0.002
 _WINDOW = 1.0
 # Waits shorter than this are rounding noise in float clock arithmetic; sleeping on
 # them could spin without the clock moving.
@@ -77,7 +73,7 @@ class _KeyLimiter:
         wait = self._tat - self._tolerance - now
         starts = self._starts
         if len(starts) == starts.maxlen:
-            wait = max(wait, _WINDOW + _MARGIN - (now - starts[0]))
+            wait = max(wait, _WINDOW + WINDOW_MARGIN - (now - starts[0]))
         return wait
 
     def pause(self, until: float) -> None:
@@ -116,7 +112,7 @@ class RateLimiter:
         burst: int | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        require_number("rate", rate, minimum=1)
+        require_number("rate", rate, minimum=1, maximum=MAX_RATE_LIMIT)
         if burst is None:
             # Two absorb a late timer at the documented rates; at thousands per second
             # a timer cannot fire every interval, so the burst covers ~2 ms of starts.

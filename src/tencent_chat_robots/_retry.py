@@ -79,7 +79,8 @@ def backoff(
     attempt: int, *, base: float = INITIAL_RETRY_DELAY, cap: float = MAX_RETRY_DELAY
 ) -> float:
     """Exponential backoff, jittered over its upper half: ``attempt`` counts from 1."""
-    ceiling: float = min(cap, base * 2.0 ** (attempt - 1))
+    # The exponent is bounded so that a huge max_retries cannot overflow the float.
+    ceiling: float = min(cap, base * 2.0 ** min(attempt - 1, 64))
     return ceiling * (0.5 + random.random() / 2)
 
 
