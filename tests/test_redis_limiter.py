@@ -24,6 +24,7 @@ import fakeredis.commands_mixins.server_mixin as fakeredis_server
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tencent_chat_robots import (
@@ -33,6 +34,7 @@ from tencent_chat_robots import (
     RateLimitError,
     TencentChatError,
 )
+from tencent_chat_robots._exceptions import ValidationError
 from tencent_chat_robots._redis_limiter import (
     _SCRIPT,
     LimiterUnavailableError,
@@ -41,7 +43,7 @@ from tencent_chat_robots._redis_limiter import (
 )
 from tencent_chat_robots.testing import FakeTencentChat
 
-from ._virtual_time import VirtualClockLoop, max_in_window, run_virtual
+from ._virtual_time import VirtualClockLoop, run_virtual
 
 T = TypeVar("T")
 
@@ -90,6 +92,22 @@ def record_grants(limiter: RedisRateLimiter, grants: list[float]) -> None:
 def sustained(times: list[float]) -> float:
     """Starts per second from the first to the last (µs timestamps)."""
     return (len(times) - 1) * SECOND_US / (max(times) - min(times))
+
+
+def most_in_closed_window(times: list[float], window: float) -> int:
+    """The most timestamps in any interval ``[t, t + window]``, both ends included.
+
+    A server counting arrivals may close its window at both ends; a limit of ``rate``
+    holds for it only if starts ``k`` and ``k + rate`` are more than ``window`` apart.
+    """
+    ordered = sorted(times)
+    best = 0
+    start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] > window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 # --- the script, on a Redis clock the test moves --------------------------------------
@@ -165,8 +183,32 @@ def test_the_ring_caps_a_sliding_second_where_pacing_alone_would_not() -> None:
         return grants
 
     grants = run(main, rate=10, burst=5)
-    assert grants[10] - grants[0] == SECOND_US
-    assert max_in_window(grants, SECOND_US) == 10
+    assert grants[10] - grants[0] == SECOND_US + 2_000  # the ring's 2 ms of margin
+    assert most_in_closed_window(grants, SECOND_US) == 10
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(10, 5), (40, 2), (190, 2), (7.5, 3)])
+def test_no_two_grants_rate_apart_are_a_second_or_less_apart(rate: float, burst: int) -> None:
+    """A server counting arrivals in a closed second must never see ``rate + 1``.
+
+    Each ask lands exactly when the script said (the ring's boundary, to the µs), the
+    case where grant ``k + rate`` used to be exactly one second after grant ``k``.
+    """
+
+    async def main(limiter: RedisRateLimiter, clock: RedisClock) -> list[float]:
+        grants: list[float] = []
+        while len(grants) < 3 * rate:
+            reply = await limiter._ask(KEY, 0)
+            if reply.granted:
+                grants.append(reply.redis_time)
+            clock.now_us += round(reply.wait * SECOND_US)
+        return grants
+
+    grants = run(main, rate=rate, burst=burst)
+    n = int(rate)
+    assert min(grants[i + n] - grants[i] for i in range(len(grants) - n)) > SECOND_US
+    assert most_in_closed_window(grants, SECOND_US) == n
+    assert sustained(grants) >= 0.99 * n  # the margin costs 0.1%
 
 
 def test_late_wakers_still_sustain_the_rate() -> None:
@@ -182,7 +224,7 @@ def test_late_wakers_still_sustain_the_rate() -> None:
         return grants
 
     grants = run(main, rate=190)
-    assert max_in_window(grants, SECOND_US) <= 190
+    assert most_in_closed_window(grants, SECOND_US) <= 190
     assert sustained(grants) >= 0.99 * 190
 
 
@@ -219,7 +261,7 @@ def test_the_script_bound_holds_for_any_pattern_of_asks(
 
     grants = run(main, rate=rate, burst=burst)
     assert grants == sorted(grants)  # booked or not, recorded in time order
-    assert max_in_window(grants, SECOND_US) <= int(rate)
+    assert most_in_closed_window(grants, SECOND_US) <= int(rate)
     # Pacing: burst + 1 consecutive starts never share one interval.
     interval = math.ceil(SECOND_US / rate)
     assert all(grants[i + burst] - grants[i] >= interval for i in range(len(grants) - burst))
@@ -309,7 +351,7 @@ async def test_the_bound_holds_across_processes_sharing_redis(
         record_grants(limiter, grants)
     await asyncio.gather(*(limiter.acquire(KEY) for limiter in limiters for _ in range(40)))
     assert len(grants) >= 120  # more if a late waker gave up its booked start
-    assert max_in_window(grants, SECOND_US) <= 50
+    assert most_in_closed_window(grants, SECOND_US) <= 50
     assert sustained(grants) >= 0.95 * 50
 
 
@@ -431,8 +473,9 @@ def test_processes_farther_from_redis_get_their_share(farther: int) -> None:
             await limiter._client.aclose()
         return [who for _, who in starts[:100]]
 
-    first_second = run_fleet(main)  # the first 100 starts: a second's worth
-    assert first_second.count(0) < 150  # the near process still had calls queued
+    # The first 100 starts, a second's worth: the near process cannot have run out of
+    # its 150 calls by then, so the shares below are the limiter's doing.
+    first_second = run_fleet(main)
     for who in range(1, farther + 1):  # each at least 60% of an even share
         assert first_second.count(who) >= 0.6 * len(first_second) / (farther + 1)
 
@@ -476,10 +519,13 @@ def test_a_caller_that_wakes_late_gives_up_its_booked_start() -> None:
 
 @pytest.mark.parametrize("fallback", ["error", "local"])
 @pytest.mark.parametrize("cooldown", [0, 1.0])
-def test_a_hung_redis_fails_every_queued_caller_within_one_timeout(
-    cooldown: float, fallback: str
+@pytest.mark.parametrize("retry_budget", [0, 0.5])
+def test_a_hung_redis_fails_every_queued_caller_within_one_retry_budget(
+    retry_budget: float, cooldown: float, fallback: str
 ) -> None:
-    """A Redis that accepts and never answers (SIGSTOP): one timeout, not one each."""
+    """A Redis that accepts and never answers (SIGSTOP): the head calls again until the
+    budget is spent, each call bounded by the time-out; the 19 behind it then fail (or
+    fall back) at once, even with cooldown=0, instead of waiting out a time-out each."""
 
     async def main(
         server: fakeredis.FakeServer, loop: VirtualClockLoop
@@ -489,6 +535,7 @@ def test_a_hung_redis_fails_every_queued_caller_within_one_timeout(
             rate=100,
             timeout=0.3,
             cooldown=cooldown,
+            retry_budget=retry_budget,
             fallback=fallback,
             fleet_size=1 if fallback == "local" else None,
         )
@@ -506,17 +553,21 @@ def test_a_hung_redis_fails_every_queued_caller_within_one_timeout(
         return loop.time() - began, results
 
     elapsed, results = run_fleet(main)
+    # The last call starts before the budget is spent and may take its whole time-out.
+    spent = (max(0.3, retry_budget), retry_budget + 0.3)
     if fallback == "error":
         assert all(isinstance(r, LimiterUnavailableError) for r in results)
-        assert elapsed == pytest.approx(0.3)
     else:  # then paced locally at 100/s: two at once, 18 more 10 ms apart
         assert results == [None] * 20
-        assert elapsed == pytest.approx(0.3 + 0.18)
+        spent = (spent[0] + 0.18, spent[1] + 0.18)
+    assert spent[0] - 1e-9 <= elapsed <= spent[1] + 1e-9
 
 
 def test_pause_in_local_fallback_pauses_this_process() -> None:
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> float:
-        limiter = limiter_on(server, rate=100, fallback="local", fleet_size=1)
+        # No retry budget: the pause this process applies must still be running when
+        # Redis is given up on.
+        limiter = limiter_on(server, rate=100, fallback="local", fleet_size=1, retry_budget=0)
         server.connected = False
         await limiter.pause(KEY, 0.25)  # no error: paused here, Redis not told
         began = loop.time()
@@ -527,19 +578,247 @@ def test_pause_in_local_fallback_pauses_this_process() -> None:
     assert run_fleet(main) == pytest.approx(0.25)
 
 
+# --- blips and outages on a virtual clock: retries, then fallback per acquisition -----
+
+
+def redis_blip(
+    limiter: RedisRateLimiter, loop: VirtualClockLoop, start: float, end: float, *, hung: bool
+) -> list[float]:
+    """From loop time ``start`` to ``end``, Redis refuses ``limiter``'s script calls or
+    (``hung``) holds each until ``end``, as ``CLIENT PAUSE`` does. Returns the times of the
+    calls made meanwhile."""
+    script = limiter._script
+    calls: list[float] = []
+
+    async def blipping(**kwargs: Any) -> Any:
+        now = loop.time()
+        if start <= now < end:
+            calls.append(now)
+            if not hung:
+                raise RedisConnectionError("Error 111 connecting to redis. Connection refused.")
+            await asyncio.sleep(end - now)
+        return await script(**kwargs)
+
+    limiter._script = blipping  # type: ignore[assignment]
+    return calls
+
+
+def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+
+
+def test_one_failed_redis_call_fails_no_queued_call(caplog: pytest.LogCaptureFixture) -> None:
+    """300 calls queued at 40/s; the 20th script call fails. It used to fail the 281
+    callers queued behind it (``LimiterUnavailableError``, not retried)."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        limiter = limiter_on(server, rate=40)
+        script = limiter._script
+        calls = 0
+
+        async def failing_once(**kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 20:
+                raise RedisConnectionError("Connection reset by peer")
+            return await script(**kwargs)
+
+        limiter._script = failing_once  # type: ignore[assignment]
+        starts: list[float] = []
+
+        async def one() -> None:
+            await limiter.acquire(KEY)
+            starts.append(loop.time())
+
+        results = await asyncio.gather(*(one() for _ in range(300)), return_exceptions=True)
+        await limiter._client.aclose()
+        return results, starts
+
+    results, starts = run_fleet(main)
+    assert results == [None] * 300
+    assert most_in_closed_window(starts, 1.0) <= 40
+    assert outage_warnings(caplog) == []
+
+
+@pytest.mark.parametrize("fallback", ["error", "local"])
+@pytest.mark.parametrize("hung", [False, True], ids=["refused-0.6s", "paused-0.8s"])
+def test_a_blip_within_the_retry_budget_fails_nothing_and_keeps_the_shared_limit(
+    hung: bool, fallback: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes x 200 calls queued at a shared 40/s. At 1 s Redis refuses every
+    call for 0.6 s, or holds every call for 0.8 s (``CLIENT PAUSE 800``: longer than the
+    0.5 s time-out, shorter than the 1 s retry budget). Nothing fails, nobody leaves the
+    shared limit, and only the heads of the queues call Redis meanwhile."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        limiters = [
+            limiter_on(
+                server,
+                rate=40,
+                fallback=fallback,
+                fleet_size=2 if fallback == "local" else None,
+            )
+            for _ in range(2)
+        ]
+        t0 = loop.time()
+        blips = [
+            redis_blip(limiter, loop, t0 + 1.0, t0 + (1.8 if hung else 1.6), hung=hung)
+            for limiter in limiters
+        ]
+        starts: list[float] = []
+
+        async def one(limiter: RedisRateLimiter) -> None:
+            await limiter.acquire(KEY)
+            starts.append(loop.time())
+
+        results = await asyncio.gather(
+            *(one(limiter) for limiter in limiters for _ in range(200)), return_exceptions=True
+        )
+        for limiter in limiters:
+            await limiter._client.aclose()
+        return results, starts, blips
+
+    results, starts, blips = run_fleet(main)
+    assert results == [None] * 400
+    assert outage_warnings(caplog) == []
+    assert most_in_closed_window(starts, 1.0) <= 40
+    assert all(calls for calls in blips)
+    # Each head's own calls (two when held, a few backed-off ones when refused), not
+    # one per queued caller: the 199 behind each head waited for it.
+    assert all(len(calls) <= (2 if hung else 8) for calls in blips)
+
+
+@pytest.mark.parametrize("scenario", ["one-failure", "outage-then-newcomer"])
+def test_after_a_fallback_the_next_acquisition_is_back_on_the_shared_limit(
+    scenario: str,
+) -> None:
+    """Two processes sharing 40/s, ``fallback="local", fleet_size=2``. Once Redis is
+    tried again (``cooldown`` after giving up) and answers, every acquisition, including
+    the ones queued all along, is back on the shared limit.
+
+    ``one-failure``: no retry budget, one failed call in the first process at 1 s. Its
+    whole backlog used to stay at 20/s locally while the other ran at 40/s on Redis:
+    60 starts a second (``[40, 60, 60, 60, 41, 20, ...]``) until the backlog drained.
+    ``outage-then-newcomer``: Redis refuses the first process from 1 s to 2.5 s, longer
+    than its retry budget; the second starts its calls at 2.5 s, on Redis at the full
+    rate while the first used to go on pacing locally (61 starts in a second).
+    """
+    budget = 0.0 if scenario == "one-failure" else 1.0
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        first, second = (
+            limiter_on(server, rate=40, fallback="local", fleet_size=2, retry_budget=budget)
+            for _ in range(2)
+        )
+        t0 = loop.time()
+        failed_at: float | None = None
+        if scenario == "one-failure":
+            script = first._script
+
+            async def failing_once(**kwargs: Any) -> Any:
+                nonlocal failed_at
+                if failed_at is None and loop.time() >= t0 + 1.0:
+                    failed_at = loop.time() - t0
+                    raise RedisConnectionError("Connection reset by peer")
+                return await script(**kwargs)
+
+            first._script = failing_once  # type: ignore[assignment]
+        else:
+            redis_blip(first, loop, t0 + 1.0, t0 + 2.5, hung=False)
+        starts: list[float] = []
+
+        async def one(limiter: RedisRateLimiter) -> None:
+            await limiter.acquire(KEY)
+            starts.append(loop.time() - t0)
+
+        async def later(limiter: RedisRateLimiter) -> None:
+            if scenario != "one-failure":
+                await asyncio.sleep(t0 + 2.5 - loop.time())  # a virtual 2.5 s
+            await asyncio.gather(*(one(limiter) for _ in range(200)))
+
+        await asyncio.gather(*(one(first) for _ in range(200)), later(second))
+        for limiter in (first, second):
+            await limiter._client.aclose()
+        if scenario == "one-failure":
+            assert failed_at is not None
+            return starts, failed_at
+        # Given up a retry budget after the outage began (plus at most one booked
+        # start's wait, 0.1 s, before the first failed call).
+        return starts, 1.0 + budget + 0.1
+
+    starts, given_up = run_fleet(main)
+    # Redis is tried again a cooldown later, and answers; a caller that fell back just
+    # before then starts up to one local interval (1/20 s) after it: 0.1 s with slack.
+    back = given_up + 1.0 + 0.1
+    assert len(starts) == 400
+    assert most_in_closed_window([t for t in starts if t >= back], 1.0) <= 40
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ResponseError("ERR user_script:1: Script attempted to access nonexistent global"),
+        AuthenticationError("invalid username-password pair or user is disabled."),
+    ],
+    ids=["script-error", "auth"],
+)
+def test_errors_that_are_not_transient_are_not_retried(error: Exception) -> None:
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        limiter = limiter_on(server, rate=100)
+        calls = 0
+
+        async def broken(**_: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            raise error
+
+        limiter._script = broken  # type: ignore[assignment]
+        began = loop.time()
+        results = await asyncio.gather(
+            *(limiter.acquire(KEY) for _ in range(10)), return_exceptions=True
+        )
+        await limiter._client.aclose()
+        return results, calls, loop.time() - began
+
+    results, calls, elapsed = run_fleet(main)
+    assert all(isinstance(r, LimiterUnavailableError) for r in results)
+    assert results[0].__cause__ is error
+    assert (calls, elapsed) == (1, 0)
+
+
+def test_a_pause_reaches_the_fleet_through_a_blip(caplog: pytest.LogCaptureFixture) -> None:
+    """After a 60007 the schedule must pause for every process, even if Redis refuses
+    the first try: it used to be lost (logged) on the spot."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> float:
+        refused, other = limiter_on(server, rate=100), limiter_on(server, rate=100)
+        t0 = loop.time()
+        redis_blip(refused, loop, t0, t0 + 0.3, hung=False)
+        await refused.pause(KEY, 1.0)
+        await other.acquire(KEY)
+        for limiter in (refused, other):
+            await limiter._client.aclose()
+        return loop.time() - t0
+
+    # The pause counts from when it reached Redis, at the end of the blip at the latest.
+    assert run_fleet(main) >= 1.3
+    assert not any("Could not pause" in r.getMessage() for r in caplog.records)
+
+
 # --- faults ---------------------------------------------------------------------------
 
 
-async def test_unreachable_redis_fails_every_waiter_at_once_with_a_typed_error(
+async def test_unreachable_redis_fails_every_waiter_together_with_a_typed_error(
     server: fakeredis.FakeServer,
 ) -> None:
-    limiter = limiter_on(server, rate=100)
+    limiter = limiter_on(server, rate=100, retry_budget=0.2)
     server.connected = False
     began = time.monotonic()
     results = await asyncio.gather(
         *(limiter.acquire(KEY) for _ in range(100)), return_exceptions=True
     )
-    assert time.monotonic() - began < 0.5
+    # The head calls for the whole budget; the 99 behind it fail with it, not in turn.
+    assert 0.2 <= time.monotonic() - began < 0.6
     assert all(isinstance(r, LimiterUnavailableError) for r in results)
     error = results[0]
     assert isinstance(error, TencentChatError)
@@ -549,7 +828,7 @@ async def test_unreachable_redis_fails_every_waiter_at_once_with_a_typed_error(
 async def test_pause_never_raises_for_redis(
     server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limiter = limiter_on(server, rate=100)
+    limiter = limiter_on(server, rate=100, retry_budget=0.1)
     server.connected = False
     caplog.set_level(logging.WARNING, logger="tencent_chat_robots")
     await limiter.pause(KEY, 1.0)  # Redis fails: logged, not raised
@@ -564,7 +843,7 @@ async def test_a_frequency_refusal_is_reported_even_when_redis_cannot_be_paused(
 ) -> None:
     """The client pauses the limiter on 60007: Redis failing then must not hide the 60007."""
     fake = FakeTencentChat()
-    limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid)
+    limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid, retry_budget=0.1)
     ask = limiter._ask
 
     async def no_pause(key: str, pause_us: int) -> _Reply:
@@ -592,7 +871,7 @@ async def test_a_silent_redis_times_out_instead_of_hanging() -> None:
     silent = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
     limiter = RedisRateLimiter.from_url(
-        f"redis://127.0.0.1:{port}", rate=100, sdkappid=SDKAPPID, timeout=0.2
+        f"redis://127.0.0.1:{port}", rate=100, sdkappid=SDKAPPID, timeout=0.2, retry_budget=0.3
     )
     try:
         began = time.monotonic()
@@ -607,13 +886,14 @@ async def test_a_silent_redis_times_out_instead_of_hanging() -> None:
         silent.close()
         await silent.wait_closed()
     assert all(isinstance(r, LimiterUnavailableError) for r in results)
-    # One timeout for the head; the 49 behind it fail at once, not 49 timeouts later.
-    assert 0.15 <= elapsed < 1.0
+    # The head's budget, its last call's time-out at most on top; the 49 behind it
+    # fail with it, not 49 time-outs later.
+    assert 0.3 <= elapsed < 1.0
 
 
 async def test_the_client_fails_clearly_and_sends_nothing(server: fakeredis.FakeServer) -> None:
     fake = FakeTencentChat()
-    limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid)
+    limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid, retry_budget=0.1)
     server.connected = False
     async with fake.client(limiter=limiter) as chat:
         with pytest.raises(LimiterUnavailableError):
@@ -627,13 +907,15 @@ async def test_local_fallback_paces_at_a_share_of_the_rate_and_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # cooldown=0: every acquisition tries Redis first, so recovery needs no waiting.
-    limiter = limiter_on(server, rate=100, fallback="local", fleet_size=4, cooldown=0)
+    limiter = limiter_on(
+        server, rate=100, fallback="local", fleet_size=4, cooldown=0, retry_budget=0.1
+    )
     server.connected = False
     caplog.set_level(logging.WARNING, logger="tencent_chat_robots")
     began = time.monotonic()
     await asyncio.gather(*(limiter.acquire(KEY) for _ in range(12)))
     # 25/s locally: a burst of 2, then 10 more 40 ms apart (100/s would take 0.1 s).
-    assert time.monotonic() - began >= 0.39
+    assert time.monotonic() - began >= 0.1 + 0.39
     await limiter.pause(KEY, 0.01)  # no error while falling back
     outage = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(outage) == 1  # once per outage, not once per call
@@ -661,6 +943,32 @@ def test_rejects_nonsense_configuration(server: fakeredis.FakeServer) -> None:
         limiter_on(server, fallback="local")
     with pytest.raises(ValueError, match=r"rate / fleet_size must be at least 1 call per"):
         limiter_on(server, rate=10, fallback="local", fleet_size=20)
+
+
+_BAD_NUMBERS = [
+    *(("rate", v) for v in (math.inf, -math.inf, math.nan, 0.5, -1, "40")),
+    *(("timeout", v) for v in (math.inf, math.nan, 0, -0.5)),
+    *(("cooldown", v) for v in (math.inf, math.nan, -1)),
+    *(("retry_budget", v) for v in (math.inf, math.nan, -0.1)),
+    *(("burst", v) for v in (0, -1, 1.5, math.inf, math.nan, True)),
+    *(("fleet_size", v) for v in (0, -2, 1.5, math.inf, math.nan)),
+    *(("sdkappid", v) for v in (0, -1, 1.4e9)),
+]
+
+
+@pytest.mark.parametrize(("argument", "value"), _BAD_NUMBERS)
+def test_rejects_numbers_out_of_range_or_not_finite_naming_the_argument(
+    server: fakeredis.FakeServer, argument: str, value: object
+) -> None:
+    options: dict[str, Any] = {"rate": 50, "sdkappid": SDKAPPID}
+    if argument == "fleet_size":
+        options["fallback"] = "local"
+    options[argument] = value
+    with pytest.raises(ValidationError, match=rf"^{argument}\b") as raised:
+        RedisRateLimiter(fakeredis.FakeAsyncRedis(server=server), **options)
+    assert repr(value) in str(raised.value)
+    with pytest.raises(ValidationError, match=rf"^{argument}\b"):
+        RedisRateLimiter.from_url("redis://127.0.0.1:6379", **options)
 
 
 # A stand-in for Redis's Lua API, as Redis 3.2-4.x behaves: a write after TIME (a

@@ -10,14 +10,15 @@ The script applies the same two rules as the in-process :class:`RateLimiter`:
 * pacing (GCRA): a theoretical arrival time ``tat`` advancing ``1/rate`` per start, with
   a burst of at most ``burst``;
 * a ring of the last ``floor(rate)`` grant times: a start is granted only once the
-  ``floor(rate)``-th previous one is a full second old.
+  ``floor(rate)``-th previous one is more than a second old (1.002 s).
 
 The second rule alone makes the bound exact: grants are recorded in time order (none
-before the newest, even a booked one), so ``floor(rate) + 1`` of them span at least a
-second of Redis time, so no sliding second ever holds more than ``rate`` of them, from
-all processes together, whatever the timers, stalls or idle gaps. The first keeps
-starts spread out instead of in clumps, and lets a late waker use the slot it missed
-(so the fleet sustains the full rate) without ever exceeding the ring's bound.
+before the newest, even a booked one), so ``floor(rate) + 1`` of them span more than a
+second of Redis time, so no sliding second, even one closed at both ends, ever holds
+more than ``rate`` of them, from all processes together, whatever the timers, stalls or
+idle gaps. The first keeps starts spread out instead of in clumps, and lets a late waker
+use the slot it missed (so the fleet sustains the full rate) without ever exceeding the
+ring's bound.
 
 When a start is free now, the script grants it. Otherwise, if the next free start is
 at most four intervals ahead, it books that start for the caller (recording it in the
@@ -36,9 +37,22 @@ of the queue talks to Redis, holding at most one booked start at a time: busy pr
 take turns, each booking the next free start as soon as it starts its previous one. A
 grant therefore costs about one script call, whatever the number of callers waiting:
 one per start with up to about four busy processes per endpoint (the horizon holds all
-their bookings), plus some re-asks when more processes than that contend. When a
-script call fails, every caller already queued behind it for that endpoint fails (or
-falls back) at once rather than waiting for a timeout of its own. A Redis that loses
+their bookings), plus some re-asks when more processes than that contend.
+
+When a script call fails with a transient error (time-out, connection refused or reset,
+Redis loading, a read-only replica or a cluster during failover), the head of the queue
+calls again, with jittered backoff, until ``retry_budget`` seconds after its first try,
+while the callers behind it keep waiting: a blip shorter than that fails no call and
+leaves the shared limit in force. Other errors (a script error, refused credentials) end
+that at once. Then Redis counts as down: for ``cooldown`` seconds acquisitions do not
+ask it but fail, or pace this process alone, at once; the callers already queued when it
+failed hold off at least as long as the failed call took, so that with a hung Redis they
+do not each wait out a time-out of their own, whatever the cooldown. The first
+acquisition after that asks Redis once (retrying is for a Redis believed up), and as
+soon as Redis answers any call, every later acquisition, queued or new, is back on the
+shared limit: whether to fall back is decided per acquisition, not for a whole queue.
+Redis never sees the starts paced locally, so for up to a second after the switch back
+a sliding second may hold some of them on top of the shared budget. A Redis that loses
 its data (restart without persistence, failover) starts the schedule afresh, as the
 in-process limiter does when a process restarts.
 """
@@ -47,20 +61,32 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import random
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
 import anyio
 
-from ._exceptions import TencentChatError
+from ._constants import WINDOW_MARGIN
+from ._exceptions import TencentChatError, ValidationError
 from ._limiter import RateLimiter
 
 try:
     from redis.asyncio import Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthorizationError,
+        ClusterDownError,
+        ExternalAuthProviderError,
+        ReadOnlyError,
+        RedisError,
+        TryAgainError,
+    )
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError(
         "RedisRateLimiter needs redis-py: pip install 'tencent-chat-robots[redis]'"
@@ -71,7 +97,9 @@ __all__ = ["DEFAULT_PREFIX", "LimiterUnavailableError", "RedisRateLimiter"]
 logger = logging.getLogger("tencent_chat_robots")
 
 DEFAULT_PREFIX = "tencent-chat-robots"
-_WINDOW_US = 1_000_000
+# The ring's window: start k + floor(rate) is granted only more than a second after
+# start k, by the same margin as in-process (see WINDOW_MARGIN for why).
+_WINDOW_US = round((1 + WINDOW_MARGIN) * 1_000_000)
 # How far ahead (in intervals) the script books a start for the caller asking. Each
 # process books one start at a time per endpoint, so up to about this many processes
 # take turns, at about one script call per start; more also ask again in between.
@@ -79,6 +107,12 @@ _HORIZON = 4
 # A caller that wakes this much (s) after its booked start gives it up and asks again:
 # above timer lateness (asyncio rounds its waits up to the millisecond), below a stall.
 _LATE = 0.005
+# Backoff (s) between calls while the retry budget lasts: the first soon, since a reset
+# connection or a restarting Redis is often back within tens of milliseconds, then
+# doubling to a cap that still asks a few times a second; each drawn from the upper half
+# of its range so that processes that failed together do not call again in step.
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 0.4
 
 # KEYS[1]: one endpoint's schedule, a hash. Times are Redis TIME in microseconds, held
 # as integers (exact in Lua's doubles) and written with %.0f, since tostring() would
@@ -149,6 +183,42 @@ return {1, start - now, start}
 # Anything that goes wrong talking to Redis: refused, reset, timed out (anyio's and
 # asyncio's TimeoutError are OSErrors), loading, read-only replica, script errors.
 _FAILURES = (RedisError, OSError)
+# The ones worth calling again for: the same call may well succeed a moment later.
+_TRANSIENT = (
+    OSError,
+    RedisConnectionError,  # refused, reset, loading (BusyLoadingError), pool exhausted
+    RedisTimeoutError,
+    ReadOnlyError,  # a replica not yet promoted
+    TryAgainError,
+    ClusterDownError,
+)
+# Connection errors by their class, yet no better a moment later.
+_NOT_TRANSIENT = (AuthenticationError, AuthorizationError, ExternalAuthProviderError)
+
+
+def _transient(err: BaseException) -> bool:
+    return isinstance(err, _TRANSIENT) and not isinstance(err, _NOT_TRANSIENT)
+
+
+def _finite(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
+    """``value`` if a finite real number ``>= minimum`` (``> minimum`` if ``strict``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < minimum
+        or (strict and value == minimum)
+    ):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _whole(name: str, value: object, *, minimum: int) -> int:
+    """``value`` if an integer ``>= minimum`` (bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class LimiterUnavailableError(TencentChatError):
@@ -168,19 +238,11 @@ class _Reply(NamedTuple):
 class _Queue:
     """One endpoint's waiters in this process: FIFO, and when to ask Redis next."""
 
-    __slots__ = ("error", "failures", "lock", "ready_at")
+    __slots__ = ("lock", "ready_at")
 
     def __init__(self) -> None:
         self.lock = anyio.Lock(fast_acquire=True)
         self.ready_at = -math.inf
-        # Asks that failed so far, and the last error: a caller queued when one fails
-        # fails with it, rather than asking (and maybe timing out) in its turn.
-        self.failures = 0
-        self.error: BaseException | None = None
-
-    def failed(self, err: BaseException) -> None:
-        self.failures += 1
-        self.error = err
 
 
 class RedisRateLimiter:
@@ -190,20 +252,24 @@ class RedisRateLimiter:
     endpoint's budget; they must also agree on ``rate`` and ``burst``. ``sdkappid`` is
     required because the limit is the app's: give the one the client uses.
 
-    Each Redis call is bounded by ``timeout`` seconds. When Redis fails, ``acquire``
+    Each Redis call is bounded by ``timeout`` seconds. A call that fails for a transient
+    reason (time-out, connection refused or reset, failover) is made again, with jittered
+    backoff, until ``retry_budget`` seconds after the first try, the callers queued
+    behind it waiting meanwhile: a shorter blip fails nothing. After that ``acquire``
     raises :class:`LimiterUnavailableError` (``fallback="error"``), or with
     ``fallback="local"`` paces this process alone at ``rate / fleet_size`` and logs a
-    warning. Either way Redis is tried again ``cooldown`` seconds after a failure; until
-    then calls fail (or run locally) at once rather than each waiting for a timeout, and
-    a failure also fails (or moves to local) every caller already queued behind it.
-    Redis does not see local starts, so around a switch a second may hold some of them on
-    top of the shared budget: size ``rate`` with that margin if outages matter.
-    :meth:`pause` never raises for Redis: it logs a warning instead, so the caller sees
-    the refusal that prompted it.
+    warning. For ``cooldown`` seconds calls then fail (or run locally) at once rather
+    than each waiting for a time-out (those queued meanwhile, at least as long as the
+    failed call took); the next one asks Redis again, and once Redis answers, every
+    acquisition is back on the shared limit. Redis does not see local starts, so for a
+    second after a switch back a second may hold some of them on top of the shared
+    budget: size ``rate`` with that margin if outages matter. :meth:`pause` never raises for Redis:
+    it logs a warning instead, so the caller sees the refusal that prompted it.
 
     ``client`` is a ``redis.asyncio.Redis``; it is not closed by :meth:`aclose`, unlike
     the one :meth:`from_url` creates. Each script call touches one key, so the layout
-    suits Redis Cluster too.
+    suits Redis Cluster too. Numbers out of range (or not finite) raise
+    :class:`~tencent_chat_robots.ValidationError`, a ``ValueError``.
     """
 
     def __init__(
@@ -218,27 +284,12 @@ class RedisRateLimiter:
         fallback: Literal["error", "local"] = "error",
         fleet_size: int | None = None,
         cooldown: float = 1.0,
+        retry_budget: float = 1.0,
     ) -> None:
-        if not rate >= 1:
-            raise ValueError(f"rate must be at least 1 call per second, got {rate!r}")
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
-        if cooldown < 0:
-            raise ValueError(f"cooldown must be >= 0, got {cooldown!r}")
-        if fallback not in ("error", "local"):
-            raise ValueError(f"fallback must be 'error' or 'local', got {fallback!r}")
+        _check(rate, sdkappid, burst, timeout, fallback, fleet_size, cooldown, retry_budget)
         self._local: RateLimiter | None = None
         if fallback == "local":
-            # No silent default: assuming a fleet of one would multiply the limit.
-            if fleet_size is None or fleet_size < 1:
-                raise ValueError("fallback='local' needs fleet_size, the number of processes")
-            if not rate / fleet_size >= 1:
-                raise ValueError(
-                    "rate / fleet_size must be at least 1 call per second for "
-                    f"fallback='local' (each process's share), got {rate!r} / {fleet_size!r}"
-                )
+            assert fleet_size is not None  # _check
             self._local = RateLimiter(rate / fleet_size, burst=burst)
         self.rate = rate
         self.sdkappid = sdkappid
@@ -248,18 +299,23 @@ class RedisRateLimiter:
         self.fallback = fallback
         self.fleet_size = fleet_size
         self.cooldown = cooldown
+        self.retry_budget = retry_budget
         self._client = client
         self._owns_client = False
         # register_script answers NOSCRIPT (Redis restarted or flushed) by loading the
         # script again and retrying, so the cache needs no handling here.
         self._script = client.register_script(_SCRIPT)
         # Rounding the interval up errs on the slow side; the ring keeps the bound exact.
-        interval = math.ceil(_WINDOW_US / rate)
+        interval = math.ceil(1_000_000 / rate)
         self._interval = interval / 1e6
         self._args = (interval, (burst - 1) * interval, int(rate), _WINDOW_US)
         self._horizon = _HORIZON * interval
         self._queues: dict[str, _Queue] = {}
+        # After a failure, Redis is not asked until then: by new acquisitions, and by
+        # those already queued when it failed. Any answer from Redis ends both at once.
         self._down_until = -math.inf
+        self._queued_down_until = -math.inf
+        self._failures = 0  # calls given up on so far
         self._last_error: BaseException | None = None
 
     @classmethod
@@ -275,14 +331,18 @@ class RedisRateLimiter:
         fallback: Literal["error", "local"] = "error",
         fleet_size: int | None = None,
         cooldown: float = 1.0,
+        retry_budget: float = 1.0,
         **redis_options: Any,
     ) -> RedisRateLimiter:
         """A limiter on its own Redis client for ``url`` (``redis://host:port/db``).
 
         ``redis_options`` go to ``redis.asyncio.Redis.from_url``. By default sockets time
         out after ``timeout`` and a failed command is retried once, at once (a pooled
-        connection may be stale after a Redis restart), not with redis-py's backoff.
+        connection may be stale after a Redis restart), not with redis-py's backoff: the
+        limiter's own ``retry_budget`` covers longer blips.
         """
+        # Before the client exists: its socket options take timeout as given.
+        _check(rate, sdkappid, burst, timeout, fallback, fleet_size, cooldown, retry_budget)
         redis_options.setdefault("socket_timeout", timeout)
         redis_options.setdefault("socket_connect_timeout", timeout)
         redis_options.setdefault("retry", Retry(NoBackoff(), 1))
@@ -297,6 +357,7 @@ class RedisRateLimiter:
             fallback=fallback,
             fleet_size=fleet_size,
             cooldown=cooldown,
+            retry_budget=retry_budget,
         )
         limiter._owns_client = True
         return limiter
@@ -316,30 +377,26 @@ class RedisRateLimiter:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue()
-        failures = queue.failures
+        failures = self._failures
         async with queue.lock:
             while True:
-                if queue.failures != failures:
-                    # Redis failed since this caller queued: do not make each waiter
-                    # in turn pay its own timeout (with cooldown=0, say).
-                    await self._without_redis(key, queue.error)
-                    return
-                if anyio.current_time() < self._down_until:
+                # Decided afresh at every turn, not once for the queue: Redis may have
+                # failed, or answered again, while this caller waited.
+                waited_through_one = self._failures != failures
+                down_until = self._queued_down_until if waited_through_one else self._down_until
+                if anyio.current_time() < down_until:
                     await self._without_redis(key, self._last_error)
                     return
                 delay = queue.ready_at - anyio.current_time()
                 if delay > 0:
                     await anyio.sleep(delay)
-                    continue  # Redis may have failed meanwhile: look again
+                    continue
                 try:
-                    reply = await self._ask(key, 0)
+                    reply = await self._call(key, 0)
                 except _FAILURES as err:
-                    queue.failed(err)
-                    self._failed(err)
                     await self._without_redis(key, err)
                     return
                 answered = anyio.current_time()
-                self._answered()
                 if not reply.granted:
                     # Asking again at a random point of the next interval, rather than
                     # all at once, keeps the processes nearest Redis from winning it.
@@ -359,7 +416,8 @@ class RedisRateLimiter:
 
         Starts the script has already booked (at most one per process, no more than
         four intervals ahead) keep their time. Never raises for Redis: if it cannot be
-        told, a warning is logged, and the caller's own error is the one that matters.
+        told (within the retry budget), a warning is logged, and the caller's own error
+        is the one that matters.
         """
         if self._local is not None:
             await self._local.pause(key, seconds)  # in case Redis fails meanwhile
@@ -367,15 +425,9 @@ class RedisRateLimiter:
             self._pause_lost(key, seconds, self._last_error)
             return
         try:
-            await self._ask(key, max(1, round(seconds * 1e6)))
+            await self._call(key, max(1, round(seconds * 1e6)))
         except _FAILURES as err:
-            queue = self._queues.get(key)
-            if queue is not None:
-                queue.failed(err)
-            self._failed(err)
             self._pause_lost(key, seconds, err)
-            return
-        self._answered()
 
     async def aclose(self) -> None:
         """Close the Redis client if :meth:`from_url` created it."""
@@ -392,6 +444,33 @@ class RedisRateLimiter:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    async def _call(self, key: str, pause_us: int) -> _Reply:
+        """:meth:`_ask`, made again on transient failures within the retry budget.
+
+        Raises the last failure once the budget is spent (at once for one that is not
+        transient), having marked Redis down.
+        """
+        began = anyio.current_time()
+        # Once Redis counts as down, one call tells whether it is back: retrying then
+        # would hold this queue for a whole budget at every probe of a long outage.
+        deadline = began + (self.retry_budget if self._last_error is None else 0.0)
+        backoff = _BACKOFF_FIRST
+        while True:
+            tried = anyio.current_time()
+            try:
+                reply = await self._ask(key, pause_us)
+            except _FAILURES as err:
+                now = anyio.current_time()
+                if not _transient(err) or now >= deadline:
+                    self._failed(err, now - tried)
+                    raise
+                logger.debug("Redis rate limiter: %s: %s; calling again", type(err).__name__, err)
+                await anyio.sleep(min(random.uniform(backoff / 2, backoff), deadline - now))
+                backoff = min(2 * backoff, _BACKOFF_MAX)
+                continue
+            self._answered()
+            return reply
 
     async def _ask(self, key: str, pause_us: int) -> _Reply:
         """Run the script once: a grant, a wait, or (``pause_us``) a pause."""
@@ -411,7 +490,7 @@ class RedisRateLimiter:
             err,
         )
 
-    def _failed(self, err: BaseException) -> None:
+    def _failed(self, err: BaseException, took: float) -> None:
         if self._last_error is None:  # once per outage, not once per call
             if self._local is not None:
                 logger.warning(
@@ -426,13 +505,20 @@ class RedisRateLimiter:
             else:
                 logger.warning("Redis rate limiter unavailable (%s: %s)", type(err).__name__, err)
         self._last_error = err
-        self._down_until = anyio.current_time() + self.cooldown
+        self._failures += 1
+        now = anyio.current_time()
+        self._down_until = now + self.cooldown
+        # Callers that waited through the failed call hold off at least as long as it
+        # took: with a hung Redis and a short cooldown, each of them would otherwise
+        # wait out a time-out of its own in turn. A refused call costs nothing, so with
+        # cooldown=0 they still try Redis at once.
+        self._queued_down_until = now + max(self.cooldown, took)
 
     def _answered(self) -> None:
         if self._last_error is not None:
             logger.warning("Redis rate limiter answers again; the shared limit is back")
             self._last_error = None
-            self._down_until = -math.inf
+            self._down_until = self._queued_down_until = -math.inf
 
     async def _without_redis(self, key: str, err: BaseException | None) -> None:
         """Raise the typed error, or (``fallback="local"``) pace this process alone."""
@@ -442,3 +528,36 @@ class RedisRateLimiter:
                 "no request was sent"
             ) from err
         await self._local.acquire(key)
+
+
+def _check(
+    rate: object,
+    sdkappid: object,
+    burst: object,
+    timeout: object,
+    fallback: object,
+    fleet_size: object,
+    cooldown: object,
+    retry_budget: object,
+) -> None:
+    """Refuse a configuration that cannot work, naming the argument."""
+    # float("inf") passes ">= 1" but leaves no interval between starts at all.
+    rate = _finite("rate (calls per second)", rate, minimum=1)
+    _whole("sdkappid", sdkappid, minimum=1)
+    _whole("burst", burst, minimum=1)
+    _finite("timeout", timeout, minimum=0, strict=True)
+    _finite("cooldown", cooldown, minimum=0)
+    _finite("retry_budget", retry_budget, minimum=0)
+    if fallback not in ("error", "local"):
+        raise ValidationError(f"fallback must be 'error' or 'local', got {fallback!r}")
+    if fleet_size is not None:
+        fleet_size = _whole("fleet_size", fleet_size, minimum=1)
+    if fallback == "local":
+        # No silent default: assuming a fleet of one would multiply the limit.
+        if fleet_size is None:
+            raise ValidationError("fallback='local' needs fleet_size, the number of processes")
+        if rate / fleet_size < 1:
+            raise ValidationError(
+                "rate / fleet_size must be at least 1 call per second for "
+                f"fallback='local' (each process's share), got {rate!r} / {fleet_size!r}"
+            )
