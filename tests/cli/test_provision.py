@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tencent_chat_robots import Endpoint
-from tencent_chat_robots.cli._provision import load_plan
+from tencent_chat_robots.cli._plan import load_plan
 
 from .conftest import Served, invoke
 

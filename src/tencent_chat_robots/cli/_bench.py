@@ -21,14 +21,23 @@ from typing import Any
 import attrs
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .._client import Endpoint, TencentChat
 from .._constants import DEFAULT_MAX_IN_FLIGHT, DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
 from .._models import AttemptRecord
 from ..testing import FakeTencentChat
-from ._context import ChatOptions, console, error_console, exit_with, options_of, print_json, run
+from ._context import (
+    ChatOptions,
+    console,
+    error_console,
+    exit_with,
+    options_of,
+    print_json,
+    progress_bar,
+    run,
+)
 from ._plot import PlotUnavailable, write_plot
 from ._stats import max_in_window, percentile
 
@@ -262,13 +271,7 @@ async def _measure(
     """Gather the calls, with a progress bar; the seconds they took in all."""
     async with chat:
         call = _caller(chat, workload.short)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=out,
-        ) as progress:
+        with progress_bar(out) as progress:
             task = progress.add_task(f"{workload.short} ×{calls}", total=calls)
 
             async def one(i: int) -> None:
@@ -307,12 +310,23 @@ async def _run_bench(
             overrides["base_url"] = base_url
         chat = options.client(**overrides, on_attempt=recorder.attempts.append)
         server = chat.base_url
-        out.print(f"Benchmarking [bold]{server}[/] (a real server: only your named objects)")
+        out.print(
+            Text.assemble(
+                "Benchmarking ", (server, "bold"), " (a real server: only your named objects)"
+            ),
+            soft_wrap=True,
+        )
         elapsed = await _measure(chat, recorder, workload, calls, out)
     else:
         async with fake.serve() as fake_url:
             server = "the embedded fake server"
-            out.print(f"Fake Tencent Chat server on [bold]{fake_url}[/] (SDKAppID {fake.sdkappid})")
+            out.print(
+                Text.assemble(
+                    "Fake Tencent Chat server on ",
+                    (fake_url, "bold"),
+                    f" (SDKAppID {fake.sdkappid})",
+                )
+            )
             chat = TencentChat(
                 fake.sdkappid,
                 fake.secret_key,
@@ -367,9 +381,7 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
             documented_limit=DOCUMENTED_RATE_LIMIT,
         )
     except PlotUnavailable:
-        out.print(
-            f"No plot: matplotlib is not installed ({_INSTALL_HINT}).", markup=False, soft_wrap=True
-        )
+        out.print(f"No plot: matplotlib is not installed ({_INSTALL_HINT}).", soft_wrap=True)
         return json_path, None
     except OSError as err:
         exit_with(f"cannot write {png_path}: {err} (the report is in {json_path})")
@@ -490,7 +502,6 @@ def bench(
         console.print(_summary(report))
         console.print(
             f"Wrote {json_path}" + (f" and {png_path}" if png_path else ""),
-            markup=False,
             soft_wrap=True,
         )
     raise SystemExit(0 if report["failed"] == 0 else 1)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
-from rich.markup import escape
+from rich.text import Text
 
 from .._client import TencentChat
 from .._exceptions import ValidationError
@@ -44,7 +44,7 @@ def _call(ctx: click.Context, action: Callable[[TencentChat], Awaitable[T]]) -> 
     return run(main())
 
 
-def _report(ctx: click.Context, result: ActionResult, message: str, **fields: object) -> None:
+def _report(ctx: click.Context, result: ActionResult, message: Text, **fields: object) -> None:
     """``message`` for people, or ``{"ok": true, ...fields, "request_id": ...}`` with --json."""
     if options_of(ctx).json_output:
         print_json({"ok": True, **fields, "request_id": result.request_id})
@@ -72,9 +72,9 @@ def list_robots(ctx: click.Context) -> None:
         print_json(ids)
     elif ids:
         for user_id in ids:
-            console.print(escape(user_id))
+            console.print(user_id)
     else:
-        console.print("[dim]no robots[/]")
+        console.print("no robots", style="dim")
 
 
 @robots.command("create")
@@ -98,7 +98,7 @@ def create_robot(
     profile = {"nick": nick, "face_url": face_url, "self_signature": self_signature}
     _check(lambda: CreateRobotRequest(user_id, **profile))
     result = _call(ctx, lambda chat: chat.create_robot(user_id, **profile))
-    _report(ctx, result, f"created robot [bold]{escape(user_id)}[/]", user_id=user_id)
+    _report(ctx, result, Text.assemble("created robot ", (user_id, "bold")), user_id=user_id)
 
 
 @robots.command("delete")
@@ -111,7 +111,7 @@ def delete_robot(ctx: click.Context, user_id: str) -> None:
     """
     _check(lambda: DeleteRobotRequest(user_id))
     result = _call(ctx, lambda chat: chat.delete_robot(user_id))
-    _report(ctx, result, f"deleted robot [bold]{escape(user_id)}[/]", user_id=user_id)
+    _report(ctx, result, Text.assemble("deleted robot ", (user_id, "bold")), user_id=user_id)
 
 
 # --- room -------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def room_add(ctx: click.Context, room_id: str, robot_id: str) -> None:
     _report(
         ctx,
         result,
-        f"added [bold]{escape(robot_id)}[/] to room [bold]{escape(room_id)}[/]",
+        Text.assemble("added ", (robot_id, "bold"), " to room ", (room_id, "bold")),
         room_id=room_id,
         robot_id=robot_id,
     )
@@ -150,7 +150,7 @@ def room_remove(ctx: click.Context, room_id: str, robot_id: str) -> None:
     _report(
         ctx,
         result,
-        f"removed [bold]{escape(robot_id)}[/] from room [bold]{escape(room_id)}[/]",
+        Text.assemble("removed ", (robot_id, "bold"), " from room ", (room_id, "bold")),
         room_id=room_id,
         robot_id=robot_id,
     )
@@ -159,8 +159,8 @@ def room_remove(ctx: click.Context, room_id: str, robot_id: str) -> None:
 # --- live groups ------------------------------------------------------------------------
 
 
-def _names(ids: list[str]) -> str:
-    return ", ".join(f"[bold]{escape(i)}[/]" for i in ids)
+def _names(ids: list[str]) -> Text:
+    return Text(", ").join(Text(i, style="bold") for i in ids)
 
 
 @click.group()
@@ -186,7 +186,7 @@ def group_add(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) -> 
     _report(
         ctx,
         result,
-        f"added {_names(ids)} to live group [bold]{escape(group_id)}[/]",
+        Text.assemble("added ", _names(ids), " to live group ", (group_id, "bold")),
         group_id=group_id,
         robot_ids=ids,
     )
@@ -207,7 +207,7 @@ def group_remove(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) 
     _report(
         ctx,
         result,
-        f"removed {_names(ids)} from live group [bold]{escape(group_id)}[/]",
+        Text.assemble("removed ", _names(ids), " from live group ", (group_id, "bold")),
         group_id=group_id,
         robot_ids=ids,
     )

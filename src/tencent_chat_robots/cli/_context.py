@@ -11,16 +11,28 @@ from typing import Any, NoReturn, TypeVar
 import attrs
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from .._client import TencentChat
 from .._exceptions import TencentChatError, ValidationError
 
-__all__ = ["ChatOptions", "console", "error_console", "exit_with", "print_json", "run"]
+__all__ = [
+    "ChatOptions",
+    "console",
+    "error_console",
+    "exit_with",
+    "print_json",
+    "progress_bar",
+    "run",
+]
 
 T = TypeVar("T")
 
-console = Console(highlight=False)
-error_console = Console(stderr=True, highlight=False)
+# Printed strings are never parsed: ids, server messages and paths may contain "[/]" or
+# ":smile:", which Rich would take for markup or emoji. Styles go through Text instead.
+console = Console(highlight=False, markup=False, emoji=False)
+error_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 @attrs.frozen
@@ -55,8 +67,20 @@ class ChatOptions:
 
 def exit_with(message: str, *, code: int = 1) -> NoReturn:
     """Print ``message`` as an error and leave with ``code`` (no traceback: a user mistake)."""
-    error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    error_console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise SystemExit(code)
+
+
+def progress_bar(out: Console, description_width: int = 0) -> Progress:
+    """The progress display of the long-running commands, on ``out``."""
+    # TextColumn would parse the description as markup whatever the console says.
+    return Progress(
+        TextColumn(f"{{task.description:<{description_width}}}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    )
 
 
 def print_json(data: object) -> None:

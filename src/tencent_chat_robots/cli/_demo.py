@@ -14,13 +14,13 @@ import anyio
 import click
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .._client import Endpoint, TencentChat
 from .._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
 from ..testing import FakeTencentChat
-from ._context import console, error_console, options_of, print_json, run
+from ._context import console, error_console, options_of, print_json, progress_bar, run
 from ._stats import RunStats
 
 __all__ = ["demo"]
@@ -161,7 +161,11 @@ async def _run_demo(
     )
     began = time.monotonic()
     async with fake.serve() as base_url:
-        out.print(f"Fake Tencent Chat server on [bold]{base_url}[/] (SDKAppID {fake.sdkappid})")
+        out.print(
+            Text.assemble(
+                "Fake Tencent Chat server on ", (base_url, "bold"), f" (SDKAppID {fake.sdkappid})"
+            )
+        )
         async with TencentChat(
             fake.sdkappid,
             fake.secret_key,
@@ -171,13 +175,7 @@ async def _run_demo(
             on_attempt=stats.record_attempt,
         ) as chat:
             call = _caller(chat)
-            with Progress(
-                TextColumn("{task.description:<44}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=out,
-            ) as progress:
+            with progress_bar(out, 44) as progress:
                 for key, title in phases:
                     steps = plan[key]
                     task = progress.add_task(title, total=len(steps))
@@ -213,13 +211,17 @@ async def _run_demo(
         total = sum(row.calls for row in stats.endpoints.values())
         retries = sum(row.retries for row in stats.endpoints.values())
         verdict = (
-            "[bold green]every call succeeded[/]"
+            ("every call succeeded", "bold green")
             if stats.failed == 0
-            else f"[bold red]{stats.failed} calls failed[/]"
+            else (f"{stats.failed} calls failed", "bold red")
         )
         console.print(
-            f"{total} calls, {retries} retries absorbed, {verdict}; the server's limit is "
-            f"{DOCUMENTED_RATE_LIMIT}/s per endpoint, the client paced at {rate_limit:g}/s."
+            Text.assemble(
+                f"{total} calls, {retries} retries absorbed, ",
+                verdict,
+                f"; the server's limit is {DOCUMENTED_RATE_LIMIT}/s per endpoint, "
+                f"the client paced at {rate_limit:g}/s.",
+            )
         )
     return 0 if stats.failed == 0 else 1
 

@@ -1,199 +1,37 @@
 """``tencent-chat-robots provision PLAN``: create robots and place them, from a JSON or CSV file.
 
 A plan is parsed and checked whole before the first call, so a typo costs nothing;
-during the run every call's outcome is kept and reported, none is dropped.
+during the run every call's outcome is kept and reported, none is dropped. SIGINT or
+SIGTERM stops a run in good order: nothing new starts, calls already sent finish (a
+second signal cancels them), and the report still comes, naming what was not started.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
-import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+import signal
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import anyio
 import attrs
 import click
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
+from rich.text import Text
 
 from .._client import TencentChat
-from .._exceptions import TencentChatError, ValidationError
+from .._constants import DEFAULT_RATE_LIMIT
+from .._exceptions import TencentChatError
 from .._models import CreateRobotRequest
-from ._context import console, error_console, exit_with, options_of, print_json, run
+from ._context import console, error_console, exit_with, options_of, print_json, progress_bar, run
+from ._plan import PlanError, RobotPlan, load_plan
+from ._signals import signals_to
+from ._steps import Outcome, Result, StepRunner
 
-__all__ = ["PlanError", "RobotPlan", "load_plan", "provision"]
+__all__ = ["Report", "provision"]
 
-PROFILE_FIELDS = ("nick", "face_url", "self_signature")
-LIST_FIELDS = ("rooms", "live_groups")
-FIELDS = ("user_id", *PROFILE_FIELDS, *LIST_FIELDS)
-
-
-class PlanError(Exception):
-    """The plan file is malformed; the message names the file and the place."""
-
-
-@attrs.frozen
-class RobotPlan:
-    """One robot of a plan: its profile (already checked by the SDK) and where it goes."""
-
-    request: CreateRobotRequest
-    rooms: tuple[str, ...] = ()
-    live_groups: tuple[str, ...] = ()
-
-    @property
-    def user_id(self) -> str:
-        return self.request.user_id
-
-
-# --- reading a plan ---------------------------------------------------------------------
-
-
-def _id_list(value: Iterable[object], where: str) -> tuple[str, ...]:
-    """Room or group ids: non-blank strings, duplicates dropped (adding twice is a no-op)."""
-    ids: dict[str, None] = {}
-    for index, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise PlanError(f"{where}[{index}]: must be a non-empty string, got {item!r}")
-        ids[item] = None
-    return tuple(ids)
-
-
-def _robot(fields: dict[str, Any], where: str) -> RobotPlan:
-    """Build one robot from already-typed fields, with the SDK's rules for the profile."""
-    if fields.get("user_id") is None:
-        raise PlanError(f"{where}: user_id is required")
-    profile = {name: fields.get(name) for name in PROFILE_FIELDS}
-    try:
-        request = CreateRobotRequest(fields["user_id"], **profile)
-    except ValidationError as err:
-        raise PlanError(f"{where}: {err}") from None
-    return RobotPlan(
-        request,
-        rooms=_id_list(fields.get("rooms") or (), f"{where}.rooms"),
-        live_groups=_id_list(fields.get("live_groups") or (), f"{where}.live_groups"),
-    )
-
-
-def _json_robot(entry: object, where: str) -> RobotPlan:
-    if not isinstance(entry, dict):
-        raise PlanError(f"{where}: must be an object, got {type(entry).__name__}")
-    unknown = sorted(set(entry) - set(FIELDS))
-    if unknown:
-        raise PlanError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}"
-        )
-    for name in LIST_FIELDS:
-        value = entry.get(name)
-        # A bare string would otherwise be walked character by character.
-        if value is not None and not isinstance(value, list):
-            raise PlanError(f"{where}.{name}: must be a list, got {type(value).__name__}")
-    return _robot(entry, where)
-
-
-def _parse_json(text: str) -> list[RobotPlan]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PlanError(f"not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise PlanError(f'must be a JSON object {{"robots": [...]}}, got {type(data).__name__}')
-    if "robots" not in data:
-        raise PlanError('missing key "robots"')
-    unknown = sorted(set(data) - {"robots"})
-    if unknown:
-        raise PlanError(f'unknown key(s) {", ".join(map(repr, unknown))}; only "robots" is known')
-    entries = data["robots"]
-    if not isinstance(entries, list):
-        raise PlanError(f"robots: must be a list, got {type(entries).__name__}")
-    return [_json_robot(entry, f"robots[{i}]") for i, entry in enumerate(entries)]
-
-
-def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, cells) per non-blank data row, after checking the header."""
-    # strict: an unterminated quote is an error, not a robot named '@RBT#x,'.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header = [name.strip() for name in next(reader, [])]
-    if not header:
-        raise PlanError("empty CSV: expected a header row")
-    unknown = [name for name in header if name not in FIELDS]
-    if unknown:
-        raise PlanError(
-            f"unknown column(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}"
-        )
-    if "user_id" not in header:
-        raise PlanError("missing column 'user_id'")
-    if len(set(header)) != len(header):
-        raise PlanError("a column appears twice in the header")
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            raise PlanError(f"line {reader.line_num}: not valid CSV ({err})") from None
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) > len(header):
-            raise PlanError(
-                f"line {reader.line_num}: {len(cells)} cells, but the header has {len(header)}"
-            )
-        # Short rows leave the trailing optional columns empty, as spreadsheets write them.
-        yield reader.line_num, dict(zip(header, cells, strict=False))
-
-
-def _parse_csv(text: str) -> list[RobotPlan]:
-    plans = []
-    for line, cells in _csv_rows(text):
-        fields: dict[str, Any] = {
-            name: value.strip() or None for name, value in cells.items() if name not in LIST_FIELDS
-        }
-        for name in LIST_FIELDS:
-            # Only ";" separates: an id may contain spaces.
-            cell = cells.get(name, "")
-            fields[name] = [item.strip() for item in cell.split(";") if item.strip()]
-        plans.append(_robot(fields, f"line {line}"))
-    return plans
-
-
-def _looks_like_json(path: Path, text: str) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in (".json", ".csv"):
-        return suffix == ".json"
-    return text.lstrip().startswith(("{", "["))
-
-
-def _check_unique(plans: Sequence[RobotPlan]) -> None:
-    seen: set[str] = set()
-    for plan in plans:
-        if plan.user_id in seen:
-            raise PlanError(f"robot {plan.user_id} is listed twice")
-        seen.add(plan.user_id)
-
-
-def load_plan(path: Path) -> list[RobotPlan]:
-    """Read and check a plan file; :class:`PlanError` says what is wrong and where."""
-    try:
-        # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
-        text = path.read_text(encoding="utf-8-sig")
-        plans = _parse_json(text) if _looks_like_json(path, text) else _parse_csv(text)
-        if not plans:
-            raise PlanError("the plan lists no robots")
-        _check_unique(plans)
-    except PlanError as err:
-        raise PlanError(f"{path}: {err}") from None
-    except csv.Error as err:
-        raise PlanError(f"{path}: not valid CSV: {err}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise PlanError(f"{path}: cannot read the plan: {err}") from None
-    return plans
-
-
-# --- running a plan ---------------------------------------------------------------------
+# The exit code after a stopping signal, SIGTERM too: the shell's for Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
 
 
 @attrs.frozen
@@ -206,11 +44,33 @@ class Step:
 
 @attrs.define
 class Report:
-    """Every step's outcome: succeeded, failed (with the error) or skipped (with why)."""
+    """Every step's outcome: succeeded, failed (with the error), skipped (with why),
+    not started or cancelled (after a signal, which ``interrupted`` names)."""
 
     succeeded: list[str] = attrs.Factory(list)
     failed: list[tuple[str, TencentChatError]] = attrs.Factory(list)
     skipped: list[tuple[str, str]] = attrs.Factory(list)
+    not_started: list[str] = attrs.Factory(list)
+    cancelled: list[str] = attrs.Factory(list)
+    interrupted: str | None = None
+
+    def record(self, steps: Sequence[Step], results: Sequence[Result]) -> None:
+        """Add a batch's results in plan order, not completion order, so that reports compare."""
+        for step, result in zip(steps, results, strict=True):
+            if result is Outcome.SUCCEEDED:
+                self.succeeded.append(step.label)
+            elif result is Outcome.NOT_STARTED:
+                self.not_started.append(step.label)
+            elif result is Outcome.CANCELLED:
+                self.cancelled.append(step.label)
+            else:
+                self.failed.append((step.label, result))
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return INTERRUPTED
+        return 1 if self.failed or self.skipped else 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -220,32 +80,21 @@ class Report:
                 for item, err in self.failed
             ],
             "skipped": [{"item": item, "reason": reason} for item, reason in self.skipped],
+            "not_started": [{"item": item} for item in self.not_started],
+            "cancelled": [{"item": item} for item in self.cancelled],
+            "interrupted": self.interrupted,
         }
 
 
-async def _run_steps(steps: Sequence[Step], report: Report, progress: Progress, title: str) -> None:
+async def _run_steps(
+    runner: StepRunner, steps: Sequence[Step], report: Report, progress: Progress, title: str
+) -> None:
     """Run ``steps`` concurrently (the client paces them), recording each outcome."""
     if not steps:
         return
     task = progress.add_task(title, total=len(steps))
-    errors: list[TencentChatError | None] = [None] * len(steps)
-
-    async def one(index: int) -> None:
-        try:
-            await steps[index].call()
-        except TencentChatError as err:  # kept for the report; other errors are bugs
-            errors[index] = err
-        progress.advance(task)
-
-    async with anyio.create_task_group() as tg:
-        for index in range(len(steps)):
-            tg.start_soon(one, index)
-    # Recorded in plan order, not completion order, so that reports of two runs compare.
-    for step, error in zip(steps, errors, strict=True):
-        if error is None:
-            report.succeeded.append(step.label)
-        else:
-            report.failed.append((step.label, error))
+    results = await runner.run([step.call for step in steps], lambda: progress.advance(task))
+    report.record(steps, results)
 
 
 def _create_label(user_id: str) -> str:
@@ -264,11 +113,11 @@ def _create_step(chat: TencentChat, request: CreateRobotRequest) -> Step:
 
 
 def _placement_steps(
-    chat: TencentChat, plans: Sequence[RobotPlan], created: set[str], report: Report
+    chat: TencentChat, plans: Sequence[RobotPlan], uncreated: set[str], report: Report
 ) -> list[Step]:
     """Room adds (one per room and robot) and live group adds (one per group).
 
-    Robots whose creation failed are left out and reported as skipped.
+    Robots in ``uncreated`` (their creation failed) are left out and reported as skipped.
     """
     steps: list[Step] = []
     groups: dict[str, list[str]] = {}
@@ -276,16 +125,16 @@ def _placement_steps(
         robot = plan.user_id
         for room_id in plan.rooms:
             label = f"room add {room_id} {robot}"
-            if robot in created:
-                steps.append(Step(label, functools.partial(chat.add_robot_to_room, room_id, robot)))
-            else:
+            if robot in uncreated:
                 report.skipped.append((label, f"robot {robot} was not created"))
-        for group_id in plan.live_groups:
-            if robot in created:
-                groups.setdefault(group_id, []).append(robot)
             else:
+                steps.append(Step(label, functools.partial(chat.add_robot_to_room, room_id, robot)))
+        for group_id in plan.live_groups:
+            if robot in uncreated:
                 label = f"group add {group_id} {robot}"
                 report.skipped.append((label, f"robot {robot} was not created"))
+            else:
+                groups.setdefault(group_id, []).append(robot)
     # One call per group with all its robots: robots per app are few (20 by default),
     # and each call counts against the endpoint's 200/s.
     for group_id, robots in groups.items():
@@ -296,22 +145,44 @@ def _placement_steps(
     return steps
 
 
-async def _execute(chat: TencentChat, plans: Sequence[RobotPlan], out: Console) -> Report:
+def _calls(n: int) -> str:
+    return f"{n} call" if n == 1 else f"{n} calls"
+
+
+def _stopper(runner: StepRunner, report: Report) -> Callable[[signal.Signals], None]:
+    """The signal handler of a run: the first signal stops it, the next cancel what is sent."""
+
+    def on_signal(sig: signal.Signals) -> None:
+        in_flight = runner.in_flight
+        if runner.stopped:
+            runner.cancel()
+            message = f"{sig.name} again: cancelling {_calls(in_flight)} in flight"
+        else:
+            report.interrupted = sig.name
+            runner.stop()
+            message = (
+                f"{sig.name}: starting no new calls; waiting for {_calls(in_flight)} in flight"
+                " (signal again to cancel them)"
+            )
+        error_console.print(message, style="yellow", soft_wrap=True)
+
+    return on_signal
+
+
+async def _execute(
+    chat: TencentChat, runner: StepRunner, plans: Sequence[RobotPlan], out: Console
+) -> Report:
     report = Report()
-    with Progress(
-        TextColumn("{task.description:<32}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=out,
-    ) as progress:
+    with signals_to(_stopper(runner, report)), progress_bar(out, 32) as progress:
         async with chat:
             creates = [_create_step(chat, plan.request) for plan in plans]
-            await _run_steps(creates, report, progress, "Creating robots")
-            done = set(report.succeeded)
-            created = {p.user_id for p in plans if _create_label(p.user_id) in done}
-            placements = _placement_steps(chat, plans, created, report)
-            await _run_steps(placements, report, progress, "Adding to rooms and groups")
+            await _run_steps(runner, creates, report, progress, "Creating robots")
+            failed = {label for label, _ in report.failed}
+            uncreated = {p.user_id for p in plans if _create_label(p.user_id) in failed}
+            # Only a signal leaves a creation not started or cancelled, and then no
+            # placement starts either: those robots' placements are reported not started.
+            placements = _placement_steps(chat, plans, uncreated, report)
+            await _run_steps(runner, placements, report, progress, "Adding to rooms and groups")
     return report
 
 
@@ -320,18 +191,24 @@ def _print_report(report: Report) -> None:
         f"{len(report.succeeded)} succeeded, {len(report.failed)} failed, "
         f"{len(report.skipped)} skipped"
     )
-    style = "bold red" if report.failed or report.skipped else "bold green"
-    console.print(f"[{style}]provision:[/] {counts}")
-    if report.failed:
-        console.print("failed:")
-        for item, err in report.failed:
-            console.print(
-                f"  {escape(item)}: {type(err).__name__}: {escape(str(err))}", soft_wrap=True
-            )
-    if report.skipped:
-        console.print("skipped:")
-        for item, reason in report.skipped:
-            console.print(f"  {escape(item)}: {escape(reason)}", soft_wrap=True)
+    if report.interrupted:
+        counts = (
+            f"interrupted by {report.interrupted}: {counts}, "
+            f"{len(report.not_started)} not started, {len(report.cancelled)} cancelled"
+        )
+    style = "bold green" if report.exit_code == 0 else "bold red"
+    console.print(Text.assemble(("provision:", style), " ", counts), soft_wrap=True)
+    sections = (
+        ("failed:", [f"{item}: {type(err).__name__}: {err}" for item, err in report.failed]),
+        ("skipped:", [f"{item}: {reason}" for item, reason in report.skipped]),
+        ("not started:", report.not_started),
+        ("cancelled (sent, so perhaps done):", report.cancelled),
+    )
+    for heading, lines in sections:
+        if lines:
+            console.print(heading)
+            for line in lines:
+                console.print(f"  {line}", soft_wrap=True)
 
 
 @click.command(short_help="Create robots and place them, from a JSON or CSV plan.")
@@ -360,18 +237,23 @@ def provision(ctx: click.Context, plan_path: Path) -> None:
     and live groups (one call per group for all its robots); a robot whose creation
     failed is skipped there. Failed and skipped items are listed at the end, and the
     exit code is 1 if there are any.
+
+    Ctrl-C (or SIGTERM) starts no new call and waits for those already sent; a second
+    one cancels them. The report then also lists what was not started (and what was
+    cancelled: sent, so perhaps done), and the exit code is 130.
     """
     options = options_of(ctx)
     try:
         plans = load_plan(plan_path)
     except PlanError as err:
         exit_with(str(err), code=2)
-    chat = options.client()
+    runner = StepRunner(options.rate_limit or DEFAULT_RATE_LIMIT)
+    chat = options.client(limiter=runner.limiter)
     # With --json, stdout carries only the JSON document; progress goes to stderr.
     out = error_console if options.json_output else console
-    report = run(_execute(chat, plans, out))
+    report = run(_execute(chat, runner, plans, out))
     if options.json_output:
         print_json(report.as_dict())
     else:
         _print_report(report)
-    raise SystemExit(1 if report.failed or report.skipped else 0)
+    raise SystemExit(report.exit_code)
