@@ -24,8 +24,6 @@ from tencent_chat_robots import (
 from tencent_chat_robots.testing import FakeTencentChat
 from tencent_chat_robots.testing.pytest_plugin import FakeChat
 
-from ._virtual_time import max_in_window
-
 
 async def test_robot_lifecycle_through_every_endpoint(fake_chat: FakeChat) -> None:
     fake, chat = fake_chat
@@ -107,19 +105,18 @@ async def test_injected_faults_are_absorbed_by_retries(fake_chat: FakeChat) -> N
 async def test_a_saturated_endpoint_is_never_refused_for_frequency() -> None:
     """Real time, kept short: 300 gathered calls at the default 190/s (about 1.6 s).
 
-    The exact bound on starts is proved on the virtual clock (test_limiter). Here, in
-    real time, the client's sends keep it, and the server (which stamps arrivals a
-    little later, after whatever else the process was doing) sees no more than the
-    documented 200 and refuses nothing: the margin the default of 190 is there for.
+    The exact bound on starts is proved on the virtual clock (test_limiter). Real time
+    adds what no limiter controls: a garbage collection or the OS pausing the process
+    between a start and its arrival (or its timestamp) shifts it by milliseconds. So
+    here the check is the user's: the server sees at most the documented 200 in any
+    second and refuses nothing, the margin that the default of 190 is there for.
     """
     fake = FakeTencentChat()
-    sends: list[float] = []
-    async with fake.client(on_attempt=lambda record: sends.append(record.started)) as chat:
+    async with fake.client() as chat:
         await asyncio.gather(*(chat.get_all_robots() for _ in range(300)))
     codes = [call.error_code for call in fake.calls]
     assert codes.count(0) == 300
     assert 60007 not in codes
-    assert max_in_window(sends) <= 190
     assert fake.max_arrivals_in_window(Endpoint.GET_ALL_ROBOTS) <= DOCUMENTED_RATE_LIMIT
 
 
