@@ -399,7 +399,10 @@ async def test_a_removal_whose_answer_was_lost_is_settled_by_the_not_a_member_re
     assert result.settled_on_retry is True
     assert result.request_id is not None  # the answering retry's, for support
     assert fake.room_members("room-1") == []
-    assert [(call.fault, call.error_code) for call in fake.calls] == [("dropped", 0), (None, 100005)]
+    assert [(call.fault, call.error_code) for call in fake.calls] == [
+        ("dropped", 0),
+        (None, 100005),
+    ]
 
 
 async def test_a_first_not_a_member_answer_still_raises(no_backoff: None) -> None:
@@ -500,3 +503,71 @@ def test_waiting_for_an_in_flight_slot_takes_no_rate_permit() -> None:
     assert max_in_window(sends) <= 5
     # Paced (a burst of at most two per interval), not a clump spending stored permits.
     assert all(c - a >= 0.2 - 1e-9 for a, c in zip(sends[1:], sends[3:], strict=False))
+
+
+def test_on_attempt_times_each_try_on_the_event_loop_clock() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[list[AttemptRecord], list[float]]:
+        records: list[AttemptRecord] = []
+        sends: list[float] = []
+
+        class Slow(ScriptedTransport):
+            async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+                sends.append(loop.time())
+                await asyncio.sleep(0.25)
+                return RawResponse(200, json.dumps(ok(Robot_Account=[])).encode())
+
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url="http://h", transport=Slow(), on_attempt=records.append
+        )
+        await asyncio.sleep(3.0)  # the clock is far from zero
+        await chat.get_all_robots()
+        return records, sends
+
+    (record,), (sent,) = run_virtual(main)
+    assert record.started == pytest.approx(sent)
+    assert record.elapsed == pytest.approx(0.25)
+
+
+async def test_a_failing_observer_is_logged_with_its_endpoint(
+    make_chat: MakeChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_: AttemptRecord) -> None:
+        raise RuntimeError("observer bug")
+
+    await make_chat(ScriptedTransport(ok()), on_attempt=broken).create_robot("@RBT#1")
+    (record,) = [r for r in caplog.records if r.name == "tencent_chat_robots"]
+    assert record.getMessage() == (
+        "on_attempt callback failed for openim_robot_http_svc/create_robot"
+    )
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
+
+
+async def test_each_request_is_sent_with_the_configured_timeout(make_chat: MakeChat) -> None:
+    transport = ScriptedTransport()
+    await make_chat(transport, timeout=4.0).delete_robot("@RBT#1")
+    assert [request.timeout for request in transport.sent] == [4.0]
+
+
+async def test_retries_are_logged_as_warnings_naming_endpoint_error_and_attempt(
+    make_chat: MakeChat, caplog: pytest.LogCaptureFixture, no_backoff: None
+) -> None:
+    """README: retries are logged as warnings on the tencent_chat_robots logger."""
+    transport = ScriptedTransport(fail(10002, "busy, usersig=SIG-9"), ok())
+    await make_chat(transport).delete_robot("@RBT#1")
+    (record,) = [r for r in caplog.records if r.name == "tencent_chat_robots"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        "retrying openim_robot_http_svc/delete_robot after InternalServerError"
+        " (attempt 1, waiting 0.00s): error 10002 from openim_robot_http_svc/delete_robot:"
+        " busy, usersig=REDACTED"
+    )
+
+
+async def test_a_base_url_with_a_trailing_slash_gives_the_same_paths() -> None:
+    transport = ScriptedTransport()
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="https://proxy.example/", transport=transport)
+    await chat.delete_robot("@RBT#1")
+    assert transport.sent[0].url.startswith(
+        "https://proxy.example/v4/openim_robot_http_svc/delete_robot?"
+    )

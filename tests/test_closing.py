@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import warnings
 from typing import Any
 
@@ -402,4 +403,82 @@ async def test_a_close_cancelled_twice_still_ends_every_call_before_closing_the_
     assert transport.on_wire == 0
     assert transport.closed
     with pytest.raises(ClientClosedError):
+        await call
+
+
+def test_a_close_cut_short_by_its_caller_still_ends_every_call_before_returning() -> None:
+    """A shutdown deadline around ``aclose()`` must not leave calls running behind it."""
+
+    from anyio import move_on_after
+
+    async def main(loop: VirtualClockLoop) -> tuple[bool, BaseException | None]:
+        transport = GatedTransport()
+        chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport)
+        call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+        await transport.wait_on_wire(1)
+        with move_on_after(1.0):  # shorter than the grace
+            await chat.aclose(timeout=60)
+        ended = call.done()
+        return ended, call.exception() if ended else None
+
+    ended, error = run_virtual(main)
+    assert ended
+    assert isinstance(error, ClientClosedError)
+    assert error.request_sent is True
+
+
+def test_a_second_event_loop_is_told_how_to_fix_it() -> None:
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=ScriptedTransport())
+    first = asyncio.new_event_loop()
+    try:
+        first.run_until_complete(chat.delete_robot("@RBT#1"))
+        with pytest.raises(TencentChatError) as open_first:
+            asyncio.run(chat.delete_robot("@RBT#1"))
+    finally:
+        first.close()
+    with pytest.raises(TencentChatError) as closed_first:
+        asyncio.run(chat.delete_robot("@RBT#1"))
+    advice = (
+        "; a client serves one loop: create it inside the code that runs on it"
+        " (one per asyncio.run())"
+    )
+    first_used = "this TencentChat was first used on another event loop"
+    assert str(open_first.value) == first_used + advice
+    assert str(closed_first.value) == first_used + " (now closed)" + advice
+
+
+async def test_a_close_landing_as_the_permit_is_granted_sends_nothing() -> None:
+    """The permit comes back in the very step the client is closed: no request goes out."""
+    transport = ScriptedTransport()
+    closing: list[asyncio.Future[None]] = []
+
+    class ClosesOnGrant:
+        async def acquire(self, key: str) -> None:
+            closing.append(asyncio.ensure_future(chat.aclose()))
+            await asyncio.sleep(0)  # the close runs now, while this caller holds its permit
+
+    chat = TencentChat(
+        SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport, limiter=ClosesOnGrant()
+    )
+    with pytest.raises(ClientClosedError, match="was not sent") as caught:
+        await chat.delete_robot("@RBT#1")
+    await closing[0]
+    assert caught.value.endpoint == Endpoint.DELETE_ROBOT
+    assert caught.value.request_sent is False
+    assert transport.sent == []
+
+
+async def test_a_callers_own_cancel_at_the_moment_of_close_stays_a_cancel() -> None:
+    """Python 3.11+ counts cancellations, so the caller's own is not mistaken for the close's.
+
+    3.10 cannot tell the two apart: there the call reports the close.
+    """
+    transport = GatedTransport()
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport)
+    call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+    await transport.wait_on_wire(1)
+    call.cancel()
+    await chat.aclose(timeout=0)
+    expected = asyncio.CancelledError if sys.version_info >= (3, 11) else ClientClosedError
+    with pytest.raises(expected):
         await call

@@ -124,7 +124,7 @@ def test_in_flight_requests_fit_the_httpx_pool() -> None:
     assert TencentChat(1400000000, "k").max_in_flight == 256  # aiohttp: no pool cap
 
 
-@pytest.mark.parametrize("rate", [float("inf"), float("nan"), 0, "190"])
+@pytest.mark.parametrize("rate", [float("inf"), float("nan"), 0, "190", 1e19])
 def test_a_rate_limiter_refuses_a_rate_it_cannot_keep(rate: Any) -> None:
     with pytest.raises(ValidationError, match="rate must be a finite number"):
         RateLimiter(rate)

@@ -188,3 +188,73 @@ def test_request_errors_carry_endpoint_and_request_id_on_one_base() -> None:
     error = NotRoomMemberError(100005, "x", request_id="Id-9", endpoint="room/y")
     assert (error.endpoint, error.request_id) == ("room/y", "Id-9")
     assert not issubclass(ValidationError, RequestError)
+
+
+@pytest.mark.parametrize(
+    ("answer", "info", "text"),
+    [
+        ({"ActionStatus": "FAIL", "ErrorCode": 10004}, "", "no error info"),
+        ({"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": None}, "", "no error info"),
+        ({"ActionStatus": "FAIL", "ErrorCode": 10004, "RequestId": 7}, "", "no error info"),
+    ],
+)
+async def test_missing_or_mistyped_error_fields_do_not_break_the_typed_error(
+    make_chat: MakeChat, answer: dict[str, object], info: str, text: str
+) -> None:
+    chat = make_chat(ScriptedTransport(answer), max_retries=0)
+    with pytest.raises(InvalidParameterError) as caught:
+        await chat.get_all_robots()
+    assert caught.value.info == info
+    assert caught.value.request_id is None  # only a string RequestId is one
+    assert text in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("info", "fields", "text"),
+    [
+        ("new", {}, "error 91234: new"),
+        ("", {"endpoint": "a/b"}, "error 91234 from a/b: no error info"),
+        ("x", {"request_id": "Id-7"}, "error 91234: x (request id Id-7)"),
+    ],
+)
+def test_api_error_text_names_only_what_is_known(
+    info: str, fields: dict[str, str], text: str
+) -> None:
+    assert str(APIError(91234, info, **fields)) == text
+
+
+def test_errors_made_by_hand_keep_their_fields_and_repr_names_the_class() -> None:
+    """Users build these in their own tests of error handling."""
+    error = NotRoomMemberError(100005, "not a member", request_id="Id-1", endpoint="room/x")
+    assert repr(error) == (
+        "NotRoomMemberError(code=100005, info='not a member', request_id='Id-1', endpoint='room/x')"
+    )
+    dropped = APIConnectionError("connection failed: reset", endpoint="a/b")
+    assert (str(dropped), dropped.message, dropped.endpoint) == (
+        "connection failed: reset",
+        "connection failed: reset",
+        "a/b",
+    )
+    assert dropped.request_sent is True  # unless told otherwise, the server may have it
+    assert ClientClosedError("closed").request_sent is False
+    assert BadResponseError("HTTP 502", status_code=502).excerpt == ""
+
+
+async def test_a_call_refused_by_a_closed_client_was_not_sent(make_chat: MakeChat) -> None:
+    transport = ScriptedTransport()
+    chat = make_chat(transport)
+    await chat.aclose()
+    with pytest.raises(ClientClosedError) as caught:
+        await chat.get_all_robots()
+    assert caught.value.request_sent is False
+    assert caught.value.endpoint == Endpoint.GET_ALL_ROBOTS
+    assert transport.sent == []
+
+
+async def test_an_answer_with_mistyped_fields_is_quoted_in_the_error(make_chat: MakeChat) -> None:
+    answer = ok(Robot_Account="@RBT#1")  # the docs say a list
+    chat = make_chat(ScriptedTransport(answer), max_retries=0)
+    with pytest.raises(BadResponseError) as caught:
+        await chat.get_all_robots()
+    assert '"Robot_Account":"@RBT#1"' in caught.value.excerpt.replace(" ", "")
+    assert str(caught.value).endswith("has fields of the wrong type")

@@ -290,3 +290,14 @@ def test_high_rates_get_a_wider_burst_and_keep_the_bound() -> None:
     starts = run_virtual(main)
     assert max_in_window(starts) <= 5000
     assert (len(starts) - 1) / (max(starts) - min(starts)) >= 0.98 * 5000
+
+
+def test_one_per_second_means_one_start_in_any_second() -> None:
+    """The smallest rate keeps the guarantee too, though its burst is two."""
+
+    async def main(loop: VirtualClockLoop) -> list[float]:
+        return await _gather_starts(RateLimiter(1), loop, 6)
+
+    starts = run_virtual(main)
+    assert max_in_window(starts) <= 1
+    _assert_more_than_a_second_apart(starts, 1)

@@ -203,3 +203,86 @@ async def test_a_broken_answer_on_aiohttp_chains_no_signature() -> None:
     _assert_chain_clean(caught.value, "SIG-SECRET-123")
     assert caught.value.__cause__ is not None  # the cause is kept, scrubbed
     assert "usersig=REDACTED" in str(caught.value) + str(caught.value.__cause__)
+
+
+def _fault_with_chain(*causes: BaseException) -> httpx.RequestError:
+    """An httpx fault caused by ``causes[0]``, itself caused by ``causes[1]``, and so on."""
+    fault: BaseException = httpx.ReadError("read failed")
+    top = fault
+    for cause in causes:
+        fault.__cause__ = cause
+        fault = cause
+    return top  # type: ignore[return-value]
+
+
+async def _post_failing_with(fault: BaseException) -> APIConnectionError:
+    from tencent_chat_robots import HttpxTransport
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise fault
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await HttpxTransport(client).post(
+                "http://h/v4/a/b?sdkappid=1&usersig=SIG-SECRET-9&random=1", b"{}", timeout=5
+            )
+    return caught.value
+
+
+async def test_a_long_chained_cause_is_scrubbed_to_its_end_and_kept() -> None:
+    deepest = OSError("proxy refused http://h/v4/a/b?usersig=SIG-SECRET-9&random=1")
+    links = [RuntimeError(f"layer {i}") for i in range(7)]
+    error = await _post_failing_with(_fault_with_chain(*links, deepest))
+    _assert_chain_clean(error, "SIG-SECRET-9")
+    chain = [error.__cause__]
+    while chain[-1] is not None:
+        chain.append(chain[-1].__cause__)
+    assert [str(e) for e in chain[1:-2]] == [f"layer {i}" for i in range(7)]
+    replaced = chain[-2]
+    # The scrubbed stand-in still says what failed, minus the signature.
+    assert "OSError" in str(replaced)
+    assert "proxy refused http://h/v4/a/b?usersig=REDACTED&random=1" in str(replaced)
+
+
+async def test_a_chain_that_loops_back_on_itself_is_scrubbed_and_ends() -> None:
+    """Libraries that re-raise can leave cycles through both ``__cause__`` and
+    ``__context__``; scrubbing must end and keep the links."""
+    top = httpx.ReadError("read failed")
+    middle = RuntimeError("middle")
+    side = RuntimeError("side")
+    secret = OSError("reset while sending /v4/a/b?usersig=SIG-SECRET-9")
+    top.__cause__, middle.__cause__ = middle, top  # a cycle of causes
+    top.__context__, side.__context__ = side, top  # a cycle of contexts
+    middle.__context__ = secret
+    error = await _post_failing_with(top)
+    _assert_chain_clean(error, "SIG-SECRET-9")
+    assert error.__cause__ is top
+    assert (top.__cause__, top.__context__) == (middle, side)
+    assert (middle.__cause__, side.__context__) == (top, top)
+    assert "usersig=REDACTED" in str(middle.__context__)
+
+
+async def test_a_chained_httpx_error_keeps_its_request_url_redacted() -> None:
+    error = await _post_failing_with(httpx.ReadError("read failed"))
+    cause = error.__cause__
+    assert isinstance(cause, httpx.ReadError)
+    assert str(cause.request.url) == "http://h/v4/a/b?sdkappid=1&usersig=REDACTED&random=1"
+    assert cause.request.method == "POST"
+
+
+def test_the_httpx_log_filter_is_installed_once_on_the_httpx_logger(
+    monkeypatch: pytest.MonkeyPatch, every_log_record: pytest.LogCaptureFixture
+) -> None:
+    """As in a fresh process: httpx's own logger has no filter until a transport exists."""
+    from tencent_chat_robots import HttpxTransport
+
+    httpx_logger = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_logger, "filters", [])
+    client = httpx.AsyncClient()
+    HttpxTransport(client)
+    HttpxTransport(client)
+    assert len(httpx_logger.filters) == 1
+    httpx_logger.info("HTTP Request: %s %s", "POST", "https://h/v4/a/b?usersig=SIG-SECRET-9&x=1")
+    assert every_log_record.records[-1].getMessage() == (
+        "HTTP Request: POST https://h/v4/a/b?usersig=REDACTED&x=1"
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import tencent_chat_robots._retry as retry_module
 from tencent_chat_robots import (
     APIConnectionError,
     APIError,
@@ -184,3 +185,12 @@ def test_a_renewal_does_not_use_up_a_retry_and_happens_once() -> None:
     before = state(attempt=1, retries_left=0, can_renew_usersig=True)
     after = next_state(before, vendor(70001), RetryDecision(True, renew_usersig=True))
     assert (after.attempt, after.retries_left, after.can_renew_usersig) == (2, 0, False)
+
+
+@pytest.mark.parametrize(("draw", "delay"), [(0.0, 0.5), (0.5, 0.75), (0.999, 0.9995)])
+def test_backoff_jitter_spans_the_upper_half_of_the_doubled_delay(
+    monkeypatch: pytest.MonkeyPatch, draw: float, delay: float
+) -> None:
+    """Third attempt: 0.25 s doubled twice is 1 s; the jitter draws from [0.5 s, 1 s)."""
+    monkeypatch.setattr(retry_module.random, "random", lambda: draw)
+    assert retry_decision(vendor(10002), state(attempt=3)).delay == pytest.approx(delay)

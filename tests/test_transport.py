@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from aiohttp import web
 
 from tencent_chat_robots import (
     AiohttpTransport,
     APIConnectionError,
     APITimeoutError,
     BadResponseError,
+    ClientClosedError,
     HttpxTransport,
     TencentChat,
 )
+from tencent_chat_robots._transport import pool_size
 
 from ._servers import loopback_server, refused_url
 
@@ -87,3 +90,139 @@ async def test_own_aiohttp_session_is_closed_by_aclose() -> None:
         assert session is not None
         await adapter.aclose()
         assert session.closed
+
+
+@pytest.mark.parametrize(
+    ("fault", "timed_out", "sent"),
+    [
+        (httpx.ConnectError("connection refused"), False, False),
+        (httpx.ConnectTimeout("connect timed out"), True, False),
+        (httpx.ReadTimeout("read timed out"), True, True),
+        (httpx.RemoteProtocolError("peer closed the connection"), False, True),
+    ],
+)
+async def test_transport_faults_say_whether_the_server_may_have_seen_the_request(
+    fault: httpx.RequestError, timed_out: bool, sent: bool
+) -> None:
+    """Only a connection that was never made proves the request went nowhere."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise fault
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await HttpxTransport(client).post(f"http://h/v4/ok/ok{QUERY}", b"{}", timeout=5)
+    assert isinstance(caught.value, APITimeoutError) is timed_out
+    assert caught.value.request_sent is sent
+    assert str(fault) in str(caught.value)  # the cause stays readable in the message
+
+
+async def test_aiohttp_faults_say_whether_the_server_may_have_seen_the_request() -> None:
+    adapter = AiohttpTransport()
+    with pytest.raises(APIConnectionError) as refused:
+        await adapter.post(f"{refused_url()}/v4/ok/ok{QUERY}", b"{}", timeout=5)
+    async with loopback_server() as (base, _):
+        with pytest.raises(APIConnectionError) as dropped:
+            await adapter.post(f"{base}/v4/drop/x{QUERY}", b"{}", timeout=5)
+        with pytest.raises(APITimeoutError) as slow:
+            await adapter.post(f"{base}/v4/slow/x{QUERY}", b"{}", timeout=0.2)
+    await adapter.aclose()
+    assert refused.value.request_sent is False
+    assert dropped.value.request_sent is True
+    assert slow.value.request_sent is True
+    # aiohttp's time-out has no text of its own: the message still names what happened.
+    assert "TimeoutError" in str(slow.value)
+
+
+async def test_a_closed_transport_says_so_and_sends_nothing() -> None:
+    adapter = AiohttpTransport()
+    await adapter.aclose()
+    async with loopback_server() as (base, seen):
+        with pytest.raises(ClientClosedError, match="this transport is closed; nothing was sent"):
+            await adapter.post(f"{base}/v4/ok/ok{QUERY}", b"{}", timeout=5)
+    assert seen == []
+    async with httpx.AsyncClient() as client:
+        pass
+    with pytest.raises(
+        ClientClosedError, match=r"the httpx\.AsyncClient given as http_client= is closed"
+    ):
+        await HttpxTransport(client).post(f"http://h/v4/ok/ok{QUERY}", b"{}", timeout=5)
+
+
+async def test_the_default_aiohttp_pool_has_no_cap_unless_given_one() -> None:
+    """README: the SDK's own aiohttp session has no connection cap; the client bounds
+    requests in flight per endpoint itself."""
+    async with loopback_server() as (base, _):
+        for cap, expected in ((None, 0), (8, 8)):  # aiohttp's limit 0 means unlimited
+            adapter = AiohttpTransport(max_connections=cap)
+            assert pool_size(adapter) == cap
+            await adapter.post(f"{base}/v4/ok/ok{QUERY}", b"{}", timeout=5)
+            assert adapter._session is not None
+            assert adapter._session.connector is not None
+            assert adapter._session.connector.limit == expected
+            await adapter.aclose()
+
+
+async def test_a_redirect_comes_back_as_a_status_and_is_not_followed() -> None:
+    """Following it would resend the signed URL, UserSig included, wherever it points."""
+    hits: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPFound("/v4/ok/ok")
+
+    app = web.Application()
+    app.router.add_post("/v4/moved/x", moved)
+    app.router.add_route("*", "/v4/ok/ok", moved)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    adapter = AiohttpTransport()
+    try:
+        response = await adapter.post(
+            f"http://127.0.0.1:{port}/v4/moved/x{QUERY}", b"{}", timeout=5
+        )
+    finally:
+        await adapter.aclose()
+        await runner.cleanup()
+    assert response.status_code == 302
+    assert hits == ["/v4/moved/x"]
+
+
+async def test_an_httpx_client_is_closed_only_by_its_owner() -> None:
+    """README: the SDK never closes a client it did not create."""
+    async with httpx.AsyncClient() as client:
+        await HttpxTransport(client).aclose()
+        assert not client.is_closed
+        await HttpxTransport(client, owns_client=True).aclose()
+        assert client.is_closed
+
+
+async def test_an_httpx_client_without_a_readable_pool_counts_as_the_default_100() -> None:
+    """README: each endpoint gets max_connections // 7 requests, 14 with httpx's 100."""
+    mocked = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    async with mocked:
+        assert pool_size(HttpxTransport(mocked)) == 100
+        assert TencentChat(1400000000, "key", http_client=mocked).max_in_flight == 14
+
+
+async def test_httpx_requests_carry_the_timeout_but_never_wait_on_the_pool_against_it() -> None:
+    """README: ``timeout`` covers one request on the wire; queueing is not part of it."""
+    seen: list[dict[str, float | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        await HttpxTransport(client).post(f"http://h/v4/ok/ok{QUERY}", b"{}", timeout=2.5)
+    assert seen == [{"connect": 2.5, "read": 2.5, "write": 2.5, "pool": None}]
+
+
+def test_a_pool_of_one_is_a_cap_and_zero_is_none() -> None:
+    """aiohttp reads a limit of 0 as no limit at all."""
+    assert pool_size(AiohttpTransport(max_connections=1)) == 1
+    assert pool_size(AiohttpTransport(max_connections=0)) is None
+    assert pool_size(object()) is None  # a transport of the user's own: nothing known
