@@ -474,11 +474,18 @@ async def test_a_callers_own_cancel_at_the_moment_of_close_stays_a_cancel() -> N
     3.10 cannot tell the two apart: there the call reports the close.
     """
     transport = GatedTransport()
-    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport)
-    call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+    chat = TencentChat(
+        SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport, max_in_flight=1
+    )
+    on_wire = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+    waiting = asyncio.ensure_future(chat.delete_robot("@RBT#1"))  # for the in-flight slot
     await transport.wait_on_wire(1)
-    call.cancel()
-    await chat.aclose(timeout=0)
+    closing = asyncio.ensure_future(chat.aclose(timeout=0))
+    await asyncio.sleep(0)  # the close has cancelled the waiting call; it has not run yet
+    waiting.cancel()  # and now its caller cancels it too
     expected = asyncio.CancelledError if sys.version_info >= (3, 11) else ClientClosedError
     with pytest.raises(expected):
-        await call
+        await waiting
+    await closing
+    with pytest.raises(ClientClosedError):
+        await on_wire
