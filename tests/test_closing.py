@@ -10,6 +10,7 @@ import asyncio
 import gc
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -29,6 +30,8 @@ from tencent_chat_robots.testing import FakeTencentChat
 from ._servers import fake_in_thread
 from ._virtual_time import VirtualClockLoop, run_virtual
 from .conftest import SDKAPPID, SECRET_KEY, ScriptedTransport, fail, ok
+
+MakeChat = Callable[..., TencentChat]
 
 
 def test_close_ends_calls_waiting_for_a_permit_and_sends_nothing_more() -> None:
@@ -98,12 +101,10 @@ class GatedTransport(ScriptedTransport):
         return await super().post(url, content, timeout=timeout)
 
 
-def test_requests_on_the_wire_get_the_grace_then_are_cancelled() -> None:
+def test_requests_on_the_wire_get_the_grace_then_are_cancelled(make_chat: MakeChat) -> None:
     async def main(loop: VirtualClockLoop) -> None:
         transport = GatedTransport()
-        chat = TencentChat(
-            SDKAPPID, SECRET_KEY, base_url="http://h", rate_limit=None, transport=transport
-        )
+        chat = make_chat(transport)
         calls = asyncio.gather(
             *(chat.delete_robot("@RBT#1") for _ in range(3)), return_exceptions=True
         )
@@ -121,12 +122,12 @@ def test_requests_on_the_wire_get_the_grace_then_are_cancelled() -> None:
     run_virtual(main)
 
 
-def test_a_request_answered_within_the_grace_succeeds_and_close_returns_then() -> None:
+def test_a_request_answered_within_the_grace_succeeds_and_close_returns_then(
+    make_chat: MakeChat,
+) -> None:
     async def main(loop: VirtualClockLoop) -> None:
         transport = GatedTransport()
-        chat = TencentChat(
-            SDKAPPID, SECRET_KEY, base_url="http://h", rate_limit=None, transport=transport
-        )
+        chat = make_chat(transport)
         call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
         await transport.wait_on_wire(1)
         loop.call_later(0.5, transport.release.set)
@@ -139,12 +140,10 @@ def test_a_request_answered_within_the_grace_succeeds_and_close_returns_then() -
     run_virtual(main)
 
 
-def test_a_failure_answered_within_the_grace_is_not_retried() -> None:
+def test_a_failure_answered_within_the_grace_is_not_retried(make_chat: MakeChat) -> None:
     async def main(loop: VirtualClockLoop) -> None:
         transport = GatedTransport(fail(10002), ok())
-        chat = TencentChat(
-            SDKAPPID, SECRET_KEY, base_url="http://h", rate_limit=None, transport=transport
-        )
+        chat = make_chat(transport)
         call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
         await transport.wait_on_wire(1)
         loop.call_later(0.5, transport.release.set)
@@ -347,12 +346,10 @@ async def test_a_close_inside_a_callers_own_timeout_is_still_a_closed_error() ->
     await other.aclose(timeout=0)
 
 
-def test_two_closes_at_once_both_return_when_the_calls_are_done() -> None:
+def test_two_closes_at_once_both_return_when_the_calls_are_done(make_chat: MakeChat) -> None:
     async def main(loop: VirtualClockLoop) -> None:
         transport = GatedTransport()
-        chat = TencentChat(
-            SDKAPPID, SECRET_KEY, base_url="http://h", rate_limit=None, transport=transport
-        )
+        chat = make_chat(transport)
         call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
         await transport.wait_on_wire(1)
         loop.call_later(1.0, transport.release.set)
