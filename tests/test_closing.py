@@ -486,3 +486,52 @@ async def test_a_callers_own_cancel_at_the_moment_of_close_stays_a_cancel() -> N
     await closing
     with pytest.raises(ClientClosedError):
         await on_wire
+
+
+async def test_a_limiter_that_swallows_the_close_still_lets_nothing_through(
+    make_chat: MakeChat,
+) -> None:
+    """A user's limiter that catches the cancellation and returns: the request stays unsent."""
+
+    class SwallowsCancellation:
+        async def acquire(self, key: str) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                return  # a buggy limiter: grants the permit anyway
+
+    transport = ScriptedTransport()
+    chat = make_chat(transport, limiter=SwallowsCancellation())
+    call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+    await asyncio.sleep(0)  # the call is now waiting in the limiter
+    await chat.aclose()
+    with pytest.raises(ClientClosedError, match="was not sent") as caught:
+        await call
+    assert caught.value.endpoint == Endpoint.DELETE_ROBOT
+    assert transport.sent == []
+
+
+async def test_a_close_cancelled_while_it_drains_still_drains_then_says_so(
+    make_chat: MakeChat,
+) -> None:
+    closing: list[asyncio.Future[None]] = []
+
+    class CancelsTheCloseWhenCut(GatedTransport):
+        # The Transport protocol's signature, timeout included.
+        async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:  # noqa: ASYNC109
+            try:
+                return await super().post(url, content, timeout=timeout)
+            except asyncio.CancelledError:
+                closing[0].cancel()  # the close is draining: cancel it right then
+                raise
+
+    transport = CancelsTheCloseWhenCut()
+    chat = make_chat(transport)
+    call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+    await transport.wait_on_wire(1)
+    closing.append(asyncio.ensure_future(chat.aclose(timeout=0)))
+    with pytest.raises(asyncio.CancelledError):
+        await closing[0]
+    assert call.done()
+    with pytest.raises(ClientClosedError):
+        await call
