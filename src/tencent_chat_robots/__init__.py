@@ -101,6 +101,6 @@ __all__ = [
 # and pickles) rather than as a private module's.
 for _name in __all__:
     _member = globals()[_name]
-    if isinstance(_member, type) or callable(_member):
+    if callable(_member):  # classes and functions
         _member.__module__ = __name__
 del _name, _member

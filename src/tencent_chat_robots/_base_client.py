@@ -5,9 +5,9 @@ sending (so waiting for either is not part of the timeout), sign, send, check th
 envelope. After a failed attempt the loop asks ``_retry.retry_decision`` and does what
 it says; nothing else retries.
 
-Every call runs in a cancel scope that :meth:`RequestSender.aclose` can cancel: calls
-waiting (for a slot, a permit or a backoff) at once, requests on the wire after a grace
-period. Either way the caller gets :class:`ClientClosedError`.
+Every call is registered with its caller's task, which :meth:`RequestSender.aclose`
+cancels: at once for calls waiting (for a slot, a permit or a backoff), after a grace
+period for requests on the wire. Either way the caller gets :class:`ClientClosedError`.
 """
 
 from __future__ import annotations

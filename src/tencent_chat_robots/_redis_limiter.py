@@ -61,14 +61,14 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import random
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
 import anyio
 
-from ._constants import WINDOW_MARGIN
+from ._config import require_number
+from ._constants import MAX_RATE_LIMIT, WINDOW_MARGIN
 from ._exceptions import TencentChatError, ValidationError
 from ._limiter import RateLimiter
 
@@ -198,27 +198,6 @@ _NOT_TRANSIENT = (AuthenticationError, AuthorizationError, ExternalAuthProviderE
 
 def _transient(err: BaseException) -> bool:
     return isinstance(err, _TRANSIENT) and not isinstance(err, _NOT_TRANSIENT)
-
-
-def _finite(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
-    """``value`` if a finite real number ``>= minimum`` (``> minimum`` if ``strict``)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < minimum
-        or (strict and value == minimum)
-    ):
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _whole(name: str, value: object, *, minimum: int) -> int:
-    """``value`` if an integer ``>= minimum`` (bool is not one)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class LimiterUnavailableError(TencentChatError):
@@ -531,27 +510,28 @@ class RedisRateLimiter:
 
 
 def _check(
-    rate: object,
-    sdkappid: object,
-    burst: object,
-    timeout: object,
-    fallback: object,
-    fleet_size: object,
-    cooldown: object,
-    retry_budget: object,
+    rate: float,
+    sdkappid: int,
+    burst: int,
+    timeout: float,
+    fallback: str,
+    fleet_size: int | None,
+    cooldown: float,
+    retry_budget: float,
 ) -> None:
     """Refuse a configuration that cannot work, naming the argument."""
     # float("inf") passes ">= 1" but leaves no interval between starts at all.
-    rate = _finite("rate (calls per second)", rate, minimum=1)
-    _whole("sdkappid", sdkappid, minimum=1)
-    _whole("burst", burst, minimum=1)
-    _finite("timeout", timeout, minimum=0, strict=True)
-    _finite("cooldown", cooldown, minimum=0)
-    _finite("retry_budget", retry_budget, minimum=0)
+    require_number("rate", rate, minimum=1, maximum=MAX_RATE_LIMIT)
+    require_number("sdkappid", sdkappid, minimum=1, integer=True)
+    require_number("burst", burst, minimum=1, integer=True)
+    # As TencentChat's timeout: under a millisecond no Redis could answer.
+    require_number("timeout", timeout, minimum=0.001)
+    require_number("cooldown", cooldown, minimum=0)
+    require_number("retry_budget", retry_budget, minimum=0)
     if fallback not in ("error", "local"):
         raise ValidationError(f"fallback must be 'error' or 'local', got {fallback!r}")
     if fleet_size is not None:
-        fleet_size = _whole("fleet_size", fleet_size, minimum=1)
+        require_number("fleet_size", fleet_size, minimum=1, integer=True)
     if fallback == "local":
         # No silent default: assuming a fleet of one would multiply the limit.
         if fleet_size is None:
