@@ -8,6 +8,7 @@ plan and agree with what the server holds.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from tencent_chat_robots import Endpoint
 from .._servers import fake_in_thread
 from ._held_fake import HeldFake
 from ._process import TIMEOUT, CliProcess
+from .conftest import Served
 
 ROBOTS = [f"@RBT#{i:02d}" for i in range(10)]
 ROOMS = [f"room-{i}" for i in range(10)]
@@ -188,3 +190,44 @@ def test_a_second_sigint_cancels_the_calls_in_flight(
     done = succeeded(report)
     # A cancelled call may have been done by the server before its answer was dropped.
     assert done <= on_server(fake) <= done | cancelled
+
+
+def test_a_signal_while_the_plan_is_read_reports_that_nothing_started(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the run, a signal ends the command with its report, not click's 'Aborted!'."""
+    import tencent_chat_robots.cli._provision as provision_module
+
+    def load_and_get_interrupted(path: Path) -> object:
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while it reads
+        raise AssertionError("the signal should have stopped the reading")
+
+    monkeypatch.setattr(provision_module, "load_plan", load_and_get_interrupted)
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"robots": [{"user_id": "@RBT#001"}]}')
+    result = served.invoke("--json", "provision", str(plan))
+    assert result.exit_code == 130
+    report = json.loads(result.stdout)
+    assert report["interrupted"] == "SIGINT"
+    assert report["succeeded"] == 0
+    assert served.fake.calls == []
+
+
+def test_a_signal_after_the_last_call_does_not_cut_the_report_short(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tencent_chat_robots.cli._provision as provision_module
+
+    real_print_json = provision_module.print_json
+
+    def print_json_after_a_signal(document: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # lands between the run and the report
+        real_print_json(document)
+
+    monkeypatch.setattr(provision_module, "print_json", print_json_after_a_signal)
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"robots": [{"user_id": "@RBT#001"}]}')
+    result = served.invoke("--json", "provision", str(plan))
+    assert result.exit_code == 0  # the run had finished: the late signal changes nothing
+    assert json.loads(result.stdout)["succeeded"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back

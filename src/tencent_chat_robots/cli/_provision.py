@@ -23,9 +23,18 @@ from .._client import TencentChat
 from .._constants import DEFAULT_RATE_LIMIT
 from .._exceptions import TencentChatError
 from .._models import CreateRobotRequest
-from ._context import console, error_console, exit_with, options_of, print_json, progress_bar, run
+from ._context import (
+    ChatOptions,
+    console,
+    error_console,
+    exit_with,
+    options_of,
+    print_json,
+    progress_bar,
+    run,
+)
 from ._plan import PlanError, RobotPlan, load_plan
-from ._signals import signals_to
+from ._signals import Interrupted, command_signals, signals_to
 from ._steps import Outcome, Result, StepRunner
 
 __all__ = ["Report", "provision"]
@@ -243,6 +252,22 @@ def provision(ctx: click.Context, plan_path: Path) -> None:
     cancelled: sent, so perhaps done), and the exit code is 130.
     """
     options = options_of(ctx)
+    # From the start until the report is written, a signal never ends the command
+    # without one: before the run it stops everything, during it see _stopper.
+    with command_signals():
+        try:
+            report = _provision(options, plan_path)
+        except Interrupted as interrupted:
+            report = Report()  # nothing was sent
+            report.interrupted = interrupted.signal.name
+        if options.json_output:
+            print_json(report.as_dict())
+        else:
+            _print_report(report)
+    raise SystemExit(report.exit_code)
+
+
+def _provision(options: ChatOptions, plan_path: Path) -> Report:
     try:
         plans = load_plan(plan_path)
     except PlanError as err:
@@ -251,9 +276,4 @@ def provision(ctx: click.Context, plan_path: Path) -> None:
     chat = options.client(limiter=runner.limiter)
     # With --json, stdout carries only the JSON document; progress goes to stderr.
     out = error_console if options.json_output else console
-    report = run(_execute(chat, runner, plans, out))
-    if options.json_output:
-        print_json(report.as_dict())
-    else:
-        _print_report(report)
-    raise SystemExit(report.exit_code)
+    return run(_execute(chat, runner, plans, out))

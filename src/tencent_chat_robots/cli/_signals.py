@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
-__all__ = ["SIGNALS", "signals_to"]
+__all__ = ["SIGNALS", "Interrupted", "command_signals", "signals_to"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -35,3 +36,42 @@ def signals_to(handler: Callable[[signal.Signals], object]) -> Iterator[None]:
     finally:
         for sig in taken:
             loop.remove_signal_handler(sig)
+            # asyncio leaves the default behind, which would kill a process still writing
+            # its report; command_signals() puts the original back once it is written.
+            signal.signal(sig, signal.SIG_IGN)
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived before the command's event loop took signals over."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.signal = sig
+
+
+@contextlib.contextmanager
+def command_signals() -> Iterator[None]:
+    """For a whole command: until its loop takes them, a signal raises :class:`Interrupted`.
+
+    On the way out the original handlers come back. A signal ignored at start stays
+    ignored; outside the main thread, where handlers cannot be set, nothing changes.
+    """
+
+    def interrupt(signum: int, _: object) -> None:
+        raise Interrupted(signal.Signals(signum))
+
+    previous: dict[signal.Signals, Any] = {}  # whatever signal.getsignal() gave
+    try:
+        for sig in SIGNALS:
+            handler = signal.getsignal(sig)
+            if handler is signal.SIG_IGN:
+                continue
+            try:
+                signal.signal(sig, interrupt)
+            except ValueError:  # not the main thread
+                break
+            previous[sig] = handler
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
