@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from tencent_chat_robots import AuthenticationError, generate_usersig, verify_usersig
 from tencent_chat_robots._auth import UserSigProvider
+from tencent_chat_robots._redact import Secret, live_secrets
 
 SDKAPPID = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -99,7 +101,7 @@ def test_provider_caches_and_renews_at_half_life() -> None:
     provider = UserSigProvider(
         sdkappid=SDKAPPID,
         admin="administrator",
-        secret_key=KEY,
+        secret_key=Secret(KEY),
         lifetime=1000,
         clock=lambda: clock[0],
     )
@@ -118,13 +120,25 @@ def test_provider_caches_and_renews_at_half_life() -> None:
     )
     assert KEY not in repr(provider)
     assert first not in repr(provider)
+    # Both signatures stay valid for their lifetime: the scrubbers must know both.
+    assert {KEY, first, renewed} <= set(provider.secrets())
+    assert {KEY, first, renewed} <= set(live_secrets())
 
 
 def test_provider_with_fixed_signature_never_changes_it() -> None:
-    provider = UserSigProvider(sdkappid=SDKAPPID, admin="a", usersig="fixed")
+    provider = UserSigProvider(sdkappid=SDKAPPID, admin="a", usersig=Secret("fixed"))
     provider.renew()
     assert provider.current() == "fixed"
     assert not provider.can_renew
+    assert list(provider.secrets()) == ["fixed"]
+
+
+def test_a_provider_gone_is_no_longer_listed() -> None:
+    provider = UserSigProvider(sdkappid=SDKAPPID, admin="a", usersig=Secret("gone-soon"))
+    assert "gone-soon" in live_secrets()
+    del provider
+    gc.collect()
+    assert "gone-soon" not in live_secrets()
 
 
 def test_generated_now_is_valid_now() -> None:

@@ -20,6 +20,7 @@ from ._constants import (
     ENV_SECRET_KEY,
 )
 from ._exceptions import ValidationError
+from ._redact import Secret, box
 from ._regions import Region
 
 __all__ = [
@@ -35,13 +36,29 @@ def _is_text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value != ""
 
 
+def _is_boxed_text(value: object) -> TypeGuard[Secret]:
+    return isinstance(value, Secret) and _is_text(value.reveal())
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _require_encodable(name: str, value: str) -> str:
     # A lone surrogate (from undecodable bytes) would fail deep in signing or sending,
-    # with an error whose text quotes the whole value: a secret, for the key.
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValidationError(f"{name} is not valid Unicode text") from None
+    # with an error whose text quotes the whole value.
+    if not _encodable(value):
+        raise ValidationError(f"{name} is not valid Unicode text")
+    return value
+
+
+def _require_encodable_secret(name: str, value: Secret) -> Secret:
+    if not _encodable(value.reveal()):
+        raise ValidationError(f"{name} is not valid Unicode text")
     return value
 
 
@@ -69,23 +86,28 @@ def resolve_admin(value: object) -> str:
     return _require_encodable("admin", value)
 
 
-def resolve_secret(secret_key: object, usersig: object) -> tuple[str | None, str | None]:
-    """``(secret_key, usersig)``: exactly one set; the key may come from the environment."""
+def resolve_secret(secret_key: object, usersig: object) -> tuple[Secret | None, Secret | None]:
+    """``(secret_key, usersig)``: exactly one set; the key may come from the environment.
+
+    Both come in and go out boxed (:class:`Secret`; anything not a string as it is), so
+    that no frame of a failed construction holds a secret in the clear.
+    """
     if usersig is not None:
         if secret_key is not None:
             raise ValidationError("pass secret_key= or usersig=, not both")
-        if not _is_text(usersig):
+        if not _is_boxed_text(usersig):
             raise ValidationError("usersig must be a non-empty string")
-        return None, _require_encodable("usersig", usersig)
-    key = secret_key if secret_key is not None else os.environ.get(ENV_SECRET_KEY) or None
-    if key is None:
+        return None, _require_encodable_secret("usersig", usersig)
+    if secret_key is None:
+        secret_key = box(os.environ.get(ENV_SECRET_KEY) or None)
+    if secret_key is None:
         raise ValidationError(
             f"a secret key is required: pass secret_key= (or set {ENV_SECRET_KEY}),"
             " or pass a ready usersig="
         )
-    if not _is_text(key):
+    if not _is_boxed_text(secret_key):
         raise ValidationError("secret_key must be a non-empty string")
-    return _require_encodable("secret_key", key), None
+    return _require_encodable_secret("secret_key", secret_key), None
 
 
 def _check_base_url(url: object) -> str:

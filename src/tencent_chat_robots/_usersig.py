@@ -16,6 +16,7 @@ import zlib
 from typing import Any
 
 from ._exceptions import AuthenticationError
+from ._redact import Secret
 
 __all__ = ["generate_usersig", "verify_usersig"]
 
@@ -23,8 +24,12 @@ _URL_ENCODE = str.maketrans({"+": "*", "/": "-", "=": "_"})
 _URL_DECODE = str.maketrans({"*": "+", "-": "/", "_": "="})
 
 
+def _boxed(secret_key: str | Secret) -> Secret:
+    return secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
+
+
 def _hmac(
-    secret_key: str,
+    secret_key: Secret,
     identifier: str,
     sdkappid: int,
     signed_at: int,
@@ -39,19 +44,20 @@ def _hmac(
     )
     if userbuf is not None:
         content += f"TLS.userbuf:{userbuf}\n"
-    digest = hmac.new(secret_key.encode(), content.encode(), hashlib.sha256).digest()
+    digest = hmac.new(secret_key.reveal().encode(), content.encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
 
 def generate_usersig(
     sdkappid: int,
-    secret_key: str,
+    secret_key: str | Secret,
     identifier: str,
     expire: int = 86400,
     *,
     now: int | None = None,
 ) -> str:
     """Sign ``identifier`` for ``expire`` seconds from ``now`` (default: the current time)."""
+    secret_key = _boxed(secret_key)  # before anything can raise with it in this frame
     if expire <= 0:
         raise ValueError("expire must be a positive number of seconds")
     signed_at = int(time.time()) if now is None else int(now)
@@ -80,7 +86,7 @@ def verify_usersig(
     usersig: str,
     *,
     sdkappid: int,
-    secret_key: str,
+    secret_key: str | Secret,
     identifier: str,
     now: int | None = None,
 ) -> None:
@@ -89,6 +95,7 @@ def verify_usersig(
     Codes follow the server's: 70003 unparsable, 70014 SDKAppID mismatch,
     70013 identifier mismatch, 70009 HMAC mismatch, 70001 expired.
     """
+    secret_key = _boxed(secret_key)
     try:
         doc = _decode(usersig)
         signed_at = doc["TLS.time"]
