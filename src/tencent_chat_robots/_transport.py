@@ -9,6 +9,7 @@ keep the UserSig out of what they chain.
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import aiohttp
@@ -16,8 +17,9 @@ import attrs
 import httpx
 from yarl import URL
 
-from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError
+from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, RequestError
 from ._redact import install_httpx_log_filter, redact
+from ._sentry import strip_sentry_tracing
 
 __all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport", "pool_size"]
 
@@ -55,7 +57,12 @@ class _Scrubbed(Exception):
 
 
 def _scrub(err: BaseException, depth: int = 0) -> BaseException:
-    """``err`` made safe to chain: no URL with a UserSig in its text, request or causes."""
+    """``err`` made safe to chain: no URL with a UserSig in its text, request or causes.
+
+    Its traceback goes too, with its causes': the frames of aiohttp and httpx hold the
+    URL in local variables, which error trackers and ``capture_locals`` record.
+    """
+    err.__traceback__ = None
     if isinstance(err, httpx.RequestError):
         try:
             request = err.request
@@ -95,8 +102,40 @@ def _connection_error(err: BaseException) -> APIConnectionError:
     return APIConnectionError(f"connection failed: {detail}", request_sent=sent)
 
 
+def _failure(err: BaseException, faults: tuple[type[BaseException], ...]) -> BaseException:
+    """What ``post`` raises for ``err`` from its HTTP library; raise it outside the except.
+
+    A transport fault (one of ``faults``) becomes :class:`APIConnectionError`; any other
+    error is a bug below the SDK, a :class:`RequestError` (not retried). Either chains
+    the original, scrubbed. A cancellation (or Ctrl-C) goes on as it is, but cut off
+    below the transport: the frames below hold the signed URL.
+    """
+    if isinstance(err, faults):
+        failure: BaseException = _connection_error(err)
+    elif isinstance(err, Exception):
+        detail = redact(str(err)) or "no details"
+        failure = RequestError(f"the HTTP library failed: {type(err).__name__}: {detail}")
+    else:
+        if err.__context__ is not None:
+            err.__context__ = _scrub(err.__context__)
+        return err.with_traceback(None)
+    failure.__cause__ = _scrub(err)
+    return failure
+
+
+_AIOHTTP_FAULTS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_HTTPX_FAULTS = (httpx.RequestError,)  # transport faults and undecodable bodies
+
+
 def _closed(what: str) -> ClientClosedError:
     return ClientClosedError(f"{what} is closed; nothing was sent")
+
+
+async def _exchange(request: AbstractAsyncContextManager[aiohttp.ClientResponse]) -> RawResponse:
+    # Its own frame, so that the response (whose repr shows the URL) is no local of
+    # ``post``'s, whose frame error trackers record.
+    async with request as response:
+        return RawResponse(response.status, await response.read())
 
 
 class AiohttpTransport:
@@ -121,6 +160,7 @@ class AiohttpTransport:
         self._session = aiohttp.ClientSession(
             connector=connector, headers=_JSON_HEADERS, skip_auto_headers=("User-Agent",)
         )
+        strip_sentry_tracing(self._session)  # Sentry's spans and breadcrumbs record the URL
         return self._session
 
     async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
@@ -128,20 +168,21 @@ class AiohttpTransport:
         client_timeout = self._timeouts.get(timeout)
         if client_timeout is None:
             client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
-        error: BaseException
+        failure: BaseException
         try:
             # encoded=True: the client built the query itself, so yarl need not re-quote it.
-            async with session.post(
-                URL(url, encoded=True),
-                data=content,
-                timeout=client_timeout,
-                allow_redirects=False,
-            ) as response:
-                return RawResponse(response.status, await response.read())
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
-            error = err
+            return await _exchange(
+                session.post(
+                    URL(url, encoded=True),
+                    data=content,
+                    timeout=client_timeout,
+                    allow_redirects=False,
+                )
+            )
+        except BaseException as err:
+            failure = _failure(err, _AIOHTTP_FAULTS)
         # Raised outside the except block so the original is not kept as __context__.
-        raise _connection_error(error) from _scrub(error)
+        raise failure
 
     async def aclose(self) -> None:
         self._closed = True
@@ -178,7 +219,7 @@ class HttpxTransport:
     async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
         if self._client.is_closed:  # else httpx raises a bare RuntimeError
             raise _closed("the httpx.AsyncClient given as http_client=")
-        error: BaseException
+        failure: BaseException
         try:
             response = await self._client.post(
                 url,
@@ -188,9 +229,9 @@ class HttpxTransport:
                 timeout=httpx.Timeout(timeout, pool=None),
             )
             return RawResponse(response.status_code, response.content)
-        except httpx.RequestError as err:  # transport faults and undecodable bodies
-            error = err
-        raise _connection_error(error) from _scrub(error)
+        except BaseException as err:
+            failure = _failure(err, _HTTPX_FAULTS)
+        raise failure
 
     async def aclose(self) -> None:
         if self._owns_client:

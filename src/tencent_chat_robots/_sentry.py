@@ -1,0 +1,267 @@
+"""Keeping this client's secrets out of Sentry, with nothing for the user to do.
+
+A plain ``sentry_sdk.init(dsn=...)`` enables Sentry's aiohttp and httpx integrations,
+which record every outgoing request (query string included, so the UserSig) as a
+breadcrumb and as an ``http.client`` span; error events also carry every frame's local
+variables. Two defences:
+
+* :func:`strip_sentry_tracing` takes Sentry's trace config off the SDK's own aiohttp
+  session, so its requests never become breadcrumbs or spans at all;
+* :func:`scrub_event`, one global event processor registered by :func:`install_if_loaded`,
+  drops the breadcrumbs of this SDK's requests (an httpx client the user passed in) and
+  replaces every live secret left anywhere in an error or transaction event.
+
+``sentry_sdk`` is optional: it is imported only once something else has imported it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ._redact import live_secrets, redact
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["FILTERED", "install_if_loaded", "scrub_event", "strip_sentry_tracing"]
+
+FILTERED = "[Filtered]"  # Sentry's own substitute for scrubbed data
+
+# Sentry truncates long strings (a frame's variables), possibly mid-secret: a run that
+# starts with a secret's first characters and goes on in its alphabet is taken for a cut
+# copy. Shorter fragments are not worth a signature.
+_PREFIX = 16
+_SECRET_TAIL = r"[A-Za-z0-9*_\-+/=%]*"
+_HTTP_FIELDS = ("url", "http.query")  # where Sentry's HTTP breadcrumbs put the address
+_CYCLE = "<cyclic>"  # what Sentry's serializer shows for a reference cycle
+_LEAVES = (bool, int, float, complex, date, datetime, time, timedelta)
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install_if_loaded() -> None:
+    """Register :func:`scrub_event` with Sentry, once, if ``sentry_sdk`` is imported.
+
+    Called before every request: the usual path is a global and a dict lookup. Sentry is
+    never imported here, so an application without it pays nothing.
+    """
+    global _installed
+    if _installed or "sentry_sdk" not in sys.modules:
+        return
+    with _install_lock:  # two threads' first requests must not register it twice
+        if _installed:
+            return
+        # Set even if Sentry's API is not found: then there is nothing to retry per request.
+        _installed = True
+        try:
+            add = _add_global_event_processor()
+            if add is not None:
+                add(scrub_event)
+        except Exception:  # Sentry's internals changed: a request must not fail for it
+            pass
+
+
+def _add_global_event_processor() -> Callable[[Any], object] | None:
+    # Looked up by name (typed Any) rather than imported: its home has moved between
+    # versions, and the SDK must not need Sentry's types.
+    for module_name in ("sentry_sdk.scope", "sentry_sdk"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        add = getattr(module, "add_global_event_processor", None)
+        if callable(add):
+            return add  # type: ignore[no-any-return]
+    return None
+
+
+def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """Sentry event processor: ``event`` without this SDK's secrets.
+
+    Drops the HTTP breadcrumbs of requests carrying a UserSig, then replaces every live
+    secret (also a truncated one) with ``[Filtered]`` and every ``usersig=`` value with
+    ``REDACTED``, in every string, key and object repr of the event. Nested structures
+    are copied where they change, never edited: breadcrumbs and span data are shared
+    with Sentry's scope and spans.
+
+    Never raises. A top-level part that cannot be scrubbed is dropped from the event:
+    Sentry would otherwise send it unscrubbed (it catches a processor's error and goes
+    on with the event), and a day-long admin credential weighs more than a report's
+    breadcrumbs or extra; the rest of the report still arrives.
+    """
+    if not isinstance(event, dict):
+        return event
+    try:
+        scrubber = _Scrubber(live_secrets())
+    except Exception:  # a client failed to list its secrets: still catch usersig= by name
+        scrubber = _Scrubber(())
+    for key in list(event):
+        try:
+            value = event[key]
+            if key == "breadcrumbs":
+                value = scrubber.without_our_requests(value)
+            event[key] = scrubber.value(value)
+        except Exception:
+            event.pop(key, None)
+    return event
+
+
+class _Scrubber:
+    """The live secrets of one moment, compiled; they change as clients sign anew."""
+
+    __slots__ = ("_on_path", "_secret")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secret = _secret_pattern(secrets)
+        self._on_path: set[int] = set()  # containers being walked, to stop at cycles
+
+    def text(self, text: str) -> str:
+        if self._secret is not None:
+            text = self._secret.sub(FILTERED, text)
+        return redact(text)
+
+    def carries_secret(self, text: str) -> bool:
+        if self._secret is not None and self._secret.search(text):
+            return True
+        return redact(text) != text
+
+    def without_our_requests(self, breadcrumbs: object) -> object:
+        """Event's ``{"values": [...]}`` without HTTP breadcrumbs of requests with a secret."""
+        if not isinstance(breadcrumbs, dict):
+            return breadcrumbs
+        values = breadcrumbs.get("values")
+        if not isinstance(values, list):
+            return breadcrumbs
+        kept = [crumb for crumb in values if not self._is_our_request(crumb)]
+        if len(kept) == len(values):
+            return breadcrumbs
+        return {**breadcrumbs, "values": kept}
+
+    def _is_our_request(self, crumb: object) -> bool:
+        data = crumb.get("data") if isinstance(crumb, dict) else None
+        if not isinstance(data, dict):
+            return False
+        return any(
+            isinstance(data.get(field), str) and self.carries_secret(data[field])
+            for field in _HTTP_FIELDS
+        )
+
+    def value(self, obj: object) -> object:
+        """``obj`` scrubbed: itself if nothing in it changed, else a copy."""
+        if isinstance(obj, str):
+            cleaned = self.text(obj)
+            return obj if cleaned == obj else cleaned
+        if obj is None or isinstance(obj, _LEAVES):
+            return obj
+        if isinstance(obj, (bytes, bytearray)):  # Sentry sends these decoded
+            decoded = bytes(obj).decode("utf-8", "replace")
+            cleaned = self.text(decoded)
+            return obj if cleaned == decoded else cleaned
+        if isinstance(obj, (Mapping, Sequence, Set)):
+            if id(obj) in self._on_path:
+                # The copy made around it would still lead back to this unscrubbed original.
+                return _CYCLE
+            self._on_path.add(id(obj))
+            try:
+                return self._container(obj)
+            finally:
+                self._on_path.discard(id(obj))
+        return self._other(obj)
+
+    def _container(self, obj: Mapping[Any, Any] | Iterable[Any]) -> object:
+        changed = False
+        if isinstance(obj, Mapping):
+            pairs = []
+            for key, item in list(obj.items()):
+                new_key, new_item = self.value(key), self.value(item)
+                changed = changed or new_key is not key or new_item is not item
+                pairs.append((new_key, new_item))
+            # Sentry serializes any mapping as a dict anyway.
+            return dict(pairs) if changed else obj
+        items = []
+        for item in list(obj):
+            new_item = self.value(item)
+            changed = changed or new_item is not item
+            items.append(new_item)
+        if not changed:
+            return obj
+        return tuple(items) if isinstance(obj, tuple) else items
+
+    def _other(self, obj: object) -> object:
+        # Sentry's own marker for a trimmed value (duck-typed: its home moved).
+        if type(obj).__name__ == "AnnotatedValue" and hasattr(obj, "metadata"):
+            inner = getattr(obj, "value", None)
+            cleaned_inner = self.value(inner)
+            if cleaned_inner is inner:
+                return obj
+            return type(obj)(cleaned_inner, obj.metadata)  # type: ignore[call-arg]
+        # Sentry sends any other object as its repr (a yarl.URL or httpx.Request shows
+        # the query string), and calls that repr itself later, so this adds no new risk.
+        try:
+            text = repr(obj)
+        except Exception:  # Sentry shows it as "<broken repr>"
+            return obj
+        cleaned = self.text(text)
+        return obj if cleaned == text else cleaned
+
+
+def _secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    exact: set[str] = set()
+    for secret in secrets:
+        if isinstance(secret, str) and secret:
+            exact.add(secret)
+            exact.add(quote(secret, safe=""))  # as it reads inside an encoded URL
+    if not exact:
+        return None
+    # Whole secrets first: alternatives are tried in order, and a secret holding a
+    # character outside _SECRET_TAIL must still be replaced whole.
+    alternatives = [re.escape(secret) for secret in sorted(exact, key=len, reverse=True)]
+    prefixes = sorted({secret[:_PREFIX] for secret in exact if len(secret) > _PREFIX})
+    alternatives += [re.escape(prefix) + _SECRET_TAIL for prefix in prefixes]
+    return re.compile("|".join(alternatives))
+
+
+def strip_sentry_tracing(session: aiohttp.ClientSession) -> None:
+    """Take Sentry's trace config off ``session``: its requests become no span or breadcrumb.
+
+    Sentry's aiohttp integration patches ``ClientSession.__init__`` to append a
+    ``TraceConfig`` whose handlers record the whole URL. Other trace configs (such as
+    OpenTelemetry's) stay. Never raises.
+    """
+    # Private, but it is the list aiohttp reads at the start of every request.
+    configs = getattr(session, "_trace_configs", None)
+    if not isinstance(configs, (list, tuple)):
+        return
+    kept = [config for config in configs if not _is_sentrys(config)]
+    if len(kept) == len(configs):
+        return
+    try:
+        if isinstance(configs, list):
+            # In place: with Sentry's patch the list is one it built for this session.
+            configs[:] = kept
+        else:
+            session._trace_configs = tuple(kept)  # type: ignore[assignment]
+    except Exception:  # a future aiohttp that forbids it: nothing more to do here
+        pass
+
+
+def _is_sentrys(config: object) -> bool:
+    """Whether every ``on_request_start`` handler of ``config`` is Sentry's own."""
+    try:
+        handlers = list(getattr(config, "on_request_start", None) or ())
+        return bool(handlers) and all(_from_sentry(handler) for handler in handlers)
+    except Exception:
+        return False
+
+
+def _from_sentry(handler: object) -> bool:
+    module = getattr(handler, "__module__", None)
+    return isinstance(module, str) and (module == "sentry_sdk" or module.startswith("sentry_sdk."))
