@@ -126,3 +126,56 @@ async def respx_chat() -> Any:
             )
             yield RespxChat(chat, router)
             await chat.aclose()
+
+
+@attrs.define
+class OTel:
+    """The process's OpenTelemetry SDK providers, with in-memory span and metric readers."""
+
+    exporter: Any
+    reader: Any
+    collected: list[Any] = attrs.Factory(list)  # metrics, as (name, data point)
+
+    def spans(self) -> list[Any]:
+        return list(self.exporter.get_finished_spans())
+
+    def points(self, name: str) -> list[Any]:
+        """Data points of metric ``name`` recorded since :meth:`reset`."""
+        data = self.reader.get_metrics_data()  # delta temporality: consumed when read
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    self.collected.extend((metric.name, point) for point in metric.data.data_points)
+        return [point for metric_name, point in self.collected if metric_name == name]
+
+    def reset(self) -> None:
+        self.exporter.clear()
+        self.reader.get_metrics_data()
+        self.collected.clear()
+
+
+_OTEL: OTel | None = None
+
+
+@pytest.fixture
+def otel() -> OTel:
+    """Global OpenTelemetry providers (set once per process: OTel refuses to replace them)."""
+    global _OTEL
+    if _OTEL is None:
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+        from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        delta = AggregationTemporality.DELTA
+        reader = InMemoryMetricReader(preferred_temporality={Counter: delta, Histogram: delta})
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        _OTEL = OTel(exporter, reader)
+    _OTEL.reset()
+    return _OTEL

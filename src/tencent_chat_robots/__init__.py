@@ -29,6 +29,7 @@ from ._exceptions import (
     ValidationError,
 )
 from ._limiter import Limiter, PausableLimiter, RateLimiter
+from ._logs import configure_from_env as _configure_logging
 from ._models import ActionResult, AttemptRecord
 from ._regions import Region
 from ._retry import RetryDecision, RetryState, retry_decision
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from ._redis_limiter import RedisRateLimiter as RedisRateLimiter
 
 __version__ = "0.1.0"
+
+_configure_logging()
 
 # Importable from here, but left out of __all__ so that a star import works without the
 # optional redis extra.

@@ -17,6 +17,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -35,19 +36,23 @@ from ._exceptions import (
     error_class_for,
 )
 from ._limiter import Limiter, PausableLimiter
-from ._models import AttemptRecord, converter
-from ._redact import redact
+from ._logs import logger
+from ._models import ActionResult, AttemptRecord, converter
+from ._redact import REDACTED, SignedURL, redact
 from ._retry import RetryState, next_state, retry_decision
+from ._sentry import install_if_loaded as install_sentry_scrubber
+from ._telemetry import AttemptTrace, CallTrace, Telemetry
 from ._transport import RawResponse, Transport
 
 __all__ = ["RequestSender"]
 
-logger = logging.getLogger("tencent_chat_robots")
-# A library leaves output to the application: without this, Python's last-resort
-# handler would print every retry warning to stderr of programs that set up no logging.
-logger.addHandler(logging.NullHandler())
 
 T = TypeVar("T")
+
+
+def _debugging() -> bool:
+    return logger.isEnabledFor(logging.DEBUG)
+
 
 _EXCERPT_CHARS = 200
 # One encoder for every call: json.dumps with options builds a new one each time.
@@ -102,7 +107,7 @@ def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
 class _PendingCall:
     """One call in progress, as :meth:`RequestSender.aclose` sees it."""
 
-    __slots__ = ("closed_it", "on_wire", "request_sent", "task")
+    __slots__ = ("closed_it", "on_wire", "random", "request_sent", "task")
 
     def __init__(self, task: asyncio.Task[Any] | None) -> None:
         self.task = task  # the caller's task, which the call runs in
@@ -110,6 +115,7 @@ class _PendingCall:
         self.closed_it = False  # aclose() cancelled the task
         # The server may have acted: an attempt went unanswered, or was cut off by aclose().
         self.request_sent = False
+        self.random: int | None = None  # the ``random`` of the latest attempt sent
 
     def cancel(self) -> None:
         if not self.closed_it and self.task is not None:
@@ -169,6 +175,7 @@ class RequestSender:
         timeout: float,
         max_in_flight: int,
         on_attempt: Callable[[AttemptRecord], object] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._prefix = base_url.rstrip("/") + "/v4/"
         self._query_head = f"?sdkappid={sdkappid}&identifier={quote(admin, safe='')}&usersig="
@@ -181,6 +188,7 @@ class RequestSender:
         self._max_in_flight = max_in_flight
         self._slots: dict[str, anyio.Semaphore] = {}
         self._on_attempt = on_attempt
+        self._telemetry = telemetry
         self._pending: set[_PendingCall] = set()
         self._drained: anyio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,26 +202,47 @@ class RequestSender:
                 endpoint=endpoint,
             )
         self._check_loop()
+        install_sentry_scrubber()  # once Sentry is imported: a flag test until then
         payload = _ENCODER.encode(converter.unstructure(body)).encode()
         # The caller's task is cancelled directly rather than through a cancel scope of
         # anyio's: a scope costs several microseconds on every call.
         call = _PendingCall(asyncio.current_task() if self._loop is not None else None)
+        trace = self._telemetry.start_call(endpoint) if self._telemetry is not None else None
         self._pending.add(call)
+        outcome: BaseException | None = None
         try:
-            return await self._call(endpoint, payload, result_type, call)
-        except asyncio.CancelledError:
-            if not call.closed_it or _cancelled_by_others(call.task):
+            result = await self._call(endpoint, payload, result_type, call, trace)
+        except asyncio.CancelledError as cancelled:
+            outcome = self._closed_error(endpoint, call) or cancelled
+            if outcome is cancelled:
                 raise
-            state = "may have reached the server" if call.request_sent else "was not sent"
-            raise ClientClosedError(
-                f"the client was closed while {endpoint} was pending; the request {state}",
-                endpoint=endpoint,
-                request_sent=call.request_sent,
-            ) from None
+        except BaseException as error:
+            outcome = error
+            raise
         finally:
             self._pending.discard(call)
             if not self._pending and self._drained is not None:
                 self._drained.set()
+            if trace is not None:
+                request_id = getattr(result, "request_id", None) if outcome is None else None
+                trace.finish(outcome, call.random, request_id)
+        if outcome is not None:
+            # Raised outside the except block: the cancellation is no part of its story.
+            raise outcome
+        return result
+
+    def _closed_error(self, endpoint: str, call: _PendingCall) -> ClientClosedError | None:
+        """The error for a call that :meth:`aclose` cancelled; ``None`` if someone else did."""
+        if not call.closed_it or _cancelled_by_others(call.task):
+            return None
+        state = "may have reached the server" if call.request_sent else "was not sent"
+        error = ClientClosedError(
+            f"the client was closed while {endpoint} was pending; the request {state}",
+            endpoint=endpoint,
+            request_sent=call.request_sent,
+        )
+        error.random = call.random
+        return error
 
     def _check_loop(self) -> None:
         loop = _running_loop()
@@ -229,13 +258,19 @@ class RequestSender:
             )
 
     async def _call(
-        self, endpoint: str, payload: bytes, result_type: type[T], call: _PendingCall
+        self,
+        endpoint: str,
+        payload: bytes,
+        result_type: type[T],
+        call: _PendingCall,
+        trace: CallTrace | None,
     ) -> T:
         state: RetryState | None = None  # made on the first failure: most calls never fail
         settled = False
         while True:
             try:
-                data = await self._attempt(endpoint, payload, state.attempt if state else 1, call)
+                number = state.attempt if state else 1
+                data = await self._attempt(endpoint, payload, number, call, trace)
                 break
             except TencentChatError as error:
                 if state is None:
@@ -253,11 +288,13 @@ class RequestSender:
                 failed, state = state, next_state(state, error, decision)
                 call.request_sent = state.maybe_processed
                 if self.closed:
-                    raise ClientClosedError(
+                    closed = ClientClosedError(
                         f"the client was closed; {endpoint} is not retried after: {error}",
                         endpoint=endpoint,
                         request_sent=state.maybe_processed,
-                    ) from error
+                    )
+                    closed.random = call.random
+                    raise closed from error
                 logger.warning(
                     "retrying %s after %s (attempt %d, waiting %.2fs): %s",
                     endpoint,
@@ -274,47 +311,118 @@ class RequestSender:
         except (cattrs.BaseValidationError, TypeError, ValueError) as err:
             message = f"answer from {endpoint} has fields of the wrong type"
             raise _bad_response(message, 200, json.dumps(data).encode(), endpoint) from err
-        # Only endpoints answering ActionResult settle (see _retry.ALREADY_DONE).
-        return attrs.evolve(cast(Any, result), settled_on_retry=True) if settled else result
+        if isinstance(result, ActionResult):
+            # Only endpoints answering ActionResult settle (see _retry.ALREADY_DONE).
+            return cast(T, attrs.evolve(result, random=call.random, settled_on_retry=settled))
+        return result
+
+    def _url(self, endpoint: str, usersig: str, random_value: int) -> str:
+        return (
+            f"{self._prefix}{endpoint}{self._query_head}{usersig}"
+            f"&random={random_value}&contenttype=json"
+        )
 
     async def _attempt(
-        self, endpoint: str, payload: bytes, number: int, call: _PendingCall
+        self,
+        endpoint: str,
+        payload: bytes,
+        number: int,
+        call: _PendingCall,
+        trace: CallTrace | None,
     ) -> dict[str, Any]:
         slots = self._slots.get(endpoint)
         if slots is None:
             slots = self._slots[endpoint] = anyio.Semaphore(self._max_in_flight, fast_acquire=True)
         async with slots:
+            permit_wait = None
             if self._limiter is not None:
-                await self._limiter.acquire(endpoint)
+                if trace is None:
+                    await self._limiter.acquire(endpoint)
+                else:
+                    asked = perf_counter()
+                    await self._limiter.acquire(endpoint)
+                    permit_wait = perf_counter() - asked
             if self.closed:  # closed while this caller was being resumed
                 raise ClientClosedError(
                     f"the client was closed; {endpoint} was not sent", endpoint=endpoint
                 )
-            url = (
-                f"{self._prefix}{endpoint}{self._query_head}{self._usersig.current()}"
-                f"&random={random.getrandbits(32)}&contenttype=json"
-            )
+            call.random = sent_random = random.getrandbits(32)
+            attempt = trace.start_attempt(number, sent_random, permit_wait) if trace else None
             started = anyio.current_time() if self._on_attempt is not None else 0.0
             call.on_wire = True
+            outcome: BaseException | None = None
+            data: dict[str, Any] = {}
             try:
-                response = await self._transport.post(url, payload, timeout=self._timeout)
+                # The signed URL is made inline, as an argument: a local variable holding
+                # it would be recorded by error trackers with this frame.
+                response = await self._transport.post(
+                    SignedURL(self._url(endpoint, self._usersig.current(), sent_random)),
+                    payload,
+                    timeout=self._timeout,
+                )
                 data = parse_envelope(response, endpoint)
             except TencentChatError as err:
                 call.on_wire = False  # answered, or dropped: what follows is not the wire
-                if isinstance(err, RequestError) and err.endpoint is None:
-                    err.endpoint = endpoint
+                outcome = err
+                if isinstance(err, RequestError):
+                    err.random = sent_random
+                    if err.endpoint is None:
+                        err.endpoint = endpoint
                 if isinstance(err, RateLimitError) and self._pausable is not None:
                     # Everyone sharing the limiter backs off, not only this caller.
                     await self._pausable.pause(endpoint, RATE_LIMITED_PAUSE)
-                if self._on_attempt is not None:
-                    request_id = err.request_id if isinstance(err, RequestError) else None
-                    self._report(endpoint, number, started, err, request_id)
+                raise
+            except BaseException as err:  # cancelled: the call ends here
+                outcome = err
                 raise
             finally:
                 call.on_wire = False
-        if self._on_attempt is not None:
-            self._report(endpoint, number, started, None, data.get("RequestId"))
+                if attempt is not None or self._on_attempt is not None or _debugging():
+                    self._attempt_done(
+                        endpoint, number, sent_random, started, outcome, data, attempt
+                    )
         return data
+
+    def _attempt_done(
+        self,
+        endpoint: str,
+        number: int,
+        sent_random: int,
+        started: float,
+        outcome: BaseException | None,
+        data: dict[str, Any],
+        attempt: AttemptTrace | None,
+    ) -> None:
+        """Tell the observers (span, ``on_attempt``, debug log) how an attempt ended."""
+        raw_id = outcome.request_id if isinstance(outcome, RequestError) else data.get("RequestId")
+        request_id = raw_id if isinstance(raw_id, str) else None
+        if attempt is not None:
+            attempt.finish(lambda: self._url(endpoint, REDACTED, sent_random), outcome, request_id)
+        if outcome is not None and not isinstance(outcome, TencentChatError):
+            return  # a cancellation is no attempt's result
+        logger.debug(
+            "%s attempt %d (random=%d): %s",
+            endpoint,
+            number,
+            sent_random,
+            "OK" if outcome is None else f"{type(outcome).__name__}: {outcome}",
+        )
+        if self._on_attempt is None:
+            return
+        record = AttemptRecord(
+            endpoint=endpoint,
+            attempt=number,
+            started=started,
+            elapsed=anyio.current_time() - started,
+            error=outcome,
+            request_id=request_id,
+            random=sent_random,
+        )
+        try:
+            self._on_attempt(record)
+        except Exception:
+            # An observer's bug must not turn a successful call into a failed one.
+            logger.exception("on_attempt callback failed for %s", endpoint)
 
     async def aclose(self, grace: float) -> None:
         """Refuse new calls, end waiting ones now and those on the wire after ``grace`` s."""
@@ -334,26 +442,3 @@ class RequestSender:
                 call.cancel()
             # A close that is itself cancelled must still leave nothing running.
             await finish_despite_cancel(self._drained.wait())
-
-    def _report(
-        self,
-        endpoint: str,
-        number: int,
-        started: float,
-        error: TencentChatError | None,
-        request_id: object,
-    ) -> None:
-        assert self._on_attempt is not None
-        record = AttemptRecord(
-            endpoint=endpoint,
-            attempt=number,
-            started=started,
-            elapsed=anyio.current_time() - started,
-            error=error,
-            request_id=request_id if isinstance(request_id, str) else None,
-        )
-        try:
-            self._on_attempt(record)
-        except Exception:
-            # An observer's bug must not turn a successful call into a failed one.
-            logger.exception("on_attempt callback failed for %s", endpoint)

@@ -37,7 +37,9 @@ from ._models import (
     LiveGroupRobotsRequest,
     RoomRobotRequest,
 )
+from ._redact import box
 from ._regions import Region
+from ._telemetry import make_telemetry
 from ._transport import AiohttpTransport, HttpxTransport, Transport, pool_size
 
 __all__ = ["Endpoint", "TencentChat"]
@@ -63,6 +65,18 @@ class Endpoint:
         LIVE_GROUP_ADD_ROBOTS,
         LIVE_GROUP_DEL_ROBOTS,
     )
+
+
+# Each endpoint's method: the name of its calls' spans.
+_OPERATIONS = {
+    Endpoint.CREATE_ROBOT: "create_robot",
+    Endpoint.GET_ALL_ROBOTS: "get_all_robots",
+    Endpoint.DELETE_ROBOT: "delete_robot",
+    Endpoint.ROOM_ADD_ROBOT: "add_robot_to_room",
+    Endpoint.ROOM_DELETE_ROBOT: "remove_robot_from_room",
+    Endpoint.LIVE_GROUP_ADD_ROBOTS: "add_robots_to_live_group",
+    Endpoint.LIVE_GROUP_DEL_ROBOTS: "remove_robots_from_live_group",
+}
 
 
 class TencentChat:
@@ -103,9 +117,11 @@ class TencentChat:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         on_attempt: Callable[[AttemptRecord], object] | None = None,
     ) -> None:
+        # Boxed before anything can fail: an error tracker records this frame's locals.
+        secret_key, usersig = box(secret_key), box(usersig)  # type: ignore[assignment]
         self.sdkappid = resolve_sdkappid(sdkappid)
         self.admin = resolve_admin(admin)
-        secret_key, usersig = resolve_secret(secret_key, usersig)
+        boxed_key, boxed_sig = resolve_secret(secret_key, usersig)
         self.base_url, self.region = resolve_endpoint_root(base_url, region)
         require_number("max_retries", max_retries, minimum=0, integer=True)
         require_number("timeout", timeout, minimum=0.001, maximum=MAX_TIMEOUT)
@@ -137,7 +153,7 @@ class TencentChat:
             sdkappid=self.sdkappid,
             admin=self.admin,
             usersig=UserSigProvider(
-                sdkappid=self.sdkappid, admin=self.admin, secret_key=secret_key, usersig=usersig
+                sdkappid=self.sdkappid, admin=self.admin, secret_key=boxed_key, usersig=boxed_sig
             ),
             transport=transport,
             limiter=limiter,
@@ -145,13 +161,17 @@ class TencentChat:
             timeout=timeout,
             max_in_flight=max_in_flight,
             on_attempt=on_attempt,
+            telemetry=make_telemetry(self.base_url, _OPERATIONS),
         )
 
     def __repr__(self) -> str:
-        return (
-            f"TencentChat(sdkappid={self.sdkappid!r}, admin={self.admin!r}, "
-            f"base_url={self.base_url!r}, limiter={self.limiter!r})"
+        # A traceback with locals reprs ``self`` of an __init__ that failed half-way.
+        fields = ("sdkappid", "admin", "base_url", "limiter")
+        shown = (
+            f"{name}={getattr(self, name)!r}" if hasattr(self, name) else f"{name}=<unset>"
+            for name in fields
         )
+        return f"TencentChat({', '.join(shown)})"
 
     async def __aenter__(self) -> TencentChat:
         return self

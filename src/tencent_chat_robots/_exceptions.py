@@ -68,7 +68,9 @@ class RequestError(TencentChatError):
     """A call to one endpoint failed.
 
     ``endpoint`` is its ``service/command`` path; ``request_id`` is the server's
-    ``RequestId`` when an answer carried one (quote it to Tencent support).
+    ``RequestId`` when an answer carried one, and ``random`` the ``random`` query
+    parameter of the last attempt sent (``None`` if none was): quote both to Tencent
+    support.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class RequestError(TencentChatError):
         self.message = message
         self.endpoint = endpoint
         self.request_id = request_id
+        self.random: int | None = None
 
     @property
     def retryable(self) -> bool:

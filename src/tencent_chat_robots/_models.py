@@ -141,10 +141,14 @@ class ActionResult:
     an attempt went unanswered (connection dropped, time-out, gateway page) and the
     retry was told the change was already in place (removing a robot from a room: "not
     a member", 100005): the call did what was asked, and ``request_id`` is the retry's.
+    ``random`` is the ``random`` query parameter of the attempt that got this answer:
+    Tencent support can trace a call by it, also when the answer had no ``RequestId``.
     """
 
     request_id: str | None = _field("RequestId", default=None)
     settled_on_retry: bool = attrs.field(default=False, kw_only=True)
+    # Metadata of the exchange, not of the outcome: results compare equal without it.
+    random: int | None = attrs.field(default=None, kw_only=True, eq=False)
 
 
 @attrs.frozen(slots=True)
@@ -161,7 +165,8 @@ class AttemptRecord:
 
     ``started`` is the event loop's clock when the request was handed to the transport
     (after the rate permit); ``elapsed`` runs until the answer was parsed. ``error`` is
-    what the try raised (``None`` on success); a later try may still succeed.
+    what the try raised (``None`` on success); a later try may still succeed. ``random``
+    is the ``random`` query parameter the try was sent with.
     """
 
     endpoint: str
@@ -170,6 +175,7 @@ class AttemptRecord:
     elapsed: float
     error: TencentChatError | None = None
     request_id: str | None = None
+    random: int | None = None
 
 
 _MODELS = (

@@ -59,7 +59,6 @@ in-process limiter does when a process restarts.
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 from types import TracebackType
@@ -71,6 +70,7 @@ from ._config import require_number
 from ._constants import MAX_RATE_LIMIT, WINDOW_MARGIN
 from ._exceptions import TencentChatError, ValidationError
 from ._limiter import RateLimiter
+from ._logs import logger
 
 try:
     from redis.asyncio import Redis
@@ -94,7 +94,6 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 __all__ = ["DEFAULT_PREFIX", "LimiterUnavailableError", "RedisRateLimiter"]
 
-logger = logging.getLogger("tencent_chat_robots")
 
 DEFAULT_PREFIX = "tencent-chat-robots"
 # The ring's window: start k + floor(rate) is granted only more than a second after

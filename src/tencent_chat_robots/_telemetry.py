@@ -1,0 +1,244 @@
+"""OpenTelemetry: a span per call, a child span per HTTP attempt, and three metrics.
+
+Active when ``opentelemetry-api`` is installed (extra ``otel``); emits through the
+global tracer and meter providers, so it costs next to nothing until the application
+sets them. ``OTEL_PYTHON_INSTRUMENTATION_TENCENT_CHAT_ROBOTS_ENABLED=false`` turns the
+spans and metrics off. Either way every request is sent with OpenTelemetry's
+suppress-HTTP-instrumentation key set: the stock aiohttp and httpx instrumentations
+would otherwise export the URL, whose query carries the UserSig.
+
+Attribute names follow the HTTP client semantic conventions; the SDK's own are under
+``tencent_chat.``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from time import perf_counter as _now
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._exceptions import APIError, BadResponseError, RequestError
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import metrics, trace
+    from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+except ImportError:  # the optional extra is not installed
+    otel_context = None  # type: ignore[assignment]
+else:
+    # What the API hands out until the application sets a provider: the calls then
+    # skip building spans and attributes that would go nowhere.
+    from opentelemetry.metrics import _internal as _metrics_internal
+
+    _UNSET_TRACING = trace.ProxyTracerProvider
+    # Private to the API; should it go, every call measures (isinstance of () is false).
+    _UNSET_METRICS: tuple[type[Any], ...] = tuple(
+        cls
+        for cls in (getattr(_metrics_internal, "_ProxyMeterProvider", None),)
+        if isinstance(cls, type)
+    )
+
+__all__ = ["ENV_ENABLED", "AttemptTrace", "CallTrace", "Telemetry", "make_telemetry"]
+
+ENV_ENABLED = "OTEL_PYTHON_INSTRUMENTATION_TENCENT_CHAT_ROBOTS_ENABLED"
+_SCOPE = "tencent_chat_robots"
+# The HTTP client semantic conventions' advisory buckets for request duration.
+_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def make_telemetry(base_url: str, operations: Mapping[str, str]) -> Telemetry | None:
+    """A :class:`Telemetry` if ``opentelemetry-api`` is installed, else ``None``.
+
+    ``operations`` names each endpoint's method (``add_robot_to_room``): the call span's
+    name.
+    """
+    if otel_context is None:
+        return None
+    emit = os.environ.get(ENV_ENABLED, "true").strip().lower() != "false"
+    return Telemetry(base_url, operations, emit=emit)
+
+
+def error_type(error: BaseException) -> str:
+    """``error.type`` of the conventions: the vendor code, the HTTP status, or the class."""
+    if isinstance(error, APIError):
+        return str(error.code)
+    if isinstance(error, BadResponseError) and error.status_code != 200:
+        return str(error.status_code)
+    return type(error).__name__
+
+
+class Telemetry:
+    """The tracer and instruments of one client, and what every span of it shares."""
+
+    def __init__(self, base_url: str, operations: Mapping[str, str], *, emit: bool) -> None:
+        from . import __version__
+
+        parts = urlsplit(base_url)
+        self.emit = emit
+        self.operations = operations
+        self.server: dict[str, Any] = {
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 443),
+        }
+        self.tracer = trace.get_tracer(_SCOPE, __version__)
+        meter = metrics.get_meter(_SCOPE, __version__)
+        self.duration = meter.create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.permit_wait = meter.create_histogram(
+            "tencent_chat.permit.wait_duration",
+            unit="s",
+            description="Time an attempt waited for its rate permit, per endpoint.",
+        )
+        self.calls = meter.create_counter(
+            "tencent_chat.calls",
+            unit="{call}",
+            description="Calls finished, by endpoint and outcome.",
+        )
+
+    def start_call(self, endpoint: str) -> CallTrace:
+        """Open the INTERNAL span of one call of ``endpoint``."""
+        return CallTrace(self, endpoint)
+
+
+class CallTrace:
+    """One call: its INTERNAL span (when tracing), parent of its attempts' spans."""
+
+    __slots__ = ("endpoint", "measure", "span", "telemetry")
+
+    def __init__(self, telemetry: Telemetry, endpoint: str) -> None:
+        self.telemetry = telemetry
+        self.endpoint = endpoint
+        self.span: trace.Span | None = None
+        emit = telemetry.emit
+        self.measure = emit and not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
+        if emit and not isinstance(trace.get_tracer_provider(), _UNSET_TRACING):
+            name = telemetry.operations.get(endpoint, endpoint)
+            self.span = telemetry.tracer.start_span(
+                f"tencent_chat {name}",
+                kind=trace.SpanKind.INTERNAL,
+                attributes={"tencent_chat.endpoint": endpoint},
+            )
+
+    def start_attempt(self, number: int, random: int, permit_wait: float | None) -> AttemptTrace:
+        """Open the CLIENT span of attempt ``number`` and hide the request from others."""
+        return AttemptTrace(self, number, random, permit_wait)
+
+    def finish(
+        self, error: BaseException | None, random: int | None, request_id: str | None
+    ) -> None:
+        """Close the call's span; count the call by its outcome."""
+        if self.measure:
+            attributes: dict[str, Any] = {"tencent_chat.endpoint": self.endpoint}
+            if error is not None:
+                attributes["tencent_chat.outcome"] = "error"
+                attributes["error.type"] = error_type(error)
+            else:
+                attributes["tencent_chat.outcome"] = "ok"
+            self.telemetry.calls.add(1, attributes)
+        span = self.span
+        if span is None or not span.is_recording():
+            if span is not None:
+                span.end()
+            return
+        if random is not None:
+            span.set_attribute("tencent_chat.random", random)
+        if request_id is not None:
+            span.set_attribute("tencent_chat.request_id", request_id)
+        if error is not None:
+            _mark_failed(span, error)
+            if isinstance(error, RequestError):
+                span.record_exception(error)
+        span.end()
+
+
+class AttemptTrace:
+    """One HTTP attempt: its CLIENT span, and the context that hides it from the stock
+    HTTP instrumentations, attached until :meth:`finish`."""
+
+    __slots__ = ("call", "number", "permit_wait", "random", "span", "started", "token")
+
+    def __init__(
+        self, call: CallTrace, number: int, random: int, permit_wait: float | None
+    ) -> None:
+        self.call = call
+        self.number = number
+        self.random = random
+        self.permit_wait = permit_wait
+        telemetry = call.telemetry
+        self.span: trace.Span | None = None
+        context = otel_context.get_current()
+        if call.span is not None:
+            parent = trace.set_span_in_context(call.span, context)
+            self.span = telemetry.tracer.start_span("POST", parent, kind=trace.SpanKind.CLIENT)
+            context = trace.set_span_in_context(self.span, context)
+        context = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, context)
+        self.token = otel_context.attach(context)
+        self.started = _now() if call.measure else 0.0
+
+    def finish(
+        self, url_full: Callable[[], str], error: BaseException | None, request_id: str | None
+    ) -> None:
+        """Detach the context; close the span with what the attempt ended with.
+
+        ``url_full`` makes the URL with its UserSig redacted (only for a recorded span).
+        """
+        otel_context.detach(self.token)
+        call = self.call
+        span = self.span
+        if not call.measure and span is None:
+            return
+        telemetry = call.telemetry
+        endpoint = call.endpoint
+        status = _status_code(error)
+        attributes: dict[str, Any] = {
+            "http.request.method": "POST",
+            **telemetry.server,
+            "tencent_chat.endpoint": endpoint,
+        }
+        if status is not None:
+            attributes["http.response.status_code"] = status
+        if error is not None:
+            attributes["error.type"] = error_type(error)
+        if call.measure:
+            telemetry.duration.record(_now() - self.started, attributes)
+            if self.permit_wait is not None:
+                telemetry.permit_wait.record(self.permit_wait, {"tencent_chat.endpoint": endpoint})
+        if span is None:
+            return
+        if span.is_recording():
+            span.set_attributes(attributes)
+            span.set_attribute("url.full", url_full())
+            span.set_attribute("tencent_chat.random", self.random)
+            if self.number > 1:
+                span.set_attribute("http.request.resend_count", self.number - 1)
+            if self.permit_wait is not None:
+                span.set_attribute("tencent_chat.permit_wait", self.permit_wait)
+            if request_id is not None:
+                span.set_attribute("tencent_chat.request_id", request_id)
+            if error is not None:
+                _mark_failed(span, error)
+        span.end()
+
+
+def _status_code(error: BaseException | None) -> int | None:
+    if error is None or isinstance(error, APIError):
+        return 200  # a vendor error code comes in a 200 answer
+    if isinstance(error, BadResponseError):
+        return error.status_code
+    return None
+
+
+def _mark_failed(span: trace.Span, error: BaseException) -> None:
+    span.set_attribute("error.type", error_type(error))
+    if isinstance(error, APIError):
+        span.set_attribute("tencent_chat.error_code", error.code)
+        if error.request_id is not None:
+            span.set_attribute("tencent_chat.request_id", error.request_id)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))

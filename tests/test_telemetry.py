@@ -1,0 +1,259 @@
+"""OpenTelemetry: the spans and metrics the client emits, and the stock spans it hides.
+
+Expected names and attributes are the HTTP client semantic conventions' (url.full,
+server.address, http.request.resend_count, error.type ...) and the issue's
+``tencent_chat.*`` ones, written out here rather than read from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+import tencent_chat_robots._telemetry as telemetry_module
+from tencent_chat_robots import (
+    APIConnectionError,
+    NotRoomMemberError,
+    RawResponse,
+    TencentChat,
+)
+from tencent_chat_robots.testing import FakeTencentChat
+
+from .conftest import OTel, ScriptedTransport, fail, ok
+
+ROOM_ADD = "room_engine_http_srv/add_robot"
+
+
+def _sent_random(transport: ScriptedTransport, index: int) -> int:
+    return int(transport.sent[index].params["random"])
+
+
+def _by_kind(otel: OTel, kind: SpanKind) -> list[Any]:
+    return [span for span in otel.spans() if span.kind == kind]
+
+
+async def test_a_call_is_an_internal_span_with_one_client_span_per_attempt(
+    otel: OTel, make_chat: Callable[..., TencentChat], no_backoff: None
+) -> None:
+    transport = ScriptedTransport(fail(70500, "busy"), ok(RequestId="req-2"))
+    async with make_chat(transport, rate_limit=190) as chat:
+        result = await chat.add_robot_to_room("room-1", "@RBT#001")
+
+    (call,) = _by_kind(otel, SpanKind.INTERNAL)
+    first, second = sorted(_by_kind(otel, SpanKind.CLIENT), key=lambda span: span.start_time)
+    assert call.name == "tencent_chat add_robot_to_room"
+    assert call.attributes["tencent_chat.endpoint"] == ROOM_ADD
+    assert call.attributes["tencent_chat.random"] == _sent_random(transport, 1) == result.random
+    assert call.attributes["tencent_chat.request_id"] == "req-2"
+    assert call.status.status_code == StatusCode.UNSET
+    for attempt in (first, second):
+        assert attempt.name == "POST"
+        assert attempt.parent.span_id == call.context.span_id
+        assert attempt.context.trace_id == call.context.trace_id
+        assert attempt.attributes["http.request.method"] == "POST"
+        assert attempt.attributes["server.address"] == "adminapisgp.im.qcloud.com"
+        assert attempt.attributes["server.port"] == 443
+        assert attempt.attributes["http.response.status_code"] == 200
+        assert attempt.attributes["tencent_chat.endpoint"] == ROOM_ADD
+        assert attempt.attributes["tencent_chat.permit_wait"] >= 0
+
+    assert "http.request.resend_count" not in first.attributes
+    assert first.attributes["error.type"] == "70500"
+    assert first.attributes["tencent_chat.error_code"] == 70500
+    assert first.status.status_code == StatusCode.ERROR
+    assert first.attributes["tencent_chat.random"] == _sent_random(transport, 0)
+
+    assert second.attributes["http.request.resend_count"] == 1
+    assert "error.type" not in second.attributes
+    assert second.attributes["tencent_chat.request_id"] == "req-2"
+    assert second.attributes["tencent_chat.random"] == _sent_random(transport, 1)
+    url = second.attributes["url.full"]
+    assert url.startswith(f"https://adminapisgp.im.qcloud.com/v4/{ROOM_ADD}?")
+    query = parse_qs(urlsplit(url).query)
+    assert query["usersig"] == ["REDACTED"]
+    assert query["random"] == [str(_sent_random(transport, 1))]
+    assert query["sdkappid"] == ["1400000000"]
+
+
+async def test_a_failed_call_marks_its_span_with_the_error(
+    otel: OTel, make_chat: Callable[..., TencentChat]
+) -> None:
+    transport = ScriptedTransport(fail(100005, "not a member", RequestId="req-9"))
+    async with make_chat(transport) as chat:
+        with pytest.raises(NotRoomMemberError) as caught:
+            await chat.add_robot_to_room("room-1", "@RBT#001")
+
+    (call,) = _by_kind(otel, SpanKind.INTERNAL)
+    assert call.status.status_code == StatusCode.ERROR
+    assert call.attributes["error.type"] == "100005"
+    assert call.attributes["tencent_chat.error_code"] == 100005
+    assert call.attributes["tencent_chat.request_id"] == "req-9"
+    assert call.attributes["tencent_chat.random"] == caught.value.random
+    assert [event.name for event in call.events] == ["exception"]
+
+
+async def test_a_transport_fault_has_its_class_as_error_type_and_no_status(
+    otel: OTel, make_chat: Callable[..., TencentChat]
+) -> None:
+    transport = ScriptedTransport(APIConnectionError("connection failed: reset"))
+    async with make_chat(transport, max_retries=0) as chat:
+        with pytest.raises(APIConnectionError):
+            await chat.get_all_robots()
+    (attempt,) = _by_kind(otel, SpanKind.CLIENT)
+    assert attempt.attributes["error.type"] == "APIConnectionError"
+    assert "http.response.status_code" not in attempt.attributes
+    (call,) = _by_kind(otel, SpanKind.INTERNAL)
+    assert call.name == "tencent_chat get_all_robots"
+
+
+async def test_a_gateway_page_has_its_status_as_error_type(
+    otel: OTel, make_chat: Callable[..., TencentChat]
+) -> None:
+    transport = ScriptedTransport(RawResponse(502, b"<html>bad gateway</html>"))
+    async with make_chat(transport, max_retries=0) as chat:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the class is not the point
+            await chat.delete_robot("@RBT#001")
+    (attempt,) = _by_kind(otel, SpanKind.CLIENT)
+    assert attempt.attributes["http.response.status_code"] == 502
+    assert attempt.attributes["error.type"] == "502"
+
+
+async def test_metrics_duration_permit_wait_and_calls_by_outcome(
+    otel: OTel, make_chat: Callable[..., TencentChat], no_backoff: None
+) -> None:
+    transport = ScriptedTransport(fail(70500), ok(), fail(100005))
+    async with make_chat(transport, rate_limit=190) as chat:
+        await chat.add_robot_to_room("room-1", "@RBT#001")
+        with pytest.raises(NotRoomMemberError):
+            await chat.add_robot_to_room("room-1", "@RBT#001")
+
+    durations = otel.points("http.client.request.duration")
+    by_error = {point.attributes.get("error.type"): point for point in durations}
+    assert set(by_error) == {"70500", None, "100005"}
+    assert all(point.count == 1 for point in durations)
+    ok_point = by_error[None]
+    assert ok_point.attributes["http.request.method"] == "POST"
+    assert ok_point.attributes["server.address"] == "adminapisgp.im.qcloud.com"
+    assert ok_point.attributes["server.port"] == 443
+    assert ok_point.attributes["http.response.status_code"] == 200
+    # The conventions' advisory buckets.
+    assert list(ok_point.explicit_bounds) == [
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
+    ]  # fmt: skip
+
+    (waits,) = otel.points("tencent_chat.permit.wait_duration")
+    assert waits.count == 3
+    assert dict(waits.attributes) == {"tencent_chat.endpoint": ROOM_ADD}
+
+    calls = {
+        (point.attributes["tencent_chat.outcome"], point.attributes.get("error.type")): point.value
+        for point in otel.points("tencent_chat.calls")
+    }
+    assert calls == {("ok", None): 1, ("error", "100005"): 1}
+
+
+async def test_the_stock_http_spans_of_its_requests_are_suppressed(otel: OTel) -> None:
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    fake = FakeTencentChat()
+    aiohttp_instrumentor, httpx_instrumentor = (
+        AioHttpClientInstrumentor(),
+        HTTPXClientInstrumentor(),
+    )
+    aiohttp_instrumentor.instrument()
+    httpx_instrumentor.instrument()
+    try:
+        async with fake.serve() as base_url, httpx.AsyncClient() as client:
+            credentials: dict[str, Any] = {"admin": fake.admin, "base_url": base_url}
+            async with TencentChat(fake.sdkappid, fake.secret_key, **credentials) as chat:
+                await chat.get_all_robots()
+            async with TencentChat(
+                fake.sdkappid, fake.secret_key, http_client=client, **credentials
+            ) as chat:
+                await chat.get_all_robots()
+            # The instrumentations are live: a request of the application's own is traced.
+            await client.get(f"{base_url}/elsewhere")
+    finally:
+        aiohttp_instrumentor.uninstrument()
+        httpx_instrumentor.uninstrument()
+
+    spans = otel.spans()
+    stock = [span for span in spans if span.instrumentation_scope.name != "tencent_chat_robots"]
+    # (Stock instrumentations name the URL http.url or url.full, by semconv opt-in.)
+    urls = [span.attributes.get("url.full", span.attributes.get("http.url")) for span in stock]
+    assert urls == [f"{base_url}/elsewhere"]
+    ours = [span for span in spans if span.kind == SpanKind.CLIENT and span not in stock]
+    assert len(ours) == 2
+    assert all("usersig=REDACTED" in span.attributes["url.full"] for span in ours)
+
+
+async def test_the_environment_variable_turns_spans_and_metrics_off(
+    otel: OTel, make_chat: Callable[..., TencentChat], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_INSTRUMENTATION_TENCENT_CHAT_ROBOTS_ENABLED", "false")
+    async with make_chat(ScriptedTransport(ok())) as chat:
+        await chat.create_robot("@RBT#001")
+    assert otel.spans() == []
+    assert otel.points("tencent_chat.calls") == []
+    assert otel.points("http.client.request.duration") == []
+
+
+async def test_without_opentelemetry_installed_the_client_runs_without_it(
+    otel: OTel, make_chat: Callable[..., TencentChat], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telemetry_module, "otel_context", None)
+    transport = ScriptedTransport(ok())
+    async with make_chat(transport) as chat:
+        assert chat._sender._telemetry is None
+        result = await chat.create_robot("@RBT#001")
+    assert result.random == _sent_random(transport, 0)
+    assert otel.spans() == []
+
+
+_PRIVATE_PROVIDER_PROGRAM = """
+import asyncio
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tencent_chat_robots import TencentChat
+from tencent_chat_robots.testing import FakeTencentChat
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+# The instrumentation gets a provider of its own; no global provider is ever set.
+AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+
+async def main():
+    fake = FakeTencentChat()
+    async with fake.serve() as base_url:
+        async with TencentChat(fake.sdkappid, fake.secret_key, base_url=base_url) as chat:
+            await chat.get_all_robots()
+        import aiohttp
+        async with aiohttp.ClientSession() as session:
+            await session.get(base_url + "/elsewhere")
+
+asyncio.run(main())
+print(len(exporter.get_finished_spans()))
+"""
+
+
+def test_requests_are_hidden_even_from_an_instrumentation_with_its_own_provider() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PRIVATE_PROVIDER_PROGRAM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]  # the application's own request only
