@@ -286,3 +286,11 @@ def test_the_httpx_log_filter_is_installed_once_on_the_httpx_logger(
     assert every_log_record.records[-1].getMessage() == (
         "HTTP Request: POST https://h/v4/a/b?usersig=REDACTED&x=1"
     )
+
+
+def test_a_raw_response_shows_its_size_not_its_body() -> None:
+    # An error page may echo the signed URL; tracebacks with locals repr the response.
+    from tencent_chat_robots import RawResponse
+
+    response = RawResponse(502, b"<a href='/v4/x?usersig=abc'>retry</a>")
+    assert repr(response) == "RawResponse(status_code=502, content=<37 bytes>)"

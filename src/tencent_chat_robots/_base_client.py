@@ -75,9 +75,18 @@ def _bad_response(
 
 def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
     """The JSON object of a successful answer; raise the typed error for any other."""
+    # The body may echo the signed URL (a proxy's error page does): it is read in a
+    # frame that returns, so that no frame of the traceback holds it in a local.
+    outcome = _read_envelope(response, endpoint)
+    if isinstance(outcome, TencentChatError):
+        raise outcome
+    return outcome
+
+
+def _read_envelope(response: RawResponse, endpoint: str) -> dict[str, Any] | TencentChatError:
     status, content = response.status_code, response.content
     if status != 200:
-        raise _bad_response(f"HTTP {status} from {endpoint}", status, content, endpoint)
+        return _bad_response(f"HTTP {status} from {endpoint}", status, content, endpoint)
     try:
         data = json.loads(content)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
@@ -86,11 +95,11 @@ def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
     # bool is an int subclass; a JSON true is not an error code.
     if not isinstance(data, dict) or type(code) is not int:
         message = f"answer from {endpoint} is not the documented JSON envelope"
-        raise _bad_response(message, status, content, endpoint)
+        return _bad_response(message, status, content, endpoint)
     if code != 0:
         info = data.get("ErrorInfo")
         request_id = data.get("RequestId")
-        raise error_class_for(code)(
+        return error_class_for(code)(
             code,
             redact(info) if isinstance(info, str) else "",
             request_id=request_id if isinstance(request_id, str) else None,
@@ -100,7 +109,7 @@ def parse_envelope(response: RawResponse, endpoint: str) -> dict[str, Any]:
         message = (
             f"answer from {endpoint} has ErrorCode 0 but ActionStatus {data.get('ActionStatus')!r}"
         )
-        raise _bad_response(message, status, content, endpoint)
+        return _bad_response(message, status, content, endpoint)
     return data
 
 

@@ -26,12 +26,20 @@ __all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport", "po
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+def _size(content: bytes) -> str:
+    return f"<{len(content)} bytes>"
+
+
 @attrs.frozen(slots=True)
 class RawResponse:
-    """What a transport hands back: the HTTP status and the body bytes."""
+    """What a transport hands back: the HTTP status and the body bytes.
+
+    Its repr shows the body's size only: an error page may echo the signed URL, and
+    error trackers repr every local variable.
+    """
 
     status_code: int
-    content: bytes
+    content: bytes = attrs.field(repr=_size)
 
 
 class Transport(Protocol):
