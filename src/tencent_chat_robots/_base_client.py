@@ -356,7 +356,14 @@ class RequestSender:
                     f"the client was closed; {endpoint} was not sent", endpoint=endpoint
                 )
             call.random = sent_random = random.getrandbits(32)
-            attempt = trace.start_attempt(number, sent_random, permit_wait) if trace else None
+            attempt = None
+            if trace is not None:
+                attempt = trace.start_attempt(
+                    number,
+                    sent_random,
+                    permit_wait,
+                    lambda: self._url(endpoint, REDACTED, sent_random),
+                )
             started = anyio.current_time() if self._on_attempt is not None else 0.0
             call.on_wire = True
             outcome: BaseException | None = None
@@ -406,7 +413,7 @@ class RequestSender:
         raw_id = outcome.request_id if isinstance(outcome, RequestError) else data.get("RequestId")
         request_id = raw_id if isinstance(raw_id, str) else None
         if attempt is not None:
-            attempt.finish(lambda: self._url(endpoint, REDACTED, sent_random), outcome, request_id)
+            attempt.finish(outcome, request_id)
         if outcome is not None and not isinstance(outcome, TencentChatError):
             return  # a cancellation is no attempt's result
         logger.debug(

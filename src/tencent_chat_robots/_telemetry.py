@@ -126,9 +126,14 @@ class CallTrace:
                 attributes={"tencent_chat.endpoint": endpoint},
             )
 
-    def start_attempt(self, number: int, random: int, permit_wait: float | None) -> AttemptTrace:
-        """Open the CLIENT span of attempt ``number`` and hide the request from others."""
-        return AttemptTrace(self, number, random, permit_wait)
+    def start_attempt(
+        self, number: int, random: int, permit_wait: float | None, url_full: Callable[[], str]
+    ) -> AttemptTrace:
+        """Open the CLIENT span of attempt ``number`` and hide the request from others.
+
+        ``url_full`` makes the URL with its UserSig redacted (called only when tracing).
+        """
+        return AttemptTrace(self, number, random, permit_wait, url_full)
 
     def finish(
         self, error: BaseException | None, random: int | None, request_id: str | None
@@ -143,18 +148,19 @@ class CallTrace:
                 attributes["tencent_chat.outcome"] = "ok"
             self.telemetry.calls.add(1, attributes)
         span = self.span
-        if span is None or not span.is_recording():
-            if span is not None:
-                span.end()
+        if span is None:
             return
-        if random is not None:
-            span.set_attribute("tencent_chat.random", random)
-        if request_id is not None:
-            span.set_attribute("tencent_chat.request_id", request_id)
-        if error is not None:
-            _mark_failed(span, error)
-            if isinstance(error, RequestError):
-                span.record_exception(error)
+        if span.is_recording():
+            ending: dict[str, Any] = {}
+            if random is not None:
+                ending["tencent_chat.random"] = random
+            if request_id is not None:
+                ending["tencent_chat.request_id"] = request_id
+            span.set_attributes(ending)
+            if error is not None:
+                _mark_failed(span, error)
+                if isinstance(error, RequestError):
+                    span.record_exception(error)
         span.end()
 
 
@@ -162,66 +168,73 @@ class AttemptTrace:
     """One HTTP attempt: its CLIENT span, and the context that hides it from the stock
     HTTP instrumentations, attached until :meth:`finish`."""
 
-    __slots__ = ("call", "number", "permit_wait", "random", "span", "started", "token")
+    __slots__ = ("call", "permit_wait", "span", "started", "token")
 
     def __init__(
-        self, call: CallTrace, number: int, random: int, permit_wait: float | None
+        self,
+        call: CallTrace,
+        number: int,
+        random: int,
+        permit_wait: float | None,
+        url_full: Callable[[], str],
     ) -> None:
         self.call = call
-        self.number = number
-        self.random = random
         self.permit_wait = permit_wait
-        telemetry = call.telemetry
         self.span: trace.Span | None = None
         context = otel_context.get_current()
         if call.span is not None:
+            # What is known before sending goes in at the start, where samplers see it.
+            starting: dict[str, Any] = {
+                "http.request.method": "POST",
+                **call.telemetry.server,
+                "url.full": url_full(),
+                "tencent_chat.endpoint": call.endpoint,
+                "tencent_chat.random": random,
+            }
+            if number > 1:
+                starting["http.request.resend_count"] = number - 1
+            if permit_wait is not None:
+                starting["tencent_chat.permit_wait"] = permit_wait
             parent = trace.set_span_in_context(call.span, context)
-            self.span = telemetry.tracer.start_span("POST", parent, kind=trace.SpanKind.CLIENT)
+            self.span = call.telemetry.tracer.start_span(
+                "POST", parent, kind=trace.SpanKind.CLIENT, attributes=starting
+            )
             context = trace.set_span_in_context(self.span, context)
         context = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, context)
         self.token = otel_context.attach(context)
         self.started = _now() if call.measure else 0.0
 
-    def finish(
-        self, url_full: Callable[[], str], error: BaseException | None, request_id: str | None
-    ) -> None:
-        """Detach the context; close the span with what the attempt ended with.
-
-        ``url_full`` makes the URL with its UserSig redacted (only for a recorded span).
-        """
+    def finish(self, error: BaseException | None, request_id: str | None) -> None:
+        """Detach the context; close the span with what the attempt ended with."""
         otel_context.detach(self.token)
-        call = self.call
-        span = self.span
+        call, span = self.call, self.span
         if not call.measure and span is None:
             return
-        telemetry = call.telemetry
-        endpoint = call.endpoint
         status = _status_code(error)
-        attributes: dict[str, Any] = {
-            "http.request.method": "POST",
-            **telemetry.server,
-            "tencent_chat.endpoint": endpoint,
-        }
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if error is not None:
-            attributes["error.type"] = error_type(error)
         if call.measure:
-            telemetry.duration.record(_now() - self.started, attributes)
+            telemetry = call.telemetry
+            measured: dict[str, Any] = {
+                "http.request.method": "POST",
+                **telemetry.server,
+                "tencent_chat.endpoint": call.endpoint,
+            }
+            if status is not None:
+                measured["http.response.status_code"] = status
+            if error is not None:
+                measured["error.type"] = error_type(error)
+            telemetry.duration.record(_now() - self.started, measured)
             if self.permit_wait is not None:
-                telemetry.permit_wait.record(self.permit_wait, {"tencent_chat.endpoint": endpoint})
+                by_endpoint = {"tencent_chat.endpoint": call.endpoint}
+                telemetry.permit_wait.record(self.permit_wait, by_endpoint)
         if span is None:
             return
         if span.is_recording():
-            span.set_attributes(attributes)
-            span.set_attribute("url.full", url_full())
-            span.set_attribute("tencent_chat.random", self.random)
-            if self.number > 1:
-                span.set_attribute("http.request.resend_count", self.number - 1)
-            if self.permit_wait is not None:
-                span.set_attribute("tencent_chat.permit_wait", self.permit_wait)
+            ending: dict[str, Any] = {}
+            if status is not None:
+                ending["http.response.status_code"] = status
             if request_id is not None:
-                span.set_attribute("tencent_chat.request_id", request_id)
+                ending["tencent_chat.request_id"] = request_id
+            span.set_attributes(ending)
             if error is not None:
                 _mark_failed(span, error)
         span.end()
