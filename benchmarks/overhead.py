@@ -16,6 +16,12 @@ server's CPU per call is shown too (Linux), since calls/s is bounded by whicheve
 the two processes runs out of CPU first: CPU per call is the steadier figure on a
 shared machine, calls/s the one that moves with it.
 
+OpenTelemetry: the SDK client runs as a user's would, with ``opentelemetry-api``
+installed and no provider set (the no-op default); a fourth client, the same SDK with
+its telemetry taken out, shows what that costs. A last phase sets the OpenTelemetry
+SDK's tracer and meter providers (spans and metrics recorded, exported nowhere) and
+measures the two SDK clients again, in turn, at the highest concurrency.
+
     python benchmarks/overhead.py [--quick]
 """
 
@@ -46,11 +52,13 @@ BODY = b"{}"
 WARM_UP = 200
 
 SDK, AIOHTTP, HTTPX = "tencent-chat-robots", "raw aiohttp", "raw httpx"
+NO_OTEL = "tencent-chat-robots without OpenTelemetry"
 
 # Targets from the issue.
 MIN_CALLS_PER_SECOND = 2000  # SDK at concurrency 50, one process
 MAX_CPU_VS_AIOHTTP = 1.5  # SDK CPU per call / raw aiohttp's
 MAX_CPU_VS_HTTPX = 1.0  # SDK CPU per call / raw httpx's (must be below)
+MAX_OTEL_NOOP = 1.10  # CPU per call with opentelemetry-api and no provider / without it
 
 Call = Callable[[], Awaitable[object]]
 
@@ -58,6 +66,8 @@ Call = Callable[[], Awaitable[object]]
 async def _clients(fake: FakeProcess, stack: AsyncExitStack) -> dict[str, Call]:
     """One zero-argument call per client, each making one complete request."""
     chat = await stack.enter_async_context(fake.client(rate_limit=None))
+    bare = await stack.enter_async_context(fake.client(rate_limit=None))
+    bare._sender._telemetry = None  # as if opentelemetry-api were not installed
     session = await stack.enter_async_context(aiohttp.ClientSession())
     # httpx keeps only 20 idle connections by default; at concurrency 50 it would then
     # reconnect all the time, which is not what a careful user would measure.
@@ -68,6 +78,9 @@ async def _clients(fake: FakeProcess, stack: AsyncExitStack) -> dict[str, Call]:
 
     async def sdk() -> object:
         return await chat.get_all_robots()
+
+    async def sdk_without_otel() -> object:
+        return await bare.get_all_robots()
 
     async def raw_aiohttp() -> object:
         async with session.post(f"{url}{getrandbits(32)}", data=BODY, headers=HEADERS) as r:
@@ -81,7 +94,7 @@ async def _clients(fake: FakeProcess, stack: AsyncExitStack) -> dict[str, Call]:
             raise RuntimeError(f"HTTP {r.status_code}")
         return r.content
 
-    return {SDK: sdk, AIOHTTP: raw_aiohttp, HTTPX: raw_httpx}
+    return {SDK: sdk, NO_OTEL: sdk_without_otel, AIOHTTP: raw_aiohttp, HTTPX: raw_httpx}
 
 
 async def _drive(call: Call, calls: int, concurrency: int) -> None:
@@ -143,6 +156,35 @@ async def _benchmark(fake: FakeProcess, rounds: int, calls: dict[str, int]) -> l
     return runs
 
 
+async def _with_providers(fake: FakeProcess, rounds: int, calls: int) -> dict[str, Any]:
+    """The SDK with OpenTelemetry's SDK providers set, against the SDK without telemetry."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    metrics.set_meter_provider(MeterProvider())
+    concurrency = max(CONCURRENCY)
+    cpu: dict[str, list[float]] = {SDK: [], NO_OTEL: []}
+    async with AsyncExitStack() as stack:
+        clients = await _clients(fake, stack)
+        for name in cpu:
+            await _drive(clients[name], WARM_UP, concurrency)
+        for _ in range(rounds):
+            for name, per_call in cpu.items():
+                fake.reset()
+                per_call.append(
+                    (await _measure(clients[name], calls, concurrency))["cpu_us_per_call"]
+                )
+    return {
+        "concurrency": concurrency,
+        "cpu_us_per_call": {name: statistics.median(values) for name, values in cpu.items()},
+        "cpu_providers_on_over_none": round(
+            statistics.median(_ratio(a, b) for a, b in zip(cpu[SDK], cpu[NO_OTEL], strict=True)), 3
+        ),
+    }
+
+
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else math.inf
 
@@ -158,7 +200,7 @@ def _aggregate(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     for concurrency in CONCURRENCY:
         at = [r for r in runs if r["concurrency"] == concurrency]
         per_client = {}
-        for name in (SDK, AIOHTTP, HTTPX):
+        for name in (SDK, NO_OTEL, AIOHTTP, HTTPX):
             mine = [r for r in at if r["client"] == name]
             per_client[name] = {
                 "calls_per_second": statistics.median(r["calls_per_second"] for r in mine),
@@ -173,6 +215,9 @@ def _aggregate(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
             ),
             "cpu_sdk_over_httpx": round(
                 statistics.median(_ratio(cpu[SDK, n], cpu[HTTPX, n]) for n in range(rounds)), 3
+            ),
+            "cpu_otel_noop_over_none": round(
+                statistics.median(_ratio(cpu[SDK, n], cpu[NO_OTEL, n]) for n in range(rounds)), 3
             ),
             "calls_per_second_sdk_over_aiohttp": _ratio(
                 per_client[SDK]["calls_per_second"], per_client[AIOHTTP]["calls_per_second"]
@@ -196,16 +241,20 @@ def _print(table: dict[str, Any]) -> None:
             )
         print(
             f"{concurrency:>4} | SDK CPU/call: {row['cpu_sdk_over_aiohttp']:.2f}x raw aiohttp,"
-            f" {row['cpu_sdk_over_httpx']:.2f}x raw httpx"
+            f" {row['cpu_sdk_over_httpx']:.2f}x raw httpx,"
+            f" {row['cpu_otel_noop_over_none']:.2f}x without OpenTelemetry"
         )
 
 
-def _summary(table: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The headline numbers and the issue's targets."""
+def _summary(
+    table: dict[str, Any], otel_on: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The headline numbers and the issues' targets."""
     top = table[str(max(CONCURRENCY))]["clients"]
     sdk_rate = top[SDK]["calls_per_second"]
     worst_vs_aiohttp = max(row["cpu_sdk_over_aiohttp"] for row in table.values())
     worst_vs_httpx = max(row["cpu_sdk_over_httpx"] for row in table.values())
+    worst_otel_noop = max(row["cpu_otel_noop_over_none"] for row in table.values())
     summary: dict[str, Any] = {
         "calls/s at concurrency 50 (SDK / raw aiohttp / raw httpx)": (
             f"{sdk_rate:.0f} / {top[AIOHTTP]['calls_per_second']:.0f}"
@@ -227,6 +276,14 @@ def _summary(table: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     summary["fake server CPU per SDK call at concurrency 50"] = _us(
         top[SDK]["server_cpu_us_per_call"]
     )
+    summary["OpenTelemetry API, no provider: CPU per call ÷ without it (worst concurrency)"] = (
+        worst_otel_noop
+    )
+    on = otel_on["cpu_us_per_call"]
+    summary[
+        "OpenTelemetry SDK providers on: CPU per call with / without, at concurrency"
+        f" {otel_on['concurrency']}"
+    ] = f"{on[SDK]:.0f} / {on[NO_OTEL]:.0f} µs ({otel_on['cpu_providers_on_over_none']}×)"
     targets = {
         f"≥ {MIN_CALLS_PER_SECOND:,} calls/s from one process (SDK, concurrency 50)": {
             "value": round(sdk_rate),
@@ -240,6 +297,10 @@ def _summary(table: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             "value": worst_vs_httpx,
             "met": worst_vs_httpx < MAX_CPU_VS_HTTPX,
         },
+        "OpenTelemetry API with no provider adds ≤ 10% CPU per call (every concurrency)": {
+            "value": worst_otel_noop,
+            "met": worst_otel_noop <= MAX_OTEL_NOOP,
+        },
     }
     return summary, targets
 
@@ -248,15 +309,17 @@ def main() -> None:
     quick = quick_flag()
     rounds = 2 if quick else 5
     # httpx costs ~10x more per call: fewer of its calls keep its runs about as long.
-    calls = {SDK: 2000, AIOHTTP: 2000, HTTPX: 500}
+    calls = {SDK: 2000, NO_OTEL: 2000, AIOHTTP: 2000, HTTPX: 500}
     if quick:
-        calls = {SDK: 200, AIOHTTP: 200, HTTPX: 100}
+        calls = {SDK: 200, NO_OTEL: 200, AIOHTTP: 200, HTTPX: 100}
 
     began = time.perf_counter()
     with FakeProcess(rate_limit=None) as fake:
         runs = asyncio.run(_benchmark(fake, rounds, calls))
+        # Last: OpenTelemetry refuses to unset a provider once set.
+        otel_on = asyncio.run(_with_providers(fake, rounds, calls[SDK]))
     table = _aggregate(runs, rounds)
-    summary, targets = _summary(table)
+    summary, targets = _summary(table, otel_on)
 
     _print(table)
     for name, target in targets.items():
@@ -272,6 +335,7 @@ def main() -> None:
             "summary": summary,
             "targets": targets,
             "by_concurrency": table,
+            "opentelemetry_providers_on": otel_on,
             "runs": runs,
         },
     )
