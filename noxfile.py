@@ -66,7 +66,7 @@ def bench(session: nox.Session) -> None:
 def mutation(session: nox.Session) -> None:
     """Mutation testing (mutmut 3) of the request path; not part of CI.
 
-    Mutates the six modules listed under ``[tool.mutmut]`` in pyproject.toml, runs the
+    Mutates the modules listed under ``[tool.mutmut]`` in pyproject.toml, runs the
     core tests against each mutant (mutmut copies the project into ``mutants/`` and the
     tests import the mutated copy from there), prints every mutant that was not killed
     and the kill score per file, and fails below 90% killed. Starts from an empty

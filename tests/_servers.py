@@ -26,6 +26,24 @@ class Seen:
     body: bytes
 
 
+class Record(list[Seen]):
+    """The requests a loopback server saw, in order; awaitable as they arrive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._arrived = asyncio.Event()
+
+    def append(self, seen: Seen) -> None:
+        super().append(seen)
+        self._arrived.set()
+
+    async def wait_for(self, count: int) -> None:
+        """Until ``count`` requests have arrived."""
+        while len(self) < count:
+            self._arrived.clear()
+            await self._arrived.wait()
+
+
 async def _ok(_: web.Request) -> web.Response:
     return web.json_response({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
 
@@ -56,10 +74,10 @@ async def _broken(request: web.Request) -> web.Response:
 
 
 @asynccontextmanager
-async def loopback_server() -> AsyncIterator[tuple[str, list[Seen]]]:
+async def loopback_server() -> AsyncIterator[tuple[str, Record]]:
     """Serve ``/v4/ok/ok``, ``/v4/bad/gateway``, ``/v4/slow/x``, ``/v4/drop/x`` and
     ``/v4/broken/x`` (an answer that is not HTTP); yield the base URL."""
-    seen: list[Seen] = []
+    seen = Record()
 
     @web.middleware
     async def record(request: web.Request, handler):  # type: ignore[no-untyped-def]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import pickle
 import re
 import traceback
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -16,10 +19,14 @@ from tencent_chat_robots import (
     APIConnectionError,
     APIError,
     BadResponseError,
+    ClientClosedError,
     InternalServerError,
     RawResponse,
     TencentChat,
+    ValidationError,
 )
+from tencent_chat_robots._models import GetAllRobotsRequest, GetAllRobotsResponse
+from tencent_chat_robots._redact import Secret, SignedURL
 
 from ._servers import loopback_server, refused_url
 from .conftest import SDKAPPID, SECRET_KEY, ScriptedTransport, fail
@@ -294,3 +301,94 @@ def test_a_raw_response_shows_its_size_not_its_body() -> None:
 
     response = RawResponse(502, b"<a href='/v4/x?usersig=abc'>retry</a>")
     assert repr(response) == "RawResponse(status_code=502, content=<37 bytes>)"
+
+
+def _with_locals(error: BaseException) -> str:
+    """The whole chain as a traceback that records every frame's local variables."""
+    summary = traceback.TracebackException.from_exception(error, capture_locals=True)
+    return "".join(summary.format())
+
+
+def _assert_no_secret(text: str, usersig: str) -> None:
+    # Exact values and a truncated copy (locals name things like can_renew_usersig=False,
+    # so the usersig= pattern of _assert_clean would misfire here).
+    for secret in (SECRET_KEY, usersig, quote(usersig, safe="")):
+        assert secret[:40] not in text
+
+
+async def test_no_frame_of_an_echoing_error_page_holds_the_signature() -> None:
+    def echo(request: object) -> RawResponse:
+        return RawResponse(502, f"<a href='{request.url}'>retry</a>".encode())  # type: ignore[attr-defined]
+
+    chat = TencentChat(
+        SDKAPPID, SECRET_KEY, base_url="http://h", transport=ScriptedTransport(answer=echo)
+    )
+    with pytest.raises(BadResponseError) as caught:
+        await chat.delete_robot("@RBT#1")
+    text = _with_locals(caught.value)
+    assert "parse_envelope" in text  # the frames are there, with their locals
+    _assert_no_secret(text, _current_usersig(chat))
+
+
+async def test_no_frame_of_a_failed_aiohttp_request_holds_the_signature() -> None:
+    async with (
+        loopback_server() as (base, _),
+        TencentChat(SDKAPPID, SECRET_KEY, base_url=base, max_retries=0) as chat,
+    ):
+        del _  # the server's record: this frame is in the traceback searched below
+        chat._sender._prefix = f"{base}/v4/broken/"  # an answer aiohttp cannot parse
+        with pytest.raises(APIConnectionError) as caught:
+            await chat._sender.request("x", GetAllRobotsRequest(), GetAllRobotsResponse)
+    cause = caught.value.__cause__
+    assert cause is not None
+    assert cause.__traceback__ is None  # aiohttp's frames hold the URL
+    text = _with_locals(caught.value)
+    assert "usersig=REDACTED" in text  # the transport's own frame is kept, its URL redacted
+    _assert_no_secret(text, _current_usersig(chat))
+
+
+async def test_no_frame_of_a_failed_httpx_request_holds_the_signature() -> None:
+    async with httpx.AsyncClient() as client:
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url=refused_url(), http_client=client, max_retries=0
+        )
+        with pytest.raises(APIConnectionError) as caught:
+            await chat.get_all_robots()
+    assert caught.value.__cause__ is not None
+    assert caught.value.__cause__.__traceback__ is None  # httpx's frames hold the request
+    _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))
+
+
+async def test_no_frame_of_a_call_cut_off_by_close_holds_the_signature() -> None:
+    async with loopback_server() as (base, seen):
+        chat = TencentChat(SDKAPPID, SECRET_KEY, base_url=base)
+        chat._sender._prefix = f"{base}/v4/slow/"  # answers only when the server stops
+        call = asyncio.ensure_future(
+            chat._sender.request("x", GetAllRobotsRequest(), GetAllRobotsResponse)
+        )
+        await seen.wait_for(1)
+        del seen  # the server's record: this frame is in the traceback searched below
+        await chat.aclose(timeout=0)
+        with pytest.raises(ClientClosedError) as caught:
+            await call
+    assert caught.value.request_sent
+    assert caught.value.__context__ is None  # the cancellation is not chained
+    _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))
+
+
+def test_no_frame_of_a_failed_construction_holds_the_key() -> None:
+    with pytest.raises(ValidationError) as caught:
+        TencentChat(SDKAPPID, SECRET_KEY, timeout=0)
+    text = _with_locals(caught.value)
+    assert "secret_key = Secret('********')" in text
+    assert SECRET_KEY not in text
+
+
+def test_a_signed_url_is_a_plain_string_with_a_redacted_repr() -> None:
+    url = SignedURL("https://h/v4/a/b?sdkappid=1&usersig=s3cr3t&random=1")
+    assert url == "https://h/v4/a/b?sdkappid=1&usersig=s3cr3t&random=1"
+    assert isinstance(url, str)
+    assert repr(url) == "'https://h/v4/a/b?sdkappid=1&usersig=REDACTED&random=1'"
+    assert repr(Secret("s3cr3t")) == str(Secret("s3cr3t")) == "Secret('********')"
+    with pytest.raises(TypeError):
+        pickle.dumps(Secret("s3cr3t"))
