@@ -13,7 +13,9 @@ import pytest
 from tencent_chat_robots import (
     APIConnectionError,
     AttemptRecord,
+    BadResponseError,
     NotFoundError,
+    RequestError,
     TencentChat,
     ValidationError,
 )
@@ -87,3 +89,21 @@ def test_repr_of_a_client_whose_construction_failed_half_way() -> None:
     text = repr(chat)
     assert text.startswith("TencentChat(sdkappid=1400000000, admin='administrator'")
     assert "limiter=<unset>" in text
+
+
+async def test_an_answer_with_fields_of_the_wrong_type_keeps_its_random_and_request_id(
+    make_chat: Callable[..., TencentChat],
+) -> None:
+    transport = ScriptedTransport(ok(RequestId="req-7", Robot_Account="not a list"))
+    async with make_chat(transport) as chat:
+        with pytest.raises(BadResponseError) as caught:
+            await chat.get_all_robots()
+    assert caught.value.random == _randoms(transport)[0]
+    assert caught.value.request_id == "req-7"
+
+
+def test_an_error_pickled_before_random_existed_reads_it_as_none() -> None:
+    from tencent_chat_robots._exceptions import _rebuild
+
+    old = _rebuild(RequestError, ("failed",), {"message": "failed", "endpoint": "a/b"})
+    assert old.random is None  # type: ignore[attr-defined]

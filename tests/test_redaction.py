@@ -7,7 +7,7 @@ import logging
 import pickle
 import re
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +22,7 @@ from tencent_chat_robots import (
     ClientClosedError,
     InternalServerError,
     RawResponse,
+    RequestError,
     TencentChat,
     ValidationError,
 )
@@ -67,8 +68,8 @@ def _current_usersig(chat: TencentChat) -> str:
 @pytest.fixture
 def every_log_record(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)  # the root logger: every library's records propagate here
-    for name in ("httpx", "httpcore", "aiohttp", "tencent_chat_robots", "asyncio"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
+    for name in ("httpx", "httpcore", "hpack", "aiohttp", "tencent_chat_robots", "asyncio"):
+        caplog.set_level(logging.DEBUG, logger=name)  # restored after the test
     return caplog
 
 
@@ -392,3 +393,148 @@ def test_a_signed_url_is_a_plain_string_with_a_redacted_repr() -> None:
     assert repr(Secret("s3cr3t")) == str(Secret("s3cr3t")) == "Secret('********')"
     with pytest.raises(TypeError):
         pickle.dumps(Secret("s3cr3t"))
+
+
+# -- Every redaction also knows the live secrets, in any wrapping ----------------------
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sig: f'{{"params": {{"usersig": "{sig}"}}}}',  # an echo service's JSON
+        lambda sig: f"usersig\\u003d{sig}",  # Gson's escaped '='
+        lambda sig: f"usersig&#61;{sig}",  # an HTML entity
+        lambda sig: f"usersig%253D{quote(quote(sig, safe=''), safe='')}",  # encoded twice
+        lambda sig: f"token {sig[7:61]} rejected",  # a parser's window of raw bytes
+    ],
+    ids=["json", "gson", "html-entity", "double-encoded", "cut"],
+)
+async def test_an_error_page_showing_the_signature_in_any_form_is_redacted(
+    wrap: Callable[[str], str],
+) -> None:
+    chat = TencentChat(
+        SDKAPPID,
+        SECRET_KEY,
+        base_url="http://h",
+        max_retries=0,
+        transport=ScriptedTransport(
+            answer=lambda request: RawResponse(502, wrap(request.params["usersig"]).encode())
+        ),
+    )
+    with pytest.raises(BadResponseError) as caught:
+        await chat.delete_robot("@RBT#1")
+    assert "REDACTED" in caught.value.excerpt
+    _assert_no_secret(caught.value.excerpt + repr(caught.value), _current_usersig(chat))
+
+
+async def test_error_info_naming_the_signature_is_redacted_everywhere(
+    every_log_record: pytest.LogCaptureFixture, no_backoff: None
+) -> None:
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", max_retries=1, rate_limit=None)
+    usersig = _current_usersig(chat)
+    chat._transport = transport = ScriptedTransport(fail(70001, f"UserSig {usersig} expired"))
+    chat._sender._transport = transport
+    with pytest.raises(APIError) as caught:
+        await chat.delete_robot("@RBT#1")
+    assert caught.value.info == "UserSig REDACTED expired"
+    text = f"{caught.value} {caught.value!r} {pickle.dumps(caught.value)!r}"
+    _assert_no_secret(text + _all_logged_text(every_log_record), usersig)
+
+
+def test_a_cut_piece_of_a_live_secret_is_redacted_and_other_text_is_not() -> None:
+    from tencent_chat_robots._redact import redact
+
+    key = Secret("k" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz" + "z" * 8)
+    inside = key.reveal()[5:35]
+    assert redact(f"window [{inside}] end") == "window [REDACTED] end"
+    assert redact(f"x={key.reveal()}&y=1") == "x=REDACTED&y=1"
+    assert redact("an ordinary 0123456789 sentence") == "an ordinary 0123456789 sentence"
+
+
+def test_the_http2_header_encoder_logs_are_redacted_too(
+    every_log_record: pytest.LogCaptureFixture,
+) -> None:
+    from tencent_chat_robots import HttpxTransport
+
+    HttpxTransport(httpx.AsyncClient())
+    logging.getLogger("hpack.hpack").debug(
+        "Adding %s to the header table", (b":path", b"/v4/a/b?usersig=SIG-SECRET-7&random=1")
+    )
+    (record,) = [r for r in every_log_record.records if r.name == "hpack.hpack"]
+    assert "SIG-SECRET-7" not in record.getMessage()
+    assert "usersig=REDACTED" in record.getMessage()
+
+
+async def test_tracebacks_that_slice_long_strings_get_no_piece_of_the_url() -> None:
+    import structlog.tracebacks
+
+    async with httpx.AsyncClient() as client:
+        for http_client in (None, client):
+            chat = TencentChat(
+                SDKAPPID, SECRET_KEY, base_url=refused_url(), max_retries=0, http_client=http_client
+            )
+            with pytest.raises(APIConnectionError) as caught:
+                await chat.get_all_robots()
+            await chat.aclose()
+            # rich and structlog cut strings longer than this by slicing (a plain str).
+            transform = structlog.tracebacks.ExceptionDictTransformer(
+                show_locals=True, locals_max_string=300
+            )
+            error = caught.value
+            stacks = transform((type(error), error, error.__traceback__))
+            _assert_no_secret(repr(stacks), _current_usersig(chat))
+
+
+class _HookBug(Exception):
+    """An error of a user's own httpx hook: the caller's to catch by its type."""
+
+
+async def test_an_error_of_a_user_hook_goes_on_as_it_is_without_the_library_frames() -> None:
+    def hook(request: httpx.Request) -> None:
+        raise _HookBug("my hook failed")
+
+    async with httpx.AsyncClient(event_hooks={"request": [hook]}) as client:
+        chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", http_client=client)
+        with pytest.raises(_HookBug) as caught:
+            await chat.get_all_robots()
+    frames = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+    assert frames[-1] == "post"  # cut below the transport: httpx's frames hold the URL
+    _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))
+
+
+async def test_an_error_of_a_user_hook_quoting_the_url_becomes_a_request_error() -> None:
+    def hook(request: httpx.Request) -> None:
+        raise _HookBug(f"refusing {request.url}")
+
+    async with httpx.AsyncClient(event_hooks={"request": [hook]}) as client:
+        chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", http_client=client)
+        with pytest.raises(RequestError) as caught:
+            await chat.get_all_robots()
+    assert "_HookBug: refusing http://h/v4/" in str(caught.value)
+    assert not caught.value.retryable
+    _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))
+
+
+def test_generating_a_signature_with_an_unencodable_key_does_not_quote_it() -> None:
+    from tencent_chat_robots import generate_usersig
+
+    key = "0123456789abcdef0123456789abcdef\ud800"
+    with pytest.raises(ValueError, match="not valid Unicode") as caught:
+        generate_usersig(SDKAPPID, key, "administrator")
+    assert key[:20] not in f"{caught.value!r} {pickle.dumps(caught.value)!r}"
+    assert caught.value.__context__ is None
+
+
+def test_a_proxy_password_in_base_url_is_not_in_the_repr() -> None:
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="https://gateway:hunter2@proxy.example")
+    assert "hunter2" not in repr(chat)
+    assert "base_url='https://REDACTED:REDACTED@proxy.example'" in repr(chat)
+
+
+def test_a_live_key_with_a_lone_surrogate_does_not_break_redaction() -> None:
+    from tencent_chat_robots._redact import redact
+
+    broken = Secret("0123456789abcdef0123456789\ud800")  # as a failed construction keeps it
+    assert redact("x 0123456789abcdef0123456789\ud800 y") == "x REDACTED y"
+    assert redact("usersig=abc&random=1") == "usersig=REDACTED&random=1"
+    del broken

@@ -154,6 +154,73 @@ def test_a_sentry_without_the_expected_api_is_left_alone(monkeypatch: pytest.Mon
     assert _sentry._installed  # and does not search again on the next request
 
 
+def test_it_moves_behind_processors_registered_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sentry_sdk.init() after the client's first call adds its integrations' processors
+    (one adds sys.argv, which may hold a --secret-key) after the scrubber."""
+
+    def later(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        return event
+
+    monkeypatch.setattr(sentry_sdk.scope, "global_event_processors", [])
+    monkeypatch.setattr(_sentry, "_installed", False)
+    install_if_loaded()
+    sentry_sdk.scope.add_global_event_processor(later)
+
+    install_if_loaded()  # the next request's check
+
+    assert sentry_sdk.scope.global_event_processors == [later, scrub_event]
+
+
+async def test_a_late_init_still_scrubs_what_its_integrations_add(
+    start_sentry: Callable[..., Captured], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tencent_chat_robots import RawResponse, TencentChat
+
+    class Answering:
+        async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+            return RawResponse(200, b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}')
+
+        async def aclose(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "argv", ["provision", "--secret-key", SECRET_KEY, "plan.json"])
+    async with TencentChat(SDKAPPID, SECRET_KEY, transport=Answering()) as chat:
+        await chat.delete_robot("@RBT#001")  # the scrubber registers here...
+        sentry = start_sentry()  # ...and the argv integration's processor after it
+        await chat.delete_robot("@RBT#001")
+        sentry_sdk.capture_message("later")
+    [event] = sentry.events()
+    assert event["extra"]["sys.argv"] == ["provision", "--secret-key", "[Filtered]", "plan.json"]
+
+
+def test_a_failed_construction_is_scrubbed_from_the_callers_frame(
+    start_sentry: Callable[..., Captured], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tencent_chat_robots import TencentChat, ValidationError
+
+    sentry = start_sentry()
+    # As in an application whose client never made a call: the construction registers.
+    monkeypatch.setattr(
+        sentry_sdk.scope,
+        "global_event_processors",
+        [p for p in sentry_sdk.scope.global_event_processors if p is not scrub_event],
+    )
+    monkeypatch.setattr(_sentry, "_installed", False)
+
+    def connect(tencent_key: str) -> None:
+        TencentChat(SDKAPPID, tencent_key, timeout=0)
+
+    try:
+        connect(SECRET_KEY)
+    except ValidationError:
+        sentry_sdk.capture_exception()
+    [event] = sentry.events()
+    frames = event["exception"]["values"][0]["stacktrace"]["frames"]
+    [caller] = [frame for frame in frames if frame["function"] == "connect"]
+    assert caller["vars"]["tencent_key"] == "'[Filtered]'"
+    assert_free_of(sentry.text(), SECRET_KEY)
+
+
 # Error events
 
 
@@ -196,8 +263,8 @@ async def test_error_event_carries_no_secret(
     assert exception["value"] == "refused, key [Filtered] sig [Filtered]"
     frame = exception["stacktrace"]["frames"][-1]
     assert frame["function"] == "send"
-    assert "usersig=REDACTED&random=42" in frame["vars"]["signed"]
-    assert "usersig=REDACTED&random=42" in event["extra"]["request_url"]
+    assert "usersig=[Filtered]&random=42" in frame["vars"]["signed"]
+    assert "usersig=[Filtered]&random=42" in event["extra"]["request_url"]
     assert event["contexts"]["tencent"] == {"signature": "[Filtered]", "key": "[Filtered]"}
 
 
@@ -217,7 +284,7 @@ async def test_transaction_spans_carry_no_secret(
     assert_free_of(sentry.text(), usersig, SECRET_KEY)
     [transaction] = sentry.transactions()
     spans = {span["op"]: span for span in transaction["spans"]}
-    query = f"sdkappid={SDKAPPID}&identifier={ADMIN}&usersig=REDACTED&random=42&contenttype=json"
+    query = f"sdkappid={SDKAPPID}&identifier={ADMIN}&usersig=[Filtered]&random=42&contenttype=json"
     assert spans["http.client"]["data"]["http.query"] == query
     assert spans["tencent"]["description"] == f"POST {base_url}/v4/ok/ok?{query}"
     assert spans["tencent"]["data"]["signature"] == "[Filtered]"
@@ -309,8 +376,8 @@ def test_keys_containers_and_object_reprs_are_scrubbed(signer: UserSigProvider) 
         "[Filtered]": "as a key",
         "pair": ("ok", "[Filtered]"),
         "set": ["[Filtered]"],
-        "body": "usersig=REDACTED",
-        "request": "<Request POST https://x/v4/a/b?usersig=REDACTED>",
+        "body": "usersig=[Filtered]",
+        "request": "<Request POST https://x/v4/a/b?usersig=[Filtered]>",
         "broken": broken,
         "cyclic": {"signature": "[Filtered]", "self": "<cyclic>"},
         "number": 3,
@@ -337,18 +404,6 @@ def test_a_part_that_cannot_be_scrubbed_is_dropped(signer: UserSigProvider) -> N
     event = {"message": f"sig {usersig}", "extra": Unreadable(sig=usersig)}
 
     assert scrub_event(event, {}) == {"message": "sig [Filtered]"}
-
-
-def test_usersig_parameters_are_caught_when_secrets_cannot_be_listed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def fail() -> list[str]:
-        raise RuntimeError("a client failed")
-
-    monkeypatch.setattr(_sentry, "live_secrets", fail)
-    event = {"message": "GET /v4/a/b?usersig=abc&random=1"}
-
-    assert scrub_event(event, {}) == {"message": "GET /v4/a/b?usersig=REDACTED&random=1"}
 
 
 # Sentry's trace config on the SDK's own session

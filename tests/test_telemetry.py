@@ -149,6 +149,8 @@ async def test_metrics_duration_permit_wait_and_calls_by_outcome(
     (waits,) = otel.points("tencent_chat.permit.wait_duration")
     assert waits.count == 3
     assert dict(waits.attributes) == {"tencent_chat.endpoint": ROOM_ADD}
+    # Seconds, finely below one: most permits come at once or within milliseconds.
+    assert list(waits.explicit_bounds)[:6] == [0, 0.001, 0.0025, 0.005, 0.01, 0.025]
 
     calls = {
         (point.attributes["tencent_chat.outcome"], point.attributes.get("error.type")): point.value
@@ -257,3 +259,64 @@ def test_requests_are_hidden_even_from_an_instrumentation_with_its_own_provider(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1"]  # the application's own request only
+
+
+async def test_url_full_hides_a_proxy_password_of_base_url(otel: OTel) -> None:
+    transport = ScriptedTransport(ok())
+    async with TencentChat(
+        1400000000,
+        "k" * 64,
+        base_url="https://gateway:hunter2@proxy.example:8443",
+        transport=transport,
+    ) as chat:
+        await chat.delete_robot("@RBT#001")
+    assert transport.sent[0].url.startswith("https://gateway:hunter2@proxy.example:8443/v4/")
+    (attempt,) = _by_kind(otel, SpanKind.CLIENT)
+    url = attempt.attributes["url.full"]
+    assert url.startswith("https://REDACTED:REDACTED@proxy.example:8443/v4/")
+    assert attempt.attributes["server.address"] == "proxy.example"
+    assert attempt.attributes["server.port"] == 8443
+
+
+class _Exploding:
+    """A span processor whose on_end fails (while switched on)."""
+
+    on = False
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        if self.on:
+            raise RuntimeError("exporter bug")
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+_EXPLODING = _Exploding()
+
+
+async def test_a_failing_span_processor_does_not_fail_the_call(
+    otel: OTel, make_chat: Callable[..., TencentChat], caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    if _EXPLODING not in provider._active_span_processor._span_processors:  # type: ignore[attr-defined]
+        provider.add_span_processor(_EXPLODING)  # type: ignore[attr-defined]
+    _EXPLODING.on = True
+    try:
+        async with make_chat(ScriptedTransport(ok(RequestId="r-1"))) as chat:
+            result = await chat.add_robot_to_room("room-1", "@RBT#001")
+    finally:
+        _EXPLODING.on = False
+    assert result.request_id == "r-1"
+    failures = [r.getMessage() for r in caplog.records if "OpenTelemetry failed" in r.getMessage()]
+    assert failures == [
+        "OpenTelemetry failed ending an attempt's span; the call goes on",
+        "OpenTelemetry failed ending a call's span; the call goes on",
+    ]

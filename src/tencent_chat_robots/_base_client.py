@@ -38,7 +38,7 @@ from ._exceptions import (
 from ._limiter import Limiter, PausableLimiter
 from ._logs import logger
 from ._models import ActionResult, AttemptRecord, converter
-from ._redact import REDACTED, SignedURL, redact
+from ._redact import REDACTED, SignedURL, redact, without_userinfo
 from ._retry import RetryState, next_state, retry_decision
 from ._sentry import install_if_loaded as install_sentry_scrubber
 from ._telemetry import AttemptTrace, CallTrace, Telemetry
@@ -187,6 +187,8 @@ class RequestSender:
         telemetry: Telemetry | None = None,
     ) -> None:
         self._prefix = base_url.rstrip("/") + "/v4/"
+        # What url.full shows: no user:password of a proxy's base_url either.
+        self._shown_prefix = without_userinfo(base_url.rstrip("/")) + "/v4/"
         self._query_head = f"?sdkappid={sdkappid}&identifier={quote(admin, safe='')}&usersig="
         self._usersig = usersig
         self._transport = transport
@@ -319,15 +321,19 @@ class RequestSender:
             result = converter.structure(data, result_type)
         except (cattrs.BaseValidationError, TypeError, ValueError) as err:
             message = f"answer from {endpoint} has fields of the wrong type"
-            raise _bad_response(message, 200, json.dumps(data).encode(), endpoint) from err
+            bad = _bad_response(message, 200, json.dumps(data).encode(), endpoint)
+            bad.random = call.random
+            request_id = data.get("RequestId")
+            bad.request_id = request_id if isinstance(request_id, str) else None
+            raise bad from err
         if isinstance(result, ActionResult):
             # Only endpoints answering ActionResult settle (see _retry.ALREADY_DONE).
             return cast(T, attrs.evolve(result, random=call.random, settled_on_retry=settled))
         return result
 
-    def _url(self, endpoint: str, usersig: str, random_value: int) -> str:
+    def _url(self, endpoint: str, usersig: str, random_value: int, prefix: str = "") -> str:
         return (
-            f"{self._prefix}{endpoint}{self._query_head}{usersig}"
+            f"{prefix or self._prefix}{endpoint}{self._query_head}{usersig}"
             f"&random={random_value}&contenttype=json"
         )
 
@@ -362,7 +368,7 @@ class RequestSender:
                     number,
                     sent_random,
                     permit_wait,
-                    lambda: self._url(endpoint, REDACTED, sent_random),
+                    lambda: self._url(endpoint, REDACTED, sent_random, self._shown_prefix),
                 )
             started = anyio.current_time() if self._on_attempt is not None else 0.0
             call.on_wire = True

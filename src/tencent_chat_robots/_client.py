@@ -37,8 +37,9 @@ from ._models import (
     LiveGroupRobotsRequest,
     RoomRobotRequest,
 )
-from ._redact import box
+from ._redact import box, without_userinfo
 from ._regions import Region
+from ._sentry import install_if_loaded as install_sentry_scrubber
 from ._telemetry import make_telemetry
 from ._transport import AiohttpTransport, HttpxTransport, Transport, pool_size
 
@@ -119,6 +120,7 @@ class TencentChat:
     ) -> None:
         # Boxed before anything can fail: an error tracker records this frame's locals.
         secret_key, usersig = box(secret_key), box(usersig)  # type: ignore[assignment]
+        install_sentry_scrubber()  # from now on, also if this construction fails
         self.sdkappid = resolve_sdkappid(sdkappid)
         self.admin = resolve_admin(admin)
         boxed_key, boxed_sig = resolve_secret(secret_key, usersig)
@@ -166,12 +168,16 @@ class TencentChat:
 
     def __repr__(self) -> str:
         # A traceback with locals reprs ``self`` of an __init__ that failed half-way.
+        def shown(name: str) -> str:
+            if not hasattr(self, name):
+                return f"{name}=<unset>"
+            value = getattr(self, name)
+            if name == "base_url":  # a proxy's may carry user:password
+                value = without_userinfo(value)
+            return f"{name}={value!r}"
+
         fields = ("sdkappid", "admin", "base_url", "limiter")
-        shown = (
-            f"{name}={getattr(self, name)!r}" if hasattr(self, name) else f"{name}=<unset>"
-            for name in fields
-        )
-        return f"TencentChat({', '.join(shown)})"
+        return f"TencentChat({', '.join(map(shown, fields))})"
 
     async def __aenter__(self) -> TencentChat:
         return self

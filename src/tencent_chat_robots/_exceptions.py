@@ -73,6 +73,8 @@ class RequestError(TencentChatError):
     support.
     """
 
+    random: int | None = None  # also for an error pickled before this field existed
+
     def __init__(
         self, message: str, *, endpoint: str | None = None, request_id: str | None = None
     ) -> None:

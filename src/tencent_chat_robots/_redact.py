@@ -16,6 +16,7 @@ import re
 import weakref
 from collections.abc import Iterable
 from typing import Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
@@ -28,18 +29,86 @@ __all__ = [
     "live_secrets",
     "redact",
     "watch_secrets",
+    "without_userinfo",
 ]
 
 # Also the percent-encoded form, as a page that echoes the URL inside a link shows it.
 _USERSIG = re.compile(r"(usersig(?:=|%3D))[^&\s\"'<>]*", re.IGNORECASE)
 REDACTED = "REDACTED"  # plain letters, so it survives URL-encoding
 
+# A piece of a secret cut out of its context (a truncated copy, a parser's window of
+# raw bytes) is recognised by a run of the secrets' alphabet whose head or tail is a
+# piece of a secret this long; shorter ones are no use to anyone.
+_PIECE = 20
+_RUN = re.compile(r"[A-Za-z0-9*_\-+/=%.~]{" + str(_PIECE) + ",}")
 
-def redact(text: str) -> str:
-    """``text`` with the value of every ``usersig=`` (or ``usersig%3D``) parameter replaced."""
-    if "usersig" not in text.lower():
+
+def redact(text: str, substitute: str = REDACTED) -> str:
+    """``text`` without secrets: every ``usersig=`` (or ``usersig%3D``) value, and every
+    live secret (see :func:`live_secrets`) whole, percent-encoded or cut, replaced."""
+    if "usersig" in text.lower():
+        text = _USERSIG.sub(lambda match: match.group(1) + substitute, text)
+    secrets = _matcher()
+    return secrets.redact(text, substitute) if secrets is not None else text
+
+
+class _Matcher:
+    """The live secrets of one moment, compiled (they change as clients sign anew)."""
+
+    __slots__ = ("_exact", "_pieces", "key")
+
+    def __init__(self, key: frozenset[str]) -> None:
+        self.key = key
+        # surrogatepass: a key with a lone surrogate (refused by TencentChat, but boxed
+        # and so listed while its failed construction's traceback lives) must not break
+        # every redaction.
+        forms = {
+            form
+            for secret in key
+            for form in (secret, quote(secret, safe="", errors="surrogatepass"))
+        }
+        # Longest first: alternatives are tried in order.
+        self._exact = re.compile("|".join(map(re.escape, sorted(forms, key=len, reverse=True))))
+        self._pieces = frozenset(
+            form[start : start + _PIECE]
+            for form in forms
+            for start in range(len(form) - _PIECE + 1)
+        )
+
+    def redact(self, text: str, substitute: str) -> str:
+        text = self._exact.sub(substitute, text)
+        if self._pieces:
+            text = _RUN.sub(lambda run: self._cut(run.group(), substitute), text)
         return text
-    return _USERSIG.sub(r"\1" + REDACTED, text)
+
+    def _cut(self, run: str, substitute: str) -> str:
+        """``run`` with every stretch made of pieces of a secret replaced."""
+        stretches: list[list[int]] = []
+        for start in range(len(run) - _PIECE + 1):
+            if run[start : start + _PIECE] in self._pieces:
+                if stretches and start <= stretches[-1][1]:
+                    stretches[-1][1] = start + _PIECE
+                else:
+                    stretches.append([start, start + _PIECE])
+        if not stretches:
+            return run
+        parts, done = [], 0
+        for start, stop in stretches:
+            parts += [run[done:start], substitute]
+            done = stop
+        return "".join([*parts, run[done:]])
+
+
+_LAST: list[_Matcher] = []  # the matcher of the last set of live secrets seen
+
+
+def _matcher() -> _Matcher | None:
+    key = frozenset(live_secrets())
+    if not key:
+        return None
+    if not _LAST or _LAST[0].key != key:
+        _LAST[:] = [_Matcher(key)]
+    return _LAST[0]
 
 
 class Secret:
@@ -47,16 +116,22 @@ class Secret:
 
     Error trackers and ``capture_locals`` tracebacks repr every local variable of every
     frame; a boxed secret shows as ``Secret('********')``. The value comes out only
-    through :meth:`reveal`, at the point of use, without being bound to a local.
+    through :meth:`reveal`, at the point of use, without being bound to a local. While
+    a box lives, its value is one of the :func:`live_secrets` every redaction removes
+    (also after a failed construction, whose traceback keeps the box alive).
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        watch_secrets(self)
 
     def reveal(self) -> str:
         return self._value
+
+    def secrets(self) -> tuple[str]:
+        return (self._value,)
 
     def __repr__(self) -> str:
         return "Secret('********')"
@@ -85,6 +160,15 @@ class SignedURL(str):
         return repr(redact(str.__str__(self)))
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced, as the conventions want ``url.full``."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}:{REDACTED}@{host}"))
+
+
 class SecretSource(Protocol):
     """Anything that can name the exact secret strings it holds (a UserSigProvider)."""
 
@@ -101,8 +185,9 @@ def watch_secrets(source: SecretSource) -> None:
 
 
 def live_secrets() -> list[str]:
-    """The exact secret strings of every live client: secret keys, current and recent UserSigs."""
-    return [secret for source in list(_SOURCES) for secret in source.secrets()]
+    """The exact secret strings of every live client: secret keys, current and recent
+    UserSigs, and any :class:`Secret` box still referenced."""
+    return [secret for source in list(_SOURCES) for secret in source.secrets() if secret]
 
 
 class RedactingFilter(logging.Filter):
@@ -118,14 +203,18 @@ class RedactingFilter(logging.Filter):
 
 
 _FILTER = RedactingFilter()
+# Where an httpx.AsyncClient logs a request's path: httpx's own INFO line, and with
+# http2=True the HPACK encoder's DEBUG lines (``Adding b':path'=...``).
+_URL_LOGGERS = ("httpx", "hpack.hpack", "hpack.table")
 
 
 def install_httpx_log_filter() -> None:
-    """Redact httpx's ``HTTP Request: POST <url>`` records (logged on the ``httpx`` logger).
+    """Redact the records in which httpx and its HTTP/2 stack log a request's URL.
 
-    Idempotent. A logger's filters see only records logged on that very logger, which
-    is where httpx writes the URL.
+    Idempotent. A logger's filters see only records logged on that very logger, so the
+    filter goes on each logger that writes the URL.
     """
-    logger = logging.getLogger("httpx")
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
+    for name in _URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

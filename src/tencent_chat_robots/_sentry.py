@@ -16,16 +16,15 @@ variables. Two defences:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from ._redact import live_secrets, redact
+from ._redact import redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -34,39 +33,51 @@ __all__ = ["FILTERED", "install_if_loaded", "scrub_event", "strip_sentry_tracing
 
 FILTERED = "[Filtered]"  # Sentry's own substitute for scrubbed data
 
-# Sentry truncates long strings (a frame's variables), possibly mid-secret: a run that
-# starts with a secret's first characters and goes on in its alphabet is taken for a cut
-# copy. Shorter fragments are not worth a signature.
-_PREFIX = 16
-_SECRET_TAIL = r"[A-Za-z0-9*_\-+/=%]*"
 _HTTP_FIELDS = ("url", "http.query")  # where Sentry's HTTP breadcrumbs put the address
 _CYCLE = "<cyclic>"  # what Sentry's serializer shows for a reference cycle
 _LEAVES = (bool, int, float, complex, date, datetime, time, timedelta)
 
-_installed = False
+_installed = False  # registered, or found no API to register with
 _install_lock = threading.Lock()
 
 
 def install_if_loaded() -> None:
-    """Register :func:`scrub_event` with Sentry, once, if ``sentry_sdk`` is imported.
+    """Register :func:`scrub_event` with Sentry if ``sentry_sdk`` is imported; keep it last.
 
-    Called before every request: the usual path is a global and a dict lookup. Sentry is
-    never imported here, so an application without it pays nothing.
+    Global event processors run in order, and the scrubber must run after any registered
+    later (a ``sentry_sdk.init()`` after the client's first call adds its integrations'
+    then, e.g. the one adding ``sys.argv``). Called at construction and before every
+    request: the usual path is a few lookups. Sentry is never imported here, so an
+    application without it pays nothing.
     """
-    global _installed
-    if _installed or "sentry_sdk" not in sys.modules:
+    if "sentry_sdk" not in sys.modules:
         return
-    with _install_lock:  # two threads' first requests must not register it twice
-        if _installed:
-            return
-        # Set even if Sentry's API is not found: then there is nothing to retry per request.
-        _installed = True
-        try:
-            add = _add_global_event_processor()
-            if add is not None:
-                add(scrub_event)
-        except Exception:  # Sentry's internals changed: a request must not fail for it
-            pass
+    processors = _global_processors()
+    if _installed and (processors is None or processors[-1:] == [scrub_event]):
+        return
+    # The lock: two threads' first requests must not register it twice. The suppress:
+    # if Sentry's internals changed, a request must not fail for it.
+    with _install_lock, contextlib.suppress(Exception):
+        _install(_global_processors())
+
+
+def _global_processors() -> list[Any] | None:
+    found = getattr(sys.modules.get("sentry_sdk.scope"), "global_event_processors", None)
+    return found if isinstance(found, list) else None
+
+
+def _install(processors: list[Any] | None) -> None:
+    global _installed
+    if processors is not None and scrub_event in processors:
+        if processors[-1] is not scrub_event:  # something was registered after it
+            processors.remove(scrub_event)
+            processors.append(scrub_event)
+    elif not _installed or processors is not None:
+        add = _add_global_event_processor()
+        if add is not None:
+            add(scrub_event)
+    # Set even if Sentry's API is not found: then there is nothing to retry per request.
+    _installed = True
 
 
 def _add_global_event_processor() -> Callable[[Any], object] | None:
@@ -99,10 +110,7 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(event, dict):
         return event
-    try:
-        scrubber = _Scrubber(live_secrets())
-    except Exception:  # a client failed to list its secrets: still catch usersig= by name
-        scrubber = _Scrubber(())
+    scrubber = _Scrubber()
     for key in list(event):
         try:
             value = event[key]
@@ -115,22 +123,17 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Scrubber:
-    """The live secrets of one moment, compiled; they change as clients sign anew."""
+    """One walk over an event (``_redact`` knows the live secrets)."""
 
-    __slots__ = ("_on_path", "_secret")
+    __slots__ = ("_on_path",)
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secret = _secret_pattern(secrets)
+    def __init__(self) -> None:
         self._on_path: set[int] = set()  # containers being walked, to stop at cycles
 
     def text(self, text: str) -> str:
-        if self._secret is not None:
-            text = self._secret.sub(FILTERED, text)
-        return redact(text)
+        return redact(text, FILTERED)
 
     def carries_secret(self, text: str) -> bool:
-        if self._secret is not None and self._secret.search(text):
-            return True
         return redact(text) != text
 
     def without_our_requests(self, breadcrumbs: object) -> object:
@@ -211,22 +214,6 @@ class _Scrubber:
             return obj
         cleaned = self.text(text)
         return obj if cleaned == text else cleaned
-
-
-def _secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    exact: set[str] = set()
-    for secret in secrets:
-        if isinstance(secret, str) and secret:
-            exact.add(secret)
-            exact.add(quote(secret, safe=""))  # as it reads inside an encoded URL
-    if not exact:
-        return None
-    # Whole secrets first: alternatives are tried in order, and a secret holding a
-    # character outside _SECRET_TAIL must still be replaced whole.
-    alternatives = [re.escape(secret) for secret in sorted(exact, key=len, reverse=True)]
-    prefixes = sorted({secret[:_PREFIX] for secret in exact if len(secret) > _PREFIX})
-    alternatives += [re.escape(prefix) + _SECRET_TAIL for prefix in prefixes]
-    return re.compile("|".join(alternatives))
 
 
 def strip_sentry_tracing(session: aiohttp.ClientSession) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._exceptions import APIError, BadResponseError, RequestError
+from ._logs import logger
 
 try:
     from opentelemetry import context as otel_context
@@ -46,6 +47,8 @@ ENV_ENABLED = "OTEL_PYTHON_INSTRUMENTATION_TENCENT_CHAT_ROBOTS_ENABLED"
 _SCOPE = "tencent_chat_robots"
 # The HTTP client semantic conventions' advisory buckets for request duration.
 _DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+# A permit is mostly instant, else a share of a second per caller queued ahead.
+_WAIT_BUCKETS = [0, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -76,7 +79,7 @@ class Telemetry:
     def __init__(self, base_url: str, operations: Mapping[str, str], *, emit: bool) -> None:
         from . import __version__
 
-        parts = urlsplit(base_url)
+        parts = urlsplit(base_url)  # its userinfo, if any, never goes into an attribute
         self.emit = emit
         self.operations = operations
         self.server: dict[str, Any] = {
@@ -95,6 +98,7 @@ class Telemetry:
             "tencent_chat.permit.wait_duration",
             unit="s",
             description="Time an attempt waited for its rate permit, per endpoint.",
+            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS,
         )
         self.calls = meter.create_counter(
             "tencent_chat.calls",
@@ -120,11 +124,14 @@ class CallTrace:
         self.measure = emit and not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
         if emit and not isinstance(trace.get_tracer_provider(), _UNSET_TRACING):
             name = telemetry.operations.get(endpoint, endpoint)
-            self.span = telemetry.tracer.start_span(
-                f"tencent_chat {name}",
-                kind=trace.SpanKind.INTERNAL,
-                attributes={"tencent_chat.endpoint": endpoint},
-            )
+            try:
+                self.span = telemetry.tracer.start_span(
+                    f"tencent_chat {name}",
+                    kind=trace.SpanKind.INTERNAL,
+                    attributes={"tencent_chat.endpoint": endpoint},
+                )
+            except Exception:
+                _failed("starting a call's span")
 
     def start_attempt(
         self, number: int, random: int, permit_wait: float | None, url_full: Callable[[], str]
@@ -139,6 +146,15 @@ class CallTrace:
         self, error: BaseException | None, random: int | None, request_id: str | None
     ) -> None:
         """Close the call's span; count the call by its outcome."""
+        if self.measure or self.span is not None:
+            try:
+                self._finish(error, random, request_id)
+            except Exception:
+                _failed("ending a call's span")
+
+    def _finish(
+        self, error: BaseException | None, random: int | None, request_id: str | None
+    ) -> None:
         if self.measure:
             attributes: dict[str, Any] = {"tencent_chat.endpoint": self.endpoint}
             if error is not None:
@@ -196,10 +212,13 @@ class AttemptTrace:
             if permit_wait is not None:
                 starting["tencent_chat.permit_wait"] = permit_wait
             parent = trace.set_span_in_context(call.span, context)
-            self.span = call.telemetry.tracer.start_span(
-                "POST", parent, kind=trace.SpanKind.CLIENT, attributes=starting
-            )
-            context = trace.set_span_in_context(self.span, context)
+            try:
+                self.span = call.telemetry.tracer.start_span(
+                    "POST", parent, kind=trace.SpanKind.CLIENT, attributes=starting
+                )
+                context = trace.set_span_in_context(self.span, context)
+            except Exception:
+                _failed("starting an attempt's span")
         context = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, context)
         self.token = otel_context.attach(context)
         self.started = _now() if call.measure else 0.0
@@ -207,6 +226,13 @@ class AttemptTrace:
     def finish(self, error: BaseException | None, request_id: str | None) -> None:
         """Detach the context; close the span with what the attempt ended with."""
         otel_context.detach(self.token)
+        if self.call.measure or self.span is not None:
+            try:
+                self._finish(error, request_id)
+            except Exception:
+                _failed("ending an attempt's span")
+
+    def _finish(self, error: BaseException | None, request_id: str | None) -> None:
         call, span = self.call, self.span
         if not call.measure and span is None:
             return
@@ -238,6 +264,11 @@ class AttemptTrace:
             if error is not None:
                 _mark_failed(span, error)
         span.end()
+
+
+def _failed(doing: str) -> None:
+    # A failure of OpenTelemetry (a span processor's, say) must not fail the call.
+    logger.exception("OpenTelemetry failed %s; the call goes on", doing)
 
 
 def _status_code(error: BaseException | None) -> int | None:

@@ -113,19 +113,21 @@ def _connection_error(err: BaseException) -> APIConnectionError:
 def _failure(err: BaseException, faults: tuple[type[BaseException], ...]) -> BaseException:
     """What ``post`` raises for ``err`` from its HTTP library; raise it outside the except.
 
-    A transport fault (one of ``faults``) becomes :class:`APIConnectionError`; any other
-    error is a bug below the SDK, a :class:`RequestError` (not retried). Either chains
-    the original, scrubbed. A cancellation (or Ctrl-C) goes on as it is, but cut off
-    below the transport: the frames below hold the signed URL.
+    A transport fault (one of ``faults``) becomes :class:`APIConnectionError`. Anything
+    else (a cancellation, Ctrl-C, an error of a user's httpx hook or mock) goes on as it
+    is, but cut off below the transport, whose frames hold the signed URL; unless its
+    text shows a secret: then it becomes a :class:`RequestError` (not retried). What is
+    chained is scrubbed.
     """
     if isinstance(err, faults):
         failure: BaseException = _connection_error(err)
-    elif isinstance(err, Exception):
+    elif isinstance(err, Exception) and redact(text := f"{err!s} {err!r}") != text:
         detail = redact(str(err)) or "no details"
         failure = RequestError(f"the HTTP library failed: {type(err).__name__}: {detail}")
     else:
-        if err.__context__ is not None:
-            err.__context__ = _scrub(err.__context__)
+        for link in ("__cause__", "__context__"):
+            if getattr(err, link) is not None:
+                setattr(err, link, _scrub(getattr(err, link)))
         return err.with_traceback(None)
     failure.__cause__ = _scrub(err)
     return failure
@@ -189,6 +191,9 @@ class AiohttpTransport:
             )
         except BaseException as err:
             failure = _failure(err, _AIOHTTP_FAULTS)
+        # A traceback keeps this frame's last locals. The URL's repr is redacted, but
+        # rich's and structlog's tracebacks cut a long string by slicing it (a plain str).
+        url = ""
         # Raised outside the except block so the original is not kept as __context__.
         raise failure
 
@@ -239,6 +244,7 @@ class HttpxTransport:
             return RawResponse(response.status_code, response.content)
         except BaseException as err:
             failure = _failure(err, _HTTPX_FAULTS)
+        url = ""  # as in AiohttpTransport.post
         raise failure
 
     async def aclose(self) -> None:

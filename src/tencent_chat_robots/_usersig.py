@@ -28,6 +28,15 @@ def _boxed(secret_key: str | Secret) -> Secret:
     return secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
 
 
+def _key_bytes(secret_key: Secret) -> bytes:
+    try:
+        return secret_key.reveal().encode()
+    except UnicodeEncodeError:
+        pass
+    # Raised outside the except block: the UnicodeEncodeError quotes the whole key.
+    raise ValueError("secret_key is not valid Unicode text")
+
+
 def _hmac(
     secret_key: Secret,
     identifier: str,
@@ -44,7 +53,7 @@ def _hmac(
     )
     if userbuf is not None:
         content += f"TLS.userbuf:{userbuf}\n"
-    digest = hmac.new(secret_key.reveal().encode(), content.encode(), hashlib.sha256).digest()
+    digest = hmac.new(_key_bytes(secret_key), content.encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
 
