@@ -278,26 +278,22 @@ async def test_url_full_hides_a_proxy_password_of_base_url(otel: OTel) -> None:
     assert attempt.attributes["server.port"] == 8443
 
 
-class _Exploding:
-    """A span processor whose on_end fails (while switched on)."""
+def _exploding_processor() -> Any:
+    from opentelemetry.sdk.trace import SpanProcessor
 
-    on = False
+    class Exploding(SpanProcessor):
+        """A span processor whose on_end fails while switched on (it stays installed)."""
 
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
+        on = False
 
-    def on_end(self, span: Any) -> None:
-        if self.on:
-            raise RuntimeError("exporter bug")
+        def on_end(self, span: Any) -> None:
+            if self.on:
+                raise RuntimeError("exporter bug")
 
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    return Exploding()
 
 
-_EXPLODING = _Exploding()
+_EXPLODING: Any = None
 
 
 async def test_a_failing_span_processor_does_not_fail_the_call(
@@ -305,9 +301,10 @@ async def test_a_failing_span_processor_does_not_fail_the_call(
 ) -> None:
     from opentelemetry import trace
 
-    provider = trace.get_tracer_provider()
-    if _EXPLODING not in provider._active_span_processor._span_processors:  # type: ignore[attr-defined]
-        provider.add_span_processor(_EXPLODING)  # type: ignore[attr-defined]
+    global _EXPLODING
+    if _EXPLODING is None:  # a provider's processors cannot be removed: one, switched
+        _EXPLODING = _exploding_processor()
+        trace.get_tracer_provider().add_span_processor(_EXPLODING)  # type: ignore[attr-defined]
     _EXPLODING.on = True
     try:
         async with make_chat(ScriptedTransport(ok(RequestId="r-1"))) as chat:
