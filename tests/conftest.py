@@ -135,6 +135,7 @@ class OTel:
     exporter: Any
     reader: Any
     collected: list[Any] = attrs.Factory(list)  # metrics, as (name, data point)
+    described: dict[str, Any] = attrs.Factory(dict)  # metric name -> (unit, description)
 
     def spans(self) -> list[Any]:
         return list(self.exporter.get_finished_spans())
@@ -145,6 +146,7 @@ class OTel:
         for resource in data.resource_metrics if data else ():
             for scope in resource.scope_metrics:
                 for metric in scope.metrics:
+                    self.described[metric.name] = (metric.unit, metric.description)
                     self.collected.extend((metric.name, point) for point in metric.data.data_points)
         return [point for metric_name, point in self.collected if metric_name == name]
 

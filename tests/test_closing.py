@@ -379,8 +379,29 @@ def test_a_close_during_the_backoff_after_an_unanswered_attempt_says_it_may_have
         with pytest.raises(ClientClosedError) as caught:
             await call
         assert caught.value.request_sent is True
+        assert caught.value.endpoint == "room_engine_http_srv/delete_robot"
+        assert caught.value.random == int(transport.sent[0].params["random"])
 
     run_virtual(main)
+
+
+async def test_a_call_cut_off_on_the_wire_carries_the_random_it_was_sent_with() -> None:
+    urls: list[str] = []
+
+    class Recording(GatedTransport):
+        async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+            urls.append(url)
+            return await super().post(url, content, timeout=timeout)
+
+    transport = Recording()
+    chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", transport=transport)
+    call = asyncio.ensure_future(chat.delete_robot("@RBT#1"))
+    await transport.wait_on_wire(1)
+    await chat.aclose(timeout=0)
+    with pytest.raises(ClientClosedError) as caught:
+        await call
+    (url,) = urls
+    assert caught.value.random == int(url.rpartition("&random=")[2].partition("&")[0])
 
 
 async def test_a_close_cancelled_twice_still_ends_every_call_before_closing_the_transport() -> None:

@@ -391,7 +391,7 @@ def test_a_signed_url_is_a_plain_string_with_a_redacted_repr() -> None:
     assert isinstance(url, str)
     assert repr(url) == "'https://h/v4/a/b?sdkappid=1&usersig=REDACTED&random=1'"
     assert repr(Secret("s3cr3t")) == str(Secret("s3cr3t")) == "Secret('********')"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="a Secret cannot be pickled"):
         pickle.dumps(Secret("s3cr3t"))
 
 
@@ -540,3 +540,46 @@ def test_a_live_key_with_a_lone_surrogate_does_not_break_redaction() -> None:
     assert redact("x 0123456789abcdef0123456789\ud800 y") == "x REDACTED y"
     assert redact("usersig=abc&random=1") == "usersig=REDACTED&random=1"
     del broken
+
+
+def test_every_form_and_piece_of_a_live_secret_is_redacted() -> None:
+    from tencent_chat_robots._redact import redact
+
+    short = Secret("A" * 30)
+    longer = Secret("A" * 30 + "B" * 12)  # the short one is its prefix: longest wins
+    slashed = Secret("abc/def+ghi=" * 3)
+    assert redact("x " + "A" * 30 + "B" * 12 + " y") == "x REDACTED y"
+    assert redact(quote(slashed.reveal(), safe="")) == "REDACTED"  # '/' encoded too
+    piece = slashed.reveal()[2:24]
+    gap = "z" * 25
+    # Two pieces in one run of the alphabet: each replaced, the rest kept.
+    assert redact(f"<{piece}{gap}{piece}>") == f"<REDACTED{gap}REDACTED>"
+    del short, longer, slashed
+
+
+def test_without_userinfo_hides_a_user_alone_and_a_password_with_an_at() -> None:
+    from tencent_chat_robots._redact import without_userinfo
+
+    assert without_userinfo("https://token@proxy.example/p") == (
+        "https://REDACTED:REDACTED@proxy.example/p"
+    )
+    assert without_userinfo("https://u:p@ss@proxy.example") == (
+        "https://REDACTED:REDACTED@proxy.example"
+    )
+    assert without_userinfo("https://proxy.example:8443") == "https://proxy.example:8443"
+
+
+async def test_a_hook_errors_chained_causes_are_scrubbed() -> None:
+    def hook(request: httpx.Request) -> None:
+        try:
+            raise OSError(f"proxy refused {request.url}")
+        except OSError as cause:
+            raise _HookBug("my hook failed") from cause
+
+    async with httpx.AsyncClient(event_hooks={"request": [hook]}) as client:
+        chat = TencentChat(SDKAPPID, SECRET_KEY, base_url="http://h", http_client=client)
+        with pytest.raises(_HookBug) as caught:
+            await chat.get_all_robots()
+    assert caught.value.__cause__ is not None
+    assert "usersig=REDACTED" in str(caught.value.__cause__)
+    _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))

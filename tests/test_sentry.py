@@ -171,6 +171,64 @@ def test_it_moves_behind_processors_registered_after_it(monkeypatch: pytest.Monk
     assert sentry_sdk.scope.global_event_processors == [later, scrub_event]
 
 
+def test_it_moves_behind_processors_added_on_either_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    def before(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        return event
+
+    def after(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        return event
+
+    monkeypatch.setattr(sentry_sdk.scope, "global_event_processors", [before])
+    monkeypatch.setattr(_sentry, "_installed", False)
+    install_if_loaded()
+    sentry_sdk.scope.add_global_event_processor(after)
+    install_if_loaded()
+    assert sentry_sdk.scope.global_event_processors == [before, after, scrub_event]
+
+
+def test_it_is_registered_again_if_taken_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sentry_sdk.scope, "global_event_processors", [])
+    monkeypatch.setattr(_sentry, "_installed", False)
+    install_if_loaded()
+    sentry_sdk.scope.global_event_processors.clear()  # say, by a test helper of the app's
+    install_if_loaded()
+    assert sentry_sdk.scope.global_event_processors == [scrub_event]
+
+
+def test_an_older_sentry_with_the_function_at_its_top_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    added: list[Any] = []
+    old = types.ModuleType("sentry_sdk")
+    old.add_global_event_processor = added.append  # type: ignore[attr-defined]
+    monkeypatch.setattr(_sentry, "_installed", False)
+    monkeypatch.setitem(sys.modules, "sentry_sdk", old)
+    monkeypatch.setitem(sys.modules, "sentry_sdk.scope", None)  # importing it fails
+
+    install_if_loaded()
+
+    assert added == [scrub_event]
+
+
+def test_the_sdks_own_aiohttp_session_carries_no_sentry_tracing(
+    start_sentry: Callable[..., Captured],
+) -> None:
+    from tencent_chat_robots import AiohttpTransport
+
+    start_sentry()
+
+    async def open_session() -> list[Any]:
+        transport = AiohttpTransport()
+        session = transport._open()
+        configs = list(session._trace_configs)
+        await transport.aclose()
+        return configs
+
+    configs = asyncio.run(open_session())
+    handlers = [handler for config in configs for handler in config.on_request_start]
+    assert not [handler for handler in handlers if handler.__module__.startswith("sentry_sdk")]
+
+
 async def test_a_late_init_still_scrubs_what_its_integrations_add(
     start_sentry: Callable[..., Captured], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -470,3 +528,29 @@ def test_strip_tolerates_other_session_shapes() -> None:
     strip_sentry_tracing(types.SimpleNamespace())  # type: ignore[arg-type]
 
     assert frozen._trace_configs == (theirs,)
+
+
+def test_what_holds_no_secret_is_passed_on_as_it_is(signer: UserSigProvider) -> None:
+    extra = {"count": 5, "ratio": 0.5, "flag": True, "note": "plain"}
+    shared = ["x", "y"]
+    event = {"extra": extra, "contexts": {"a": shared, "b": shared}}
+
+    scrubbed = scrub_event(event, {})
+
+    assert scrubbed["extra"] is extra  # copied only where something changed
+    assert scrubbed["extra"]["count"] == 5  # numbers stay numbers
+    assert scrubbed["contexts"]["a"] is shared
+    assert scrubbed["contexts"]["b"] is shared  # seen twice is no cycle
+
+
+def test_undecodable_bytes_are_scrubbed_too(signer: UserSigProvider) -> None:
+    usersig = signer.current()
+    event = {"extra": {"raw": b"\xff " + usersig.encode()}}
+    assert scrub_event(event, {}) == {"extra": {"raw": "\ufffd [Filtered]"}}
+
+
+def test_a_breadcrumb_that_is_no_mapping_does_not_cost_the_others(signer: UserSigProvider) -> None:
+    ours = {"type": "http", "data": {"url": "http://h/v4/a/b", "http.query": "usersig=abc"}}
+    theirs = {"type": "http", "data": {"url": "http://other/", "http.query": "page=2"}}
+    event = {"breadcrumbs": {"values": ["odd", ours, theirs]}}
+    assert scrub_event(event, {}) == {"breadcrumbs": {"values": ["odd", theirs]}}

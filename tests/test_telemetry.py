@@ -7,6 +7,7 @@ server.address, http.request.resend_count, error.type ...) and the issue's
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +22,7 @@ from tencent_chat_robots import (
     NotRoomMemberError,
     RawResponse,
     TencentChat,
+    __version__,
 )
 from tencent_chat_robots.testing import FakeTencentChat
 
@@ -47,6 +49,8 @@ async def test_a_call_is_an_internal_span_with_one_client_span_per_attempt(
     (call,) = _by_kind(otel, SpanKind.INTERNAL)
     first, second = sorted(_by_kind(otel, SpanKind.CLIENT), key=lambda span: span.start_time)
     assert call.name == "tencent_chat add_robot_to_room"
+    assert call.instrumentation_scope.name == "tencent_chat_robots"
+    assert call.instrumentation_scope.version == __version__
     assert call.attributes["tencent_chat.endpoint"] == ROOM_ADD
     assert call.attributes["tencent_chat.random"] == _sent_random(transport, 1) == result.random
     assert call.attributes["tencent_chat.request_id"] == "req-2"
@@ -60,7 +64,7 @@ async def test_a_call_is_an_internal_span_with_one_client_span_per_attempt(
         assert attempt.attributes["server.port"] == 443
         assert attempt.attributes["http.response.status_code"] == 200
         assert attempt.attributes["tencent_chat.endpoint"] == ROOM_ADD
-        assert attempt.attributes["tencent_chat.permit_wait"] >= 0
+        assert 0 <= attempt.attributes["tencent_chat.permit_wait"] < 60  # seconds
 
     assert "http.request.resend_count" not in first.attributes
     assert first.attributes["error.type"] == "70500"
@@ -95,6 +99,8 @@ async def test_a_failed_call_marks_its_span_with_the_error(
     assert call.attributes["tencent_chat.request_id"] == "req-9"
     assert call.attributes["tencent_chat.random"] == caught.value.random
     assert [event.name for event in call.events] == ["exception"]
+    assert call.events[0].attributes["exception.type"].endswith("NotRoomMemberError")
+    assert "100005" in call.status.description
 
 
 async def test_a_transport_fault_has_its_class_as_error_type_and_no_status(
@@ -123,6 +129,18 @@ async def test_a_gateway_page_has_its_status_as_error_type(
     assert attempt.attributes["error.type"] == "502"
 
 
+async def test_an_answer_that_is_not_the_envelope_has_the_class_as_error_type(
+    otel: OTel, make_chat: Callable[..., TencentChat]
+) -> None:
+    transport = ScriptedTransport(RawResponse(200, b"<html>maintenance</html>"))
+    async with make_chat(transport, max_retries=0) as chat:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the class is not the point
+            await chat.delete_robot("@RBT#001")
+    (attempt,) = _by_kind(otel, SpanKind.CLIENT)
+    assert attempt.attributes["http.response.status_code"] == 200
+    assert attempt.attributes["error.type"] == "BadResponseError"
+
+
 async def test_metrics_duration_permit_wait_and_calls_by_outcome(
     otel: OTel, make_chat: Callable[..., TencentChat], no_backoff: None
 ) -> None:
@@ -137,6 +155,8 @@ async def test_metrics_duration_permit_wait_and_calls_by_outcome(
     assert set(by_error) == {"70500", None, "100005"}
     assert all(point.count == 1 for point in durations)
     ok_point = by_error[None]
+    assert 0 <= ok_point.sum < 60  # seconds, from a clock read at the attempt's start
+    assert ok_point.attributes["tencent_chat.endpoint"] == ROOM_ADD
     assert ok_point.attributes["http.request.method"] == "POST"
     assert ok_point.attributes["server.address"] == "adminapisgp.im.qcloud.com"
     assert ok_point.attributes["server.port"] == 443
@@ -157,6 +177,18 @@ async def test_metrics_duration_permit_wait_and_calls_by_outcome(
         for point in otel.points("tencent_chat.calls")
     }
     assert calls == {("ok", None): 1, ("error", "100005"): 1}
+    assert all(
+        point.attributes["tencent_chat.endpoint"] == ROOM_ADD
+        for point in otel.points("tencent_chat.calls")
+    )
+    assert otel.described == {
+        "http.client.request.duration": ("s", "Duration of HTTP client requests."),
+        "tencent_chat.permit.wait_duration": (
+            "s",
+            "Time an attempt waited for its rate permit, per endpoint.",
+        ),
+        "tencent_chat.calls": ("{call}", "Calls finished, by endpoint and outcome."),
+    }
 
 
 async def test_the_stock_http_spans_of_its_requests_are_suppressed(otel: OTel) -> None:
@@ -225,6 +257,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tencent_chat_robots import TencentChat
+from tencent_chat_robots import __version__
 from tencent_chat_robots.testing import FakeTencentChat
 
 exporter = InMemorySpanExporter()
@@ -317,3 +350,84 @@ async def test_a_failing_span_processor_does_not_fail_the_call(
         "OpenTelemetry failed ending an attempt's span; the call goes on",
         "OpenTelemetry failed ending a call's span; the call goes on",
     ]
+
+
+async def test_spans_nest_in_the_callers_and_the_request_runs_in_the_attempts(
+    otel: OTel, make_chat: Callable[..., TencentChat]
+) -> None:
+    from opentelemetry import baggage, context, trace
+    from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+
+    seen: list[Any] = []
+
+    def answer(request: Any) -> Any:
+        seen.append(
+            (
+                trace.get_current_span(),
+                context.get_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY),
+                baggage.get_baggage("tenant"),
+            )
+        )
+        return ok()
+
+    tracer = trace.get_tracer("the application")
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        with tracer.start_as_current_span("handle request") as handler:
+            async with make_chat(ScriptedTransport(answer=answer)) as chat:
+                await chat.delete_robot("@RBT#001")
+            assert trace.get_current_span() is handler  # the context was given back
+            assert context.get_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY) is None
+    finally:
+        context.detach(token)
+    (call,) = [s for s in _by_kind(otel, SpanKind.INTERNAL) if s.name != "handle request"]
+    (attempt,) = _by_kind(otel, SpanKind.CLIENT)
+    assert call.parent.span_id == handler.get_span_context().span_id
+    [(current, suppressed, tenant)] = seen
+    assert current.get_span_context().span_id == attempt.context.span_id
+    assert suppressed is True
+    assert tenant == "acme"  # the caller's context is kept, not replaced
+
+
+async def test_a_cancelled_call_ends_its_spans_as_cancelled(otel: OTel) -> None:
+    from .test_closing import GatedTransport
+
+    transport = GatedTransport()
+    chat = TencentChat(1400000000, "k" * 64, base_url="http://h", transport=transport)
+    call = asyncio.ensure_future(chat.delete_robot("@RBT#001"))
+    await transport.wait_on_wire(1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await chat.aclose()
+    spans = {span.kind: span for span in otel.spans()}
+    assert spans[SpanKind.CLIENT].attributes["error.type"] == "CancelledError"
+    assert spans[SpanKind.INTERNAL].attributes["error.type"] == "CancelledError"
+
+
+@pytest.mark.parametrize("unset", ["tracing", "metrics"])
+async def test_spans_and_metrics_each_go_only_where_a_provider_is_set(
+    otel: OTel,
+    make_chat: Callable[..., TencentChat],
+    monkeypatch: pytest.MonkeyPatch,
+    unset: str,
+) -> None:
+    from opentelemetry import metrics, trace
+
+    # As if the application had set only the other provider.
+    if unset == "tracing":
+        monkeypatch.setattr(telemetry_module, "_UNSET_TRACING", type(trace.get_tracer_provider()))
+    else:
+        unset_metrics = (type(metrics.get_meter_provider()),)
+        monkeypatch.setattr(telemetry_module, "_UNSET_METRICS", unset_metrics)
+    async with make_chat(ScriptedTransport(ok()), rate_limit=190) as chat:
+        await chat.delete_robot("@RBT#001")
+    spans, calls = otel.spans(), otel.points("tencent_chat.calls")
+    durations = otel.points("http.client.request.duration")
+    if unset == "tracing":
+        assert spans == []
+        assert [point.value for point in calls] == [1]
+        assert [point.count for point in durations] == [1]
+    else:
+        assert sorted(span.kind.name for span in spans) == ["CLIENT", "INTERNAL"]
+        assert calls == durations == []
