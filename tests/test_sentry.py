@@ -251,6 +251,27 @@ async def test_a_late_init_still_scrubs_what_its_integrations_add(
     assert event["extra"]["sys.argv"] == ["provision", "--secret-key", "[Filtered]", "plan.json"]
 
 
+async def test_a_late_init_is_scrubbed_before_any_further_request(
+    start_sentry: Callable[..., Captured], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No request runs between sentry_sdk.init() and the event: the scrubber still runs
+    after the processors that init added (it is on Sentry's global scope too)."""
+    monkeypatch.setattr(sys, "argv", ["provision", f"--secret-key={SECRET_KEY}"])
+    signer = UserSigProvider(sdkappid=SDKAPPID, admin=ADMIN, secret_key=Secret(SECRET_KEY))
+    sentry = start_sentry()
+    processors = sentry_sdk.scope.global_event_processors
+    # As if the scrubber had registered before init added its own processors.
+    monkeypatch.setattr(
+        sentry_sdk.scope,
+        "global_event_processors",
+        [scrub_event, *(p for p in processors if p is not scrub_event)],
+    )
+    sentry_sdk.capture_message("later")
+    [event] = sentry.events()
+    assert event["extra"]["sys.argv"] == ["provision", "--secret-key=[Filtered]"]
+    del signer
+
+
 def test_a_failed_construction_is_scrubbed_from_the_callers_frame(
     start_sentry: Callable[..., Captured], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,8 +7,9 @@ variables. Two defences:
 
 * :func:`strip_sentry_tracing` takes Sentry's trace config off the SDK's own aiohttp
   session, so its requests never become breadcrumbs or spans at all;
-* :func:`scrub_event`, one global event processor registered by :func:`install_if_loaded`,
-  drops the breadcrumbs of this SDK's requests (an httpx client the user passed in) and
+* :func:`scrub_event`, an event processor registered by :func:`install_if_loaded` (among
+  the global ones, kept last, and on the global scope, which runs after them all), drops
+  the breadcrumbs of this SDK's requests (an httpx client the user passed in) and
   replaces every live secret left anywhere in an error or transaction event.
 
 ``sentry_sdk`` is optional: it is imported only once something else has imported it.
@@ -38,6 +39,7 @@ _CYCLE = "<cyclic>"  # what Sentry's serializer shows for a reference cycle
 _LEAVES = (bool, int, float, complex, date, datetime, time, timedelta)
 
 _installed = False  # registered, or found no API to register with
+_scoped = False  # registered on Sentry's global scope as well
 _install_lock = threading.Lock()
 
 
@@ -67,7 +69,14 @@ def _global_processors() -> list[Any] | None:
 
 
 def _install(processors: list[Any] | None) -> None:
-    global _installed
+    global _installed, _scoped
+    if not _scoped:
+        # On the global scope too: its processors run after every global one, so also
+        # after those a late sentry_sdk.init() adds when no request follows it.
+        get_global_scope = getattr(sys.modules.get("sentry_sdk"), "get_global_scope", None)
+        if callable(get_global_scope):
+            get_global_scope().add_event_processor(scrub_event)
+            _scoped = True
     if processors is not None and scrub_event in processors:
         if processors[-1] is not scrub_event:  # something was registered after it
             processors.remove(scrub_event)
