@@ -351,12 +351,9 @@ class RequestSender:
         async with slots:
             permit_wait = None
             if self._limiter is not None:
-                if trace is None:
-                    await self._limiter.acquire(endpoint)
-                else:
-                    asked = perf_counter()
-                    await self._limiter.acquire(endpoint)
-                    permit_wait = perf_counter() - asked
+                asked = perf_counter()
+                await self._limiter.acquire(endpoint)
+                permit_wait = perf_counter() - asked
             if self.closed:  # closed while this caller was being resumed
                 raise ClientClosedError(
                     f"the client was closed; {endpoint} was not sent", endpoint=endpoint

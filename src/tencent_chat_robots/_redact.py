@@ -15,7 +15,7 @@ import logging
 import re
 import weakref
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, overload
 from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "install_httpx_log_filter",
     "live_secrets",
     "redact",
+    "shows_secret",
     "watch_secrets",
     "without_userinfo",
 ]
@@ -37,10 +38,15 @@ _USERSIG = re.compile(r"(usersig(?:=|%3D))[^&\s\"'<>]*", re.IGNORECASE)
 REDACTED = "REDACTED"  # plain letters, so it survives URL-encoding
 
 # A piece of a secret cut out of its context (a truncated copy, a parser's window of
-# raw bytes) is recognised by a run of the secrets' alphabet whose head or tail is a
-# piece of a secret this long; shorter ones are no use to anyone.
+# raw bytes) is recognised inside a run of the secrets' alphabet as a stretch made of
+# pieces of a secret this long; shorter ones are no use to anyone.
 _PIECE = 20
 _RUN = re.compile(r"[A-Za-z0-9*_\-+/=%.~]{" + str(_PIECE) + ",}")
+
+
+def shows_secret(text: str) -> bool:
+    """Whether :func:`redact` would change ``text``."""
+    return redact(text) != text
 
 
 def redact(text: str, substitute: str = REDACTED) -> str:
@@ -142,6 +148,12 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+@overload
+def box(value: str | Secret) -> Secret: ...
+@overload
+def box(value: None) -> None: ...
+@overload
+def box(value: object) -> object: ...
 def box(value: object) -> object:
     """``value`` boxed in a :class:`Secret` if it is a string, else as it is."""
     return Secret(value) if isinstance(value, str) else value

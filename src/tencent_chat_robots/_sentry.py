@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._redact import redact
+from ._redact import redact, shows_secret
 
 if TYPE_CHECKING:
     import aiohttp
@@ -142,9 +142,6 @@ class _Scrubber:
     def text(self, text: str) -> str:
         return redact(text, FILTERED)
 
-    def carries_secret(self, text: str) -> bool:
-        return redact(text) != text
-
     def without_our_requests(self, breadcrumbs: object) -> object:
         """Event's ``{"values": [...]}`` without HTTP breadcrumbs of requests with a secret."""
         if not isinstance(breadcrumbs, dict):
@@ -162,8 +159,7 @@ class _Scrubber:
         if not isinstance(data, dict):
             return False
         return any(
-            isinstance(data.get(field), str) and self.carries_secret(data[field])
-            for field in _HTTP_FIELDS
+            isinstance(data.get(field), str) and shows_secret(data[field]) for field in _HTTP_FIELDS
         )
 
     def value(self, obj: object) -> object:

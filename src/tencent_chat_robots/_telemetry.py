@@ -163,21 +163,9 @@ class CallTrace:
             else:
                 attributes["tencent_chat.outcome"] = "ok"
             self.telemetry.calls.add(1, attributes)
-        span = self.span
-        if span is None:
-            return
-        if span.is_recording():
-            ending: dict[str, Any] = {}
-            if random is not None:
-                ending["tencent_chat.random"] = random
-            if request_id is not None:
-                ending["tencent_chat.request_id"] = request_id
-            span.set_attributes(ending)
-            if error is not None:
-                _mark_failed(span, error)
-                if isinstance(error, RequestError):
-                    span.record_exception(error)
-        span.end()
+        if self.span is not None:
+            ending = {"tencent_chat.random": random, "tencent_chat.request_id": request_id}
+            _end(self.span, ending, error, record_exception=True)
 
 
 class AttemptTrace:
@@ -234,8 +222,6 @@ class AttemptTrace:
 
     def _finish(self, error: BaseException | None, request_id: str | None) -> None:
         call, span = self.call, self.span
-        if not call.measure and span is None:
-            return
         status = _status_code(error)
         if call.measure:
             telemetry = call.telemetry
@@ -252,18 +238,9 @@ class AttemptTrace:
             if self.permit_wait is not None:
                 by_endpoint = {"tencent_chat.endpoint": call.endpoint}
                 telemetry.permit_wait.record(self.permit_wait, by_endpoint)
-        if span is None:
-            return
-        if span.is_recording():
-            ending: dict[str, Any] = {}
-            if status is not None:
-                ending["http.response.status_code"] = status
-            if request_id is not None:
-                ending["tencent_chat.request_id"] = request_id
-            span.set_attributes(ending)
-            if error is not None:
-                _mark_failed(span, error)
-        span.end()
+        if span is not None:
+            ending = {"http.response.status_code": status, "tencent_chat.request_id": request_id}
+            _end(span, ending, error)
 
 
 def _failed(doing: str) -> None:
@@ -277,6 +254,23 @@ def _status_code(error: BaseException | None) -> int | None:
     if isinstance(error, BadResponseError):
         return error.status_code
     return None
+
+
+def _end(
+    span: trace.Span,
+    ending: dict[str, Any],
+    error: BaseException | None,
+    *,
+    record_exception: bool = False,
+) -> None:
+    """End ``span`` with the ``ending`` attributes that are known, and the failure if any."""
+    if span.is_recording():
+        span.set_attributes({name: value for name, value in ending.items() if value is not None})
+        if error is not None:
+            _mark_failed(span, error)
+            if record_exception and isinstance(error, RequestError):
+                span.record_exception(error)
+    span.end()
 
 
 def _mark_failed(span: trace.Span, error: BaseException) -> None:

@@ -18,7 +18,7 @@ import httpx
 from yarl import URL
 
 from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, RequestError
-from ._redact import install_httpx_log_filter, redact
+from ._redact import install_httpx_log_filter, redact, shows_secret
 from ._sentry import strip_sentry_tracing
 
 __all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport", "pool_size"]
@@ -78,8 +78,7 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
             pass
         else:
             err.request = httpx.Request(request.method, redact(str(request.url)))
-    text = f"{err!s} {err!r}"
-    if redact(text) != text:
+    if shows_secret(f"{err!s} {err!r}"):
         return _Scrubbed(f"{type(err).__name__}: {redact(str(err))}")
     if depth < 8:  # an exception chain can loop back on itself
         if err.__cause__ is not None:
@@ -121,7 +120,7 @@ def _failure(err: BaseException, faults: tuple[type[BaseException], ...]) -> Bas
     """
     if isinstance(err, faults):
         failure: BaseException = _connection_error(err)
-    elif isinstance(err, Exception) and redact(text := f"{err!s} {err!r}") != text:
+    elif isinstance(err, Exception) and shows_secret(f"{err!s} {err!r}"):
         detail = redact(str(err)) or "no details"
         failure = RequestError(f"the HTTP library failed: {type(err).__name__}: {detail}")
     else:

@@ -16,16 +16,12 @@ import zlib
 from typing import Any
 
 from ._exceptions import AuthenticationError
-from ._redact import Secret
+from ._redact import Secret, box
 
 __all__ = ["generate_usersig", "verify_usersig"]
 
 _URL_ENCODE = str.maketrans({"+": "*", "/": "-", "=": "_"})
 _URL_DECODE = str.maketrans({"*": "+", "-": "/", "_": "="})
-
-
-def _boxed(secret_key: str | Secret) -> Secret:
-    return secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
 
 
 def _key_bytes(secret_key: Secret) -> bytes:
@@ -66,7 +62,7 @@ def generate_usersig(
     now: int | None = None,
 ) -> str:
     """Sign ``identifier`` for ``expire`` seconds from ``now`` (default: the current time)."""
-    secret_key = _boxed(secret_key)  # before anything can raise with it in this frame
+    secret_key = box(secret_key)  # before anything can raise with it in this frame
     if expire <= 0:
         raise ValueError("expire must be a positive number of seconds")
     signed_at = int(time.time()) if now is None else int(now)
@@ -104,7 +100,7 @@ def verify_usersig(
     Codes follow the server's: 70003 unparsable, 70014 SDKAppID mismatch,
     70013 identifier mismatch, 70009 HMAC mismatch, 70001 expired.
     """
-    secret_key = _boxed(secret_key)
+    secret_key = box(secret_key)
     try:
         doc = _decode(usersig)
         signed_at = doc["TLS.time"]
