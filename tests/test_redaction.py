@@ -30,7 +30,7 @@ from tencent_chat_robots._models import GetAllRobotsRequest, GetAllRobotsRespons
 from tencent_chat_robots._redact import Secret, SignedURL
 
 from ._servers import loopback_server, refused_url
-from .conftest import SDKAPPID, SECRET_KEY, ScriptedTransport, fail
+from .conftest import SDKAPPID, SECRET_KEY, ScriptedTransport, fail, ok
 
 _LEAKED_USERSIG = re.compile(r"usersig=(?!REDACTED)[^&\s]+", re.IGNORECASE)
 
@@ -583,3 +583,62 @@ async def test_a_hook_errors_chained_causes_are_scrubbed() -> None:
     assert caught.value.__cause__ is not None
     assert "usersig=REDACTED" in str(caught.value.__cause__)
     _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))
+
+
+def test_a_signature_signed_anew_is_redacted_at_once() -> None:
+    from tencent_chat_robots._auth import UserSigProvider
+    from tencent_chat_robots._redact import redact
+
+    now = [1_700_000_000.0]
+    provider = UserSigProvider(
+        sdkappid=SDKAPPID, admin="a", secret_key=Secret(SECRET_KEY), clock=lambda: now[0]
+    )
+    first = provider.current()
+    assert redact(f"sig {first}") == "sig REDACTED"
+    now[0] += 86400  # past its half-life: signed anew
+    renewed = provider.current()
+    assert renewed != first
+    assert redact(f"sig {renewed}") == "sig REDACTED"  # the cached matcher was rebuilt
+
+
+async def test_notes_on_a_transport_error_are_redacted() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        error = httpx.ConnectError("refused", request=request)
+        error.add_note(f"query was {request.url.query.decode()}")
+        raise error
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        chat = TencentChat(
+            SDKAPPID, SECRET_KEY, base_url="http://h", http_client=client, max_retries=0
+        )
+        with pytest.raises(APIConnectionError) as caught:
+            await chat.get_all_robots()
+    text = "".join(traceback.format_exception(caught.value))
+    assert "query was sdkappid=" in text  # the note is kept, redacted
+    _assert_no_secret(text + _with_locals(caught.value), _current_usersig(chat))
+
+
+async def test_an_ok_answer_echoing_the_signature_in_a_wrong_field_holds_it_in_no_frame() -> None:
+    chat = TencentChat(
+        SDKAPPID,
+        SECRET_KEY,
+        base_url="http://h",
+        transport=ScriptedTransport(answer=lambda request: ok(RequestId={"k": request.url})),
+    )
+    with pytest.raises(BadResponseError) as caught:
+        await chat.delete_robot("@RBT#1")
+    assert caught.value.__cause__ is not None  # cattrs' reason is kept, without frames
+    _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))
+
+
+async def test_a_huge_error_info_is_kept_to_its_first_two_thousand_characters() -> None:
+    chat = TencentChat(
+        SDKAPPID,
+        SECRET_KEY,
+        base_url="http://h",
+        max_retries=0,
+        transport=ScriptedTransport(fail(100004, "x" * 100_000)),
+    )
+    with pytest.raises(APIError) as caught:
+        await chat.delete_robot("@RBT#1")
+    assert caught.value.info == "x" * 2000

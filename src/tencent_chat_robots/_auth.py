@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from ._constants import USERSIG_LIFETIME
-from ._redact import Secret, watch_secrets
+from ._redact import Secret, secrets_changed, watch_secrets
 from ._usersig import generate_usersig
 
 __all__ = ["UserSigProvider"]
@@ -99,3 +99,4 @@ class UserSigProvider:
             self._sdkappid, self._secret_key, self._admin, self._lifetime, now=int(now)
         )
         self._renew_at = now + self._lifetime / 2
+        secrets_changed()

@@ -55,6 +55,7 @@ def _debugging() -> bool:
 
 
 _EXCERPT_CHARS = 200
+_INFO_CHARS = 2000  # of a vendor ErrorInfo kept on the error (the documented ones are short)
 # One encoder for every call: json.dumps with options builds a new one each time.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -101,7 +102,8 @@ def _read_envelope(response: RawResponse, endpoint: str) -> dict[str, Any] | Ten
         request_id = data.get("RequestId")
         return error_class_for(code)(
             code,
-            redact(info) if isinstance(info, str) else "",
+            # Capped: a broken upstream's megabytes would be scanned for secrets.
+            redact(info[:_INFO_CHARS]) if isinstance(info, str) else "",
             request_id=request_id if isinstance(request_id, str) else None,
             endpoint=endpoint,
         )
@@ -111,6 +113,32 @@ def _read_envelope(response: RawResponse, endpoint: str) -> dict[str, Any] | Ten
         )
         return _bad_response(message, status, content, endpoint)
     return data
+
+
+def _structure(
+    data: dict[str, Any], result_type: type[T], endpoint: str, sent_random: int | None
+) -> T | BadResponseError:
+    """``data`` as ``result_type``, or the error saying its fields have the wrong type."""
+    try:
+        return converter.structure(data, result_type)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as err:
+        failure = err
+    message = f"answer from {endpoint} has fields of the wrong type"
+    bad = _bad_response(message, 200, json.dumps(data).encode(), endpoint)
+    bad.random = sent_random
+    request_id = data.get("RequestId")
+    bad.request_id = request_id if isinstance(request_id, str) else None
+    bad.__cause__ = _without_frames(failure)  # cattrs' frames hold the answer
+    return bad
+
+
+def _without_frames(err: BaseException) -> BaseException:
+    """``err`` and the errors it groups (cattrs groups one per field), without frames."""
+    err.__traceback__ = None
+    for inner in getattr(err, "exceptions", ()):
+        if isinstance(inner, BaseException):
+            _without_frames(inner)
+    return err
 
 
 class _PendingCall:
@@ -317,15 +345,12 @@ class RequestSender:
                 if decision.renew_usersig:
                     self._usersig.renew()
                 await anyio.sleep(decision.delay)
-        try:
-            result = converter.structure(data, result_type)
-        except (cattrs.BaseValidationError, TypeError, ValueError) as err:
-            message = f"answer from {endpoint} has fields of the wrong type"
-            bad = _bad_response(message, 200, json.dumps(data).encode(), endpoint)
-            bad.random = call.random
-            request_id = data.get("RequestId")
-            bad.request_id = request_id if isinstance(request_id, str) else None
-            raise bad from err
+        # Structured in a frame that returns, and this frame lets go of the answer, for the
+        # reason given in parse_envelope.
+        result = _structure(data, result_type, endpoint, call.random)
+        data = {}
+        if isinstance(result, BadResponseError):
+            raise result
         if isinstance(result, ActionResult):
             # Only endpoints answering ActionResult settle (see _retry.ALREADY_DONE).
             return cast(T, attrs.evolve(result, random=call.random, settled_on_retry=settled))

@@ -28,6 +28,7 @@ __all__ = [
     "install_httpx_log_filter",
     "live_secrets",
     "redact",
+    "secrets_changed",
     "shows_secret",
     "watch_secrets",
     "without_userinfo",
@@ -59,22 +60,32 @@ def redact(text: str, substitute: str = REDACTED) -> str:
 
 
 class _Matcher:
-    """The live secrets of one moment, compiled (they change as clients sign anew)."""
+    """The live secrets of one moment, compiled (they change as clients sign anew).
+
+    A secret made of the run alphabet (a UserSig, a hex key) is found through its pieces,
+    one set lookup per position whatever the number of secrets; only the others (short,
+    or with other characters) need the alternation of exact strings.
+    """
 
     __slots__ = ("_exact", "_pieces", "key")
 
-    def __init__(self, key: frozenset[str]) -> None:
+    def __init__(self, key: tuple[int, int], secrets: list[str]) -> None:
         self.key = key
         # surrogatepass: a key with a lone surrogate (refused by TencentChat, but boxed
         # and so listed while its failed construction's traceback lives) must not break
         # every redaction.
         forms = {
             form
-            for secret in key
+            for secret in secrets
             for form in (secret, quote(secret, safe="", errors="surrogatepass"))
         }
+        exact = [form for form in forms if not _RUN.fullmatch(form)]
         # Longest first: alternatives are tried in order.
-        self._exact = re.compile("|".join(map(re.escape, sorted(forms, key=len, reverse=True))))
+        self._exact = (
+            re.compile("|".join(map(re.escape, sorted(exact, key=len, reverse=True))))
+            if exact
+            else None
+        )
         self._pieces = frozenset(
             form[start : start + _PIECE]
             for form in forms
@@ -82,7 +93,8 @@ class _Matcher:
         )
 
     def redact(self, text: str, substitute: str) -> str:
-        text = self._exact.sub(substitute, text)
+        if self._exact is not None:
+            text = self._exact.sub(substitute, text)
         if self._pieces:
             text = _RUN.sub(lambda run: self._cut(run.group(), substitute), text)
         return text
@@ -105,16 +117,19 @@ class _Matcher:
         return "".join([*parts, run[done:]])
 
 
-_LAST: list[_Matcher] = []  # the matcher of the last set of live secrets seen
+# The matcher of the last state of the registry seen: (generation, sources), matcher.
+_LAST: list[tuple[tuple[int, int], _Matcher | None]] = []
+_generation = 0  # bumped when a source is watched or its secrets change
 
 
 def _matcher() -> _Matcher | None:
-    key = frozenset(live_secrets())
-    if not key:
-        return None
-    if not _LAST or _LAST[0].key != key:
-        _LAST[:] = [_Matcher(key)]
-    return _LAST[0]
+    # A cheap key, not the secrets themselves: redaction runs on every log record of
+    # httpx's and every string of a Sentry event, with any number of clients alive.
+    key = (_generation, len(_SOURCES))
+    if not _LAST or _LAST[0][0] != key:
+        secrets = live_secrets()
+        _LAST[:] = [(key, _Matcher(key, secrets) if secrets else None)]
+    return _LAST[0][1]
 
 
 class Secret:
@@ -194,6 +209,13 @@ _SOURCES: weakref.WeakSet[SecretSource] = weakref.WeakSet()
 def watch_secrets(source: SecretSource) -> None:
     """List ``source.secrets()`` in :func:`live_secrets` for as long as ``source`` lives."""
     _SOURCES.add(source)
+    secrets_changed()
+
+
+def secrets_changed() -> None:
+    """Say that a watched source's secrets changed (it signed a new UserSig)."""
+    global _generation
+    _generation += 1
 
 
 def live_secrets() -> list[str]:

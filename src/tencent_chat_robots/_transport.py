@@ -78,6 +78,7 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
             pass
         else:
             err.request = httpx.Request(request.method, redact(str(request.url)))
+    _redact_notes(err)
     if shows_secret(f"{err!s} {err!r}"):
         return _Scrubbed(f"{type(err).__name__}: {redact(str(err))}")
     if depth < 8:  # an exception chain can loop back on itself
@@ -86,6 +87,15 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
         if err.__context__ is not None:
             err.__context__ = _scrub(err.__context__, depth + 1)
     return err
+
+
+def _redact_notes(err: BaseException) -> None:
+    # Notes (PEP 678) are printed with the traceback and kept in OpenTelemetry's
+    # exception events.
+    notes = getattr(err, "__notes__", None)
+    if isinstance(notes, list):
+        redacted = [redact(note) if isinstance(note, str) else note for note in notes]
+        setattr(err, "__notes__", redacted)  # noqa: B010 - not declared on Python 3.10
 
 
 # asyncio.TimeoutError is its own class before Python 3.11.
@@ -124,6 +134,7 @@ def _failure(err: BaseException, faults: tuple[type[BaseException], ...]) -> Bas
         detail = redact(str(err)) or "no details"
         failure = RequestError(f"the HTTP library failed: {type(err).__name__}: {detail}")
     else:
+        _redact_notes(err)
         for link in ("__cause__", "__context__"):
             if getattr(err, link) is not None:
                 setattr(err, link, _scrub(getattr(err, link)))
