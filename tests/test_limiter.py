@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tencent_chat_robots._limiter as limiter_module
 from tencent_chat_robots import RateLimiter
 
 from ._virtual_time import VirtualClockLoop, max_in_window, run_virtual
@@ -127,29 +126,36 @@ def test_cancelled_waiters_leave_the_limiter_consistent() -> None:
     assert max_in_window(starts) <= 10
 
 
-def test_only_the_head_waiter_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Waiting is O(1) per acquisition: queued callers sleep on the lock, not on timers."""
-    sleeping = 0
+def test_one_timer_serves_a_key_however_many_wait() -> None:
+    """Waiting is O(1) per acquisition: queued callers wait on futures, one timer serves them."""
+    pending: set[asyncio.TimerHandle] = set()
     most = 0
-    real_sleep = anyio.sleep
-
-    async def counting_sleep(delay: float) -> None:
-        nonlocal sleeping, most
-        sleeping += 1
-        most = max(most, sleeping)
-        try:
-            await real_sleep(delay)
-        finally:
-            sleeping -= 1
-
-    monkeypatch.setattr(limiter_module.anyio, "sleep", counting_sleep)
+    armed = 0
 
     async def main(loop: VirtualClockLoop) -> list[float]:
+        real_call_later = loop.call_later
+
+        def counting_call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+            nonlocal most, armed
+
+            def fired() -> None:
+                pending.discard(handle)
+                callback(*args)
+
+            handle = real_call_later(delay, fired)
+            armed += 1
+            pending.difference_update([h for h in pending if h.cancelled()])
+            pending.add(handle)
+            most = max(most, len(pending))
+            return handle
+
+        loop.call_later = counting_call_later  # type: ignore[method-assign]
         return await _gather_starts(RateLimiter(1000), loop, 20_000)
 
     starts = run_virtual(main)
     assert len(starts) == 20_000
     assert most == 1
+    assert armed <= 20_000 + 2
 
 
 def test_keys_have_separate_budgets() -> None:

@@ -27,6 +27,7 @@ from tencent_chat_robots import (
     ValidationError,
 )
 from tencent_chat_robots._models import GetAllRobotsRequest, GetAllRobotsResponse
+from tencent_chat_robots._options import CallOptions
 from tencent_chat_robots._redact import Secret, SignedURL
 
 from ._servers import loopback_server, refused_url
@@ -339,7 +340,9 @@ async def test_no_frame_of_a_failed_aiohttp_request_holds_the_signature() -> Non
         del _  # the server's record: this frame is in the traceback searched below
         chat._sender._prefix = f"{base}/v4/broken/"  # an answer aiohttp cannot parse
         with pytest.raises(APIConnectionError) as caught:
-            await chat._sender.request("x", GetAllRobotsRequest(), GetAllRobotsResponse)
+            await chat._sender.request(
+                "x", GetAllRobotsRequest(), GetAllRobotsResponse, CallOptions()
+            )
     cause = caught.value.__cause__
     assert cause is not None
     assert cause.__traceback__ is None  # aiohttp's frames hold the URL
@@ -365,7 +368,7 @@ async def test_no_frame_of_a_call_cut_off_by_close_holds_the_signature() -> None
         chat = TencentChat(SDKAPPID, SECRET_KEY, base_url=base)
         chat._sender._prefix = f"{base}/v4/slow/"  # answers only when the server stops
         call = asyncio.ensure_future(
-            chat._sender.request("x", GetAllRobotsRequest(), GetAllRobotsResponse)
+            chat._sender.request("x", GetAllRobotsRequest(), GetAllRobotsResponse, CallOptions())
         )
         await seen.wait_for(1)
         del seen  # the server's record: this frame is in the traceback searched below

@@ -23,14 +23,16 @@ from ._exceptions import (
     NotFoundError,
     NotRoomMemberError,
     PermissionDeniedError,
+    QueueTimeoutError,
     RateLimitError,
     RequestError,
     TencentChatError,
     ValidationError,
 )
-from ._limiter import Limiter, PausableLimiter, RateLimiter
+from ._limiter import Limiter, PausableLimiter, PriorityLimiter, RateLimiter
 from ._logs import configure_from_env as _configure_logging
 from ._models import ActionResult, AttemptRecord
+from ._options import CallOptions, Priority
 from ._regions import Region
 from ._retry import RetryDecision, RetryState, retry_decision
 from ._transport import AiohttpTransport, HttpxTransport, RawResponse, Transport
@@ -71,6 +73,7 @@ __all__ = [
     "AttemptRecord",
     "AuthenticationError",
     "BadResponseError",
+    "CallOptions",
     "ClientClosedError",
     "Endpoint",
     "HttpxTransport",
@@ -83,6 +86,9 @@ __all__ = [
     "NotRoomMemberError",
     "PausableLimiter",
     "PermissionDeniedError",
+    "Priority",
+    "PriorityLimiter",
+    "QueueTimeoutError",
     "RateLimitError",
     "RateLimiter",
     "RawResponse",

@@ -1,9 +1,10 @@
 """The request loop: one call from a request object to a parsed result.
 
 Per attempt: take an in-flight slot for the endpoint, take a rate permit right before
-sending (so waiting for either is not part of the timeout), sign, send, check the
-envelope. After a failed attempt the loop asks ``_retry.retry_decision`` and does what
-it says; nothing else retries.
+sending (so waiting for either is not part of the timeout; both are waited for in the
+call's priority class, within its ``max_wait``), sign, send, check the envelope. After a
+failed attempt the loop asks ``_retry.retry_decision`` and does what it says; nothing
+else retries.
 
 Every call is registered with its caller's task, which :meth:`RequestSender.aclose`
 cancels: at once for calls waiting (for a slot, a permit or a backoff), after a grace
@@ -30,19 +31,22 @@ from ._constants import RATE_LIMITED_PAUSE
 from ._exceptions import (
     BadResponseError,
     ClientClosedError,
+    QueueTimeoutError,
     RateLimitError,
     RequestError,
     TencentChatError,
     error_class_for,
 )
-from ._limiter import Limiter, PausableLimiter
+from ._limiter import Limiter, PausableLimiter, serves_priorities
 from ._logs import logger
 from ._models import ActionResult, AttemptRecord, converter
+from ._options import CallOptions
 from ._redact import REDACTED, SignedURL, redact, without_userinfo
 from ._retry import RetryState, next_state, retry_decision
 from ._sentry import install_if_loaded as install_sentry_scrubber
 from ._telemetry import AttemptTrace, CallTrace, Telemetry
 from ._transport import RawResponse, Transport
+from ._waiters import InFlightSlots
 
 __all__ = ["RequestSender"]
 
@@ -208,8 +212,6 @@ class RequestSender:
         usersig: UserSigProvider,
         transport: Transport,
         limiter: Limiter | None,
-        max_retries: int,
-        timeout: float,
         max_in_flight: int,
         on_attempt: Callable[[AttemptRecord], object] | None = None,
         telemetry: Telemetry | None = None,
@@ -222,10 +224,9 @@ class RequestSender:
         self._transport = transport
         self._limiter = limiter
         self._pausable = limiter if isinstance(limiter, PausableLimiter) else None
-        self._max_retries = max_retries
-        self._timeout = timeout
+        self._ranked = limiter is not None and serves_priorities(limiter)
         self._max_in_flight = max_in_flight
-        self._slots: dict[str, anyio.Semaphore] = {}
+        self._slots: dict[str, InFlightSlots] = {}
         self._on_attempt = on_attempt
         self._telemetry = telemetry
         self._pending: set[_PendingCall] = set()
@@ -233,7 +234,9 @@ class RequestSender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
 
-    async def request(self, endpoint: str, body: object, result_type: type[T]) -> T:
+    async def request(
+        self, endpoint: str, body: object, result_type: type[T], options: CallOptions
+    ) -> T:
         """POST ``body`` to ``endpoint`` and return the answer as ``result_type``."""
         if self.closed:
             raise ClientClosedError(
@@ -250,7 +253,7 @@ class RequestSender:
         self._pending.add(call)
         outcome: BaseException | None = None
         try:
-            result = await self._call(endpoint, payload, result_type, call, trace)
+            result = await self._call(endpoint, payload, result_type, options, call, trace)
         except asyncio.CancelledError as cancelled:
             outcome = self._closed_error(endpoint, call) or cancelled
             if outcome is cancelled:
@@ -301,6 +304,7 @@ class RequestSender:
         endpoint: str,
         payload: bytes,
         result_type: type[T],
+        options: CallOptions,
         call: _PendingCall,
         trace: CallTrace | None,
     ) -> T:
@@ -309,13 +313,13 @@ class RequestSender:
         while True:
             try:
                 number = state.attempt if state else 1
-                data = await self._attempt(endpoint, payload, number, call, trace)
+                data = await self._attempt(endpoint, payload, number, options, call, trace)
                 break
             except TencentChatError as error:
                 if state is None:
                     state = RetryState(
                         endpoint,
-                        retries_left=self._max_retries,
+                        retries_left=options.max_retries,
                         can_renew_usersig=self._usersig.can_renew,
                     )
                 decision = retry_decision(error, state)
@@ -367,17 +371,23 @@ class RequestSender:
         endpoint: str,
         payload: bytes,
         number: int,
+        options: CallOptions,
         call: _PendingCall,
         trace: CallTrace | None,
     ) -> dict[str, Any]:
+        deadline = None if options.max_wait is None else anyio.current_time() + options.max_wait
         slots = self._slots.get(endpoint)
         if slots is None:
-            slots = self._slots[endpoint] = anyio.Semaphore(self._max_in_flight, fast_acquire=True)
-        async with slots:
+            slots = self._slots[endpoint] = InFlightSlots(self._max_in_flight)
+        try:
+            await slots.acquire(options.rank, deadline, endpoint)
+        except QueueTimeoutError as err:
+            raise self._queue_timeout(endpoint, err, options, call) from None
+        try:
             permit_wait = None
             if self._limiter is not None:
                 asked = perf_counter()
-                await self._limiter.acquire(endpoint)
+                await self._permit(endpoint, options, deadline, call)
                 permit_wait = perf_counter() - asked
             if self.closed:  # closed while this caller was being resumed
                 raise ClientClosedError(
@@ -402,7 +412,7 @@ class RequestSender:
                 response = await self._transport.post(
                     SignedURL(self._url(endpoint, self._usersig.current(), sent_random)),
                     payload,
-                    timeout=self._timeout,
+                    timeout=options.timeout,
                 )
                 data = parse_envelope(response, endpoint)
             except TencentChatError as err:
@@ -425,7 +435,45 @@ class RequestSender:
                     self._attempt_done(
                         endpoint, number, sent_random, started, outcome, data, attempt
                     )
+        finally:
+            slots.release()
         return data
+
+    async def _permit(
+        self, endpoint: str, options: CallOptions, deadline: float | None, call: _PendingCall
+    ) -> None:
+        """Wait for the limiter's permit in the call's class, until ``deadline``."""
+        limiter = self._limiter
+        assert limiter is not None  # the caller's check
+        try:
+            if self._ranked:
+                await limiter.acquire(  # type: ignore[call-arg]
+                    endpoint, priority=options.priority, deadline=deadline
+                )
+            elif deadline is None:
+                await limiter.acquire(endpoint)
+            else:  # a limiter of the one-class protocol: the wait is cut off at the deadline
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    await limiter.acquire(endpoint)
+                if scope.cancelled_caught:
+                    raise QueueTimeoutError("no rate permit in time", endpoint=endpoint)
+        except QueueTimeoutError as err:
+            raise self._queue_timeout(endpoint, err, options, call) from None
+
+    @staticmethod
+    def _queue_timeout(
+        endpoint: str, err: QueueTimeoutError, options: CallOptions, call: _PendingCall
+    ) -> QueueTimeoutError:
+        """The caller's error for an attempt that could not start within ``max_wait``."""
+        error = QueueTimeoutError(
+            f"{endpoint} was not sent: {err.message} (max_wait={options.max_wait:g}s)",
+            endpoint=endpoint,
+            max_wait=options.max_wait,
+            predicted_wait=err.predicted_wait,
+            request_sent=call.request_sent,
+        )
+        error.random = call.random
+        return error
 
     def _attempt_done(
         self,

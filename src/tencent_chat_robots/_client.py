@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -37,6 +38,7 @@ from ._models import (
     LiveGroupRobotsRequest,
     RoomRobotRequest,
 )
+from ._options import CallOptions, Priority
 from ._redact import box, without_userinfo
 from ._regions import Region
 from ._sentry import install_if_loaded as install_sentry_scrubber
@@ -44,6 +46,16 @@ from ._telemetry import make_telemetry
 from ._transport import AiohttpTransport, HttpxTransport, Transport, pool_size
 
 __all__ = ["Endpoint", "TencentChat"]
+
+
+class _NotGiven:
+    """``with_options(max_wait=...)`` left out, as opposed to ``None`` (no limit)."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
 
 
 class Endpoint:
@@ -97,6 +109,12 @@ class TencentChat:
     one endpoint's requests on the wire at once. ``on_attempt`` is called with an
     :class:`AttemptRecord` after every try (for metrics: latency, retries).
 
+    ``priority`` (``"interactive"``, the default, or ``"bulk"``) is the class calls
+    wait in for their endpoint's slots and rate permits: a waiting interactive call
+    always goes first. ``max_wait`` is the most, in seconds, one attempt may wait for
+    them (``None``: no limit); past it the call raises :class:`QueueTimeoutError`
+    without sending. :meth:`with_options` makes a view with other settings.
+
     Use it as ``async with TencentChat(...) as chat:`` or call :meth:`aclose`.
     """
 
@@ -117,6 +135,8 @@ class TencentChat:
         transport: Transport | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         on_attempt: Callable[[AttemptRecord], object] | None = None,
+        priority: Priority = "interactive",
+        max_wait: float | None = None,
     ) -> None:
         # Boxed before anything can fail: an error tracker records this frame's locals.
         secret_key, usersig = box(secret_key), box(usersig)  # type: ignore[assignment]
@@ -125,8 +145,9 @@ class TencentChat:
         self.admin = resolve_admin(admin)
         boxed_key, boxed_sig = resolve_secret(secret_key, usersig)
         self.base_url, self.region = resolve_endpoint_root(base_url, region)
-        require_number("max_retries", max_retries, minimum=0, integer=True)
-        require_number("timeout", timeout, minimum=0.001, maximum=MAX_TIMEOUT)
+        self._options = CallOptions(
+            priority=priority, max_wait=max_wait, timeout=timeout, max_retries=max_retries
+        )
         require_number("max_in_flight", max_in_flight, minimum=1, integer=True)
         if http_client is not None and transport is not None:
             raise ValidationError("pass http_client= or transport=, not both")
@@ -134,6 +155,9 @@ class TencentChat:
         if limiter is None and rate_limit is not None:
             require_number("rate_limit", rate_limit, minimum=1, maximum=MAX_RATE_LIMIT)
             limiter = RateLimiter(rate_limit)
+        for_app = getattr(limiter, "for_app", None)
+        if for_app is not None:  # a shared limiter namespaced by the client's own app
+            limiter = for_app(self.sdkappid)
         self.rate_limit = limiter.rate if isinstance(limiter, RateLimiter) else None
         self.limiter = limiter
 
@@ -159,8 +183,6 @@ class TencentChat:
             ),
             transport=transport,
             limiter=limiter,
-            max_retries=max_retries,
-            timeout=timeout,
             max_in_flight=max_in_flight,
             on_attempt=on_attempt,
             telemetry=make_telemetry(self.base_url, _OPERATIONS),
@@ -177,7 +199,42 @@ class TencentChat:
             return f"{name}={value!r}"
 
         fields = ("sdkappid", "admin", "base_url", "limiter")
-        return f"TencentChat({', '.join(map(shown, fields))})"
+        return f"TencentChat({', '.join(map(shown, fields))}, options={self.options!r})"
+
+    @property
+    def options(self) -> CallOptions | None:
+        """The settings this client's calls are made with (``None`` while constructing)."""
+        return getattr(self, "_options", None)
+
+    def with_options(
+        self,
+        *,
+        priority: Priority | None = None,
+        max_wait: float | None = NOT_GIVEN,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> TencentChat:
+        """This client with other settings for its calls; arguments left out are kept.
+
+        The view shares everything else with this client (connections, signature,
+        limiter, observers, lifecycle): it needs no closing of its own, and closing
+        either one closes both, ending the calls of every view. ``max_wait=None`` means
+        no limit.
+
+        >>> urgent = chat.with_options(priority="interactive", max_wait=0.5, timeout=3.0)
+        >>> bulk = chat.with_options(priority="bulk")
+        """
+        current = self._options
+        options = CallOptions(
+            priority=current.priority if priority is None else priority,
+            max_wait=current.max_wait if max_wait is NOT_GIVEN else max_wait,
+            timeout=current.timeout if timeout is None else timeout,
+            max_retries=current.max_retries if max_retries is None else max_retries,
+        )
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._options = options
+        return view
 
     async def __aenter__(self) -> TencentChat:
         return self
@@ -220,31 +277,35 @@ class TencentChat:
         body = CreateRobotRequest(
             user_id, nick=nick, face_url=face_url, self_signature=self_signature
         )
-        return await self._sender.request(Endpoint.CREATE_ROBOT, body, ActionResult)
+        return await self._sender.request(Endpoint.CREATE_ROBOT, body, ActionResult, self._options)
 
     async def get_all_robots(self) -> list[str]:
         """The UserIDs of every valid chatbot account of the app."""
         response = await self._sender.request(
-            Endpoint.GET_ALL_ROBOTS, GetAllRobotsRequest(), GetAllRobotsResponse
+            Endpoint.GET_ALL_ROBOTS, GetAllRobotsRequest(), GetAllRobotsResponse, self._options
         )
         return response.robot_account
 
     async def delete_robot(self, robot_account: str) -> ActionResult:
         """Mark a chatbot account invalid (its UserID stays taken)."""
         body = DeleteRobotRequest(robot_account)
-        return await self._sender.request(Endpoint.DELETE_ROBOT, body, ActionResult)
+        return await self._sender.request(Endpoint.DELETE_ROBOT, body, ActionResult, self._options)
 
     # -- room_engine_http_srv ----------------------------------------------------------
 
     async def add_robot_to_room(self, room_id: str, robot_account: str) -> ActionResult:
         """Add a robot to a room (``room_engine_http_srv/add_robot``)."""
         body = RoomRobotRequest(room_id, robot_account)
-        return await self._sender.request(Endpoint.ROOM_ADD_ROBOT, body, ActionResult)
+        return await self._sender.request(
+            Endpoint.ROOM_ADD_ROBOT, body, ActionResult, self._options
+        )
 
     async def remove_robot_from_room(self, room_id: str, robot_account: str) -> ActionResult:
         """Take a robot out of a room (``room_engine_http_srv/delete_robot``)."""
         body = RoomRobotRequest(room_id, robot_account)
-        return await self._sender.request(Endpoint.ROOM_DELETE_ROBOT, body, ActionResult)
+        return await self._sender.request(
+            Endpoint.ROOM_DELETE_ROBOT, body, ActionResult, self._options
+        )
 
     # -- group_open_avchatroom_http_svc ----------------------------------------------
 
@@ -253,11 +314,15 @@ class TencentChat:
     ) -> ActionResult:
         """Pin robots to a live-streaming group's online member list (AVChatRoom only)."""
         body = LiveGroupRobotsRequest(group_id, robot_accounts)
-        return await self._sender.request(Endpoint.LIVE_GROUP_ADD_ROBOTS, body, ActionResult)
+        return await self._sender.request(
+            Endpoint.LIVE_GROUP_ADD_ROBOTS, body, ActionResult, self._options
+        )
 
     async def remove_robots_from_live_group(
         self, group_id: str, robot_accounts: Sequence[str]
     ) -> ActionResult:
         """Take robots off a live-streaming group's online member list."""
         body = LiveGroupRobotsRequest(group_id, robot_accounts)
-        return await self._sender.request(Endpoint.LIVE_GROUP_DEL_ROBOTS, body, ActionResult)
+        return await self._sender.request(
+            Endpoint.LIVE_GROUP_DEL_ROBOTS, body, ActionResult, self._options
+        )

@@ -6,6 +6,7 @@ Every exception the SDK raises is a :class:`TencentChatError`::
     ├── ValidationError           an argument broke a rule; nothing was sent (also ValueError)
     └── RequestError              a call to one endpoint failed: .endpoint, .request_id
         ├── ClientClosedError     the client was closed while the call was pending
+        ├── QueueTimeoutError     no slot or rate permit within max_wait; not sent
         ├── APIConnectionError    no answer: refused, reset, dropped
         │   └── APITimeoutError   no answer within the timeout
         ├── BadResponseError      not the documented JSON envelope (HTTP 502, HTML...)
@@ -34,6 +35,7 @@ __all__ = [
     "NotFoundError",
     "NotRoomMemberError",
     "PermissionDeniedError",
+    "QueueTimeoutError",
     "RateLimitError",
     "RequestError",
     "TencentChatError",
@@ -103,6 +105,31 @@ class ClientClosedError(RequestError):
         self, message: str, *, endpoint: str | None = None, request_sent: bool = False
     ) -> None:
         super().__init__(message, endpoint=endpoint)
+        self.request_sent = request_sent
+
+
+class QueueTimeoutError(RequestError):
+    """An attempt could not start within ``max_wait`` seconds; this attempt was not sent.
+
+    Raised at once when the limiter can tell that the rate permit would come too late
+    (``predicted_wait``, in seconds, says when it would have come), otherwise when
+    ``max_wait`` has passed (``predicted_wait`` is then ``None``). Never retried.
+    ``request_sent`` is true only if an earlier attempt of the same call (a retry's
+    predecessor) may have reached the server.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        max_wait: float | None = None,
+        predicted_wait: float | None = None,
+        request_sent: bool = False,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.max_wait = max_wait
+        self.predicted_wait = predicted_wait
         self.request_sent = request_sent
 
 

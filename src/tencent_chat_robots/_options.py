@@ -1,0 +1,63 @@
+"""Per-call settings: what ``TencentChat(...)`` sets as defaults and ``with_options`` overrides."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from ._config import require_number
+from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_TIMEOUT
+from ._exceptions import ValidationError
+
+__all__ = ["PRIORITIES", "CallOptions", "Priority", "priority_rank"]
+
+Priority = Literal["interactive", "bulk"]
+# Highest first: a waiting call of a class is served before any of the classes after it.
+PRIORITIES: tuple[Priority, ...] = ("interactive", "bulk")
+_RANKS: dict[object, int] = {name: rank for rank, name in enumerate(PRIORITIES)}
+
+
+def priority_rank(priority: object) -> int:
+    """0 for ``"interactive"``, 1 for ``"bulk"``; a :class:`ValidationError` for anything else."""
+    rank = _RANKS.get(priority) if isinstance(priority, str) else None  # unhashable: refused
+    if rank is None:
+        raise ValidationError(f"priority must be 'interactive' or 'bulk', got {priority!r}")
+    return rank
+
+
+def _check_priority(_: object, __: object, value: Any) -> None:
+    priority_rank(value)
+
+
+def _check_max_wait(_: object, __: object, value: Any) -> None:
+    if value is not None:
+        require_number("max_wait", value, minimum=0, maximum=MAX_TIMEOUT)
+
+
+def _check_timeout(_: object, __: object, value: Any) -> None:
+    require_number("timeout", value, minimum=0.001, maximum=MAX_TIMEOUT)
+
+
+def _check_max_retries(_: object, __: object, value: Any) -> None:
+    require_number("max_retries", value, minimum=0, integer=True)
+
+
+@attrs.frozen(slots=True)
+class CallOptions:
+    """How a client's calls are made; a ``with_options`` view is the same client with others.
+
+    ``priority`` is the class a call waits in for its endpoint's in-flight slot and rate
+    permit; ``max_wait`` the most (seconds) one attempt may wait for both (``None``: no
+    limit); ``timeout`` the most one attempt may take on the wire; ``max_retries`` how
+    many times a transient failure is tried again.
+    """
+
+    priority: Priority = attrs.field(default="interactive", validator=_check_priority)
+    max_wait: float | None = attrs.field(default=None, validator=_check_max_wait)
+    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_timeout)
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_check_max_retries)
+    rank: int = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "rank", priority_rank(self.priority))
