@@ -1,0 +1,359 @@
+"""Priority classes and ``max_wait`` in the in-process limiter and the in-flight slots.
+
+On the virtual clock: a waiting interactive caller gets the next start before any
+waiting bulk caller, first come first served within a class, the sliding-second bound
+holds for both together, cancellation leaves nothing stuck, and a deadline that cannot
+be met is refused at once exactly when the permit would come after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tencent_chat_robots import QueueTimeoutError, RateLimiter, ValidationError
+from tencent_chat_robots._waiters import InFlightSlots
+
+from ._virtual_time import VirtualClockLoop, max_in_window, run_virtual
+
+KEY = "room_engine_http_srv/add_robot"
+EPS = 1e-6
+
+
+class Recorder:
+    """Who asked for a start when, and when each got it."""
+
+    def __init__(self, limiter: RateLimiter, loop: VirtualClockLoop) -> None:
+        self.limiter = limiter
+        self.loop = loop
+        self.joined: dict[str, float] = {}
+        self.granted: dict[str, float] = {}
+        self.order: list[str] = []
+
+    async def ask(self, name: str, priority: str, deadline: float | None = None) -> None:
+        self.joined[name] = self.loop.time()
+        await self.limiter.acquire(KEY, priority=priority, deadline=deadline)  # type: ignore[arg-type]
+        self.granted[name] = self.loop.time()
+        self.order.append(name)
+
+
+def test_waiting_interactive_callers_go_before_every_waiting_bulk_one() -> None:
+    async def main(loop: VirtualClockLoop) -> list[str]:
+        record = Recorder(RateLimiter(10), loop)
+        bulk = [asyncio.ensure_future(record.ask(f"b{i}", "bulk")) for i in range(30)]
+        await asyncio.sleep(0.35)  # bulk b0..b4 have started by now (two at once, then 0.1 apart)
+        interactive = [asyncio.ensure_future(record.ask(f"i{i}", "interactive")) for i in range(5)]
+        await asyncio.gather(*bulk, *interactive)
+        return record.order
+
+    order = run_virtual(main)
+    started_before = ["b0", "b1", "b2", "b3", "b4"]
+    assert order[:5] == started_before
+    assert order[5:10] == [f"i{i}" for i in range(5)]  # the next five starts, in arrival order
+    assert order[10:] == [f"b{i}" for i in range(5, 30)]  # then bulk, first come first served
+
+
+def test_bulk_uses_every_start_interactive_leaves() -> None:
+    """A trickle of interactive calls does not slow the bulk backlog beyond its own starts."""
+
+    async def main(loop: VirtualClockLoop) -> tuple[list[float], float]:
+        record = Recorder(RateLimiter(20), loop)
+        began = loop.time()
+        bulk = [asyncio.ensure_future(record.ask(f"b{i}", "bulk")) for i in range(200)]
+        for i in range(10):
+            await asyncio.sleep(0.5)
+            await record.ask(f"i{i}", "interactive")
+        await asyncio.gather(*bulk)
+        return list(record.granted.values()), loop.time() - began
+
+    starts, took = run_virtual(main)
+    assert len(starts) == 210
+    assert max_in_window(starts) <= 20
+    # 210 starts at 20/s with the 2 ms window margin: no start was left unused.
+    assert took < 210 / 20 * 1.01
+
+
+@st.composite
+def _arrivals(draw: st.DrawFn) -> list[tuple[float, str, float | None]]:
+    """(arrival time, class, cancel after) for each caller."""
+    count = draw(st.integers(1, 60))
+    return [
+        (
+            draw(st.floats(0, 3, allow_nan=False)),
+            draw(st.sampled_from(["interactive", "bulk"])),
+            draw(st.one_of(st.none(), st.floats(0, 2, allow_nan=False))),
+        )
+        for _ in range(count)
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrivals=_arrivals(),
+    pauses=st.lists(st.tuples(st.floats(0, 3), st.floats(0.01, 1.5)), max_size=3),
+    rate=st.sampled_from([3, 5, 10, 7.5]),
+)
+def test_classes_bound_and_cancellation_for_any_arrival_pattern(
+    arrivals: list[tuple[float, str, float | None]],
+    pauses: list[tuple[float, float]],
+    rate: float,
+) -> None:
+    """The bound holds for both classes together; no bulk start while an interactive waits;
+    FIFO within a class; cancelled callers leave nothing stuck."""
+
+    async def main(loop: VirtualClockLoop) -> tuple[Recorder, list[str], float, float]:
+        limiter = RateLimiter(rate)
+        record = Recorder(limiter, loop)
+        origin = loop.time()
+        cancelled: list[str] = []
+
+        async def caller(name: str, at: float, priority: str, cancel: float | None) -> None:
+            await asyncio.sleep(at)
+            task = asyncio.ensure_future(record.ask(name, priority))
+            if cancel is None:
+                await task
+                return
+            done, _ = await asyncio.wait([task], timeout=cancel)
+            if not done:
+                task.cancel()
+                cancelled.append(name)
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+        async def pauser(at: float, seconds: float) -> None:
+            await asyncio.sleep(at)
+            await limiter.pause(KEY, seconds)
+
+        await asyncio.gather(
+            *(caller(f"c{n}", *arrival) for n, arrival in enumerate(arrivals)),
+            *(pauser(*p) for p in pauses),
+        )
+        # Afterwards the key still serves both classes at the full rate.
+        after = loop.time()
+        await asyncio.gather(
+            *(record.ask(f"late{n}", ("interactive", "bulk")[n % 2]) for n in range(2 * int(rate)))
+        )
+        return record, cancelled, after - origin, loop.time() - after
+
+    record, cancelled, _, tail = run_virtual(main)
+    starts = list(record.granted.values())
+    assert max_in_window(starts) <= math.floor(rate)
+    assert set(record.granted) | set(cancelled) == set(record.joined)
+    assert tail <= 2 + 1.5 + 2 / rate  # not stalled by anything left behind
+    priority = {f"c{n}": a[1] for n, a in enumerate(arrivals)}
+    waiting = {name: (record.joined[name], record.granted[name]) for name in record.granted}
+    for bulk, (_, bulk_at) in waiting.items():
+        if priority.get(bulk) != "bulk":
+            continue
+        for other, (joined, granted) in waiting.items():
+            if priority.get(other) == "interactive":
+                assert not (joined < bulk_at - EPS and granted > bulk_at + EPS), (bulk, other)
+    for a, (joined_a, granted_a) in waiting.items():
+        for b, (joined_b, granted_b) in waiting.items():
+            same_class = priority.get(a, "late") == priority.get(b, "late")
+            if same_class and a in priority and joined_a < joined_b - EPS:
+                assert granted_a <= granted_b + EPS, (a, b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    interactive=st.integers(0, 25),
+    bulk=st.integers(0, 25),
+    newcomer=st.sampled_from(["interactive", "bulk"]),
+    rate=st.sampled_from([3, 5, 10, 7.5]),
+    pause=st.one_of(st.none(), st.floats(0.05, 2)),
+    # Around the start it would get: the window margin alone moves it by 2 ms per second.
+    offset=st.one_of(
+        st.sampled_from([-0.05, -0.01, -0.003, -0.001, -1e-4, 1e-4, 0.001, 0.003, 0.01]),
+        st.floats(-2, 2).filter(lambda x: abs(x) > 1e-4),
+    ),
+    late=st.floats(0, 0.5),
+)
+def test_max_wait_is_refused_at_once_exactly_when_the_permit_would_come_too_late(
+    interactive: int,
+    bulk: int,
+    newcomer: str,
+    rate: float,
+    pause: float | None,
+    offset: float,
+    late: float,
+) -> None:
+    """Two runs of the same queue: without a deadline the newcomer starts at T; with
+    one it raises at once iff T is after the deadline, and otherwise starts at T."""
+
+    def run(deadline_after: float | None) -> tuple[float, float | None, BaseException | None]:
+        async def main(loop: VirtualClockLoop) -> tuple[float, float | None, BaseException | None]:
+            limiter = RateLimiter(rate)
+            others = [
+                asyncio.ensure_future(limiter.acquire(KEY, priority=p))  # type: ignore[arg-type]
+                for p in ["interactive"] * interactive + ["bulk"] * bulk
+            ]
+            await asyncio.sleep(late)
+            if pause is not None:
+                await limiter.pause(KEY, pause)
+            asked = loop.time()
+            deadline = None if deadline_after is None else asked + deadline_after
+            try:
+                await limiter.acquire(KEY, priority=newcomer, deadline=deadline)  # type: ignore[arg-type]
+            except QueueTimeoutError as err:
+                error: BaseException | None = err
+                started = None
+                raised_after = loop.time() - asked
+            else:
+                error, started, raised_after = None, loop.time() - asked, 0.0
+            await asyncio.gather(*others)
+            return raised_after, started, error
+
+        return run_virtual(main)
+
+    _, free_start, _ = run(None)
+    assert free_start is not None
+    max_wait = free_start + offset
+    if max_wait < 0:
+        return
+    raised_after, started, error = run(max_wait)
+    if offset < 0:
+        assert isinstance(error, QueueTimeoutError)
+        assert raised_after == 0  # at once, before any time passed
+        assert error.predicted_wait is not None
+        assert max_wait < error.predicted_wait <= free_start + 1e-6
+    else:
+        assert error is None
+        assert started == pytest.approx(free_start, abs=1e-6)
+
+
+def test_a_cancelled_waiters_start_is_not_counted() -> None:
+    async def main(loop: VirtualClockLoop) -> float:
+        limiter = RateLimiter(10, burst=1)
+        await limiter.acquire(KEY)  # at 0; the next start is allowed at 0.1
+        waiter = asyncio.ensure_future(limiter.acquire(KEY))
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        await asyncio.sleep(0.1)  # the timer fires at 0.1 with no one left to serve
+        asked = loop.time()
+        await limiter.acquire(KEY)
+        return loop.time() - asked
+
+    assert run_virtual(main) == 0
+
+
+def test_a_waiter_pushed_past_its_deadline_raises_at_the_deadline_and_leaves_the_line_whole() -> (
+    None
+):
+    async def main(loop: VirtualClockLoop) -> tuple[float, QueueTimeoutError, list[str]]:
+        record = Recorder(RateLimiter(10), loop)
+        first = [asyncio.ensure_future(record.ask(f"b{i}", "bulk")) for i in range(3)]
+        await asyncio.sleep(0)
+        asked = loop.time()
+        # b0 and b1 started at once (a burst of two); b2 is owed 0.1 s, this one 0.2 s.
+        late = asyncio.ensure_future(record.ask("late", "bulk", deadline=asked + 0.25))
+        behind = asyncio.ensure_future(record.ask("behind", "bulk"))
+        await asyncio.sleep(0.01)
+        urgent = [asyncio.ensure_future(record.ask(f"i{i}", "interactive")) for i in range(3)]
+        with pytest.raises(QueueTimeoutError) as caught:
+            await late
+        raised_at = loop.time() - asked
+        await asyncio.gather(*first, behind, *urgent)
+        return raised_at, caught.value, record.order
+
+    raised_at, error, order = run_virtual(main)
+    assert raised_at == pytest.approx(0.25)
+    assert error.predicted_wait is None
+    assert error.endpoint == KEY
+    assert "late" not in order
+    assert order == ["b0", "b1", "i0", "i1", "i2", "b2", "behind"]
+
+
+def test_a_permit_due_exactly_at_the_deadline_is_in_time() -> None:
+    async def main(loop: VirtualClockLoop) -> float:
+        limiter = RateLimiter(10, burst=1)
+        await limiter.acquire(KEY)
+        asked = loop.time()
+        await limiter.acquire(KEY, deadline=asked + 0.1)  # the next start is 0.1 s away
+        return loop.time() - asked
+
+    assert run_virtual(main) == pytest.approx(0.1)
+
+
+def test_refusing_behind_a_thousand_waiters_costs_no_wait_and_no_walk() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[float, QueueTimeoutError, int]:
+        limiter = RateLimiter(190)
+        queued = [asyncio.ensure_future(limiter.acquire(KEY)) for _ in range(1000)]
+        await asyncio.sleep(0)
+        asked = loop.time()
+        with pytest.raises(QueueTimeoutError) as caught:
+            await limiter.acquire(KEY, deadline=asked + 0.1)
+        waited = loop.time() - asked
+        for task in queued:
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
+        return waited, caught.value, sum(limiter._keys[KEY]._line._live)
+
+    waited, error, still_waiting = run_virtual(main)
+    assert waited == 0
+    assert error.predicted_wait is not None and error.predicted_wait > 5  # ~998 starts at 190/s
+    assert still_waiting == 0
+
+
+def test_unknown_priority_is_a_validation_error() -> None:
+    async def main(loop: VirtualClockLoop) -> None:
+        with pytest.raises(ValidationError, match="priority"):
+            await RateLimiter(10).acquire(KEY, priority="urgent")  # type: ignore[arg-type]
+
+    run_virtual(main)
+
+
+# -- in-flight slots ---------------------------------------------------------------------
+
+
+def _slot_user(slots: InFlightSlots, order: list[str], name: str, rank: int) -> Any:
+    async def use() -> None:
+        await slots.acquire(rank, None, KEY)
+        order.append(name)
+        await asyncio.sleep(1)
+        slots.release()
+
+    return asyncio.ensure_future(use())
+
+
+def test_a_freed_slot_goes_to_the_first_interactive_waiter() -> None:
+    async def main(loop: VirtualClockLoop) -> list[str]:
+        slots, order = InFlightSlots(1), []
+        tasks = [_slot_user(slots, order, "holder", 1)]
+        await asyncio.sleep(0)
+        tasks += [_slot_user(slots, order, f"b{i}", 1) for i in range(2)]
+        await asyncio.sleep(0)
+        tasks += [_slot_user(slots, order, f"i{i}", 0) for i in range(2)]
+        await asyncio.gather(*tasks)
+        return order
+
+    assert run_virtual(main) == ["holder", "i0", "i1", "b0", "b1"]
+
+
+def test_a_slot_served_to_a_cancelled_waiter_passes_on_and_deadlines_expire() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[list[str], float, int]:
+        slots, order = InFlightSlots(1), []
+        await slots.acquire(1, None, KEY)
+        doomed = asyncio.ensure_future(slots.acquire(0, None, KEY))
+        patient = _slot_user(slots, order, "patient", 1)
+        await asyncio.sleep(0)
+        asked = loop.time()
+        with pytest.raises(QueueTimeoutError):
+            await slots.acquire(0, asked + 0.5, KEY)
+        expired_after = loop.time() - asked
+        slots.release()  # served to `doomed`, which is cancelled before it runs
+        doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        await patient
+        return order, expired_after, slots._free
+
+    order, expired_after, free = run_virtual(main)
+    assert order == ["patient"]
+    assert expired_after == pytest.approx(0.5)
+    assert free == 1  # nothing leaked or counted twice
