@@ -280,6 +280,23 @@ def test_a_permit_due_exactly_at_the_deadline_is_in_time() -> None:
     assert run_virtual(main) == pytest.approx(0.1)
 
 
+def test_a_start_due_at_the_deadline_is_given_even_if_the_deadline_fires_first() -> None:
+    """The deadline's timer may run before the timer granting that very start."""
+
+    async def main(loop: VirtualClockLoop) -> float:
+        limiter = RateLimiter(10, burst=1)
+        await limiter.acquire(KEY)  # at 0
+        ahead = asyncio.ensure_future(limiter.acquire(KEY))  # at 0.1
+        await asyncio.sleep(0)
+        asked = loop.time()
+        # Its deadline timer is set now; the timer for 0.2 only when 0.1 is granted.
+        await limiter.acquire(KEY, deadline=asked + 0.2)
+        await ahead
+        return loop.time() - asked
+
+    assert run_virtual(main) == pytest.approx(0.2)
+
+
 def test_refusing_behind_a_thousand_waiters_costs_no_wait_and_no_walk() -> None:
     async def main(loop: VirtualClockLoop) -> tuple[float, QueueTimeoutError, int]:
         limiter = RateLimiter(190)
@@ -296,7 +313,8 @@ def test_refusing_behind_a_thousand_waiters_costs_no_wait_and_no_walk() -> None:
 
     waited, error, still_waiting = run_virtual(main)
     assert waited == 0
-    assert error.predicted_wait is not None and error.predicted_wait > 5  # ~998 starts at 190/s
+    assert error.predicted_wait is not None
+    assert error.predicted_wait > 5
     assert still_waiting == 0
 
 

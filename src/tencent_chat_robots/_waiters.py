@@ -100,7 +100,7 @@ class InFlightSlots:
 
     async def acquire(self, rank: int, deadline: float | None, endpoint: str) -> None:
         """Take a slot, waiting in ``rank``'s class; :class:`QueueTimeoutError` at ``deadline``."""
-        if self._free > 0 and not self._line:
+        if self._free > 0:  # never while anyone waits: release() hands slots over
             self._free -= 1
             return
         await self._line.wait(
