@@ -39,6 +39,15 @@ def _by_kind(otel: OTel, kind: SpanKind) -> list[Any]:
     return [span for span in otel.spans() if span.kind == kind]
 
 
+async def test_the_call_span_names_the_priority_class(
+    otel: OTel, make_chat: Callable[..., TencentChat]
+) -> None:
+    async with make_chat(ScriptedTransport(ok())) as chat:
+        await chat.with_options(priority="bulk").add_robot_to_room("room-1", "@RBT#001")
+    (call,) = _by_kind(otel, SpanKind.INTERNAL)
+    assert call.attributes["tencent_chat.priority"] == "bulk"
+
+
 async def test_a_call_is_an_internal_span_with_one_client_span_per_attempt(
     otel: OTel, make_chat: Callable[..., TencentChat], no_backoff: None
 ) -> None:
@@ -52,6 +61,7 @@ async def test_a_call_is_an_internal_span_with_one_client_span_per_attempt(
     assert call.instrumentation_scope.name == "tencent_chat_robots"
     assert call.instrumentation_scope.version == __version__
     assert call.attributes["tencent_chat.endpoint"] == ROOM_ADD
+    assert call.attributes["tencent_chat.priority"] == "interactive"
     assert call.attributes["tencent_chat.random"] == _sent_random(transport, 1) == result.random
     assert call.attributes["tencent_chat.request_id"] == "req-2"
     assert call.status.status_code == StatusCode.UNSET

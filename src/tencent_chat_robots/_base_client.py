@@ -249,7 +249,11 @@ class RequestSender:
         # The caller's task is cancelled directly rather than through a cancel scope of
         # anyio's: a scope costs several microseconds on every call.
         call = _PendingCall(asyncio.current_task() if self._loop is not None else None)
-        trace = self._telemetry.start_call(endpoint) if self._telemetry is not None else None
+        trace = (
+            self._telemetry.start_call(endpoint, options.priority)
+            if self._telemetry is not None
+            else None
+        )
         self._pending.add(call)
         outcome: BaseException | None = None
         try:

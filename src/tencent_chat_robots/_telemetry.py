@@ -106,9 +106,9 @@ class Telemetry:
             description="Calls finished, by endpoint and outcome.",
         )
 
-    def start_call(self, endpoint: str) -> CallTrace:
+    def start_call(self, endpoint: str, priority: str) -> CallTrace:
         """Open the INTERNAL span of one call of ``endpoint``."""
-        return CallTrace(self, endpoint)
+        return CallTrace(self, endpoint, priority)
 
 
 class CallTrace:
@@ -116,7 +116,7 @@ class CallTrace:
 
     __slots__ = ("endpoint", "measure", "span", "telemetry")
 
-    def __init__(self, telemetry: Telemetry, endpoint: str) -> None:
+    def __init__(self, telemetry: Telemetry, endpoint: str, priority: str) -> None:
         self.telemetry = telemetry
         self.endpoint = endpoint
         self.span: trace.Span | None = None
@@ -128,7 +128,10 @@ class CallTrace:
                 self.span = telemetry.tracer.start_span(
                     f"tencent_chat {name}",
                     kind=trace.SpanKind.INTERNAL,
-                    attributes={"tencent_chat.endpoint": endpoint},
+                    attributes={
+                        "tencent_chat.endpoint": endpoint,
+                        "tencent_chat.priority": priority,
+                    },
                 )
             except Exception:
                 _failed("starting a call's span")
