@@ -369,9 +369,35 @@ def test_a_slot_served_to_a_cancelled_waiter_passes_on_and_deadlines_expire() ->
         with pytest.raises(asyncio.CancelledError):
             await doomed
         await patient
-        return order, expired_after, slots._free
+        return order, expired_after, slots._in_use
 
     order, expired_after, free = run_virtual(main)
     assert order == ["patient"]
     assert expired_after == pytest.approx(0.5)
-    assert free == 1  # nothing leaked or counted twice
+    assert free == 0  # nothing leaked or counted twice
+
+
+def test_bulk_callers_leave_a_reserve_of_slots_to_interactive_ones() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[list[str], list[float]]:
+        slots, order = InFlightSlots(32), []  # two are kept for interactive calls
+        held: list[float] = []
+
+        async def use(name: str, rank: int) -> None:
+            await slots.acquire(rank, None, KEY)
+            order.append(name)
+            held.append(loop.time())
+            await asyncio.sleep(1)
+            slots.release()
+
+        tasks = [asyncio.ensure_future(use(f"b{i}", 1)) for i in range(40)]
+        await asyncio.sleep(0.5)
+        tasks += [asyncio.ensure_future(use(f"i{i}", 0)) for i in range(3)]
+        await asyncio.gather(*tasks)
+        return order, held
+
+    order, held = run_virtual(main)
+    assert order[:30] == [f"b{i}" for i in range(30)]
+    assert order[30:32] == ["i0", "i1"]  # at once, in the reserve
+    assert held[30:32] == [1000.5, 1000.5]
+    assert order[32] == "i2"  # the first slot freed, before the ten bulk callers waiting
+    assert order[33:] == [f"b{i}" for i in range(30, 40)]

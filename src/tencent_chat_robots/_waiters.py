@@ -35,9 +35,13 @@ class Line:
         """How many waiting callers a newcomer of ``rank`` would be served after."""
         return sum(self._live[: rank + 1])
 
-    def serve(self) -> bool:
-        """Give the turn to the first waiter of the highest class; false if none waits."""
-        for rank, queue in enumerate(self._queues):
+    def serve(self, lowest: int = len(PRIORITIES) - 1) -> bool:
+        """Give the turn to the first waiter of the highest class down to ``lowest``.
+
+        False if no such waiter waits.
+        """
+        for rank in range(lowest + 1):
+            queue = self._queues[rank]
             while queue:
                 future = queue.popleft()
                 if not future.done():
@@ -90,18 +94,27 @@ class Line:
 
 
 class InFlightSlots:
-    """At most ``size`` requests of one endpoint past this point at once, in classes."""
+    """At most ``size`` requests of one endpoint past this point at once, in classes.
 
-    __slots__ = ("_free", "_line")
+    Bulk callers may hold all but a reserve of them (a sixteenth, at least one when
+    there are two or more): calls waiting for a rate permit hold their slot, so
+    without a reserve an interactive call could find every slot held by bulk calls
+    queued for permits, and wait for one of them to be sent and answered first.
+    """
+
+    __slots__ = ("_caps", "_in_use", "_line")
 
     def __init__(self, size: int) -> None:
-        self._free = size
+        reserve = min(size - 1, max(1, size // 16))
+        self._caps = (size, size - reserve)  # how many may be in use for a caller of each rank
+        self._in_use = 0
         self._line = Line()
 
     async def acquire(self, rank: int, deadline: float | None, endpoint: str) -> None:
         """Take a slot, waiting in ``rank``'s class; :class:`QueueTimeoutError` at ``deadline``."""
-        if self._free > 0:  # never while anyone waits: release() hands slots over
-            self._free -= 1
+        # Only while no caller of this class or above waits: release() serves those.
+        if self._in_use < self._caps[rank] and not self._line.ahead(rank):
+            self._in_use += 1
             return
         await self._line.wait(
             rank,
@@ -112,6 +125,8 @@ class InFlightSlots:
         )
 
     def release(self) -> None:
-        """Hand the slot to the next waiter, or free it."""
-        if not self._line.serve():
-            self._free += 1
+        """Hand the slot to the next waiter allowed one, or free it."""
+        self._in_use -= 1
+        lowest = 1 if self._in_use < self._caps[1] else 0
+        if self._line.serve(lowest):
+            self._in_use += 1
