@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import anyio
 import fakeredis
 import fakeredis.commands_mixins.server_mixin as fakeredis_server
 import pytest
@@ -80,8 +81,8 @@ def record_grants(limiter: RedisRateLimiter, grants: list[float]) -> None:
     """
     ask = limiter._ask
 
-    async def spy(key: str, pause_us: int) -> _Reply:
-        reply = await ask(key, pause_us)
+    async def spy(key: str, pause_us: int, **options: Any) -> _Reply:
+        reply = await ask(key, pause_us, **options)
         if reply.granted:
             grants.append(reply.redis_time)
         return reply
@@ -145,26 +146,25 @@ def run(main: Callable[[RedisRateLimiter, RedisClock], Awaitable[Any]], **option
     return asyncio.run(body())
 
 
-def test_starts_within_the_horizon_are_booked_and_beyond_it_nothing_is() -> None:
-    """10/s: a burst of two now, then starts 0.1 s apart booked up to 0.4 s ahead."""
+def test_interactive_starts_are_booked_however_far_ahead() -> None:
+    """10/s: a burst of two now, then each interactive ask is booked the next start, 0.1 s
+    apart however far ahead, the ring holding the eleventh to 1.002 s; one that would
+    miss its deadline is refused, booking nothing."""
 
     async def main(limiter: RedisRateLimiter, clock: RedisClock) -> None:
         client = limiter._client
         t0 = clock.now_us
         assert await limiter._ask(KEY, 0) == _Reply(True, 0, t0)
         assert await limiter._ask(KEY, 0) == _Reply(True, 0, t0)  # the burst of two
-        for n in range(1, 5):  # other processes asking at the same instant
+        for n in range(1, 9):  # other processes asking at the same instant
             assert await limiter._ask(KEY, 0) == _Reply(True, n / 10, t0 + n * 100_000)
         before = await client.hgetall(limiter.redis_key(KEY))
-        refused = await limiter._ask(KEY, 0)
-        # The next free start is at 0.5 s: ask again once it is 0.4 s ahead.
-        assert (refused.granted, refused.wait) == (False, 0.1)
+        # Redis's clock stands still meanwhile; the loop's deadline is as good as now.
+        too_late = await limiter._ask(KEY, 0, deadline=anyio.current_time() + 0.95)
+        assert too_late == _Reply(False, 1.002, t0, 0, too_late=True)
         assert await client.hgetall(limiter.redis_key(KEY)) == before
-        clock.now_us += 100_000 - 1
-        almost = await limiter._ask(KEY, 0)
-        assert (almost.granted, almost.wait) == (False, 1e-6)
-        clock.now_us += 1
-        assert await limiter._ask(KEY, 0) == _Reply(True, 0.4, t0 + 500_000)
+        in_time = await limiter._ask(KEY, 0, deadline=anyio.current_time() + 1.1)
+        assert in_time == _Reply(True, 1.002, t0 + 1_002_000)
 
     run(main, rate=10)
 
@@ -297,21 +297,27 @@ async def test_keys_are_namespaced_by_sdkappid_and_endpoint_and_expire(
 # --- one process: the queue ------------------------------------------------------------
 
 
-async def test_waiters_are_served_first_come_first_served(server: fakeredis.FakeServer) -> None:
-    limiter = limiter_on(server, rate=500)
-    order: list[int] = []
+def test_waiters_are_served_first_come_first_served() -> None:
+    """On the virtual clock: no stall, so no late waker re-queues behind the others."""
 
-    async def one(i: int) -> None:
-        await limiter.acquire(KEY)
-        order.append(i)
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> list[int]:
+        limiter = limiter_on(server, rate=500)
+        order: list[int] = []
 
-    tasks = []
-    for i in range(300):
-        tasks.append(asyncio.ensure_future(one(i)))
-        if i % 7 == 0:
-            await asyncio.sleep(0.003)  # newcomers keep arriving while others wait
-    await asyncio.gather(*tasks)
-    assert order == list(range(300))
+        async def one(i: int) -> None:
+            await limiter.acquire(KEY)
+            order.append(i)
+
+        tasks = []
+        for i in range(300):
+            tasks.append(asyncio.ensure_future(one(i)))
+            if i % 7 == 0:
+                await asyncio.sleep(0.003)  # newcomers keep arriving while others wait
+        await asyncio.gather(*tasks)
+        await limiter._client.aclose()
+        return order
+
+    assert run_fleet(main) == list(range(300))
 
 
 async def test_only_the_head_of_the_queue_talks_to_redis(server: fakeredis.FakeServer) -> None:
@@ -424,9 +430,9 @@ def farther_from_redis(limiter: RedisRateLimiter, seconds: float) -> None:
     """Each of ``limiter``'s script calls reaches Redis ``seconds`` later."""
     ask = limiter._ask
 
-    async def delayed(key: str, pause_us: int) -> _Reply:
+    async def delayed(key: str, pause_us: int, **options: Any) -> _Reply:
         await asyncio.sleep(seconds)
-        return await ask(key, pause_us)
+        return await ask(key, pause_us, **options)
 
     limiter._ask = delayed  # type: ignore[method-assign]
 
@@ -438,8 +444,8 @@ async def sleep0() -> None:
 def record_replies(limiter: RedisRateLimiter, replies: list[_Reply]) -> None:
     ask = limiter._ask
 
-    async def spy(key: str, pause_us: int) -> _Reply:
-        reply = await ask(key, pause_us)
+    async def spy(key: str, pause_us: int, **options: Any) -> _Reply:
+        reply = await ask(key, pause_us, **options)
         replies.append(reply)
         return reply
 
@@ -846,10 +852,10 @@ async def test_a_frequency_refusal_is_reported_even_when_redis_cannot_be_paused(
     limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid, retry_budget=0.1)
     ask = limiter._ask
 
-    async def no_pause(key: str, pause_us: int) -> _Reply:
+    async def no_pause(key: str, pause_us: int, **options: Any) -> _Reply:
         if pause_us:
             raise RedisConnectionError("Redis went away")
-        return await ask(key, pause_us)
+        return await ask(key, pause_us, **options)
 
     limiter._ask = no_pause  # type: ignore[method-assign]
     attempts: list[AttemptRecord] = []
@@ -979,25 +985,26 @@ redis = {}
 function redis.replicate_commands() replicating = true; return true end
 function redis.call(command, key, ...)
   if command == 'TIME' then time_read = true; return {'1700000000', '0'} end
-  if command == 'HMGET' then return {false, false, false} end
+  if command == 'HMGET' then return {false, false, false, false, false, false} end
   if command == 'HGET' then return false end
+  if command == 'PTTL' then return -2 end
   if time_read and refuses_writes_after_time and not replicating then
     error('Write commands not allowed after non deterministic commands')
   end
   return 1
 end
 KEYS = {'k'}
-ARGV = {'100000', '100000', '10', '1000000', '0', '400000'}
+ARGV = {'100000', '100000', '10', '1000000', '0', '300000', '100000', CLASS, '-1', 'tok', '0'}
 """
 
 
-def test_the_script_replicates_its_effects_on_old_redis() -> None:
+@pytest.mark.parametrize("priority", ["i", "b"], ids=["interactive", "bulk"])
+def test_the_script_replicates_its_effects_on_old_redis(priority: str) -> None:
     lupa = pytest.importorskip("lupa.lua51")
     runtime = lupa.LuaRuntime()
-    runtime.execute(_LUA_REDIS)
-    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000]
+    lua_redis = f"CLASS = '{priority}'" + _LUA_REDIS
+    runtime.execute(lua_redis)
+    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000, 0]
     # Redis 5+ replicates effects anyway; should a later one drop the call, no matter.
-    runtime.execute(
-        _LUA_REDIS + "redis.replicate_commands = nil; refuses_writes_after_time = false"
-    )
-    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000]
+    runtime.execute(lua_redis + "redis.replicate_commands = nil; refuses_writes_after_time = false")
+    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000, 0]

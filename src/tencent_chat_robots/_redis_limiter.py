@@ -15,29 +15,39 @@ The script applies the same two rules as the in-process :class:`RateLimiter`:
 The second rule alone makes the bound exact: grants are recorded in time order (none
 before the newest, even a booked one), so ``floor(rate) + 1`` of them span more than a
 second of Redis time, so no sliding second, even one closed at both ends, ever holds
-more than ``rate`` of them, from all processes together, whatever the timers, stalls or
-idle gaps. The first keeps starts spread out instead of in clumps, and lets a late waker
-use the slot it missed (so the fleet sustains the full rate) without ever exceeding the
-ring's bound.
+more than ``rate`` of them, from all processes together and both priority classes
+together, whatever the timers, stalls or idle gaps. The first keeps starts spread out
+instead of in clumps, and lets a late waker use the slot it missed (so the fleet
+sustains the full rate) without ever exceeding the ring's bound.
 
-When a start is free now, the script grants it. Otherwise, if the next free start is
-at most four intervals ahead, it books that start for the caller (recording it in the
-ring and ``tat`` like any grant) and the caller sleeps until then; further ahead, it
-books nothing and answers when to ask again, and the caller asks at a random point of
-the interval after that, so the processes nearest Redis do not win every free start.
+Two priority classes share that one schedule. An **interactive** caller is booked the
+next free start at once, however far ahead (or refused at once if that is past its
+deadline). **Bulk** callers take turns through a line of processes kept in the same
+hash, one entry per process: a process may book only when it is one of the first two
+in the line and the next free start is at most three intervals ahead, so bulk bookings
+never reach further than that and an interactive caller arriving meanwhile is booked
+right behind them. A process that books while it has more bulk callers waiting is put
+back at the end of the line in the same script call, and told when its turn should
+come (the next free start plus one interval per process ahead of it): so each bulk
+start costs about one script call however many processes take turns, and they share
+it round robin. When the line falls behind (interactive starts, a slow process), the
+one-interval slack in the horizon absorbs it, and a free start that nobody ahead has
+taken by its time goes to whoever asks. An entry whose process has not come back within
+``_GRACE`` of its turn (dead, or its callers were cancelled) is dropped when it reaches
+the front; the others pass it meanwhile, so it delays nobody by more than that.
+
 A caller that wakes more than 5 ms after its booked start (a stalled event loop) gives
 it up and asks again rather than start on a stale booking: the lost start only makes
-the bound stricter. The bound is on grant times as Redis records them: a request starts
-once the answer has come back (or at its booked time, up to 5 ms late), so that latency
-(sub-millisecond on a LAN) adds to the jitter of the network to Tencent, which the
-default rate of 190 (not 200) absorbs.
+the bound stricter, as does any start booked for a caller that is then cancelled or
+whose deadline passes. The bound is on grant times as Redis records them: a request
+starts once the answer has come back (or at its booked time, up to 5 ms late), so that
+latency (sub-millisecond on a LAN) adds to the jitter of the network to Tencent, which
+the default rate of 190 (not 200) absorbs.
 
-Within a process, callers queue first-come first-served per endpoint and only the head
-of the queue talks to Redis, holding at most one booked start at a time: busy processes
-take turns, each booking the next free start as soon as it starts its previous one. A
-grant therefore costs about one script call, whatever the number of callers waiting:
-one per start with up to about four busy processes per endpoint (the horizon holds all
-their bookings), plus some re-asks when more processes than that contend.
+Within a process, each endpoint has one first-come first-served queue per class and
+only the head of each talks to Redis. A bulk head holds its one booked start until it
+starts; an interactive head hands over once its start is within the bulk horizon, so
+that queued interactive callers are booked before any bulk caller can be.
 
 When a script call fails with a transient error (time-out, connection refused or reset,
 Redis loading, a read-only replica or a cluster during failover), the head of the queue
@@ -53,14 +63,15 @@ soon as Redis answers any call, every later acquisition, queued or new, is back 
 shared limit: whether to fall back is decided per acquisition, not for a whole queue.
 Redis never sees the starts paced locally, so for up to a second after the switch back
 a sliding second may hold some of them on top of the shared budget. A Redis that loses
-its data (restart without persistence, failover) starts the schedule afresh, as the
-in-process limiter does when a process restarts.
+its data (restart without persistence, failover) starts the schedule and the line
+afresh, as the in-process limiter does when a process restarts.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import secrets
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
@@ -68,8 +79,8 @@ import anyio
 
 from ._config import require_number
 from ._constants import MAX_RATE_LIMIT, WINDOW_MARGIN
-from ._exceptions import TencentChatError, ValidationError
-from ._limiter import RateLimiter
+from ._exceptions import QueueTimeoutError, TencentChatError, ValidationError
+from ._limiter import Priority, RateLimiter
 from ._logs import logger
 
 try:
@@ -94,15 +105,17 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 __all__ = ["DEFAULT_PREFIX", "LimiterUnavailableError", "RedisRateLimiter"]
 
-
 DEFAULT_PREFIX = "tencent-chat-robots"
 # The ring's window: start k + floor(rate) is granted only more than a second after
 # start k, by the same margin as in-process (see WINDOW_MARGIN for why).
 _WINDOW_US = round((1 + WINDOW_MARGIN) * 1_000_000)
-# How far ahead (in intervals) the script books a start for the caller asking. Each
-# process books one start at a time per endpoint, so up to about this many processes
-# take turns, at about one script call per start; more also ask again in between.
-_HORIZON = 4
+# How far ahead (in intervals) a bulk start may be booked. A turn is told one interval
+# less ahead, so a line that has fallen one interval behind still books on its first
+# call; an interactive caller waits for at most this many bulk bookings.
+_HORIZON = 3
+# A bulk turn missed by this much (s) is dropped from the line when it reaches the
+# front: far above a live process's lateness (a timer, a round trip, a busy loop).
+_GRACE = 0.1
 # A caller that wakes this much (s) after its booked start gives it up and asks again:
 # above timer lateness (asyncio rounds its waits up to the millisecond), below a stall.
 _LATE = 0.005
@@ -120,11 +133,17 @@ _BACKOFF_MAX = 0.4
 #   last   the newest grant time (a booked start may lie ahead of now)
 #   head   index in the ring of the oldest of the last `capacity` grant times
 #   0..capacity-1   that ring
-# ARGV: interval, tolerance ((burst - 1) * interval), capacity, window, pause, horizon
-# (µs). Returns {granted, wait, start}:
-#   granted, wait 0: the caller starts now (start is now);
-#   granted, wait > 0: the start at `start` is booked for the caller, who sleeps `wait`;
-#   not granted: nothing booked, ask again in `wait` (start is now).
+#   qh, qt          the bulk line: entries qh .. qt-1, oldest first, are fields
+#   q<i>            q<i> = a process's token, at most one entry per token;
+#   w<token>, d<token>   the index of its entry, and when its turn was told to come.
+# ARGV: interval, tolerance ((burst - 1) * interval), capacity, window, pause, horizon,
+# grace (µs); class ('i' or 'b'), max_wait (µs; -1: none), token, more ('1': the
+# process has more bulk callers). Returns {status, wait, time, next}:
+#   1, wait 0: the caller starts now (time is now);
+#   1, wait > 0: the start at `time` is booked for the caller, who sleeps `wait`; for
+#     bulk with more, the process is back in the line, its turn in `next`;
+#   0: nothing booked, ask again in `wait` (bulk only);
+#   2: nothing booked: the start would come in `wait`, later than max_wait.
 # Grants are recorded in time order (a new one is never before `last`), so the ring's
 # oldest entry is also the `capacity`-th previous grant in time. A pause (ARGV[5] > 0)
 # only pushes tat back; starts already booked keep their time.
@@ -137,24 +156,37 @@ local capacity = tonumber(ARGV[3])
 local window = tonumber(ARGV[4])
 local pause = tonumber(ARGV[5])
 local horizon = tonumber(ARGV[6])
+local grace = tonumber(ARGV[7])
+local bulk = ARGV[8] == 'b'
+local max_wait = tonumber(ARGV[9])
+local token = ARGV[10]
+local more = ARGV[11] == '1'
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local state = redis.call('HMGET', key, 'tat', 'head', 'last')
+local state = redis.call('HMGET', key, 'tat', 'head', 'last', 'qh', 'qt', 'w' .. token)
 local tat = tonumber(state[1]) or 0
 local head = (tonumber(state[2]) or 0) % capacity
 local last = tonumber(state[3]) or 0
 
+local function us(t)
+  return string.format('%.0f', t)
+end
+
 local function keep(until_us)
-  -- Once tat and the newest grant's window have passed, a missing key means the same.
-  redis.call('PEXPIRE', key, math.ceil((until_us - now) / 1000) + 1)
+  -- Once tat, the newest grant's window and every turn told have passed, a missing key
+  -- means the same. Only ever lengthened: another process's turn may need it longer.
+  local ms = math.ceil((until_us - now) / 1000) + 1
+  if redis.call('PTTL', key) < ms then
+    redis.call('PEXPIRE', key, ms)
+  end
 end
 
 if pause > 0 then
   tat = math.max(tat, now + pause + tolerance)
-  redis.call('HSET', key, 'tat', string.format('%.0f', tat))
+  redis.call('HSET', key, 'tat', us(tat))
   keep(math.max(tat, last + window))
-  return {0, 0, now}
+  return {0, 0, now, 0}
 end
 
 local earliest = math.max(tat - tolerance, last)
@@ -167,16 +199,109 @@ if earliest > now then
   -- A booked start keeps a full interval from the previous one: the burst tolerance
   -- is for callers that come late, not for clumping bookings together.
   start = math.max(earliest, last + interval)
-  if start - now > horizon then
-    return {0, start - horizon - now, now}
+end
+
+local function book()
+  tat = math.max(tat, start) + interval
+  redis.call('HSET', key, 'tat', us(tat),
+    tostring(head), us(start), 'head', tostring((head + 1) % capacity), 'last', us(start))
+  keep(math.max(tat, start + window))
+end
+
+if not bulk then
+  if max_wait >= 0 and start - now > max_wait then
+    return {2, start - now, now, 0}
+  end
+  book()
+  return {1, start - now, start, 0}
+end
+
+local qh = tonumber(state[4]) or 0
+local qt = tonumber(state[5]) or 0
+local mine = tonumber(state[6])
+-- Starts come this far apart when the ring is the binding rule (1.002 s / capacity).
+local spacing = math.max(interval, math.ceil(window / capacity))
+local lead = horizon - interval
+
+-- A front entry whose process missed its turn by more than the grace is dropped.
+while qh < qt do
+  local front = redis.call('HGET', key, 'q' .. qh)
+  if front == token then
+    break
+  end
+  if front then
+    if now <= (tonumber(redis.call('HGET', key, 'd' .. front)) or 0) + grace then
+      break
+    end
+    redis.call('HDEL', key, 'w' .. front, 'd' .. front)
+  end
+  redis.call('HDEL', key, 'q' .. qh)
+  qh = qh + 1
+end
+
+local function join()
+  mine = qt
+  qt = qt + 1
+  redis.call('HSET', key, 'q' .. mine, token, 'w' .. token, tostring(mine))
+end
+
+local function leave(booked)
+  redis.call('HDEL', key, 'w' .. token, 'd' .. token)
+  if mine == qh then
+    redis.call('HDEL', key, 'q' .. qh)
+    qh = qh + 1
+  elseif mine == qt - 1 then
+    redis.call('HDEL', key, 'q' .. mine)
+    qt = qt - 1
+  elseif booked then
+    -- The front takes this one's place, leaving no gap: a swap of neighbours, or the
+    -- front moving back for having let a free start pass.
+    local front = redis.call('HGET', key, 'q' .. qh)
+    redis.call('HSET', key, 'q' .. mine, front, 'w' .. front, tostring(mine))
+    redis.call('HDEL', key, 'q' .. qh)
+    qh = qh + 1
+  else
+    redis.call('HDEL', key, 'q' .. mine) -- a gap, skipped once it reaches the front
   end
 end
-tat = math.max(tat, start) + interval
-redis.call('HSET', key, 'tat', string.format('%.0f', tat),
-  tostring(head), string.format('%.0f', start), 'head', tostring((head + 1) % capacity),
-  'last', string.format('%.0f', start))
-keep(math.max(tat, start + window))
-return {1, start - now, start}
+
+if not mine then
+  join()
+end
+local ahead = mine - qh
+-- Its turn: when the ones ahead have each had a start. One of the first two books; so
+-- does anyone finding a start free now that the ones ahead have not taken.
+local can_book = start - now <= horizon and (ahead < 2 or start <= now)
+local at = start + ahead * spacing
+if can_book then
+  at = start
+end
+local told = now
+local reply
+if max_wait >= 0 and at - now > max_wait then
+  if not more then
+    leave(false)
+  end
+  reply = {2, at - now, now, 0}
+elseif can_book then
+  book()
+  leave(true)
+  local next = 0
+  if more then
+    join()
+    told = start + (mine - qh + 1) * spacing - lead
+    redis.call('HSET', key, 'd' .. token, us(told))
+    next = math.max(told - now, 0)
+  end
+  reply = {1, start - now, start, next}
+else
+  told = at - lead
+  redis.call('HSET', key, 'd' .. token, us(told))
+  reply = {0, told - now, now, 0}
+end
+redis.call('HSET', key, 'qh', tostring(qh), 'qt', tostring(qt))
+keep(math.max(told, now) + grace)
+return reply
 """
 
 # Anything that goes wrong talking to Redis: refused, reset, timed out (anyio's and
@@ -209,26 +334,48 @@ class LimiterUnavailableError(TencentChatError):
 
 class _Reply(NamedTuple):
     granted: bool
-    wait: float  # seconds: until the booked start (granted), or until asking again
+    # Seconds: until the booked start (granted), until asking again (not granted), or
+    # (too_late) until the start would have come.
+    wait: float
     redis_time: int  # µs of Redis time: the start granted, or (not granted) now
+    next_wait: float = 0.0  # bulk, granted with more waiting: until this process's turn
+    too_late: bool = False  # refused for the deadline; nothing booked
 
 
 class _Queue:
-    """One endpoint's waiters in this process: FIFO, and when to ask Redis next."""
+    """One endpoint's waiters of one class in this process: FIFO, and when to ask next."""
 
-    __slots__ = ("lock", "ready_at")
+    __slots__ = ("lock", "ready_at", "waiting")
 
     def __init__(self) -> None:
         self.lock = anyio.Lock(fast_acquire=True)
         self.ready_at = -math.inf
+        self.waiting = 0  # callers in the queue, its head included
+
+
+class _Endpoint:
+    __slots__ = ("bulk", "interactive")
+
+    def __init__(self) -> None:
+        self.interactive = _Queue()
+        self.bulk = _Queue()
 
 
 class RedisRateLimiter:
     """At most ``rate`` starts per endpoint in any sliding second, across all processes.
 
     Every process built with the same Redis, ``sdkappid`` and ``prefix`` shares each
-    endpoint's budget; they must also agree on ``rate`` and ``burst``. ``sdkappid`` is
-    required because the limit is the app's: give the one the client uses.
+    endpoint's budget; they must also agree on ``rate`` and ``burst``. The limit is the
+    app's: without ``sdkappid``, :meth:`for_app` (which ``TencentChat`` calls with its
+    own) gives the limiter for an app; acquiring on an unbound limiter is an error.
+
+    ``acquire(key, priority=..., deadline=...)``: an ``"interactive"`` caller (the
+    default) gets the endpoint's next start before any ``"bulk"`` caller still waiting,
+    in any process; bulk callers share what is left, process by process in turn. Within
+    a class and a process, callers are served first come, first served. With a
+    ``deadline`` (on ``anyio.current_time()``), :class:`QueueTimeoutError` is raised at
+    once (with ``predicted_wait``) when the permit plainly cannot come in time, or when
+    the deadline passes while waiting.
 
     Each Redis call is bounded by ``timeout`` seconds. A call that fails for a transient
     reason (time-out, connection refused or reset, failover) is made again, with jittered
@@ -241,8 +388,8 @@ class RedisRateLimiter:
     failed call took); the next one asks Redis again, and once Redis answers, every
     acquisition is back on the shared limit. Redis does not see local starts, so for a
     second after a switch back a second may hold some of them on top of the shared
-    budget: size ``rate`` with that margin if outages matter. :meth:`pause` never raises for Redis:
-    it logs a warning instead, so the caller sees the refusal that prompted it.
+    budget: size ``rate`` with that margin if outages matter. :meth:`pause` never raises
+    for Redis: it logs a warning instead, so the caller sees the refusal that prompted it.
 
     ``client`` is a ``redis.asyncio.Redis``; it is not closed by :meth:`aclose`, unlike
     the one :meth:`from_url` creates. Each script call touches one key, so the layout
@@ -255,7 +402,7 @@ class RedisRateLimiter:
         client: Redis,
         *,
         rate: float,
-        sdkappid: int,
+        sdkappid: int | None = None,
         prefix: str = DEFAULT_PREFIX,
         burst: int = 2,
         timeout: float = 0.5,
@@ -286,9 +433,16 @@ class RedisRateLimiter:
         # Rounding the interval up errs on the slow side; the ring keeps the bound exact.
         interval = math.ceil(1_000_000 / rate)
         self._interval = interval / 1e6
-        self._args = (interval, (burst - 1) * interval, int(rate), _WINDOW_US)
         self._horizon = _HORIZON * interval
-        self._queues: dict[str, _Queue] = {}
+        self._args = (
+            interval,
+            (burst - 1) * interval,
+            int(rate),
+            _WINDOW_US,
+        )
+        self._token = secrets.token_hex(8)  # this process's entry in the bulk lines
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._apps: dict[int, RedisRateLimiter] = {}  # for_app's, when unbound
         # After a failure, Redis is not asked until then: by new acquisitions, and by
         # those already queued when it failed. Any answer from Redis ends both at once.
         self._down_until = -math.inf
@@ -302,7 +456,7 @@ class RedisRateLimiter:
         url: str,
         *,
         rate: float,
-        sdkappid: int,
+        sdkappid: int | None = None,
         prefix: str = DEFAULT_PREFIX,
         burst: int = 2,
         timeout: float = 0.5,
@@ -346,57 +500,93 @@ class RedisRateLimiter:
             f"prefix={self.prefix!r}, fallback={self.fallback!r})"
         )
 
+    def for_app(self, sdkappid: int) -> RedisRateLimiter:
+        """This limiter for app ``sdkappid``, on the same Redis client.
+
+        A limiter made with that ``sdkappid`` is returned as it is; one made with another
+        is refused (:class:`ValidationError`). One made without returns, for each app, a
+        single bound limiter (the callers of that app in this process queue together);
+        closing the unbound one closes the client they share.
+        """
+        if self.sdkappid is not None:
+            if self.sdkappid == sdkappid:
+                return self
+            raise ValidationError(
+                f"this RedisRateLimiter is for sdkappid {self.sdkappid}, not {sdkappid}: "
+                "give each app a limiter of its own, or one made without sdkappid"
+            )
+        require_number("sdkappid", sdkappid, minimum=1, integer=True)
+        bound = self._apps.get(sdkappid)
+        if bound is None:
+            bound = self._apps[sdkappid] = RedisRateLimiter(
+                self._client,
+                rate=self.rate,
+                sdkappid=sdkappid,
+                prefix=self.prefix,
+                burst=self.burst,
+                timeout=self.timeout,
+                fallback=self.fallback,
+                fleet_size=self.fleet_size,
+                cooldown=self.cooldown,
+                retry_budget=self.retry_budget,
+            )
+        return bound
+
     def redis_key(self, key: str) -> str:
         """The Redis key holding endpoint ``key``'s shared schedule."""
+        if self.sdkappid is None:
+            raise ValidationError(
+                "this RedisRateLimiter has no sdkappid: pass sdkappid=, or give it to a "
+                "TencentChat (limiter=...), which uses the client's app"
+            )
         return f"{self.prefix}:{self.sdkappid}:{key}"
 
-    async def acquire(self, key: str) -> None:
-        """Wait for this endpoint's next start in the fleet; FIFO within this process."""
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = _Queue()
-        failures = self._failures
-        async with queue.lock:
-            while True:
-                # Decided afresh at every turn, not once for the queue: Redis may have
-                # failed, or answered again, while this caller waited.
-                waited_through_one = self._failures != failures
-                down_until = self._queued_down_until if waited_through_one else self._down_until
-                if anyio.current_time() < down_until:
-                    await self._without_redis(key, self._last_error)
-                    return
-                delay = queue.ready_at - anyio.current_time()
-                if delay > 0:
-                    await anyio.sleep(delay)
-                    continue
-                try:
-                    reply = await self._call(key, 0)
-                except _FAILURES as err:
-                    await self._without_redis(key, err)
-                    return
-                answered = anyio.current_time()
-                if not reply.granted:
-                    # Asking again at a random point of the next interval, rather than
-                    # all at once, keeps the processes nearest Redis from winning it.
-                    queue.ready_at = answered + reply.wait + random.uniform(0, self._interval)
-                    continue
-                if reply.wait > 0:
-                    start = answered + reply.wait
-                    await anyio.sleep(reply.wait)
-                    if anyio.current_time() > start + _LATE:
-                        # Woke late (a stalled loop): starting now, on a stale booking,
-                        # could crowd a second. The booked start is simply lost.
-                        continue
+    async def acquire(
+        self, key: str, *, priority: Priority = "interactive", deadline: float | None = None
+    ) -> None:
+        """Wait for this endpoint's next start in the fleet, by ``priority`` class.
+
+        ``deadline`` is absolute, on ``anyio.current_time()``. Raises
+        :class:`QueueTimeoutError` at once (``predicted_wait`` set, nothing booked) if
+        the starts owed to the callers ahead of this one cannot all come by then, or once
+        it passes while waiting (``predicted_wait`` ``None``).
+        """
+        self.redis_key(key)  # refuse an unbound limiter before anything else
+        if priority not in ("interactive", "bulk"):
+            raise ValidationError(f"priority must be 'interactive' or 'bulk', got {priority!r}")
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = self._endpoints[key] = _Endpoint()
+        queue = endpoint.bulk if priority == "bulk" else endpoint.interactive
+        if deadline is not None:
+            # Every caller queued ahead here needs a start of its own (a burst aside),
+            # and bulk ones come after the interactive ones.
+            ahead = queue.waiting + (endpoint.interactive.waiting if priority == "bulk" else 0)
+            owed = max(0, ahead - self.burst + 1) * self._interval
+            if anyio.current_time() + owed > deadline:
+                raise _too_late(key, owed)
+        queue.waiting += 1
+        try:
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
+                await self._acquire(key, queue, priority, deadline)
                 return
+        finally:
+            queue.waiting -= 1
+        # Only reached when the deadline's scope cancelled the wait.
+        raise QueueTimeoutError(
+            f"no rate permit for {key} came before the deadline; nothing was sent",
+            endpoint=key,
+        )
 
     async def pause(self, key: str, seconds: float) -> None:
         """Start nothing of ``key`` for ``seconds``, in every process of the fleet.
 
-        Starts the script has already booked (at most one per process, no more than
-        four intervals ahead) keep their time. Never raises for Redis: if it cannot be
-        told (within the retry budget), a warning is logged, and the caller's own error
-        is the one that matters.
+        Applies to both classes. Starts the script has already booked (a few per process,
+        no more than a few intervals ahead) keep their time. Never raises for Redis: if
+        it cannot be told (within the retry budget), a warning is logged, and the
+        caller's own error is the one that matters.
         """
+        self.redis_key(key)
         if self._local is not None:
             await self._local.pause(key, seconds)  # in case Redis fails meanwhile
         if anyio.current_time() < self._down_until:
@@ -423,7 +613,92 @@ class RedisRateLimiter:
     ) -> None:
         await self.aclose()
 
-    async def _call(self, key: str, pause_us: int) -> _Reply:
+    async def _acquire(
+        self, key: str, queue: _Queue, priority: Priority, deadline: float | None
+    ) -> None:
+        failures = self._failures
+        while True:
+            await queue.lock.acquire()
+            try:
+                start = await self._turn(key, queue, priority, deadline, failures)
+                if start is not None:
+                    # An interactive head hands over once no bulk caller can be booked
+                    # before the start that comes after its own.
+                    delay = start - self._horizon / 1e6 - anyio.current_time()
+                    if delay > 0:
+                        await anyio.sleep(delay)
+            finally:
+                queue.lock.release()
+            if start is None:
+                return
+            delay = start - anyio.current_time()
+            if delay <= 0:
+                return
+            await anyio.sleep(delay)
+            if anyio.current_time() <= start + _LATE:
+                return
+            # Woke late (a stalled loop): starting now, on a stale booking, could crowd
+            # a second. The booked start is simply lost; queue again.
+
+    async def _turn(
+        self,
+        key: str,
+        queue: _Queue,
+        priority: Priority,
+        deadline: float | None,
+        failures: int,
+    ) -> float | None:
+        """As the head of its class's queue: get a start, waiting through bulk turns.
+
+        Returns an interactive caller's booked start (loop time) for it to wait for
+        outside the queue, or ``None`` once the caller may start.
+        """
+        bulk = priority == "bulk"
+        while True:
+            # Decided afresh at every turn, not once for the queue: Redis may have
+            # failed, or answered again, while this caller waited.
+            waited_through_one = self._failures != failures
+            down_until = self._queued_down_until if waited_through_one else self._down_until
+            if anyio.current_time() < down_until:
+                await self._without_redis(key, self._last_error, priority, deadline)
+                return None
+            delay = queue.ready_at - anyio.current_time()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
+            try:
+                reply = await self._call(
+                    key, 0, bulk=bulk, deadline=deadline, more=bulk and queue.waiting > 1
+                )
+            except _FAILURES as err:
+                await self._without_redis(key, err, priority, deadline)
+                return None
+            answered = anyio.current_time()
+            if reply.too_late:
+                raise _too_late(key, reply.wait)
+            if not reply.granted:
+                queue.ready_at = answered + reply.wait
+                continue
+            if reply.next_wait > 0:
+                queue.ready_at = answered + reply.next_wait
+            start = answered + reply.wait
+            if not bulk:
+                return start
+            if reply.wait > 0:
+                await anyio.sleep(reply.wait)
+                if anyio.current_time() > start + _LATE:
+                    continue  # woke late: the booked start is lost, as above
+            return None
+
+    async def _call(
+        self,
+        key: str,
+        pause_us: int,
+        *,
+        bulk: bool = False,
+        deadline: float | None = None,
+        more: bool = False,
+    ) -> _Reply:
         """:meth:`_ask`, made again on transient failures within the retry budget.
 
         Raises the last failure once the budget is spent (at once for one that is not
@@ -432,31 +707,54 @@ class RedisRateLimiter:
         began = anyio.current_time()
         # Once Redis counts as down, one call tells whether it is back: retrying then
         # would hold this queue for a whole budget at every probe of a long outage.
-        deadline = began + (self.retry_budget if self._last_error is None else 0.0)
+        budget_end = began + (self.retry_budget if self._last_error is None else 0.0)
         backoff = _BACKOFF_FIRST
         while True:
             tried = anyio.current_time()
             try:
-                reply = await self._ask(key, pause_us)
+                reply = await self._ask(key, pause_us, bulk=bulk, deadline=deadline, more=more)
             except _FAILURES as err:
                 now = anyio.current_time()
-                if not _transient(err) or now >= deadline:
+                if not _transient(err) or now >= budget_end:
                     self._failed(err, now - tried)
                     raise
                 logger.debug("Redis rate limiter: %s: %s; calling again", type(err).__name__, err)
-                await anyio.sleep(min(random.uniform(backoff / 2, backoff), deadline - now))
+                await anyio.sleep(min(random.uniform(backoff / 2, backoff), budget_end - now))
                 backoff = min(2 * backoff, _BACKOFF_MAX)
                 continue
             self._answered()
             return reply
 
-    async def _ask(self, key: str, pause_us: int) -> _Reply:
-        """Run the script once: a grant, a wait, or (``pause_us``) a pause."""
+    async def _ask(
+        self,
+        key: str,
+        pause_us: int,
+        *,
+        bulk: bool = False,
+        deadline: float | None = None,
+        more: bool = False,
+    ) -> _Reply:
+        """Run the script once: a grant, a wait, a refusal, or (``pause_us``) a pause."""
+        max_wait_us = -1
+        if deadline is not None:
+            max_wait_us = max(0, math.floor((deadline - anyio.current_time()) * 1e6))
         with anyio.fail_after(self.timeout):
-            granted, wait_us, time_us = await self._script(
-                keys=[self.redis_key(key)], args=[*self._args, pause_us, self._horizon]
+            status, wait_us, time_us, next_us = await self._script(
+                keys=[self.redis_key(key)],
+                args=[
+                    *self._args,
+                    pause_us,
+                    self._horizon,
+                    round(_GRACE * 1e6),
+                    "b" if bulk else "i",
+                    max_wait_us,
+                    self._token,
+                    int(more),
+                ],
             )
-        return _Reply(bool(granted), int(wait_us) / 1e6, int(time_us))
+        return _Reply(
+            status == 1, int(wait_us) / 1e6, int(time_us), int(next_us) / 1e6, status == 2
+        )
 
     def _pause_lost(self, key: str, seconds: float, err: BaseException | None) -> None:
         logger.warning(
@@ -498,19 +796,30 @@ class RedisRateLimiter:
             self._last_error = None
             self._down_until = self._queued_down_until = -math.inf
 
-    async def _without_redis(self, key: str, err: BaseException | None) -> None:
+    async def _without_redis(
+        self, key: str, err: BaseException | None, priority: Priority, deadline: float | None
+    ) -> None:
         """Raise the typed error, or (``fallback="local"``) pace this process alone."""
         if self._local is None:
             raise LimiterUnavailableError(
                 f"the Redis rate limiter is unavailable ({type(err).__name__}: {err}); "
                 "no request was sent"
             ) from err
-        await self._local.acquire(key)
+        await self._local.acquire(key, priority=priority, deadline=deadline)
+
+
+def _too_late(key: str, predicted: float) -> QueueTimeoutError:
+    return QueueTimeoutError(
+        f"the rate permit for {key} would come in {predicted:.3f}s, after the deadline; "
+        "nothing was sent",
+        endpoint=key,
+        predicted_wait=predicted,
+    )
 
 
 def _check(
     rate: float,
-    sdkappid: int,
+    sdkappid: int | None,
     burst: int,
     timeout: float,
     fallback: str,
@@ -521,7 +830,8 @@ def _check(
     """Refuse a configuration that cannot work, naming the argument."""
     # float("inf") passes ">= 1" but leaves no interval between starts at all.
     require_number("rate", rate, minimum=1, maximum=MAX_RATE_LIMIT)
-    require_number("sdkappid", sdkappid, minimum=1, integer=True)
+    if sdkappid is not None:
+        require_number("sdkappid", sdkappid, minimum=1, integer=True)
     require_number("burst", burst, minimum=1, integer=True)
     # As TencentChat's timeout: under a millisecond no Redis could answer.
     require_number("timeout", timeout, minimum=0.001)

@@ -41,9 +41,9 @@ def count_failed_calls(limiter: RedisRateLimiter) -> list[BaseException]:
     ask = limiter._ask
     failed: list[BaseException] = []
 
-    async def spy(key: str, pause_us: int) -> _Reply:
+    async def spy(key: str, pause_us: int, **options: Any) -> _Reply:
         try:
-            return await ask(key, pause_us)
+            return await ask(key, pause_us, **options)
         except Exception as err:
             failed.append(err)
             raise

@@ -1,0 +1,636 @@
+"""Priority classes in the Redis-shared limiter: the bulk line, interactive first, deadlines.
+
+Processes are limiters of their own on one fakeredis (one token, one client each). The
+script's rules run on a Redis clock the test moves; timing between processes runs on
+the virtual-clock loop that Redis's clock follows (see test_redis_limiter.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from typing import Any
+
+import anyio
+import fakeredis
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tencent_chat_robots._exceptions import QueueTimeoutError, ValidationError
+from tencent_chat_robots._redis_limiter import _GRACE, _HORIZON, RedisRateLimiter, _Reply
+from tencent_chat_robots.testing import FakeTencentChat
+
+from ._virtual_time import VirtualClockLoop
+from .test_redis_limiter import (
+    KEY,
+    SDKAPPID,
+    SECOND_US,
+    limiter_on,
+    most_in_closed_window,
+    record_grants,
+    redis_clock,
+    run_fleet,
+)
+
+
+async def line_of(limiter: RedisRateLimiter) -> list[str]:
+    """The tokens in the endpoint's bulk line, front first."""
+    state = {
+        k.decode(): v.decode()
+        for k, v in (await limiter._client.hgetall(limiter.redis_key(KEY))).items()
+    }
+    head, tail = int(state.get("qh", 0)), int(state.get("qt", 0))
+    return [state[f"q{i}"] for i in range(head, tail)]
+
+
+def count_calls(limiter: RedisRateLimiter) -> list[str]:
+    """Record the class of each of ``limiter``'s script calls."""
+    ask = limiter._ask
+    calls: list[str] = []
+
+    async def counting(key: str, pause_us: int, **options: Any) -> _Reply:
+        calls.append("pause" if pause_us else "bulk" if options.get("bulk") else "interactive")
+        return await ask(key, pause_us, **options)
+
+    limiter._ask = counting  # type: ignore[method-assign]
+    return calls
+
+
+async def close(*limiters: RedisRateLimiter) -> None:
+    for limiter in limiters:
+        await limiter._client.aclose()
+
+
+# --- the script, on a Redis clock the test moves --------------------------------------
+
+
+class Process:
+    """One process's bulk head, following the script's answers to the microsecond."""
+
+    def __init__(self, limiter: RedisRateLimiter, name: str) -> None:
+        self.limiter, self.name = limiter, name
+        self.next_ask = 0
+
+
+def test_bulk_processes_take_turns_at_one_call_per_start() -> None:
+    """Four processes with bulk backlogs, each asking exactly when told and holding one
+    booked start at a time: round robin, one script call per start, the rate sustained."""
+
+    async def main() -> tuple[list[tuple[float, str]], int]:
+        with redis_clock() as clock:
+            server = fakeredis.FakeServer()
+            processes = [Process(limiter_on(server, rate=50), name) for name in "ABCD"]
+            grants: list[tuple[float, str]] = []
+            calls = 0
+            while len(grants) < 200:
+                process = min(processes, key=lambda p: p.next_ask)
+                clock.now_us = max(clock.now_us, process.next_ask)
+                reply = await process.limiter._ask(KEY, 0, bulk=True, more=True)
+                calls += 1
+                assert not reply.too_late
+                if reply.granted:
+                    grants.append((reply.redis_time, process.name))
+                    # Its next caller asks at its turn, once this one has started.
+                    process.next_ask = max(
+                        reply.redis_time, clock.now_us + round(reply.next_wait * SECOND_US)
+                    )
+                else:
+                    process.next_ask = clock.now_us + round(reply.wait * SECOND_US)
+            await close(*(p.limiter for p in processes))
+            return grants, calls
+
+    grants, calls = asyncio.run(main())
+    times = [t for t, _ in grants]
+    assert times == sorted(times)
+    assert most_in_closed_window(times, SECOND_US) <= 50
+    assert (len(times) - 1) * SECOND_US / (times[-1] - times[0]) >= 0.99 * 50
+    order = [name for _, name in grants]
+    # Turn by turn (two neighbours may swap): every process in any six consecutive
+    # starts, and as many starts each.
+    assert all(len(set(order[i : i + 6])) == 4 for i in range(len(order) - 5))
+    assert max(map(order.count, "ABCD")) - min(map(order.count, "ABCD")) <= 2  # the burst
+    assert calls <= 200 + 4  # each process's first ask may only join the line
+
+
+def test_interactive_is_booked_right_behind_the_bulk_bookings() -> None:
+    """Bulk books at most three intervals ahead, so an interactive ask at any moment of
+    a saturated line gets a start at most four intervals away; bulk goes on after it."""
+
+    async def main() -> list[float]:
+        with redis_clock() as clock:
+            server = fakeredis.FakeServer()
+            bulk = [Process(limiter_on(server, rate=100), name) for name in "ABC"]
+            web = limiter_on(server, rate=100)
+            waits: list[float] = []
+            interactive_at = clock.now_us + 50_000
+            for _ in range(600):
+                process = min(bulk, key=lambda p: p.next_ask)
+                if interactive_at <= process.next_ask:
+                    clock.now_us = max(clock.now_us, interactive_at)
+                    reply = await web._ask(KEY, 0)
+                    assert reply.granted
+                    waits.append(reply.wait)
+                    interactive_at += 37_000  # off the beat of the 10 ms interval
+                    continue
+                clock.now_us = max(clock.now_us, process.next_ask)
+                reply = await process.limiter._ask(KEY, 0, bulk=True, more=True)
+                step = reply.next_wait if reply.granted else reply.wait
+                process.next_ask = clock.now_us + round(step * SECOND_US)
+                if reply.granted:
+                    process.next_ask = max(process.next_ask, reply.redis_time)
+            await close(web, *(p.limiter for p in bulk))
+            return waits
+
+    waits = asyncio.run(main())
+    assert len(waits) >= 20
+    assert max(waits) <= (_HORIZON + 1) * 0.01 + 1e-6
+
+
+def test_a_process_that_stops_asking_is_dropped_after_the_grace() -> None:
+    """C dies holding an entry in the line. The others pass it at once (two of them may
+    book), so no start is lost, and it is gone from the line once it is overdue."""
+
+    async def main() -> tuple[list[int], list[str], list[str], str]:
+        with redis_clock() as clock:
+            server = fakeredis.FakeServer()
+            a, b, c = (Process(limiter_on(server, rate=50), name) for name in "ABC")
+            grants: list[int] = []
+            for process in (c, a, b):  # C first: at the front of the line
+                await process.limiter._ask(KEY, 0, bulk=True, more=True)
+                clock.now_us += 1
+            line_before = await line_of(a.limiter)
+            live = [a, b]
+            for p in live:
+                p.next_ask = clock.now_us
+            while clock.now_us < 1_700_000_000 * SECOND_US + 2 * SECOND_US:
+                process = min(live, key=lambda p: p.next_ask)
+                clock.now_us = max(clock.now_us, process.next_ask)
+                reply = await process.limiter._ask(KEY, 0, bulk=True, more=True)
+                if reply.granted:
+                    grants.append(reply.redis_time)
+                    process.next_ask = max(
+                        reply.redis_time, clock.now_us + round(reply.next_wait * SECOND_US)
+                    )
+                else:
+                    process.next_ask = clock.now_us + round(reply.wait * SECOND_US)
+            line_after = await line_of(a.limiter)
+            await close(a.limiter, b.limiter, c.limiter)
+            return grants, line_before, line_after, c.limiter._token
+
+    grants, before, after, dead = asyncio.run(main())
+    assert before[0] == dead
+    assert dead not in after
+    assert len(after) == 2
+    gaps = [later - earlier for earlier, later in itertools.pairwise(grants)]
+    assert max(gaps) <= 3 * 20_000  # a start or two missed, never a stall of the grace
+    assert len(grants) >= 0.97 * 50 * 2
+
+
+def test_a_bulk_ask_that_would_come_too_late_books_nothing_and_leaves_the_line() -> None:
+    async def main() -> None:
+        with redis_clock():
+            server = fakeredis.FakeServer()
+            ahead = [limiter_on(server, rate=10) for _ in range(4)]
+            late = limiter_on(server, rate=10)
+            for limiter in ahead:  # each with more callers: back in the line if it booked
+                await limiter._ask(KEY, 0, bulk=True, more=True)
+            before = await late._client.hgetall(late.redis_key(KEY))
+            line = await line_of(late)
+            assert len(line) == 4
+            # Two booked at once (the burst), so the next free start is 0.1 s ahead, and
+            # four turns come before its own: 0.1 + 4 * 0.1002 s (the ring's spacing).
+            reply = await late._ask(KEY, 0, bulk=True, deadline=anyio.current_time() + 0.45)
+            assert reply.too_late
+            assert reply.wait == pytest.approx(0.5008)
+            after = await late._client.hgetall(late.redis_key(KEY))
+            assert after == before  # it joined, and left again
+            assert await line_of(late) == line
+            await close(late, *ahead)
+
+    asyncio.run(main())
+
+
+ask = st.tuples(
+    st.sampled_from(["A", "B", "C"]),
+    st.sampled_from(["interactive", "bulk", "bulk-more"]),
+    st.integers(0, 60_000),  # µs since the previous ask
+    st.one_of(st.none(), st.integers(0, 300_000)),  # max_wait µs
+)
+pause = st.tuples(st.just("P"), st.just("pause"), st.integers(0, 5_000), st.integers(1, 500_000))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rate=st.floats(min_value=5, max_value=60),
+    steps=st.lists(st.one_of(ask, ask, ask, pause), min_size=1, max_size=200),
+)
+def test_the_bound_and_the_line_hold_for_any_mix_of_classes(
+    rate: float, steps: list[tuple[str, str, int, int | None]]
+) -> None:
+    """Three processes asking in both classes, with deadlines and pauses, at any times:
+    grants in time order, at most ``rate`` in any closed second, nothing booked past a
+    deadline, and each process in the line at most once, its index matching."""
+
+    async def main() -> list[float]:
+        with redis_clock() as clock:
+            server = fakeredis.FakeServer()
+            limiters = {name: limiter_on(server, rate=rate) for name in "ABC"}
+            grants: list[float] = []
+            for name, kind, gap, amount in steps:
+                clock.now_us += gap
+                if kind == "pause":
+                    await limiters["A"]._ask(KEY, amount or 1)
+                    continue
+                deadline = None if amount is None else anyio.current_time() + amount / 1e6
+                reply = await limiters[name]._ask(
+                    KEY, 0, bulk=kind != "interactive", deadline=deadline, more=kind == "bulk-more"
+                )
+                if reply.granted:
+                    assert amount is None or reply.redis_time - clock.now_us <= amount
+                    grants.append(reply.redis_time)
+                state = {
+                    k.decode(): v.decode()
+                    for k, v in (
+                        await limiters["A"]._client.hgetall(limiters["A"].redis_key(KEY))
+                    ).items()
+                }
+                line = [
+                    state[f"q{i}"] for i in range(int(state.get("qh", 0)), int(state.get("qt", 0)))
+                ]
+                assert len(line) == len(set(line))
+                for i, token in enumerate(line, int(state.get("qh", 0))):
+                    assert state[f"w{token}"] == str(i)
+            await close(*limiters.values())
+            return grants
+
+    grants = asyncio.run(main())
+    assert grants == sorted(grants)
+    assert most_in_closed_window(grants, SECOND_US) <= int(rate)
+
+
+# --- processes on a virtual clock -----------------------------------------------------
+
+
+def test_an_interactive_call_does_not_wait_behind_bulk_backlogs_anywhere() -> None:
+    """Three processes with 400 bulk calls each; a fourth, and one of the three itself,
+    make an interactive call every 0.1 s. Each waits at most a few intervals; the fleet
+    sustains the rate at about one script call per start, within the bound."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        bulk = [limiter_on(server, rate=100) for _ in range(3)]
+        web = limiter_on(server, rate=100)
+        grants: list[float] = []
+        for limiter in [*bulk, web]:
+            record_grants(limiter, grants)
+        counted = [count_calls(limiter) for limiter in [*bulk, web]]
+        waits: dict[str, list[float]] = {"other process": [], "same process": []}
+
+        async def interactive(limiter: RedisRateLimiter, label: str) -> None:
+            for _ in range(25):
+                await asyncio.sleep(0.1)
+                began = loop.time()
+                await limiter.acquire(KEY)  # interactive, by default
+                waits[label].append(loop.time() - began)
+
+        backlog = [
+            asyncio.ensure_future(b.acquire(KEY, priority="bulk")) for b in bulk for _ in range(400)
+        ]
+        await asyncio.gather(
+            interactive(web, "other process"), interactive(bulk[0], "same process")
+        )
+        for task in backlog:
+            task.cancel()
+        await asyncio.gather(*backlog, return_exceptions=True)
+        await close(web, *bulk)
+        return waits, grants, sum(len(c) for c in counted)
+
+    waits, grants, calls = run_fleet(main)
+    for label, observed in waits.items():
+        assert len(observed) == 25, label
+        assert max(observed) <= (_HORIZON + 1) * 0.01 + 1e-6, label
+    assert most_in_closed_window(grants, SECOND_US) <= 100
+    assert len(grants) >= 0.97 * 100 * 2.5
+    assert calls <= 1.1 * len(grants)
+
+
+def test_interactive_callers_queued_in_one_process_go_before_its_bulk_ones() -> None:
+    """One process, 100 bulk calls queued, then 10 interactive ones at once: the ten all
+    start before any bulk call queued after them, apart from bulk starts already booked."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> list[str]:
+        limiter = limiter_on(server, rate=100)
+        order: list[str] = []
+
+        async def one(priority: Any) -> None:
+            await limiter.acquire(KEY, priority=priority)
+            order.append(priority)
+
+        backlog = [asyncio.ensure_future(one("bulk")) for _ in range(100)]
+        await asyncio.sleep(0.105)
+        await asyncio.gather(*(one("interactive") for _ in range(10)))
+        await asyncio.gather(*backlog)
+        await close(limiter)
+        return order
+
+    order = run_fleet(main)
+    first_interactive = order.index("interactive")
+    last_interactive = len(order) - 1 - order[::-1].index("interactive")
+    # At most the bulk starts booked before the interactive calls came (within the horizon).
+    assert order[first_interactive : last_interactive + 1].count("bulk") == 0
+    assert first_interactive <= 12 + _HORIZON
+
+
+def test_the_bulk_line_shares_fairly_among_many_processes() -> None:
+    """Eight processes, 0.1 to 0.8 ms from Redis, each with a bulk backlog: each gets
+    within 10% of an even share of two seconds' starts, at about a call per start."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        limiters = [limiter_on(server, rate=190) for _ in range(8)]
+        for n, limiter in enumerate(limiters, 1):
+            ask = limiter._ask
+
+            async def delayed(
+                key: str, pause_us: int, ask: Any = ask, n: int = n, **options: Any
+            ) -> _Reply:
+                await asyncio.sleep(n / 10_000)
+                return await ask(key, pause_us, **options)
+
+            limiter._ask = delayed  # type: ignore[method-assign]
+        counted = [count_calls(limiter) for limiter in limiters]
+        starts: list[tuple[float, int]] = []
+
+        async def one(n: int) -> None:
+            await limiters[n].acquire(KEY, priority="bulk")
+            starts.append((loop.time(), n))
+
+        t0 = loop.time()
+        tasks = [asyncio.ensure_future(one(n)) for n in range(8) for _ in range(100)]
+        await asyncio.sleep(2.0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await close(*limiters)
+        in_two_seconds = [n for t, n in starts if t < t0 + 2.0]
+        return collections.Counter(in_two_seconds), sum(len(c) for c in counted), len(starts)
+
+    shares, calls, started = run_fleet(main)
+    assert sum(shares.values()) >= 0.97 * 190 * 2
+    assert min(shares.values()) >= 0.9 * max(shares.values())
+    assert calls <= 1.1 * started + 8
+
+
+def test_deadlines_raise_at_once_when_the_start_is_plainly_too_late() -> None:
+    """Paused for 0.5 s: an interactive call with 0.2 s to spare is refused at once with
+    the wait it would have had, and books nothing; one with 0.6 s waits and starts."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=100)
+        await limiter.pause(KEY, 0.5)
+        state = await limiter._client.hgetall(limiter.redis_key(KEY))
+        began = loop.time()
+        for priority in ("interactive", "bulk"):
+            with pytest.raises(QueueTimeoutError) as raised:
+                await limiter.acquire(KEY, priority=priority, deadline=began + 0.2)  # type: ignore[arg-type]
+            assert raised.value.predicted_wait == pytest.approx(0.5, abs=0.011)
+            assert raised.value.endpoint == KEY
+        assert loop.time() == began
+        assert await limiter._client.hgetall(limiter.redis_key(KEY)) == {
+            **state,
+            b"qh": b"1",
+            b"qt": b"1",  # the bulk caller joined the line and left it
+        }
+        await limiter.acquire(KEY, deadline=began + 0.6)
+        assert loop.time() - began == pytest.approx(0.5, abs=0.011)
+        await close(limiter)
+
+    run_fleet(main)
+
+
+def test_callers_queued_ahead_are_counted_before_asking_redis() -> None:
+    """Ten interactive callers queued at 10/s: the eleventh, with 0.5 s to spare, is
+    told at once that the ten ahead need about 0.9 s of starts (a burst of two aside)."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=10)
+        calls = count_calls(limiter)
+        ahead = [asyncio.ensure_future(limiter.acquire(KEY)) for _ in range(10)]
+        await asyncio.sleep(0)
+        asked = len(calls)
+        with pytest.raises(QueueTimeoutError) as raised:
+            await limiter.acquire(KEY, deadline=loop.time() + 0.5)
+        assert raised.value.predicted_wait == pytest.approx(0.9)
+        assert len(calls) == asked  # Redis was not asked for it
+        await asyncio.gather(*ahead)
+        await close(limiter)
+
+    run_fleet(main)
+
+
+def test_a_deadline_passing_while_waiting_raises_and_leaves_the_queue_usable() -> None:
+    """Redis hangs: the caller's deadline (0.2 s) comes before the time-out (0.5 s).
+    It raises with no prediction; the callers behind it and later ones carry on."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=100, timeout=0.5)
+        script = limiter._script
+        hang = True
+
+        async def hanging(**kwargs: Any) -> Any:
+            if hang:
+                await asyncio.sleep(10)
+            return await script(**kwargs)
+
+        limiter._script = hanging  # type: ignore[assignment]
+        began = loop.time()
+        for priority in ("interactive", "bulk"):
+            with pytest.raises(QueueTimeoutError) as raised:
+                await limiter.acquire(KEY, priority=priority, deadline=loop.time() + 0.2)  # type: ignore[arg-type]
+            assert raised.value.predicted_wait is None
+        assert loop.time() - began == pytest.approx(0.4)
+        hang = False
+        await limiter.acquire(KEY)
+        await limiter.acquire(KEY, priority="bulk")
+        assert [
+            q.waiting for q in (limiter._endpoints[KEY].interactive, limiter._endpoints[KEY].bulk)
+        ] == [0, 0]
+        await close(limiter)
+
+    run_fleet(main)
+
+
+@pytest.mark.parametrize("cancel_after", [0.0, 0.0001, 0.003, 0.02, 0.05])
+@pytest.mark.parametrize("priority", ["interactive", "bulk"])
+def test_cancelling_a_caller_at_any_point_stalls_no_one_for_longer_than_the_grace(
+    priority: str, cancel_after: float
+) -> None:
+    """A process's only caller is cancelled at various points (queued, asking Redis,
+    sleeping to its booked start or to its turn) while two other processes have bulk
+    backlogs; the process then asks again. Nobody waits longer than the grace, the
+    rate holds, and the process's queues are empty and usable."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        others = [limiter_on(server, rate=50) for _ in range(2)]
+        limiter = limiter_on(server, rate=50)
+        grants: list[float] = []
+        for each in [*others, limiter]:
+            record_grants(each, grants)
+        starts: list[float] = []
+
+        async def one(each: RedisRateLimiter) -> None:
+            await each.acquire(KEY, priority="bulk")
+            starts.append(loop.time())
+
+        backlog = [asyncio.ensure_future(one(each)) for each in others for _ in range(60)]
+        await asyncio.sleep(0.3)
+        # An interactive caller books at once, so each cancelled one may lose a start;
+        # bulk ones hold the process's place in the line, one entry for them all.
+        victims_per_round = 1 if priority == "interactive" else 3
+        for _ in range(3):  # cancelled, three times in a row
+            victims = [
+                asyncio.ensure_future(limiter.acquire(KEY, priority=priority))  # type: ignore[arg-type]
+                for _ in range(victims_per_round)
+            ]
+            await asyncio.sleep(cancel_after)
+            for victim in victims:
+                victim.cancel()
+            await asyncio.gather(*victims, return_exceptions=True)
+        began = loop.time()
+        await limiter.acquire(KEY, priority=priority)  # type: ignore[arg-type]
+        waited = loop.time() - began
+        await asyncio.gather(*backlog)
+        queues = limiter._endpoints[KEY]
+        await close(limiter, *others)
+        return waited, starts, grants, [q.waiting for q in (queues.interactive, queues.bulk)]
+
+    waited, starts, grants, waiting = run_fleet(main)
+    assert waiting == [0, 0]
+    assert waited <= _GRACE + 0.1  # its turn in a line of three at most, after the grace
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert max(gaps) <= _GRACE
+    assert most_in_closed_window(grants, SECOND_US) <= 50
+
+
+def test_the_bound_holds_with_both_classes_and_pauses_across_processes() -> None:
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> list[float]:
+        limiters = [limiter_on(server, rate=40) for _ in range(3)]
+        grants: list[float] = []
+        for limiter in limiters:
+            record_grants(limiter, grants)
+
+        async def pauses() -> None:
+            for _ in range(3):
+                await asyncio.sleep(0.7)
+                await limiters[2].pause(KEY, 0.3)
+
+        await asyncio.gather(
+            *(limiters[0].acquire(KEY, priority="bulk") for _ in range(60)),
+            *(limiters[1].acquire(KEY) for _ in range(30)),
+            *(limiters[1].acquire(KEY, priority="bulk") for _ in range(30)),
+            *(limiters[2].acquire(KEY, priority=p) for p in ("bulk", "interactive") * 15),  # type: ignore[arg-type]
+            pauses(),
+        )
+        await close(*limiters)
+        return grants
+
+    grants = run_fleet(main)
+    assert len(grants) >= 150  # more if a late waker gave up its booked start
+    assert most_in_closed_window(grants, SECOND_US) <= 40
+
+
+def test_a_bulk_caller_that_wakes_late_gives_up_its_start_and_still_gets_one() -> None:
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=10)
+        grants: list[float] = []
+        record_grants(limiter, grants)
+        t0 = loop.time()
+        await asyncio.gather(*(limiter.acquire(KEY, priority="bulk") for _ in range(3)))
+        assert loop.time() - t0 == pytest.approx(0.1)  # a burst of two, then 0.1 s
+
+        async def stall() -> None:
+            await asyncio.sleep(0.05)
+            loop.stall(0.1)  # the next booked start, at 0.2 s, is missed by 50 ms
+
+        await asyncio.gather(limiter.acquire(KEY, priority="bulk"), stall())
+        assert len(grants) == 5  # the lost one, and the one after it
+        assert loop.time() - t0 == pytest.approx(0.3)
+        await close(limiter)
+
+    run_fleet(main)
+
+
+# --- an app for the limiter -----------------------------------------------------------
+
+
+async def test_a_limiter_without_sdkappid_is_bound_by_the_client(
+    server: fakeredis.FakeServer, redis: fakeredis.FakeAsyncRedis
+) -> None:
+    shared = RedisRateLimiter(fakeredis.FakeAsyncRedis(server=server), rate=100)
+    with pytest.raises(ValidationError, match="sdkappid"):
+        await shared.acquire(KEY)
+    with pytest.raises(ValidationError, match="sdkappid"):
+        await shared.pause(KEY, 1.0)
+    fake = FakeTencentChat()
+    async with fake.client(limiter=shared) as one, fake.client(limiter=shared) as two:
+        assert one.limiter is two.limiter is shared.for_app(fake.sdkappid)
+        await asyncio.gather(one.get_all_robots(), two.get_all_robots())
+    assert await redis.keys("*") == [f"tencent-chat-robots:{fake.sdkappid}:{KEY}".encode()]
+    bound = shared.for_app(fake.sdkappid)
+    assert bound.for_app(fake.sdkappid) is bound
+    assert shared.for_app(1400000009) is not bound
+    with pytest.raises(ValidationError, match=rf"{fake.sdkappid}.*1400000009"):
+        bound.for_app(1400000009)
+    with pytest.raises(ValidationError, match="sdkappid"):
+        shared.for_app(0)
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+async def redis(server: fakeredis.FakeServer) -> Any:
+    client = fakeredis.FakeAsyncRedis(server=server)
+    yield client
+    await client.aclose()
+
+
+async def test_from_url_without_sdkappid_closes_its_client_and_only_it() -> None:
+    shared = RedisRateLimiter.from_url("redis://127.0.0.1:1", rate=100)
+    bound = shared.for_app(SDKAPPID)
+    assert (bound.sdkappid, bound._client, bound._owns_client) == (SDKAPPID, shared._client, False)
+    closed: list[str] = []
+
+    async def aclose() -> None:
+        closed.append("client")
+
+    shared._client.aclose = aclose  # type: ignore[method-assign]
+    await bound.aclose()
+    assert closed == []
+    async with shared:
+        pass
+    assert closed == ["client"]
+
+
+def test_priority_is_checked() -> None:
+    async def main() -> None:
+        limiter = limiter_on(fakeredis.FakeServer())
+        with pytest.raises(ValidationError, match="priority"):
+            await limiter.acquire(KEY, priority="urgent")  # type: ignore[arg-type]
+        await close(limiter)
+
+    asyncio.run(main())
+
+
+def test_no_deadline_never_raises_even_far_behind() -> None:
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> float:
+        limiter = limiter_on(server, rate=10)
+        await limiter.pause(KEY, 30.0)
+        began = loop.time()
+        await asyncio.gather(limiter.acquire(KEY), limiter.acquire(KEY, priority="bulk"))
+        await close(limiter)
+        return loop.time() - began
+
+    assert run_fleet(main) == pytest.approx(30.0, abs=0.2)
