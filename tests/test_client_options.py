@@ -292,3 +292,39 @@ def test_closing_the_parent_ends_every_views_calls_and_a_view_closes_the_parent(
     assert sum(isinstance(r, ClientClosedError) for r in results) == 8  # two started at once
     assert closed
     assert isinstance(after, ClientClosedError)
+
+
+def test_max_wait_behind_a_full_slot_queue_is_refused_at_once() -> None:
+    """Callers queued for in-flight slots ahead each owe a start before this one."""
+
+    async def main(loop: VirtualClockLoop) -> tuple[QueueTimeoutError, float, int, float]:
+        transport = ScriptedTransport()
+        async with _chat(transport, rate_limit=10, max_in_flight=2) as chat:
+            backlog = asyncio.gather(
+                *(chat.add_robot_to_room(f"b{i}", "@RBT#1") for i in range(30))
+            )
+            await asyncio.sleep(0)
+            sent_before = len(transport.sent)
+            asked = loop.time()
+            with pytest.raises(QueueTimeoutError) as caught:
+                await chat.with_options(max_wait=2.0).add_robot_to_room("late", "@RBT#1")
+            waited = loop.time() - asked
+            sent = len(transport.sent) - sent_before
+            # With room for the queue ahead, the same call waits its turn instead.
+            asked = loop.time()
+            await chat.with_options(max_wait=3.5).add_robot_to_room("patient", "@RBT#1")
+            patient_waited = loop.time() - asked
+            await backlog
+        return caught.value, waited, sent, patient_waited
+
+    error, waited, sent, patient_waited = run_virtual(main)
+    assert waited == 0
+    assert sent == 0
+    assert error.predicted_wait is not None
+    # b0 and b1 started at once; b2 and b3 hold the slots, waiting for their permits;
+    # 26 wait for a slot. Its start is the 31st: at 3.006 s (the burst paid back by the
+    # window rule). The prediction is a lower bound, computed no further than needed.
+    assert error.predicted_wait is not None
+    assert 2.0 < error.predicted_wait <= patient_waited
+    assert "in-flight slot" in str(error)
+    assert patient_waited == pytest.approx(3.006)

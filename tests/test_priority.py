@@ -329,9 +329,14 @@ def test_unknown_priority_is_a_validation_error() -> None:
 # -- in-flight slots ---------------------------------------------------------------------
 
 
+async def _take_slot(slots: InFlightSlots, rank: int, deadline: float | None, key: str) -> None:
+    if not slots.take(rank):
+        await slots.wait(rank, deadline, key)
+
+
 def _slot_user(slots: InFlightSlots, order: list[str], name: str, rank: int) -> Any:
     async def use() -> None:
-        await slots.acquire(rank, None, KEY)
+        await _take_slot(slots, rank, None, KEY)
         order.append(name)
         await asyncio.sleep(1)
         slots.release()
@@ -356,13 +361,13 @@ def test_a_freed_slot_goes_to_the_first_interactive_waiter() -> None:
 def test_a_slot_served_to_a_cancelled_waiter_passes_on_and_deadlines_expire() -> None:
     async def main(loop: VirtualClockLoop) -> tuple[list[str], float, int]:
         slots, order = InFlightSlots(1), []
-        await slots.acquire(1, None, KEY)
-        doomed = asyncio.ensure_future(slots.acquire(0, None, KEY))
+        await _take_slot(slots, 1, None, KEY)
+        doomed = asyncio.ensure_future(_take_slot(slots, 0, None, KEY))
         patient = _slot_user(slots, order, "patient", 1)
         await asyncio.sleep(0)
         asked = loop.time()
         with pytest.raises(QueueTimeoutError):
-            await slots.acquire(0, asked + 0.5, KEY)
+            await _take_slot(slots, 0, asked + 0.5, KEY)
         expired_after = loop.time() - asked
         slots.release()  # served to `doomed`, which is cancelled before it runs
         doomed.cancel()
@@ -383,7 +388,7 @@ def test_bulk_callers_leave_a_reserve_of_slots_to_interactive_ones() -> None:
         held: list[float] = []
 
         async def use(name: str, rank: int) -> None:
-            await slots.acquire(rank, None, KEY)
+            await _take_slot(slots, rank, None, KEY)
             order.append(name)
             held.append(loop.time())
             await asyncio.sleep(1)

@@ -428,6 +428,30 @@ def test_callers_queued_ahead_are_counted_before_asking_redis() -> None:
     run_fleet(main)
 
 
+def test_predicted_wait_counts_this_processs_queues_and_the_clients_slot_waiters() -> None:
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=10)
+        deadline = loop.time() + 60
+        assert limiter.predicted_wait(KEY, priority="bulk", deadline=deadline) == 0
+        # Slot waiters ahead, a burst of two aside: the seventh start is 0.5 s away.
+        assert limiter.predicted_wait(
+            KEY, priority="bulk", also_ahead=6, deadline=deadline
+        ) == pytest.approx(0.5)
+        interactive = [asyncio.ensure_future(limiter.acquire(KEY)) for _ in range(4)]
+        bulk = [asyncio.ensure_future(limiter.acquire(KEY, priority="bulk")) for _ in range(3)]
+        await asyncio.sleep(0)
+        # Bulk callers wait behind both classes; interactive ones only behind their own.
+        waits = [
+            limiter.predicted_wait(KEY, priority=p, also_ahead=1, deadline=deadline)
+            for p in ("interactive", "bulk")
+        ]
+        assert waits == pytest.approx([0.4, 0.7])
+        await asyncio.gather(*interactive, *bulk)
+        await close(limiter)
+
+    run_fleet(main)
+
+
 def test_a_deadline_passing_while_waiting_raises_and_leaves_the_queue_usable() -> None:
     """Redis hangs: the caller's deadline (0.2 s) comes before the time-out (0.5 s).
     It raises with no prediction; the callers behind it and later ones carry on."""

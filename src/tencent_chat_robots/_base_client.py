@@ -225,6 +225,8 @@ class RequestSender:
         self._limiter = limiter
         self._pausable = limiter if isinstance(limiter, PausableLimiter) else None
         self._ranked = limiter is not None and serves_priorities(limiter)
+        predict = getattr(limiter, "predicted_wait", None) if self._ranked else None
+        self._predict: Callable[..., float] | None = predict if callable(predict) else None
         self._max_in_flight = max_in_flight
         self._slots: dict[str, InFlightSlots] = {}
         self._on_attempt = on_attempt
@@ -383,10 +385,13 @@ class RequestSender:
         slots = self._slots.get(endpoint)
         if slots is None:
             slots = self._slots[endpoint] = InFlightSlots(self._max_in_flight)
-        try:
-            await slots.acquire(options.rank, deadline, endpoint)
-        except QueueTimeoutError as err:
-            raise self._queue_timeout(endpoint, err, options, call) from None
+        if not slots.take(options.rank):
+            try:
+                if deadline is not None and self._predict is not None:
+                    self._refuse_if_late(endpoint, options, deadline, slots.ahead(options.rank))
+                await slots.wait(options.rank, deadline, endpoint)
+            except QueueTimeoutError as err:
+                raise self._queue_timeout(endpoint, err, options, call) from None
         try:
             permit_wait = None
             if self._limiter is not None:
@@ -463,6 +468,26 @@ class RequestSender:
                     raise QueueTimeoutError("no rate permit in time", endpoint=endpoint)
         except QueueTimeoutError as err:
             raise self._queue_timeout(endpoint, err, options, call) from None
+
+    def _refuse_if_late(
+        self, endpoint: str, options: CallOptions, deadline: float, slot_waiters: int
+    ) -> None:
+        """Raise at once if the callers queued for slots ahead owe more starts than fit.
+
+        Each of them takes a start before this call does: a slot first (in class order),
+        then a permit, queued ahead of it.
+        """
+        assert self._predict is not None  # the caller's check
+        wait = self._predict(
+            endpoint, priority=options.priority, also_ahead=slot_waiters, deadline=deadline
+        )
+        if anyio.current_time() + wait > deadline + 1e-9:
+            raise QueueTimeoutError(
+                f"the rate permit for {endpoint} would come in {wait:.3f}s at the earliest,"
+                f" behind {slot_waiters} callers waiting for an in-flight slot",
+                endpoint=endpoint,
+                predicted_wait=wait,
+            )
 
     @staticmethod
     def _queue_timeout(

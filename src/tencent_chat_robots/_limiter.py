@@ -65,6 +65,11 @@ class PriorityLimiter(Protocol):
     ``anyio.current_time()``; ``None``: none) is when the caller gives up: raise
     :class:`QueueTimeoutError` at once if the permit cannot come by then, or when it
     passes.
+
+    A limiter may also have ``predicted_wait(key, *, priority, also_ahead, deadline)``
+    (as both built-in ones do): then a call that finds every in-flight slot taken is
+    refused at once too, when the callers queued for slots ahead of it already owe
+    more starts than its ``max_wait`` leaves.
     """
 
     async def acquire(
@@ -132,6 +137,9 @@ class _KeyLimiter:
     def grant(self, now: float) -> None:
         self._tat = max(self._tat, now) + self._interval
         self._starts.append(now)
+
+    def ahead(self, rank: int) -> int:
+        return self._line.ahead(rank)
 
     def start_time(self, now: float, ahead: int, deadline: float) -> float:
         """When a caller behind ``ahead`` others would start, if no one else came.
@@ -250,6 +258,20 @@ class RateLimiter:
         ``deadline``, or when ``deadline`` passes; nothing is counted for it then.
         """
         await self._key(key).acquire(priority_rank(priority), deadline)
+
+    def predicted_wait(
+        self, key: str, *, priority: Priority = "interactive", also_ahead: int = 0, deadline: float
+    ) -> float:
+        """Seconds until a caller of ``priority`` asking now would start, were ``also_ahead``
+        more callers of its class or above queued ahead of it and no one else to come.
+
+        Counting stops past ``deadline`` (event-loop time): any later answer says the
+        same, that the start would come too late.
+        """
+        limiter = self._key(key)
+        now = self._clock()
+        ahead = limiter.ahead(priority_rank(priority)) + also_ahead
+        return limiter.start_time(now, ahead, deadline + _EPSILON) - now
 
     async def pause(self, key: str, seconds: float) -> None:
         """Start nothing of ``key`` for ``seconds`` (the server said we were too fast)."""

@@ -110,12 +110,20 @@ class InFlightSlots:
         self._in_use = 0
         self._line = Line()
 
-    async def acquire(self, rank: int, deadline: float | None, endpoint: str) -> None:
-        """Take a slot, waiting in ``rank``'s class; :class:`QueueTimeoutError` at ``deadline``."""
+    def take(self, rank: int) -> bool:
+        """Take a slot if one is free for ``rank`` now; false if the caller must wait."""
         # Only while no caller of this class or above waits: release() serves those.
         if self._in_use < self._caps[rank] and not self._line.ahead(rank):
             self._in_use += 1
-            return
+            return True
+        return False
+
+    def ahead(self, rank: int) -> int:
+        """How many callers a newcomer of ``rank`` would wait behind."""
+        return self._line.ahead(rank)
+
+    async def wait(self, rank: int, deadline: float | None, endpoint: str) -> None:
+        """Wait for a slot in ``rank``'s class; :class:`QueueTimeoutError` at ``deadline``."""
         await self._line.wait(
             rank,
             deadline,
