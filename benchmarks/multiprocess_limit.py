@@ -11,6 +11,8 @@ on a free port). The fake server runs in a process of its own and counts arrival
   worker's ``time.process_time()``, summed), each process's share of the starts
   (min/max), and the sustained rate at the server; over the whole run, the most
   arrivals in any sliding second (the server's limit is 200) and the 60007 refusals.
+  The same fleet again with each process paced alone at its share (no Redis): the CPU
+  difference is what sharing costs per start, apart from the HTTP call itself.
 * Priority: three processes with 3,000-call bulk backlogs, and a fourth making one
   interactive call every 0.2 s; its wait for the rate permit (from the call to the
   permit) as p50/p99/max, with the same fleet measures.
@@ -25,6 +27,7 @@ _redis_limiter.py``) in its place, one class only, and writes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import math
 import multiprocessing
@@ -88,7 +91,10 @@ async def _worker(
     """Put ``"ready"``, wait for ``go``, run ``role`` for its seconds; return the tally."""
     sends: list[float] = []
     permit_waits: list[float] = []
-    limiter = _limiter(redis_url, role["baseline"])
+    local_rate = role.get("local_rate")
+    # Without Redis (local_rate): each process paced alone at its share, the same work
+    # otherwise; the difference in CPU is what sharing costs.
+    limiter = contextlib.nullcontext() if local_rate else _limiter(redis_url, role["baseline"])
     async with (
         limiter,
         TencentChat(
@@ -96,7 +102,8 @@ async def _worker(
             SECRET_KEY,
             admin=ADMIN,
             base_url=base_url,
-            limiter=limiter,
+            limiter=None if local_rate else limiter,
+            rate_limit=local_rate,
             priority=role["priority"],
             max_retries=0,  # a refusal must show, not be retried away
             on_attempt=lambda record: sends.append(record.started),
@@ -104,13 +111,14 @@ async def _worker(
     ):
         bound: Any = chat.limiter
         script_calls: list[float] = []
-        ask = bound._ask
+        if not local_rate:
+            ask = bound._ask
 
-        async def counting_ask(*args: Any, **kwargs: Any) -> Any:
-            script_calls.append(time.monotonic())
-            return await ask(*args, **kwargs)
+            async def counting_ask(*args: Any, **kwargs: Any) -> Any:
+                script_calls.append(time.monotonic())
+                return await ask(*args, **kwargs)
 
-        bound._ask = counting_ask
+            bound._ask = counting_ask
         acquire = bound.acquire
 
         async def timed_acquire(key: str, **kwargs: Any) -> None:
@@ -286,7 +294,9 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _fleet_roles(processes: int, baseline: str | None) -> list[dict[str, Any]]:
+def _fleet_roles(
+    processes: int, baseline: str | None, *, local: bool = False
+) -> list[dict[str, Any]]:
     # Enough that no process runs dry before the end, whatever its share.
     calls = math.ceil(2 * RATE * (WARM + FLEET_SECONDS) / processes) + 50
     role = {
@@ -295,6 +305,7 @@ def _fleet_roles(processes: int, baseline: str | None) -> list[dict[str, Any]]:
         "priority": "bulk",
         "seconds": FLEET_SECONDS,
         "baseline": baseline,
+        "local_rate": RATE / processes if local else None,
     }
     return [role] * processes
 
@@ -357,8 +368,13 @@ def main() -> None:
     fleets: dict[str, Any] = {}
     for processes in FLEETS:
         runs = [_run(_fleet_roles(processes, baseline)) for _ in range(REPEATS)]
-        fleets[str(processes)] = _median(runs)
-        print(f"{processes:>2} processes: {fleets[str(processes)]}", flush=True)
+        fleets[str(processes)] = fleet = _median(runs)
+        alone = _median([_run(_fleet_roles(processes, None, local=True)) for _ in range(REPEATS)])
+        fleet["alone_cpu_ms_per_start"] = alone["fleet_cpu_ms_per_start"]
+        fleet["sharing_cpu_ms_per_start"] = round(
+            fleet["fleet_cpu_ms_per_start"] - alone["fleet_cpu_ms_per_start"], 3
+        )
+        print(f"{processes:>2} processes: {fleet}", flush=True)
     priority = _median([_run(_priority_roles(baseline)) for _ in range(REPEATS)])
     print(f"priority: {priority}", flush=True)
     summary = {
@@ -368,6 +384,13 @@ def main() -> None:
             f"{n} processes: script calls / CPU ms per start / share min/max": (
                 f"{f['script_calls_per_start']:.2f} / {f['fleet_cpu_ms_per_start']:.2f} / "
                 f"{f['share_min_max']:.2f}"
+            )
+            for n, f in fleets.items()
+        },
+        **{
+            f"{n} processes: fleet CPU ms per start, each paced alone (no Redis) / the "
+            "difference, what sharing costs": (
+                f"{f['alone_cpu_ms_per_start']:.2f} / {f['sharing_cpu_ms_per_start']:.2f}"
             )
             for n, f in fleets.items()
         },

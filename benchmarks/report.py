@@ -1,8 +1,11 @@
 """Write the README's performance table from ``benchmarks/results/*.json``.
 
 The table sits between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers
-in README.md; everything else in the README is left alone. Each result file carries a
-``summary`` (or, for limit accuracy, its ``runs``) and the machine it was measured on.
+in README.md; the priority benchmark's table between ``<!-- priority:start -->`` and
+``<!-- priority:end -->`` (in the section "Web services and bulk jobs together"; without
+those markers it joins the others). Everything else in the README is left alone. Each
+result file carries a ``summary`` (or, for limit accuracy, its ``runs``) and the machine
+it was measured on.
 
     python benchmarks/report.py
 """
@@ -18,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+PRIORITY_START, PRIORITY_END = "<!-- priority:start -->", "<!-- priority:end -->"
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -49,6 +53,24 @@ def _summary_rows(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _priority_rows(data: dict[str, Any]) -> list[str]:
+    """One row per target: what is measured, the value, the target and whether it was met."""
+    rows = ["| measure | measured | target | |", "| --- | ---: | ---: | --- |"]
+    for target in data.get("targets", {}).values():
+        met = "met" if target.get("met") else "**missed**"
+        rows.append(
+            f"| {target.get('measure')} | {target.get('value')} | {target.get('target')} | {met} |"
+        )
+    contrast = data.get("contrast")
+    if contrast:
+        rows.append(f"| {contrast['measure']} | {contrast['value']} | (for contrast) | |")
+    workload = data.get("summary", {}).get("workload")
+    if workload:
+        repeats = data.get("settings", {}).get("repeats")
+        rows += ["", f"Workload: {workload}; medians of {repeats} runs."]
+    return rows
+
+
 SECTIONS = (
     ("limit_accuracy", "Limit accuracy: seven endpoints saturated at once", _limit_rows),
     ("overhead", "Overhead against raw HTTP clients (limiter off)", _summary_rows),
@@ -58,11 +80,22 @@ SECTIONS = (
 )
 
 
-def render() -> str:
-    """The markdown between the markers."""
+PRIORITY_SECTION = ("priority", "Web services and bulk jobs together", _priority_rows)
+
+
+def _measured_on(machine: dict[str, Any]) -> str:
+    return (
+        f"Measured on {machine['platform']}, Python {machine['python']}, "
+        f"{machine['cpus']} CPUs, {machine['date']}."
+    )
+
+
+def render(*, with_priority: bool = False) -> str:
+    """The markdown between the bench markers (the priority table too if asked)."""
     parts: list[str] = []
     machine: dict[str, Any] | None = None
-    for name, title, rows in SECTIONS:
+    sections = SECTIONS + ((PRIORITY_SECTION,) if with_priority else ())
+    for name, title, rows in sections:
         data = _load(name)
         if data is None:
             continue
@@ -71,11 +104,30 @@ def render() -> str:
         if (RESULTS / f"{name}.png").exists():
             parts += [f"![{title}](benchmarks/results/{name}.png)", ""]
     if machine:
-        parts.append(
-            f"Measured on {machine['platform']}, Python {machine['python']}, "
-            f"{machine['cpus']} CPUs, {machine['date']}."
-        )
+        parts.append(_measured_on(machine))
     return "\n".join(parts).strip()
+
+
+def render_priority() -> str:
+    """The markdown between the priority markers: targets met with a bulk job running."""
+    data = _load("priority")
+    if data is None:
+        return ""
+    parts = [
+        "Measured by `benchmarks/priority.py` against the fake server (190/s, one endpoint):",
+        "",
+        *_priority_rows(data),
+        "",
+    ]
+    if data.get("machine"):
+        parts.append(_measured_on(data["machine"]))
+    return "\n".join(parts).strip()
+
+
+def _between(text: str, start: str, end: str, body: str) -> str:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
 
 
 def main() -> int:
@@ -83,9 +135,11 @@ def main() -> int:
     if START not in text or END not in text:
         print("README.md has no bench markers", file=sys.stderr)
         return 1
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{render()}\n{END}{tail}", encoding="utf-8")
+    own_markers = PRIORITY_START in text and PRIORITY_END in text
+    text = _between(text, START, END, render(with_priority=not own_markers))
+    if own_markers:
+        text = _between(text, PRIORITY_START, PRIORITY_END, render_priority())
+    README.write_text(text, encoding="utf-8")
     print("README.md performance table updated")
     return 0
 
