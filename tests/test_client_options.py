@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from typing import Any
+from unittest.mock import AsyncMock
 
 import pytest
 
@@ -328,3 +329,49 @@ def test_max_wait_behind_a_full_slot_queue_is_refused_at_once() -> None:
     assert 2.0 < error.predicted_wait <= patient_waited
     assert "in-flight slot" in str(error)
     assert patient_waited == pytest.approx(3.006)
+
+
+class ForwardingLimiter:
+    """A wrapper of the original protocol that passes on whatever it is given."""
+
+    def __init__(self) -> None:
+        self.inner = OneClassLimiter()
+        self.calls = 0
+
+    async def acquire(self, key: str, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        if args or kwargs:
+            raise TypeError("acquire() takes only the key")
+
+
+def test_limiters_that_only_pass_keywords_on_are_used_in_one_class() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[int, int]:
+        wrapper, mock = ForwardingLimiter(), AsyncMock()
+        for limiter in (wrapper, mock):
+            async with _chat(ScriptedTransport(), limiter=limiter) as chat:
+                assert chat.limiter is limiter  # no for_app on a mock's class
+                await chat.with_options(priority="bulk").delete_robot("@RBT#1")
+        return wrapper.calls, mock.acquire.await_count
+
+    assert run_virtual(main) == (1, 1)
+
+
+class FullLimiter:
+    """A limiter of the priority protocol with a bounded queue of its own."""
+
+    async def acquire(
+        self, key: str, *, priority: str = "interactive", deadline: float | None = None
+    ) -> None:
+        raise QueueTimeoutError("queue full", endpoint=key)
+
+
+def test_a_limiter_may_refuse_a_call_without_max_wait() -> None:
+    async def main(loop: VirtualClockLoop) -> QueueTimeoutError:
+        async with _chat(ScriptedTransport(), limiter=FullLimiter()) as chat:
+            with pytest.raises(QueueTimeoutError) as caught:
+                await chat.delete_robot("@RBT#1")
+        return caught.value
+
+    error = run_virtual(main)
+    assert str(error) == f"{Endpoint.DELETE_ROBOT} was not sent: queue full"
+    assert error.max_wait is None

@@ -9,7 +9,10 @@ be met is refused at once exactly when the permit would come after it.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import math
+import random
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tencent_chat_robots import QueueTimeoutError, RateLimiter, ValidationError
+from tencent_chat_robots._limiter import _KeyLimiter
 from tencent_chat_robots._waiters import InFlightSlots
 
 from ._virtual_time import VirtualClockLoop, max_in_window, run_virtual
@@ -406,3 +410,187 @@ def test_bulk_callers_leave_a_reserve_of_slots_to_interactive_ones() -> None:
     assert held[30:32] == [1000.5, 1000.5]
     assert order[32] == "i2"  # the first slot freed, before the ten bulk callers waiting
     assert order[33:] == [f"b{i}" for i in range(30, 40)]
+
+
+def _simulated_start(limiter: _KeyLimiter, now: float, ahead: int) -> float:
+    """The start of the caller behind ``ahead`` others, one start at a time."""
+    tat, starts = limiter._tat, collections.deque(limiter._starts, maxlen=limiter._starts.maxlen)
+    start = now
+    for _ in range(ahead + 1):
+        start = max(start, tat - limiter._tolerance)
+        if len(starts) == starts.maxlen:
+            start = max(start, starts[0] + 1.002)
+        tat = max(tat, start) + limiter._interval
+        starts.append(start)
+    return start
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.sampled_from([1, 1.5, 2, 3, 5, 7.5, 10, 190]),
+    burst=st.integers(1, 4),
+    history=st.lists(st.floats(0, 0.6), max_size=40),
+    paused=st.one_of(st.none(), st.floats(0, 2)),
+    idle=st.floats(0, 1.5),
+    ahead=st.integers(0, 700),
+    offset=st.sampled_from([-1e-3, -1e-6, 1e-6, 1e-3, 0.3]),
+)
+def test_the_start_is_compared_with_a_deadline_exactly_whatever_the_history(
+    rate: float,
+    burst: int,
+    history: list[float],
+    paused: float | None,
+    idle: float,
+    ahead: int,
+    offset: float,
+) -> None:
+    """The closed form tells a deadline just before the simulated start from one just
+    after it, for any log of earlier starts, pause and queue length."""
+    limiter = _KeyLimiter(KEY, rate, burst, clock=lambda: 0.0)
+    now = 0.0
+    for gap in history:  # earlier starts, each when the limiter allowed it (or later)
+        now += gap
+        now += max(0.0, limiter.delay(now))
+        limiter.grant(now)
+    if paused is not None:
+        limiter.pause(now + paused)
+    now += idle
+    true_start = _simulated_start(limiter, now, ahead)
+    deadline = true_start + offset
+    answer = limiter.start_time(now, ahead, deadline)
+    if offset < 0:
+        assert deadline < answer <= true_start + 1e-9
+    else:
+        assert true_start - 1e-9 <= answer <= deadline
+
+
+def test_a_long_queue_with_a_far_deadline_is_not_walked() -> None:
+    walked = 0
+
+    class CountingLog(collections.deque):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            nonlocal walked
+            walked += 1
+            return super().__iter__()
+
+    limiter = _KeyLimiter(KEY, 190, 2, clock=lambda: 0.0)
+    limiter._starts = CountingLog(limiter._starts, maxlen=190)
+    for n in range(190):
+        limiter.grant(n / 190)
+    for ahead in (0, 1_000, 100_000):
+        assert limiter.start_time(1.0, ahead, deadline=1e9) < 1e9  # plainly in time
+        assert limiter.start_time(1.0, ahead, deadline=0.5) > 0.5  # plainly too late
+    assert walked == 0
+
+
+def test_a_waiter_cancelled_in_the_same_instant_as_a_release_holds_no_one_back() -> None:
+    """Cancelled, it stops counting at once: a newcomer in that instant takes the slot."""
+
+    async def main(loop: VirtualClockLoop) -> tuple[bool, int]:
+        slots = InFlightSlots(1)
+        assert slots.take(1)
+        waiter = asyncio.ensure_future(_take_slot(slots, 1, None, KEY))
+        await asyncio.sleep(0)
+        waiter.cancel()  # its task runs its clean-up only in the next loop iteration
+        slots.release()
+        taken = slots.take(1)
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        return taken, slots._in_use
+
+    assert run_virtual(main) == (True, 1)
+
+
+def test_a_limiter_serves_a_second_event_loop_after_the_first_ended_with_waiters() -> None:
+    limiter = RateLimiter(10)
+
+    async def first(loop: VirtualClockLoop) -> None:
+        queued = [asyncio.ensure_future(limiter.acquire(KEY)) for _ in range(5)]
+        await asyncio.sleep(0.15)
+        for task in queued:  # as asyncio.run() does to what is left when it ends
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
+
+    async def second(loop: VirtualClockLoop) -> float:
+        began = loop.time()
+        for _ in range(3):
+            await limiter.acquire(KEY)
+        return loop.time() - began
+
+    run_virtual(first)
+    assert run_virtual(second) < 1
+
+
+def test_timed_out_waiters_do_not_pile_up_while_their_class_is_starved() -> None:
+    """Interactive calls take every start; bulk calls with max_wait time out, all along."""
+
+    async def main(loop: VirtualClockLoop) -> tuple[int, int, int]:
+        limiter = RateLimiter(50)
+        most_kept = expired = 0
+
+        async def interactive() -> None:
+            while loop.time() < 1020:
+                await limiter.acquire(KEY)
+
+        async def bulk() -> None:
+            nonlocal most_kept, expired
+            while loop.time() < 1020:
+                try:
+                    await limiter.acquire(KEY, priority="bulk", deadline=loop.time() + 0.5)
+                except QueueTimeoutError as err:
+                    expired += err.predicted_wait is None
+                    await asyncio.sleep(0.01)
+                queue = limiter._keys[KEY]._line._queues[1]
+                most_kept = max(most_kept, len(queue))
+
+        await asyncio.gather(*(interactive() for _ in range(5)), *(bulk() for _ in range(20)))
+        return most_kept, expired, sum(limiter._keys[KEY]._line._live)
+
+    most_kept, expired, still_waiting = run_virtual(main)
+    assert expired > 500
+    assert most_kept <= 2 * 20 + 64  # bounded by those waiting, not by the time outs
+    assert still_waiting == 0
+
+
+def test_loop_stalls_between_the_wake_up_and_the_start_do_not_crowd_a_second() -> None:
+    """The start is counted when the caller goes on, not when it was woken."""
+    worst = 0
+    for seed in range(30):
+        worst = max(worst, run_virtual(functools.partial(_stalled_run, random.Random(seed))))
+    assert worst <= 5
+
+
+async def _stalled_run(rnd: random.Random, loop: VirtualClockLoop) -> int:
+    limiter = RateLimiter(5)
+    went_on: list[float] = []
+
+    async def caller() -> None:
+        for _ in range(30):
+            await limiter.acquire(KEY)
+            went_on.append(loop.time())
+
+    def hog() -> None:  # another task's CPU work blocks the loop now and then
+        loop.stall(rnd.choice([0.0] * 20 + [0.3, 0.9, 1.1]))
+        loop.call_later(rnd.choice([0, 0, 0.001, rnd.random() * 0.4]), hog)
+
+    loop.call_later(0.05, hog)
+    await asyncio.gather(*(caller() for _ in range(4)))
+    return max_in_window(went_on)
+
+
+def test_deadlines_are_event_loop_time_whatever_the_limiters_clock() -> None:
+    async def main(loop: VirtualClockLoop) -> list[str]:
+        limiter = RateLimiter(10, clock=lambda: loop.time() + 1e6)  # another time base
+        ahead = [asyncio.ensure_future(limiter.acquire(KEY)) for _ in range(4)]
+        await asyncio.sleep(0)
+        outcomes = []
+        for deadline in (loop.time() + 5, loop.time() + 0.05):
+            try:
+                await limiter.acquire(KEY, deadline=deadline)
+                outcomes.append("started")
+            except QueueTimeoutError as err:
+                outcomes.append("refused at once" if err.predicted_wait else "expired")
+        await asyncio.gather(*ahead)
+        return outcomes
+
+    assert run_virtual(main) == ["started", "refused at once"]

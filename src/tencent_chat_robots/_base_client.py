@@ -465,6 +465,8 @@ class RequestSender:
                 with anyio.CancelScope(deadline=deadline) as scope:
                     await limiter.acquire(endpoint)
                 if scope.cancelled_caught:
+                    if call.closed_it:  # aclose() cancelled it too, in the same instant
+                        raise asyncio.CancelledError
                     raise QueueTimeoutError("no rate permit in time", endpoint=endpoint)
         except QueueTimeoutError as err:
             raise self._queue_timeout(endpoint, err, options, call) from None
@@ -494,8 +496,10 @@ class RequestSender:
         endpoint: str, err: QueueTimeoutError, options: CallOptions, call: _PendingCall
     ) -> QueueTimeoutError:
         """The caller's error for an attempt that could not start within ``max_wait``."""
+        # A limiter may refuse a call with no max_wait (a queue of its own that is full).
+        limit = "" if options.max_wait is None else f" (max_wait={options.max_wait:g}s)"
         error = QueueTimeoutError(
-            f"{endpoint} was not sent: {err.message} (max_wait={options.max_wait:g}s)",
+            f"{endpoint} was not sent: {err.message}{limit}",
             endpoint=endpoint,
             max_wait=options.max_wait,
             predicted_wait=err.predicted_wait,

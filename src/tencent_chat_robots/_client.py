@@ -155,9 +155,10 @@ class TencentChat:
         if limiter is None and rate_limit is not None:
             require_number("rate_limit", rate_limit, minimum=1, maximum=MAX_RATE_LIMIT)
             limiter = RateLimiter(rate_limit)
-        for_app = getattr(limiter, "for_app", None)
-        if for_app is not None:  # a shared limiter namespaced by the client's own app
-            limiter = for_app(self.sdkappid)
+        # A shared limiter namespaced by the client's own app. Looked up on the class: a
+        # mock standing in for a limiter has every attribute.
+        if callable(getattr(type(limiter), "for_app", None)):
+            limiter = limiter.for_app(self.sdkappid)  # type: ignore[union-attr]
         self.rate_limit = limiter.rate if isinstance(limiter, RateLimiter) else None
         self.limiter = limiter
 
@@ -218,8 +219,9 @@ class TencentChat:
 
         The view shares everything else with this client (connections, signature,
         limiter, observers, lifecycle): it needs no closing of its own, and closing
-        either one closes both, ending the calls of every view. ``max_wait=None`` means
-        no limit.
+        either one closes both, ending the calls of every view (so do not use a view in
+        ``async with`` unless it is the last user of the client). ``max_wait=None``
+        means no limit; ``None`` for the others keeps the client's.
 
         >>> urgent = chat.with_options(priority="interactive", max_wait=0.5, timeout=3.0)
         >>> bulk = chat.with_options(priority="bulk")

@@ -11,10 +11,11 @@ Two rules work together for each key:
 
 Waiters queue in two priority classes (interactive before bulk, first come first served
 within each, see ``_waiters``). One timer per key fires when the next start is allowed,
-reads the clock again rather than trusting its schedule (so a stalled loop cannot
-release a burst), and grants that start to the first waiter. Each acquisition is O(1)
-however many wait; a caller with a deadline is told at once if the starts owed to those
-ahead of it cannot leave room for its own in time.
+reads the clock again rather than trusting its schedule, and wakes the first waiter,
+which takes the start when it goes on: so a loop stalled in between cannot crowd a
+second. Each acquisition is amortised O(1) however many wait. A caller with a deadline
+is told at once if the starts owed to those ahead of it cannot leave room for its own
+in time, from a closed form of the schedule (``_KeyLimiter.start_time``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ _WINDOW = 1.0
 # Waits shorter than this are rounding noise in float clock arithmetic; sleeping on
 # them could spin without the clock moving.
 _EPSILON = 1e-9
+# A start waits until the `rate`-th before it is more than this old.
+_SPAN = _WINDOW + WINDOW_MARGIN
 _BURST_SECONDS = 0.002
 
 
@@ -50,17 +53,20 @@ class Limiter(Protocol):
     ``key`` names the endpoint (``"room_engine_http_srv/add_robot"``); each key has a
     budget of its own. Implement this to share one app's limit between processes; a
     limiter with only ``acquire(key)`` serves every call in one class, and the client
-    enforces ``max_wait`` by cancelling the wait.
+    enforces ``max_wait`` by cancelling the wait. A limiter class with a
+    ``for_app(sdkappid)`` method is replaced, in each client, by what that returns for
+    the client's SDKAppID (as ``RedisRateLimiter`` made without ``sdkappid`` is).
     """
 
     async def acquire(self, key: str) -> None: ...
 
 
-@runtime_checkable
 class PriorityLimiter(Protocol):
     """A limiter that serves priority classes and knows the caller's deadline.
 
-    ``priority`` is ``"interactive"`` or ``"bulk"``: a waiting interactive caller gets
+    The client uses this protocol when ``acquire`` declares ``priority`` and
+    ``deadline`` parameters by name. ``priority`` is ``"interactive"`` or ``"bulk"``: a
+    waiting interactive caller gets
     the key's next start before any bulk one. ``deadline`` (event-loop time, as
     ``anyio.current_time()``; ``None``: none) is when the caller gives up: raise
     :class:`QueueTimeoutError` at once if the permit cannot come by then, or when it
@@ -94,8 +100,8 @@ def serves_priorities(limiter: Limiter) -> bool:
         parameters = inspect.signature(limiter.acquire).parameters.values()
     except (TypeError, ValueError):  # no signature to read: assume the old protocol
         return False
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return True
+    # Named, not just **kwargs: a wrapper forwarding **kwargs to a limiter of the old
+    # protocol (or a mock) would pass them on to an acquire that takes none.
     names = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
     return {"priority", "deadline"} <= names
 
@@ -105,6 +111,8 @@ class _KeyLimiter:
         "_clock",
         "_interval",
         "_line",
+        "_loop",
+        "_offered",
         "_starts",
         "_tat",
         "_timer",
@@ -121,13 +129,15 @@ class _KeyLimiter:
         self._starts: collections.deque[float] = collections.deque(maxlen=max(1, int(rate)))
         self._line = Line()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
+        self._offered = False  # a waiter was woken for the start due now and takes it
 
     def delay(self, now: float) -> float:
         """Seconds until a start is allowed at ``now`` (none left: allowed now)."""
         wait = self._tat - self._tolerance - now
         starts = self._starts
         if len(starts) == starts.maxlen:
-            wait = max(wait, _WINDOW + WINDOW_MARGIN - (now - starts[0]))
+            wait = max(wait, _SPAN - (now - starts[0]))
         return wait
 
     def pause(self, until: float) -> None:
@@ -141,72 +151,112 @@ class _KeyLimiter:
     def ahead(self, rank: int) -> int:
         return self._line.ahead(rank)
 
-    def start_time(self, now: float, ahead: int, deadline: float) -> float:
-        """When a caller behind ``ahead`` others would start, if no one else came.
+    def _reach(self, count: int) -> float:
+        """The most time ``count`` more starts can take after a given one, queued back
+        to back: a window per ``size`` of them, an interval per start of the rest less
+        the burst's tolerance."""
+        periods, rest = divmod(count, self._starts.maxlen or 1)
+        return periods * _SPAN + max(0.0, rest * self._interval - self._tolerance)
 
-        Stops counting once past ``deadline``: any later time answers the question.
+    def start_time(self, now: float, ahead: int, deadline: float) -> float:
+        """When a caller behind ``ahead`` others would start if no one else came,
+        worked out only as far as it takes to compare with ``deadline``: a time after it
+        is at most the true start, one by it at least the true start.
+
+        Queued back to back, start k is the latest of start k-1, the pacing bound (the
+        latest earlier start, or tat, plus an interval per start, less the tolerance)
+        and start k - size plus the window: a max-plus recurrence, whose solution is
+        the longest way to start k from what is known (now, tat, the logged starts).
+        Windows are the longer way per start (1.002 s per ``size`` starts, more than an
+        interval each), so the longest way takes as many as fit: O(1) but for the
+        logged starts, which are only walked when the cheap bounds straddle ``deadline``.
         """
-        # Each start moves tat on by an interval at least, and none is before tat less
-        # the tolerance: a bound that settles long queues without walking them.
-        earliest = self._tat - self._tolerance + ahead * self._interval
-        if earliest > deadline:
-            return earliest
-        tat, starts = self._tat, collections.deque(self._starts, maxlen=self._starts.maxlen)
-        start = now
-        for _ in range(ahead + 1):
-            start = max(start, tat - self._tolerance)
-            if len(starts) == starts.maxlen:
-                start = max(start, starts[0] + _WINDOW + WINDOW_MARGIN)
-            if start > deadline:
+        size = self._starts.maxlen or 1
+        periods, rest = divmod(ahead, size)
+        start = max(
+            now + self._reach(ahead),
+            self._tat - self._tolerance + rest * self._interval + periods * _SPAN,
+        )
+        starts = self._starts
+        unheld = size - len(starts)  # the first starts no logged one holds back
+        if start > deadline or ahead < unheld or not starts:
+            return start
+        latest = starts[-1] + _SPAN + self._reach(ahead - unheld)
+        if max(start, latest) <= deadline:
+            return max(start, latest)
+        # Logged start j holds back start unheld + j, and through it the one asked about.
+        for position, logged in enumerate(starts, unheld):
+            if position > ahead:
                 break
-            tat = max(tat, start) + self._interval
-            starts.append(start)
+            start = max(start, logged + _SPAN + self._reach(ahead - position))
         return start
 
-    async def acquire(self, rank: int, deadline: float | None) -> None:
+    async def acquire(
+        self, rank: int, deadline: float | None, now_offset: float, *, again: bool = False
+    ) -> None:
         now = self._clock()
-        if not self._line and self.delay(now) <= _EPSILON:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # Used from a new event loop (a second asyncio.run): what was queued on the
+            # last one was cancelled with it, and its timer is gone.
+            self._loop, self._timer, self._offered, self._line = loop, None, False, Line()
+        if not self._line and not self._offered and self.delay(now) <= _EPSILON:
             self.grant(now)
             return
-        if deadline is not None:
-            start = self.start_time(now, self._line.ahead(rank), deadline + _EPSILON)
-            if start > deadline + _EPSILON:
+        if deadline is not None and not again:
+            due = deadline + now_offset + _EPSILON  # in this limiter's clock
+            start = self.start_time(now, self._line.ahead(rank), due)
+            if start > due:
                 raise QueueTimeoutError(
                     f"the rate permit for {self.key} would come in {start - now:.3f}s at the"
                     " earliest, after the deadline",
                     endpoint=self.key,
                     predicted_wait=start - now,
                 )
-        if self._timer is None:  # otherwise the timer already serves the line
+        if self._timer is None and not self._offered:
             self._arm(self.delay(now))
         await self._line.wait(
             rank,
             deadline,
+            first=again,
             on_deadline=self._tick,
             expired=lambda: QueueTimeoutError(
                 f"no rate permit for {self.key} in time", endpoint=self.key
             ),
-            # The start was counted: giving it to the next one could crowd the second.
-            on_served_but_cancelled=lambda: None,
+            on_served_but_cancelled=self._pass_on,
         )
+        # Woken for the start due at the tick: taken now, when this caller goes on to
+        # send, so that a loop stalled in between cannot crowd a second.
+        self._offered = False
+        now = self._clock()
+        if self.delay(now) > _EPSILON:  # a pause came in between: wait again, first
+            await self.acquire(rank, deadline, now_offset, again=True)
+            return
+        self.grant(now)
+        if self._line:
+            self._arm(self.delay(now))
+
+    def _pass_on(self) -> None:
+        """The caller woken for the start was cancelled first: the next one gets it."""
+        self._offered = False
+        self._tick()
 
     def _arm(self, wait: float) -> None:
-        self._timer = asyncio.get_running_loop().call_later(max(wait, 0.0), self._tick)
+        assert self._loop is not None
+        self._timer = self._loop.call_later(max(wait, 0.0), self._tick)
 
     def _tick(self) -> None:
-        """Grant the start that is due now, if any, to the first waiter; re-arm."""
+        """Wake the first waiter for the start due now, if any; otherwise re-arm."""
         if self._timer is not None:  # also run at a waiter's deadline, between timers
             self._timer.cancel()
             self._timer = None
-        now = self._clock()
-        wait = self.delay(now)
-        if wait <= _EPSILON:
-            if not self._line.serve():
-                return
-            self.grant(now)
-            wait = self.delay(now)
-        if self._line:
+        if self._offered or not self._line:
+            return
+        wait = self.delay(self._clock())
+        if wait > _EPSILON:
             self._arm(wait)
+        elif self._line.serve():
+            self._offered = True
 
 
 class RateLimiter:
@@ -253,11 +303,13 @@ class RateLimiter:
     ) -> None:
         """Wait for this key's next start in ``priority``'s class, until ``deadline``.
 
-        Raises :class:`QueueTimeoutError` at once if the starts owed to the callers ahead
-        (in this class and above, plus any pause) leave none for this one by
+        ``deadline`` is event-loop time (``anyio.current_time()``), whatever ``clock``
+        is. Raises :class:`QueueTimeoutError` at once if the starts owed to the callers
+        ahead (in this class and above, plus any pause) leave none for this one by
         ``deadline``, or when ``deadline`` passes; nothing is counted for it then.
         """
-        await self._key(key).acquire(priority_rank(priority), deadline)
+        rank = priority_rank(priority)
+        await self._key(key).acquire(rank, deadline, self._offset() if deadline else 0.0)
 
     def predicted_wait(
         self, key: str, *, priority: Priority = "interactive", also_ahead: int = 0, deadline: float
@@ -265,13 +317,21 @@ class RateLimiter:
         """Seconds until a caller of ``priority`` asking now would start, were ``also_ahead``
         more callers of its class or above queued ahead of it and no one else to come.
 
-        Counting stops past ``deadline`` (event-loop time): any later answer says the
-        same, that the start would come too late.
+        Worked out only as far as it takes to compare with ``deadline`` (event-loop
+        time): a wait that ends after it is at most the true one, a wait that ends by it
+        at least the true one.
         """
         limiter = self._key(key)
         now = self._clock()
         ahead = limiter.ahead(priority_rank(priority)) + also_ahead
-        return limiter.start_time(now, ahead, deadline + _EPSILON) - now
+        due = deadline + self._offset() + _EPSILON
+        return limiter.start_time(now, ahead, due) - now
+
+    def _offset(self) -> float:
+        """What to add to an event-loop time to get this limiter's clock's."""
+        if self._clock is anyio.current_time:
+            return 0.0
+        return self._clock() - anyio.current_time()
 
     async def pause(self, key: str, seconds: float) -> None:
         """Start nothing of ``key`` for ``seconds`` (the server said we were too fast)."""

@@ -3,8 +3,9 @@
 A :class:`Line` holds waiters of each class (rank 0, interactive, before rank 1, bulk),
 first come first served within a class. Whoever has a turn to give (a rate permit, a
 freed slot) calls :meth:`Line.serve`, which hands it to the first waiter of the highest
-class. A waiter that is cancelled or runs out of time leaves its future done and is
-skipped when reached, so every operation is O(1) however many wait.
+class. A waiter that is cancelled or runs out of time is counted out at that moment and
+skipped when reached; a class whose queue holds more such leftovers than live waiters
+is compacted, so memory follows the waiters and each operation is amortised O(1).
 """
 
 from __future__ import annotations
@@ -18,15 +19,39 @@ from ._options import PRIORITIES
 
 __all__ = ["InFlightSlots", "Line"]
 
+# A class's queue is compacted once it holds this many leftovers and more than live ones.
+_COMPACT_AT = 64
+
+
+class _Turn(asyncio.Future[None]):
+    """A waiter's future that leaves its line's count the moment it is cancelled.
+
+    ``Task.cancel()`` cancels the future its task awaits at once, but the task itself
+    only runs a loop iteration later: counted until then, a cancelled waiter would make
+    a newcomer queue behind no one.
+    """
+
+    def __init__(self, line: Line, rank: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self.line = line
+        self.rank = rank
+
+    def cancel(self, msg: object = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        self.line.left(self.rank)  # done first: a compaction it sets off drops it
+        return True
+
 
 class Line:
     """Waiting futures in priority classes; see the module docstring."""
 
-    __slots__ = ("_live", "_queues")
+    __slots__ = ("_dead", "_live", "_queues")
 
     def __init__(self) -> None:
-        self._queues = tuple(collections.deque[asyncio.Future[None]]() for _ in PRIORITIES)
+        self._queues = tuple(collections.deque[_Turn]() for _ in PRIORITIES)
         self._live = [0] * len(PRIORITIES)  # waiters of each class not yet done
+        self._dead = [0] * len(PRIORITIES)  # done futures still in each class's queue
 
     def __bool__(self) -> bool:
         return any(self._live)
@@ -34,6 +59,17 @@ class Line:
     def ahead(self, rank: int) -> int:
         """How many waiting callers a newcomer of ``rank`` would be served after."""
         return sum(self._live[: rank + 1])
+
+    def left(self, rank: int) -> None:
+        """A waiter of ``rank`` gave up (cancelled, or out of time) without a turn."""
+        self._live[rank] -= 1
+        self._dead[rank] += 1
+        if self._dead[rank] >= _COMPACT_AT and self._dead[rank] > self._live[rank]:
+            queue = self._queues[rank]
+            live = [turn for turn in queue if not turn.done()]
+            queue.clear()
+            queue.extend(live)
+            self._dead[rank] = 0
 
     def serve(self, lowest: int = len(PRIORITIES) - 1) -> bool:
         """Give the turn to the first waiter of the highest class down to ``lowest``.
@@ -43,11 +79,12 @@ class Line:
         for rank in range(lowest + 1):
             queue = self._queues[rank]
             while queue:
-                future = queue.popleft()
-                if not future.done():
+                turn = queue.popleft()
+                if not turn.done():
                     self._live[rank] -= 1
-                    future.set_result(None)
+                    turn.set_result(None)
                     return True
+                self._dead[rank] -= 1
         return False
 
     async def wait(
@@ -55,6 +92,7 @@ class Line:
         rank: int,
         deadline: float | None,
         *,
+        first: bool = False,
         on_deadline: Callable[[], None],
         expired: Callable[[], QueueTimeoutError],
         on_served_but_cancelled: Callable[[], None],
@@ -64,28 +102,30 @@ class Line:
         At the deadline ``on_deadline`` runs first (a turn due that very moment is still
         in time), then, if no turn came, the wait raises ``expired()``. A caller
         cancelled after being served calls ``on_served_but_cancelled`` so that its turn
-        is not lost to the others.
+        is not lost to the others. ``first`` puts the caller before its class (one whose
+        turn was taken back).
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queues[rank].append(future)
+        turn = _Turn(self, rank, loop)
+        if first:
+            self._queues[rank].appendleft(turn)
+        else:
+            self._queues[rank].append(turn)
         self._live[rank] += 1
         timer = None
         if deadline is not None:
 
             def expire() -> None:
                 on_deadline()
-                if not future.done():
-                    self._live[rank] -= 1
-                    future.set_exception(expired())
+                if not turn.done():
+                    turn.set_exception(expired())
+                    self.left(rank)
 
             timer = loop.call_at(deadline, expire)
         try:
-            await future
+            await turn
         except asyncio.CancelledError:
-            if future.cancelled():  # the caller's cancellation reached the future itself
-                self._live[rank] -= 1
-            elif future.exception() is None:
+            if not turn.cancelled() and turn.exception() is None:
                 on_served_but_cancelled()
             raise
         finally:
