@@ -90,7 +90,10 @@ def test_each_view_sends_with_its_own_timeout_and_retries() -> None:
     assert len(quick) == 1
 
 
-def test_an_interactive_view_overtakes_a_bulk_backlog_of_the_same_client() -> None:
+def _urgent_behind_bulk(backlog: int, after: float, **options: Any) -> tuple[float, list[str]]:
+    """How long an interactive call made ``after`` s behind ``backlog`` bulk calls waited,
+    and the order the server saw the calls in."""
+
     async def main(loop: VirtualClockLoop) -> tuple[float, list[str]]:
         order: list[str] = []
 
@@ -98,19 +101,23 @@ def test_an_interactive_view_overtakes_a_bulk_backlog_of_the_same_client() -> No
             order.append(request.body["RoomId"])
             return ok()
 
-        async with _chat(ScriptedTransport(answer=answer), rate_limit=10) as chat:
+        async with _chat(ScriptedTransport(answer=answer), **options) as chat:
             bulk = chat.with_options(priority="bulk")
-            backlog = asyncio.gather(
-                *(bulk.add_robot_to_room(f"b{i}", "@RBT#1") for i in range(50))
+            calls = asyncio.gather(
+                *(bulk.add_robot_to_room(f"b{i}", "@RBT#1") for i in range(backlog))
             )
-            await asyncio.sleep(1.05)
+            await asyncio.sleep(after)
             asked = loop.time()
             await chat.add_robot_to_room("urgent", "@RBT#1")
             waited = loop.time() - asked
-            await backlog
+            await calls
         return waited, order
 
-    waited, order = run_virtual(main)
+    return run_virtual(main)
+
+
+def test_an_interactive_view_overtakes_a_bulk_backlog_of_the_same_client() -> None:
+    waited, order = _urgent_behind_bulk(50, 1.05, rate_limit=10)
     assert waited <= 0.1 + 1e-6  # the next start, not the 40 bulk calls still queued
     assert order.index("urgent") == 12  # b0..b11 went before it (two at once, then 10/s)
 
@@ -118,28 +125,7 @@ def test_an_interactive_view_overtakes_a_bulk_backlog_of_the_same_client() -> No
 def test_interactive_calls_get_the_next_slot_when_bulk_calls_hold_them_all() -> None:
     """Bulk calls waiting for permits hold every in-flight slot; an interactive call
     does not queue behind the bulk calls waiting for one."""
-
-    async def main(loop: VirtualClockLoop) -> tuple[float, list[str]]:
-        order: list[str] = []
-
-        def answer(request: SentRequest) -> dict[str, Any]:
-            order.append(request.body["RoomId"])
-            return ok()
-
-        transport = ScriptedTransport(answer=answer)
-        async with _chat(transport, rate_limit=10, max_in_flight=2) as chat:
-            bulk = chat.with_options(priority="bulk")
-            backlog = asyncio.gather(
-                *(bulk.add_robot_to_room(f"b{i}", "@RBT#1") for i in range(20))
-            )
-            await asyncio.sleep(0.25)
-            asked = loop.time()
-            await chat.add_robot_to_room("urgent", "@RBT#1")
-            waited = loop.time() - asked
-            await backlog
-        return waited, order
-
-    waited, order = run_virtual(main)
+    waited, order = _urgent_behind_bulk(20, 0.25, rate_limit=10, max_in_flight=2)
     # Bulk calls hold one slot (b4's, waiting for the start at 0.3); the other is kept
     # for interactive calls: the next start is the urgent call's, not b4's.
     assert waited == pytest.approx(0.05)
