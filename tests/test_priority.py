@@ -335,7 +335,7 @@ def test_unknown_priority_is_a_validation_error() -> None:
 
 async def _take_slot(slots: InFlightSlots, rank: int, deadline: float | None, key: str) -> None:
     if not slots.take(rank):
-        await slots.wait(rank, deadline, key)
+        await slots.wait(rank, deadline)
 
 
 def _slot_user(slots: InFlightSlots, order: list[str], name: str, rank: int) -> Any:
@@ -350,7 +350,7 @@ def _slot_user(slots: InFlightSlots, order: list[str], name: str, rank: int) -> 
 
 def test_a_freed_slot_goes_to_the_first_interactive_waiter() -> None:
     async def main(loop: VirtualClockLoop) -> list[str]:
-        slots, order = InFlightSlots(1), []
+        slots, order = InFlightSlots(1, KEY), []
         tasks = [_slot_user(slots, order, "holder", 1)]
         await asyncio.sleep(0)
         tasks += [_slot_user(slots, order, f"b{i}", 1) for i in range(2)]
@@ -364,7 +364,7 @@ def test_a_freed_slot_goes_to_the_first_interactive_waiter() -> None:
 
 def test_a_slot_served_to_a_cancelled_waiter_passes_on_and_deadlines_expire() -> None:
     async def main(loop: VirtualClockLoop) -> tuple[list[str], float, int]:
-        slots, order = InFlightSlots(1), []
+        slots, order = InFlightSlots(1, KEY), []
         await _take_slot(slots, 1, None, KEY)
         doomed = asyncio.ensure_future(_take_slot(slots, 0, None, KEY))
         patient = _slot_user(slots, order, "patient", 1)
@@ -388,7 +388,7 @@ def test_a_slot_served_to_a_cancelled_waiter_passes_on_and_deadlines_expire() ->
 
 def test_bulk_callers_leave_a_reserve_of_slots_to_interactive_ones() -> None:
     async def main(loop: VirtualClockLoop) -> tuple[list[str], list[float]]:
-        slots, order = InFlightSlots(32), []  # two are kept for interactive calls
+        slots, order = InFlightSlots(32, KEY), []  # two are kept for interactive calls
         held: list[float] = []
 
         async def use(name: str, rank: int) -> None:
@@ -487,7 +487,7 @@ def test_a_waiter_cancelled_in_the_same_instant_as_a_release_holds_no_one_back()
     """Cancelled, it stops counting at once: a newcomer in that instant takes the slot."""
 
     async def main(loop: VirtualClockLoop) -> tuple[bool, int]:
-        slots = InFlightSlots(1)
+        slots = InFlightSlots(1, KEY)
         assert slots.take(1)
         waiter = asyncio.ensure_future(_take_slot(slots, 1, None, KEY))
         await asyncio.sleep(0)

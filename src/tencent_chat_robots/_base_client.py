@@ -384,12 +384,12 @@ class RequestSender:
         deadline = None if options.max_wait is None else anyio.current_time() + options.max_wait
         slots = self._slots.get(endpoint)
         if slots is None:
-            slots = self._slots[endpoint] = InFlightSlots(self._max_in_flight)
+            slots = self._slots[endpoint] = InFlightSlots(self._max_in_flight, endpoint)
         if not slots.take(options.rank):
             try:
                 if deadline is not None and self._predict is not None:
                     self._refuse_if_late(endpoint, options, deadline, slots.ahead(options.rank))
-                await slots.wait(options.rank, deadline, endpoint)
+                await slots.wait(options.rank, deadline)
             except QueueTimeoutError as err:
                 raise self._queue_timeout(endpoint, err, options, call) from None
         try:

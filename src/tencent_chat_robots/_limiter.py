@@ -215,16 +215,7 @@ class _KeyLimiter:
                 )
         if self._timer is None and not self._offered:
             self._arm(self.delay(now))
-        await self._line.wait(
-            rank,
-            deadline,
-            first=again,
-            on_deadline=self._tick,
-            expired=lambda: QueueTimeoutError(
-                f"no rate permit for {self.key} in time", endpoint=self.key
-            ),
-            on_served_but_cancelled=self._pass_on,
-        )
+        await self._line.wait(rank, deadline, self, first=again)
         # Woken for the start due at the tick: taken now, when this caller goes on to
         # send, so that a loop stalled in between cannot crowd a second.
         self._offered = False
@@ -236,7 +227,15 @@ class _KeyLimiter:
         if self._line:
             self._arm(self.delay(now))
 
-    def _pass_on(self) -> None:
+    # What the line asks of the one giving its turns (see _waiters.Giver).
+
+    def deadline_reached(self) -> None:
+        self._tick()
+
+    def timed_out(self) -> QueueTimeoutError:
+        return QueueTimeoutError(f"no rate permit for {self.key} in time", endpoint=self.key)
+
+    def served_but_cancelled(self) -> None:
         """The caller woken for the start was cancelled first: the next one gets it."""
         self._offered = False
         self._tick()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from ._exceptions import QueueTimeoutError
 from ._options import PRIORITIES
@@ -23,6 +24,19 @@ __all__ = ["InFlightSlots", "Line"]
 _COMPACT_AT = 64
 
 
+class Giver(Protocol):
+    """What gives the turns a :class:`Line` hands out (a rate limiter's key, the slots)."""
+
+    def deadline_reached(self) -> None:
+        """A waiter's deadline came: give a turn due at this very moment, if any."""
+
+    def timed_out(self) -> QueueTimeoutError:
+        """The error for a waiter whose deadline came before its turn."""
+
+    def served_but_cancelled(self) -> None:
+        """A waiter given a turn was cancelled before it took it: pass the turn on."""
+
+
 class _Turn(asyncio.Future[None]):
     """A waiter's future that leaves its line's count the moment it is cancelled.
 
@@ -30,6 +44,8 @@ class _Turn(asyncio.Future[None]):
     only runs a loop iteration later: counted until then, a cancelled waiter would make
     a newcomer queue behind no one.
     """
+
+    __slots__ = ("line", "rank")  # one per waiting call: no __dict__
 
     def __init__(self, line: Line, rank: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
@@ -87,23 +103,25 @@ class Line:
                 self._dead[rank] -= 1
         return False
 
+    def _expire(self, turn: _Turn, giver: Giver) -> None:
+        giver.deadline_reached()
+        if not turn.done():
+            turn.set_exception(giver.timed_out())
+            self.left(turn.rank)
+
     async def wait(
         self,
         rank: int,
         deadline: float | None,
+        giver: Giver,
         *,
         first: bool = False,
-        on_deadline: Callable[[], None],
-        expired: Callable[[], QueueTimeoutError],
-        on_served_but_cancelled: Callable[[], None],
     ) -> None:
-        """Wait for a turn, at most until ``deadline`` (event-loop time).
+        """Wait for a turn from ``giver``, at most until ``deadline`` (event-loop time).
 
-        At the deadline ``on_deadline`` runs first (a turn due that very moment is still
-        in time), then, if no turn came, the wait raises ``expired()``. A caller
-        cancelled after being served calls ``on_served_but_cancelled`` so that its turn
-        is not lost to the others. ``first`` puts the caller before its class (one whose
-        turn was taken back).
+        At the deadline the giver may still give a turn due that very moment; if none
+        came, the wait raises its ``timed_out()``. ``first`` puts the caller before its
+        class (one whose turn was taken back).
         """
         loop = asyncio.get_running_loop()
         turn = _Turn(self, rank, loop)
@@ -114,19 +132,12 @@ class Line:
         self._live[rank] += 1
         timer = None
         if deadline is not None:
-
-            def expire() -> None:
-                on_deadline()
-                if not turn.done():
-                    turn.set_exception(expired())
-                    self.left(rank)
-
-            timer = loop.call_at(deadline, expire)
+            timer = loop.call_at(deadline, self._expire, turn, giver)
         try:
             await turn
         except asyncio.CancelledError:
             if not turn.cancelled() and turn.exception() is None:
-                on_served_but_cancelled()
+                giver.served_but_cancelled()
             raise
         finally:
             if timer is not None:
@@ -142,9 +153,10 @@ class InFlightSlots:
     queued for permits, and wait for one of them to be sent and answered first.
     """
 
-    __slots__ = ("_caps", "_in_use", "_line")
+    __slots__ = ("_caps", "_in_use", "_line", "endpoint")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, endpoint: str) -> None:
+        self.endpoint = endpoint
         reserve = min(size - 1, max(1, size // 16))
         self._caps = (size, size - reserve)  # how many may be in use for a caller of each rank
         self._in_use = 0
@@ -162,15 +174,18 @@ class InFlightSlots:
         """How many callers a newcomer of ``rank`` would wait behind."""
         return self._line.ahead(rank)
 
-    async def wait(self, rank: int, deadline: float | None, endpoint: str) -> None:
+    def wait(self, rank: int, deadline: float | None) -> Coroutine[Any, Any, None]:
         """Wait for a slot in ``rank``'s class; :class:`QueueTimeoutError` at ``deadline``."""
-        await self._line.wait(
-            rank,
-            deadline,
-            on_deadline=lambda: None,
-            expired=lambda: QueueTimeoutError("no in-flight slot in time", endpoint=endpoint),
-            on_served_but_cancelled=self.release,
-        )
+        return self._line.wait(rank, deadline, self)
+
+    def deadline_reached(self) -> None:
+        pass  # slots are handed over the moment they are freed: none is ever due
+
+    def timed_out(self) -> QueueTimeoutError:
+        return QueueTimeoutError("no in-flight slot in time", endpoint=self.endpoint)
+
+    def served_but_cancelled(self) -> None:
+        self.release()
 
     def release(self) -> None:
         """Hand the slot to the next waiter allowed one, or free it."""
