@@ -594,3 +594,44 @@ def test_deadlines_are_event_loop_time_whatever_the_limiters_clock() -> None:
         return outcomes
 
     assert run_virtual(main) == ["started", "refused at once"]
+
+
+def test_a_caller_woken_but_not_yet_started_is_counted_ahead_of_a_newcomer() -> None:
+    """Between the timer waking the first waiter and that waiter going on, a newcomer
+    with too short a max_wait is still refused at once."""
+
+    async def main(loop: VirtualClockLoop) -> QueueTimeoutError:
+        limiter = RateLimiter(10, burst=1)
+        await limiter.acquire(KEY)  # the next start is 0.1 s away
+        # Set before the limiter's timer for the same instant: the newcomer's step runs
+        # in that iteration before the woken waiter's.
+        gate = loop.create_future()
+        loop.call_at(loop.time() + 0.1, gate.set_result, None)
+        woken = asyncio.ensure_future(limiter.acquire(KEY))
+        await asyncio.sleep(0)
+
+        async def newcomer() -> QueueTimeoutError:
+            await gate
+            assert limiter._keys[KEY]._offered is not None
+            with pytest.raises(QueueTimeoutError) as caught:
+                await limiter.acquire(KEY, deadline=loop.time() + 0.05)
+            return caught.value
+
+        error = await asyncio.ensure_future(newcomer())
+        await woken
+        return error
+
+    error = run_virtual(main)
+    assert error.predicted_wait == pytest.approx(0.1)
+
+
+def test_a_long_log_of_starts_is_not_walked_and_a_start_in_doubt_counts_as_in_time() -> None:
+    limiter = _KeyLimiter(KEY, 1000, 2, clock=lambda: 0.0)
+    for n in range(1000):
+        limiter.grant(n / 1000)
+    cheap_bound = limiter.start_time(1.0, 1500, deadline=0.0)
+    exact = _simulated_start(limiter, 1.0, 1500)
+    assert cheap_bound < exact
+    # A deadline between the cheap bound and the true start is not settled by walking
+    # 1,000 logged starts: the start counts as in time.
+    assert limiter.start_time(1.0, 1500, deadline=(cheap_bound + exact) / 2) <= exact

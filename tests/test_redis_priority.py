@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import os
 from typing import Any
 
 import anyio
@@ -177,7 +178,7 @@ def test_a_process_that_stops_asking_is_dropped_after_the_grace() -> None:
                     process.next_ask = clock.now_us + round(reply.wait * SECOND_US)
             line_after = await line_of(a.limiter)
             await close(a.limiter, b.limiter, c.limiter)
-            return grants, line_before, line_after, c.limiter._token
+            return grants, line_before, line_after, c.limiter._token()
 
     grants, before, after, dead = asyncio.run(main())
     assert before[0] == dead
@@ -658,3 +659,58 @@ def test_no_deadline_never_raises_even_far_behind() -> None:
         return loop.time() - began
 
     assert run_fleet(main) == pytest.approx(30.0, abs=0.2)
+
+
+def test_a_start_booked_in_time_but_answered_too_late_is_refused_when_the_answer_comes() -> None:
+    """The booking fits the deadline by Redis's clock; 4 ms of answer latency pushes it
+    past: the caller learns at once rather than waiting out its max_wait."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=10, burst=1)
+        await limiter.acquire(KEY)  # the next start is 0.1 s away
+        script = limiter._script
+
+        async def slow_answer(**kwargs: Any) -> Any:
+            reply = await script(**kwargs)
+            await asyncio.sleep(0.004)
+            return reply
+
+        limiter._script = slow_answer  # type: ignore[assignment]
+        asked = loop.time()
+        with pytest.raises(QueueTimeoutError) as raised:
+            await limiter.acquire(KEY, deadline=asked + 0.1005)
+        assert loop.time() - asked == pytest.approx(0.004)
+        assert raised.value.predicted_wait == pytest.approx(0.1)
+        await close(limiter)
+
+    run_fleet(main)
+
+
+def test_callers_behind_an_interactive_head_holding_a_far_booking_are_refused_at_once() -> None:
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
+        limiter = limiter_on(server, rate=10)
+        await limiter.pause(KEY, 1.0)  # as after a 60007
+        head = asyncio.ensure_future(limiter.acquire(KEY))  # booked about 1 s ahead
+        await asyncio.sleep(0.01)
+        asked = loop.time()
+        with pytest.raises(QueueTimeoutError) as raised:
+            await limiter.acquire(KEY, deadline=asked + 0.5)
+        assert loop.time() == asked
+        assert raised.value.predicted_wait is not None
+        assert raised.value.predicted_wait > 0.9
+        await head
+        await close(limiter)
+
+    run_fleet(main)
+
+
+def test_a_process_forked_after_the_limiter_was_made_joins_the_line_as_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limiter = RedisRateLimiter(fakeredis.FakeAsyncRedis(), rate=10, sdkappid=SDKAPPID)
+    parent = limiter._token()
+    assert limiter._token() == parent
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    child = limiter._token()
+    assert child != parent
+    assert limiter._token() == child

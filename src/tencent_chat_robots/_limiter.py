@@ -43,6 +43,8 @@ _WINDOW = 1.0
 _EPSILON = 1e-9
 # A start waits until the `rate`-th before it is more than this old.
 _SPAN = _WINDOW + WINDOW_MARGIN
+# The most logged starts a deadline check walks (see _KeyLimiter.start_time).
+_WALK = 256
 _BURST_SECONDS = 0.002
 
 
@@ -130,7 +132,8 @@ class _KeyLimiter:
         self._line = Line()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
-        self._offered = False  # a waiter was woken for the start due now and takes it
+        # The class of a waiter woken for the start due now, which takes it on going on.
+        self._offered: int | None = None
 
     def delay(self, now: float) -> float:
         """Seconds until a start is allowed at ``now`` (none left: allowed now)."""
@@ -148,8 +151,13 @@ class _KeyLimiter:
         self._tat = max(self._tat, now) + self._interval
         self._starts.append(now)
 
-    def ahead(self, rank: int) -> int:
-        return self._line.ahead(rank)
+    def ahead(self, rank: int, now: float) -> int:
+        """Starts owed before a newcomer of ``rank``: the waiters ahead, and one woken
+        for the start due now that has not taken it yet (unless a pause since sends it
+        back to its class, behind this one)."""
+        woken = self._offered
+        counts = woken is not None and (woken <= rank or self.delay(now) <= _EPSILON)
+        return self._line.ahead(rank) + counts
 
     def _reach(self, count: int) -> float:
         """The most time ``count`` more starts can take after a given one, queued back
@@ -169,7 +177,9 @@ class _KeyLimiter:
         the longest way to start k from what is known (now, tat, the logged starts).
         Windows are the longer way per start (1.002 s per ``size`` starts, more than an
         interval each), so the longest way takes as many as fit: O(1) but for the
-        logged starts, which are only walked when the cheap bounds straddle ``deadline``.
+        logged starts, which are only walked when the cheap bounds straddle ``deadline``,
+        and then only up to ``_WALK`` of them (rates up to 256/s): beyond, a start in
+        doubt counts as in time (its caller waits, and times out if it comes later).
         """
         size = self._starts.maxlen or 1
         periods, rest = divmod(ahead, size)
@@ -182,8 +192,8 @@ class _KeyLimiter:
         if start > deadline or ahead < unheld or not starts:
             return start
         latest = starts[-1] + _SPAN + self._reach(ahead - unheld)
-        if max(start, latest) <= deadline:
-            return max(start, latest)
+        if max(start, latest) <= deadline or len(starts) > _WALK:
+            return max(start, latest) if latest <= deadline else start
         # Logged start j holds back start unheld + j, and through it the one asked about.
         for position, logged in enumerate(starts, unheld):
             if position > ahead:
@@ -199,13 +209,13 @@ class _KeyLimiter:
         if self._loop is not loop:
             # Used from a new event loop (a second asyncio.run): what was queued on the
             # last one was cancelled with it, and its timer is gone.
-            self._loop, self._timer, self._offered, self._line = loop, None, False, Line()
-        if not self._line and not self._offered and self.delay(now) <= _EPSILON:
+            self._loop, self._timer, self._offered, self._line = loop, None, None, Line()
+        if not self._line and self._offered is None and self.delay(now) <= _EPSILON:
             self.grant(now)
             return
         if deadline is not None and not again:
             due = deadline + now_offset + _EPSILON  # in this limiter's clock
-            start = self.start_time(now, self._line.ahead(rank), due)
+            start = self.start_time(now, self.ahead(rank, now), due)
             if start > due:
                 raise QueueTimeoutError(
                     f"the rate permit for {self.key} would come in {start - now:.3f}s at the"
@@ -213,12 +223,12 @@ class _KeyLimiter:
                     endpoint=self.key,
                     predicted_wait=start - now,
                 )
-        if self._timer is None and not self._offered:
+        if self._timer is None and self._offered is None:
             self._arm(self.delay(now))
         await self._line.wait(rank, deadline, self, first=again)
         # Woken for the start due at the tick: taken now, when this caller goes on to
         # send, so that a loop stalled in between cannot crowd a second.
-        self._offered = False
+        self._offered = None
         now = self._clock()
         if self.delay(now) > _EPSILON:  # a pause came in between: wait again, first
             await self.acquire(rank, deadline, now_offset, again=True)
@@ -237,7 +247,7 @@ class _KeyLimiter:
 
     def served_but_cancelled(self) -> None:
         """The caller woken for the start was cancelled first: the next one gets it."""
-        self._offered = False
+        self._offered = None
         self._tick()
 
     def _arm(self, wait: float) -> None:
@@ -249,13 +259,13 @@ class _KeyLimiter:
         if self._timer is not None:  # also run at a waiter's deadline, between timers
             self._timer.cancel()
             self._timer = None
-        if self._offered or not self._line:
+        if self._offered is not None or not self._line:
             return
         wait = self.delay(self._clock())
         if wait > _EPSILON:
             self._arm(wait)
-        elif self._line.serve():
-            self._offered = True
+        else:
+            self._offered = self._line.serve()
 
 
 class RateLimiter:
@@ -322,7 +332,7 @@ class RateLimiter:
         """
         limiter = self._key(key)
         now = self._clock()
-        ahead = limiter.ahead(priority_rank(priority)) + also_ahead
+        ahead = limiter.ahead(priority_rank(priority), now) + also_ahead
         due = deadline + self._offset() + _EPSILON
         return limiter.start_time(now, ahead, due) - now
 

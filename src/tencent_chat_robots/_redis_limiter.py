@@ -70,6 +70,7 @@ afresh, as the in-process limiter does when a process restarts.
 from __future__ import annotations
 
 import math
+import os
 import random
 import secrets
 from types import TracebackType
@@ -345,11 +346,12 @@ class _Reply(NamedTuple):
 class _Queue:
     """One endpoint's waiters of one class in this process: FIFO, and when to ask next."""
 
-    __slots__ = ("lock", "ready_at", "waiting")
+    __slots__ = ("booked", "lock", "ready_at", "waiting")
 
     def __init__(self) -> None:
         self.lock = anyio.Lock(fast_acquire=True)
         self.ready_at = -math.inf
+        self.booked = -math.inf  # the start an interactive head holds while it waits
         self.waiting = 0  # callers in the queue, its head included
 
 
@@ -440,7 +442,7 @@ class RedisRateLimiter:
             int(rate),
             _WINDOW_US,
         )
-        self._token = secrets.token_hex(8)  # this process's entry in the bulk lines
+        self._tokens = (os.getpid(), secrets.token_hex(8))  # this process's entry in the lines
         self._endpoints: dict[str, _Endpoint] = {}
         self._apps: dict[int, RedisRateLimiter] = {}  # for_app's, when unbound
         # After a failure, Redis is not asked until then: by new acquisitions, and by
@@ -560,7 +562,7 @@ class RedisRateLimiter:
         queue = endpoint.bulk if priority == "bulk" else endpoint.interactive
         if deadline is not None:
             owed = self.predicted_wait(key, priority=priority, deadline=deadline)
-            if anyio.current_time() + owed > deadline:
+            if owed > 0 and anyio.current_time() + owed > deadline:
                 raise _too_late(key, owed)
         queue.waiting += 1
         try:
@@ -587,11 +589,16 @@ class RedisRateLimiter:
         """
         endpoint = self._endpoints.get(key)
         ahead = also_ahead
-        if endpoint is not None:
-            ahead += endpoint.interactive.waiting
-            if priority == "bulk":
-                ahead += endpoint.bulk.waiting
-        return max(0, ahead - self.burst + 1) * self._interval
+        if endpoint is None:
+            return max(0, ahead - self.burst + 1) * self._interval
+        interactive = endpoint.interactive
+        ahead += interactive.waiting
+        if priority == "bulk":
+            ahead += endpoint.bulk.waiting
+        owed = max(0, ahead - self.burst + 1) * self._interval
+        # An interactive head holding a booked start: the others come after it.
+        booked = interactive.booked - anyio.current_time()
+        return max(owed, booked + ahead * self._interval) if booked > 0 else owed
 
     async def pause(self, key: str, seconds: float) -> None:
         """Start nothing of ``key`` for ``seconds``, in every process of the fleet.
@@ -641,8 +648,10 @@ class RedisRateLimiter:
                     # before the start that comes after its own.
                     delay = start - self._horizon / 1e6 - anyio.current_time()
                     if delay > 0:
+                        queue.booked = start  # those behind start after it
                         await anyio.sleep(delay)
             finally:
+                queue.booked = -math.inf
                 queue.lock.release()
             if start is None:
                 return
@@ -682,6 +691,8 @@ class RedisRateLimiter:
                 await anyio.sleep(delay)
                 continue
             try:
+                # Cut off by the deadline too (a hung Redis must not hold a caller past
+                # its max_wait): so max_wait must leave room for a round trip to Redis.
                 reply = await self._call(
                     key, 0, bulk=bulk, deadline=deadline, more=bulk and queue.waiting > 1
                 )
@@ -690,6 +701,9 @@ class RedisRateLimiter:
                 return None
             answered = anyio.current_time()
             if reply.too_late:
+                raise _too_late(key, reply.wait)
+            if reply.granted and deadline is not None and answered + reply.wait > deadline:
+                # Booked in time by Redis's clock, but not once the answer has come back.
                 raise _too_late(key, reply.wait)
             if not reply.granted:
                 queue.ready_at = answered + reply.wait
@@ -763,13 +777,21 @@ class RedisRateLimiter:
                     round(_GRACE * 1e6),
                     "b" if bulk else "i",
                     max_wait_us,
-                    self._token,
+                    self._token(),
                     int(more),
                 ],
             )
         return _Reply(
             status == 1, int(wait_us) / 1e6, int(time_us), int(next_us) / 1e6, status == 2
         )
+
+    def _token(self) -> str:
+        """This process's token: drawn anew in a process forked after construction
+        (e.g. gunicorn --preload), which would otherwise share its parent's entry."""
+        pid, token = self._tokens
+        if pid != os.getpid():
+            self._tokens = pid, token = os.getpid(), secrets.token_hex(8)
+        return token
 
     def _pause_lost(self, key: str, seconds: float, err: BaseException | None) -> None:
         logger.warning(

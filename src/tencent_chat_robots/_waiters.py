@@ -87,10 +87,10 @@ class Line:
             queue.extend(live)
             self._dead[rank] = 0
 
-    def serve(self, lowest: int = len(PRIORITIES) - 1) -> bool:
+    def serve(self, lowest: int = len(PRIORITIES) - 1) -> int | None:
         """Give the turn to the first waiter of the highest class down to ``lowest``.
 
-        False if no such waiter waits.
+        The class served, or ``None`` if no such waiter waits.
         """
         for rank in range(lowest + 1):
             queue = self._queues[rank]
@@ -99,9 +99,9 @@ class Line:
                 if not turn.done():
                     self._live[rank] -= 1
                     turn.set_result(None)
-                    return True
+                    return rank
                 self._dead[rank] -= 1
-        return False
+        return None
 
     def _expire(self, turn: _Turn, giver: Giver) -> None:
         giver.deadline_reached()
@@ -191,5 +191,5 @@ class InFlightSlots:
         """Hand the slot to the next waiter allowed one, or free it."""
         self._in_use -= 1
         lowest = 1 if self._in_use < self._caps[1] else 0
-        if self._line.serve(lowest):
+        if self._line.serve(lowest) is not None:
             self._in_use += 1
