@@ -37,11 +37,11 @@ from tencent_chat_robots import (
 )
 from tencent_chat_robots._exceptions import ValidationError
 from tencent_chat_robots._redis_limiter import (
-    _SCRIPT,
     LimiterUnavailableError,
     RedisRateLimiter,
     _Reply,
 )
+from tencent_chat_robots._redis_script import SCRIPT as _SCRIPT
 from tencent_chat_robots.testing import FakeTencentChat
 
 from ._virtual_time import VirtualClockLoop, run_virtual

@@ -20,7 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tencent_chat_robots._exceptions import QueueTimeoutError, ValidationError
-from tencent_chat_robots._redis_limiter import _GRACE, _HORIZON, RedisRateLimiter, _Reply
+from tencent_chat_robots._redis_limiter import RedisRateLimiter, _Reply
+from tencent_chat_robots._redis_script import GRACE as _GRACE
+from tencent_chat_robots._redis_script import HORIZON as _HORIZON
 from tencent_chat_robots.testing import FakeTencentChat
 
 from ._virtual_time import VirtualClockLoop
