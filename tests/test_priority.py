@@ -387,29 +387,79 @@ def test_a_slot_served_to_a_cancelled_waiter_passes_on_and_deadlines_expire() ->
 
 
 def test_bulk_callers_leave_a_reserve_of_slots_to_interactive_ones() -> None:
-    async def main(loop: VirtualClockLoop) -> tuple[list[str], list[float]]:
+    async def main(loop: VirtualClockLoop) -> tuple[list[str], list[float], int, int, int]:
         slots, order = InFlightSlots(32, KEY), []  # two are kept for interactive calls
         held: list[float] = []
+        holding = {"bulk": 0, "all": 0}
+        most = {"bulk": 0, "all": 0}
 
         async def use(name: str, rank: int) -> None:
             await _take_slot(slots, rank, None, KEY)
             order.append(name)
             held.append(loop.time())
+            for kind in ("bulk", "all") if rank else ("all",):
+                holding[kind] += 1
+                most[kind] = max(most[kind], holding[kind])
             await asyncio.sleep(1)
+            for kind in ("bulk", "all") if rank else ("all",):
+                holding[kind] -= 1
             slots.release()
 
         tasks = [asyncio.ensure_future(use(f"b{i}", 1)) for i in range(40)]
         await asyncio.sleep(0.5)
         tasks += [asyncio.ensure_future(use(f"i{i}", 0)) for i in range(3)]
         await asyncio.gather(*tasks)
-        return order, held
+        return order, held, most["bulk"], most["all"], slots._in_use
 
-    order, held = run_virtual(main)
+    order, held, most_bulk, most_all, left = run_virtual(main)
     assert order[:30] == [f"b{i}" for i in range(30)]
     assert order[30:32] == ["i0", "i1"]  # at once, in the reserve
     assert held[30:32] == [1000.5, 1000.5]
     assert order[32] == "i2"  # the first slot freed, before the ten bulk callers waiting
     assert order[33:] == [f"b{i}" for i in range(30, 40)]
+    assert (most_bulk, most_all, left) == (30, 32, 0)
+
+
+def test_a_slot_an_interactive_call_frees_goes_to_no_bulk_call_beyond_its_share() -> None:
+    slots = InFlightSlots(4, KEY)  # one is kept for interactive calls
+    assert [slots.take(1) for _ in range(4)] == [True, True, True, False]
+    assert slots.take(0)
+
+    async def main(loop: VirtualClockLoop) -> list[str]:
+        order: list[str] = []
+
+        async def bulk() -> None:
+            await slots.wait(1, None)
+            order.append("bulk")
+
+        waiting = asyncio.ensure_future(bulk())
+        await asyncio.sleep(0)
+        slots.release()  # the interactive call's: the bulk caller still has its three
+        await asyncio.sleep(0)
+        order.append("interactive left")
+        slots.release()  # a bulk call's: now the waiting one goes
+        await waiting
+        return order
+
+    assert run_virtual(main) == ["interactive left", "bulk"]
+
+
+def test_of_two_slots_one_is_kept_for_interactive_calls() -> None:
+    slots = InFlightSlots(2, KEY)
+    assert slots.take(1)
+    assert not slots.take(1)
+    assert slots.take(0)
+    assert not slots.take(0)
+    single = InFlightSlots(1, KEY)  # nothing to keep back: bulk calls could never run
+    assert single.take(1)
+
+
+async def test_a_slot_wait_that_runs_out_says_so() -> None:
+    slots = InFlightSlots(1, KEY)
+    assert slots.take(0)
+    with pytest.raises(QueueTimeoutError, match="in-flight slot") as caught:
+        await slots.wait(0, asyncio.get_running_loop().time() + 0.01)
+    assert caught.value.endpoint == KEY
 
 
 def _simulated_start(limiter: _KeyLimiter, now: float, ahead: int) -> float:
