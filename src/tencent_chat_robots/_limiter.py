@@ -202,8 +202,10 @@ class _KeyLimiter:
         return start
 
     async def acquire(
-        self, rank: int, deadline: float | None, now_offset: float, *, again: bool = False
+        self, rank: int, deadline: float | None, due: float, *, again: bool = False
     ) -> None:
+        """Wait for a start in ``rank``'s class; ``deadline`` is event-loop time, ``due``
+        the same moment in this limiter's clock (see :meth:`RateLimiter._due`)."""
         now = self._clock()
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
@@ -214,7 +216,6 @@ class _KeyLimiter:
             self.grant(now)
             return
         if deadline is not None and not again:
-            due = deadline + now_offset + _EPSILON  # in this limiter's clock
             start = self.start_time(now, self.ahead(rank, now), due)
             if start > due:
                 raise QueueTimeoutError(
@@ -231,7 +232,7 @@ class _KeyLimiter:
         self._offered = None
         now = self._clock()
         if self.delay(now) > _EPSILON:  # a pause came in between: wait again, first
-            await self.acquire(rank, deadline, now_offset, again=True)
+            await self.acquire(rank, deadline, due, again=True)
             return
         self.grant(now)
         if self._line:
@@ -318,7 +319,8 @@ class RateLimiter:
         ``deadline``, or when ``deadline`` passes; nothing is counted for it then.
         """
         rank = priority_rank(priority)
-        await self._key(key).acquire(rank, deadline, self._offset() if deadline else 0.0)
+        due = math.inf if deadline is None else self._due(deadline)
+        await self._key(key).acquire(rank, deadline, due)
 
     def predicted_wait(
         self, key: str, *, priority: Priority = "interactive", also_ahead: int = 0, deadline: float
@@ -333,14 +335,13 @@ class RateLimiter:
         limiter = self._key(key)
         now = self._clock()
         ahead = limiter.ahead(priority_rank(priority), now) + also_ahead
-        due = deadline + self._offset() + _EPSILON
-        return limiter.start_time(now, ahead, due) - now
+        return limiter.start_time(now, ahead, self._due(deadline)) - now
 
-    def _offset(self) -> float:
-        """What to add to an event-loop time to get this limiter's clock's."""
-        if self._clock is anyio.current_time:
-            return 0.0
-        return self._clock() - anyio.current_time()
+    def _due(self, deadline: float) -> float:
+        """An event-loop ``deadline`` in this limiter's clock, with float rounding's slack."""
+        if self._clock is not anyio.current_time:
+            deadline += self._clock() - anyio.current_time()
+        return deadline + _EPSILON
 
     async def pause(self, key: str, seconds: float) -> None:
         """Start nothing of ``key`` for ``seconds`` (the server said we were too fast)."""
