@@ -361,3 +361,22 @@ def test_a_limiter_may_refuse_a_call_without_max_wait() -> None:
     error = run_virtual(main)
     assert str(error) == f"{Endpoint.DELETE_ROBOT} was not sent: queue full"
     assert error.max_wait is None
+
+
+class _OddText(str):
+    """A str subclass with an equality and hash of its own."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_priority_is_read_from_its_text_and_stored_plain() -> None:
+    chat = _chat(ScriptedTransport())
+    view = chat.with_options(priority=_OddText("bulk"))
+    assert type(view.options.priority) is str
+    assert view.options.priority == "bulk"
+    assert view.options.rank == 1
+    with pytest.raises(ValidationError, match="priority"):
+        chat.with_options(priority=_OddText("urgent"))

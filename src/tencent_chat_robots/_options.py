@@ -20,10 +20,17 @@ _RANKS: dict[object, int] = {name: rank for rank, name in enumerate(PRIORITIES)}
 
 def priority_rank(priority: object) -> int:
     """0 for ``"interactive"``, 1 for ``"bulk"``; a :class:`ValidationError` for anything else."""
-    rank = _RANKS.get(priority) if isinstance(priority, str) else None  # unhashable: refused
+    # A str subclass (an enum's member, say) counts by its text: its own __eq__ and
+    # __hash__ are not trusted, nor able to rank it one way here and another elsewhere.
+    rank = _RANKS.get(str.__str__(priority)) if isinstance(priority, str) else None
     if rank is None:
         raise ValidationError(f"priority must be 'interactive' or 'bulk', got {priority!r}")
     return rank
+
+
+def _plain_priority(value: Any) -> Any:
+    """The class's own name for ``value`` (a str subclass becomes the plain text)."""
+    return PRIORITIES[priority_rank(value)] if isinstance(value, str) else value
 
 
 def _check_priority(_: object, __: object, value: Any) -> None:
@@ -53,7 +60,9 @@ class CallOptions:
     many times a transient failure is tried again.
     """
 
-    priority: Priority = attrs.field(default="interactive", validator=_check_priority)
+    priority: Priority = attrs.field(
+        default="interactive", converter=_plain_priority, validator=_check_priority
+    )
     max_wait: float | None = attrs.field(default=None, validator=_check_max_wait)
     timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_timeout)
     max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_check_max_retries)

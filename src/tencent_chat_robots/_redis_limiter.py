@@ -84,7 +84,7 @@ from ._constants import MAX_RATE_LIMIT
 from ._exceptions import QueueTimeoutError, TencentChatError, ValidationError
 from ._limiter import Priority, RateLimiter
 from ._logs import logger
-from ._options import priority_rank
+from ._options import PRIORITIES, priority_rank
 from ._redis_script import GRACE, HORIZON, SCRIPT, WINDOW_US
 
 try:
@@ -370,7 +370,7 @@ class RedisRateLimiter:
         it passes while waiting (``predicted_wait`` ``None``).
         """
         self.redis_key(key)  # refuse an unbound limiter before anything else
-        priority_rank(priority)  # refuses anything but the two classes
+        priority = PRIORITIES[priority_rank(priority)]  # the plain name, or refused
         endpoint = self._endpoints.get(key)
         if endpoint is None:
             endpoint = self._endpoints[key] = _Endpoint()
