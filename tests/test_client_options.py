@@ -57,6 +57,7 @@ def test_a_view_changes_only_what_it_names_and_shares_the_rest() -> None:
         ({"max_wait": math.nan}, "max_wait"),
         ({"max_wait": math.inf}, "max_wait"),
         ({"max_wait": True}, "max_wait"),
+        ({"max_wait": 86_401}, "^max_wait must be .* <= 86400"),
         ({"timeout": 0}, "timeout"),
         ({"max_retries": 1.5}, "max_retries"),
         ({"max_retries": -1}, "max_retries"),
