@@ -6,7 +6,9 @@
 
 from typing import TYPE_CHECKING
 
-from ._client import Endpoint, TencentChat
+from ._bulk import BulkOutcome, BulkRun
+from ._calls import Call, Endpoint
+from ._client import TencentChat
 from ._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
 from ._exceptions import (
     ERROR_CODES,
@@ -15,6 +17,7 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadResponseError,
+    BulkStoppedError,
     ClientClosedError,
     InternalServerError,
     InvalidParameterError,
@@ -73,6 +76,10 @@ __all__ = [
     "AttemptRecord",
     "AuthenticationError",
     "BadResponseError",
+    "BulkOutcome",
+    "BulkRun",
+    "BulkStoppedError",
+    "Call",
     "CallOptions",
     "ClientClosedError",
     "Endpoint",

@@ -14,6 +14,7 @@ period for requests on the wire. Either way the caller gets :class:`ClientClosed
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import random
@@ -30,6 +31,7 @@ from ._auth import UserSigProvider
 from ._constants import RATE_LIMITED_PAUSE
 from ._exceptions import (
     BadResponseError,
+    BulkStoppedError,
     ClientClosedError,
     QueueTimeoutError,
     RateLimitError,
@@ -48,7 +50,7 @@ from ._telemetry import AttemptTrace, CallTrace, Telemetry
 from ._transport import RawResponse, Transport
 from ._waiters import InFlightSlots
 
-__all__ = ["RequestSender"]
+__all__ = ["CURRENT_GROUP", "CallGroup", "RequestSender", "stopped_error"]
 
 
 T = TypeVar("T")
@@ -146,23 +148,68 @@ def _without_frames(err: BaseException) -> BaseException:
 
 
 class _PendingCall:
-    """One call in progress, as :meth:`RequestSender.aclose` sees it."""
+    """One call in progress, as :meth:`RequestSender.aclose` and a bulk run see it."""
 
-    __slots__ = ("closed_it", "on_wire", "random", "request_sent", "task")
+    __slots__ = ("closed_it", "group", "on_wire", "random", "request_sent", "stopped_it", "task")
 
-    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None, group: CallGroup | None) -> None:
         self.task = task  # the caller's task, which the call runs in
+        self.group = group  # the bulk run making the call, if one is
         self.on_wire = False  # a request of this call is being sent or answered
         self.closed_it = False  # aclose() cancelled the task
+        self.stopped_it = False  # its bulk run's stop cancelled the task (never both)
         # The server may have acted: an attempt went unanswered, or was cut off by aclose().
         self.request_sent = False
         self.random: int | None = None  # the ``random`` of the latest attempt sent
 
-    def cancel(self) -> None:
-        if not self.closed_it and self.task is not None:
-            self.closed_it = True
+    def cancel(self, *, by_close: bool = True) -> None:
+        """Cancel the caller's task, once, noting who did it."""
+        if not (self.closed_it or self.stopped_it) and self.task is not None:
+            self.closed_it, self.stopped_it = by_close, not by_close
             self.request_sent = self.request_sent or self.on_wire
             self.task.cancel()
+
+
+class CallGroup:
+    """The calls of one bulk run's workers, which the run stops together.
+
+    A worker task sets :data:`CURRENT_GROUP` to its run's group, and every call it makes
+    joins the group. The request loop reports to it what sizes the run's worker pool:
+    time on the wire and calls waiting out a retry's backoff.
+    """
+
+    __slots__ = ("backing_off", "calls", "stopping", "wire_seconds")
+
+    def __init__(self) -> None:
+        self.calls: set[_PendingCall] = set()
+        self.stopping = False  # no attempt starts from now on
+        self.backing_off = 0
+        self.wire_seconds = 0.05  # a moving average; a guess until the first answer
+
+    def stop(self, *, cancel_sent: bool) -> None:
+        """End the calls not on the wire now (and, if ``cancel_sent``, those too)."""
+        self.stopping = True
+        for call in list(self.calls):
+            if cancel_sent or not call.on_wire:
+                call.cancel(by_close=False)
+
+    def observe_wire(self, seconds: float) -> None:
+        self.wire_seconds += (seconds - self.wire_seconds) * 0.1
+
+
+CURRENT_GROUP: contextvars.ContextVar[CallGroup | None] = contextvars.ContextVar(
+    "tencent_chat_robots_call_group", default=None
+)
+
+
+def stopped_error(endpoint: str, request_sent: bool, what: str = "") -> BulkStoppedError:
+    """The error of a call its bulk run stopped (``what``: when, if not before sending)."""
+    state = "may have reached the server" if request_sent else "was not sent"
+    return BulkStoppedError(
+        f"the bulk run was stopped{what}; {endpoint} {state}",
+        endpoint=endpoint,
+        request_sent=request_sent,
+    )
 
 
 def _cancelled_by_others(task: asyncio.Task[Any] | None) -> bool:
@@ -250,13 +297,18 @@ class RequestSender:
         payload = _ENCODER.encode(converter.unstructure(body)).encode()
         # The caller's task is cancelled directly rather than through a cancel scope of
         # anyio's: a scope costs several microseconds on every call.
-        call = _PendingCall(asyncio.current_task() if self._loop is not None else None)
+        group = CURRENT_GROUP.get()
+        if group is not None and group.stopping:
+            raise stopped_error(endpoint, False)
+        call = _PendingCall(asyncio.current_task() if self._loop is not None else None, group)
         trace = (
             self._telemetry.start_call(endpoint, options.priority)
             if self._telemetry is not None
             else None
         )
         self._pending.add(call)
+        if group is not None:
+            group.calls.add(call)
         outcome: BaseException | None = None
         try:
             result = await self._call(endpoint, payload, result_type, options, call, trace)
@@ -269,6 +321,8 @@ class RequestSender:
             raise
         finally:
             self._pending.discard(call)
+            if group is not None:
+                group.calls.discard(call)
             if not self._pending and self._drained is not None:
                 self._drained.set()
             if trace is not None:
@@ -279,10 +333,15 @@ class RequestSender:
             raise outcome
         return result
 
-    def _closed_error(self, endpoint: str, call: _PendingCall) -> ClientClosedError | None:
-        """The error for a call that :meth:`aclose` cancelled; ``None`` if someone else did."""
-        if not call.closed_it or _cancelled_by_others(call.task):
+    def _closed_error(self, endpoint: str, call: _PendingCall) -> RequestError | None:
+        """The error for a call that :meth:`aclose` or its bulk run cancelled; ``None`` if
+        someone else did."""
+        if not (call.closed_it or call.stopped_it) or _cancelled_by_others(call.task):
             return None
+        if call.stopped_it:
+            stopped = stopped_error(endpoint, call.request_sent, " while the call was pending")
+            stopped.random = call.random
+            return stopped
         state = "may have reached the server" if call.request_sent else "was not sent"
         error = ClientClosedError(
             f"the client was closed while {endpoint} was pending; the request {state}",
@@ -344,6 +403,10 @@ class RequestSender:
                     )
                     closed.random = call.random
                     raise closed from error
+                if call.group is not None and call.group.stopping:
+                    stopped = stopped_error(endpoint, state.maybe_processed, f" after: {error}")
+                    stopped.random = call.random
+                    raise stopped from error
                 logger.warning(
                     "retrying %s after %s (attempt %d, waiting %.2fs): %s",
                     endpoint,
@@ -354,7 +417,14 @@ class RequestSender:
                 )
                 if decision.renew_usersig:
                     self._usersig.renew()
-                await anyio.sleep(decision.delay)
+                if call.group is None:
+                    await anyio.sleep(decision.delay)
+                else:
+                    call.group.backing_off += 1
+                    try:
+                        await anyio.sleep(decision.delay)
+                    finally:
+                        call.group.backing_off -= 1
         # Structured in a frame that returns, and this frame lets go of the answer, for the
         # reason given in parse_envelope.
         result = _structure(data, result_type, endpoint, call.random)
@@ -402,6 +472,8 @@ class RequestSender:
                 raise ClientClosedError(
                     f"the client was closed; {endpoint} was not sent", endpoint=endpoint
                 )
+            if call.group is not None and call.group.stopping:
+                raise stopped_error(endpoint, call.request_sent)
             call.random = sent_random = random.getrandbits(32)
             attempt = None
             if trace is not None:
@@ -411,7 +483,8 @@ class RequestSender:
                     permit_wait,
                     lambda: self._url(endpoint, REDACTED, sent_random, self._shown_prefix),
                 )
-            started = anyio.current_time() if self._on_attempt is not None else 0.0
+            timed = self._on_attempt is not None or call.group is not None
+            started = anyio.current_time() if timed else 0.0
             call.on_wire = True
             outcome: BaseException | None = None
             data: dict[str, Any] = {}
@@ -440,6 +513,8 @@ class RequestSender:
                 raise
             finally:
                 call.on_wire = False
+                if call.group is not None:
+                    call.group.observe_wire(anyio.current_time() - started)
                 if attempt is not None or self._on_attempt is not None or _debugging():
                     self._attempt_done(
                         endpoint, number, sent_random, started, outcome, data, attempt
@@ -465,7 +540,7 @@ class RequestSender:
                 with anyio.CancelScope(deadline=deadline) as scope:
                     await limiter.acquire(endpoint)
                 if scope.cancelled_caught:
-                    if call.closed_it:  # aclose() cancelled it too, in the same instant
+                    if call.closed_it or call.stopped_it:  # cancelled too, in the same instant
                         raise asyncio.CancelledError
                     raise QueueTimeoutError("no rate permit in time", endpoint=endpoint)
         except QueueTimeoutError as err:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from ._auth import UserSigProvider
 from ._base_client import RequestSender, finish_despite_cancel
+from ._bulk import BulkRun
+from ._calls import METHODS, Call, Endpoint
 from ._config import (
     require_number,
     resolve_admin,
@@ -28,16 +30,7 @@ from ._constants import (
 )
 from ._exceptions import ValidationError
 from ._limiter import Limiter, RateLimiter
-from ._models import (
-    ActionResult,
-    AttemptRecord,
-    CreateRobotRequest,
-    DeleteRobotRequest,
-    GetAllRobotsRequest,
-    GetAllRobotsResponse,
-    LiveGroupRobotsRequest,
-    RoomRobotRequest,
-)
+from ._models import ActionResult, AttemptRecord
 from ._options import CallOptions, Priority
 from ._redact import box, without_userinfo
 from ._regions import Region
@@ -57,39 +50,7 @@ class _NotGiven:
 
 NOT_GIVEN: Any = _NotGiven()
 
-
-class Endpoint:
-    """The ``service/command`` path of each documented API (also the rate-limit keys)."""
-
-    CREATE_ROBOT = "openim_robot_http_svc/create_robot"
-    GET_ALL_ROBOTS = "openim_robot_http_svc/get_all_robots"
-    DELETE_ROBOT = "openim_robot_http_svc/delete_robot"
-    ROOM_ADD_ROBOT = "room_engine_http_srv/add_robot"
-    ROOM_DELETE_ROBOT = "room_engine_http_srv/delete_robot"
-    LIVE_GROUP_ADD_ROBOTS = "group_open_avchatroom_http_svc/add_robots"
-    LIVE_GROUP_DEL_ROBOTS = "group_open_avchatroom_http_svc/del_robots"
-
-    ALL = (
-        CREATE_ROBOT,
-        GET_ALL_ROBOTS,
-        DELETE_ROBOT,
-        ROOM_ADD_ROBOT,
-        ROOM_DELETE_ROBOT,
-        LIVE_GROUP_ADD_ROBOTS,
-        LIVE_GROUP_DEL_ROBOTS,
-    )
-
-
-# Each endpoint's method: the name of its calls' spans.
-_OPERATIONS = {
-    Endpoint.CREATE_ROBOT: "create_robot",
-    Endpoint.GET_ALL_ROBOTS: "get_all_robots",
-    Endpoint.DELETE_ROBOT: "delete_robot",
-    Endpoint.ROOM_ADD_ROBOT: "add_robot_to_room",
-    Endpoint.ROOM_DELETE_ROBOT: "remove_robot_from_room",
-    Endpoint.LIVE_GROUP_ADD_ROBOTS: "add_robots_to_live_group",
-    Endpoint.LIVE_GROUP_DEL_ROBOTS: "remove_robots_from_live_group",
-}
+T = TypeVar("T")
 
 
 class TencentChat:
@@ -186,7 +147,7 @@ class TencentChat:
             limiter=limiter,
             max_in_flight=max_in_flight,
             on_attempt=on_attempt,
-            telemetry=make_telemetry(self.base_url, _OPERATIONS),
+            telemetry=make_telemetry(self.base_url, METHODS),
         )
 
     def __repr__(self) -> str:
@@ -201,6 +162,11 @@ class TencentChat:
 
         fields = ("sdkappid", "admin", "base_url", "limiter")
         return f"TencentChat({', '.join(map(shown, fields))}, options={self.options!r})"
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called (a closed client sends nothing more)."""
+        return self._sender.closed
 
     @property
     def options(self) -> CallOptions | None:
@@ -265,6 +231,47 @@ class TencentChat:
             if self._owns_transport:
                 await finish_despite_cancel(self._transport.aclose())
 
+    # -- any call, and streams of them ------------------------------------------------
+
+    async def call(self, call: Call[T]) -> T:
+        """Make the call ``call`` describes: ``await chat.call(Call.delete_robot(r))``."""
+        if not isinstance(call, Call):
+            raise ValidationError(f"expected a Call, got {type(call).__name__}")
+        response = await self._sender.request(
+            call.endpoint, call.body, call.result_type, self._options
+        )
+        return call.result(response)
+
+    def bulk(
+        self,
+        calls: Iterable[Call[Any]] | AsyncIterable[Call[Any]],
+        *,
+        ordered: bool = False,
+        concurrency: int | None = None,
+        total: int | None = None,
+        priority: Priority = "bulk",
+    ) -> BulkRun:
+        """Run a stream of calls with a few workers; iterate over one outcome per call.
+
+        >>> async for outcome in chat.bulk(Call.add_robot_to_room(r, bot) for r in rooms):
+        ...     if outcome.error: print(outcome.index, outcome.call, outcome.error)
+
+        ``calls`` (any iterable or async iterable of :class:`Call`) is read lazily, one
+        item as a worker becomes free, so an endless generator works. Each item gets
+        exactly one :class:`BulkOutcome`, with its ``result`` or its ``error``; outcomes
+        come as calls finish (``ordered=True``: in the order of ``calls``). Calls wait
+        in the ``priority`` class (``"bulk"``: interactive calls go first). The workers
+        number ``concurrency``, or by default follow the endpoints' rates and the
+        latency observed. See :class:`BulkRun` for stopping and progress counts.
+        """
+        return BulkRun(
+            self.with_options(priority=priority),
+            calls,
+            ordered=ordered,
+            concurrency=concurrency,
+            total=total,
+        )
+
     # -- openim_robot_http_svc -------------------------------------------------------
 
     async def create_robot(
@@ -276,38 +283,27 @@ class TencentChat:
         self_signature: str | None = None,
     ) -> ActionResult:
         """Create a chatbot account (idempotent by ``user_id``, which starts with ``@RBT#``)."""
-        body = CreateRobotRequest(
-            user_id, nick=nick, face_url=face_url, self_signature=self_signature
+        return await self.call(
+            Call.create_robot(user_id, nick=nick, face_url=face_url, self_signature=self_signature)
         )
-        return await self._sender.request(Endpoint.CREATE_ROBOT, body, ActionResult, self._options)
 
     async def get_all_robots(self) -> list[str]:
         """The UserIDs of every valid chatbot account of the app."""
-        response = await self._sender.request(
-            Endpoint.GET_ALL_ROBOTS, GetAllRobotsRequest(), GetAllRobotsResponse, self._options
-        )
-        return response.robot_account
+        return await self.call(Call.get_all_robots())
 
     async def delete_robot(self, robot_account: str) -> ActionResult:
         """Mark a chatbot account invalid (its UserID stays taken)."""
-        body = DeleteRobotRequest(robot_account)
-        return await self._sender.request(Endpoint.DELETE_ROBOT, body, ActionResult, self._options)
+        return await self.call(Call.delete_robot(robot_account))
 
     # -- room_engine_http_srv ----------------------------------------------------------
 
     async def add_robot_to_room(self, room_id: str, robot_account: str) -> ActionResult:
         """Add a robot to a room (``room_engine_http_srv/add_robot``)."""
-        body = RoomRobotRequest(room_id, robot_account)
-        return await self._sender.request(
-            Endpoint.ROOM_ADD_ROBOT, body, ActionResult, self._options
-        )
+        return await self.call(Call.add_robot_to_room(room_id, robot_account))
 
     async def remove_robot_from_room(self, room_id: str, robot_account: str) -> ActionResult:
         """Take a robot out of a room (``room_engine_http_srv/delete_robot``)."""
-        body = RoomRobotRequest(room_id, robot_account)
-        return await self._sender.request(
-            Endpoint.ROOM_DELETE_ROBOT, body, ActionResult, self._options
-        )
+        return await self.call(Call.remove_robot_from_room(room_id, robot_account))
 
     # -- group_open_avchatroom_http_svc ----------------------------------------------
 
@@ -315,16 +311,10 @@ class TencentChat:
         self, group_id: str, robot_accounts: Sequence[str]
     ) -> ActionResult:
         """Pin robots to a live-streaming group's online member list (AVChatRoom only)."""
-        body = LiveGroupRobotsRequest(group_id, robot_accounts)
-        return await self._sender.request(
-            Endpoint.LIVE_GROUP_ADD_ROBOTS, body, ActionResult, self._options
-        )
+        return await self.call(Call.add_robots_to_live_group(group_id, robot_accounts))
 
     async def remove_robots_from_live_group(
         self, group_id: str, robot_accounts: Sequence[str]
     ) -> ActionResult:
         """Take robots off a live-streaming group's online member list."""
-        body = LiveGroupRobotsRequest(group_id, robot_accounts)
-        return await self._sender.request(
-            Endpoint.LIVE_GROUP_DEL_ROBOTS, body, ActionResult, self._options
-        )
+        return await self.call(Call.remove_robots_from_live_group(group_id, robot_accounts))

@@ -6,6 +6,7 @@ Every exception the SDK raises is a :class:`TencentChatError`::
     ├── ValidationError           an argument broke a rule; nothing was sent (also ValueError)
     └── RequestError              a call to one endpoint failed: .endpoint, .request_id
         ├── ClientClosedError     the client was closed while the call was pending
+        ├── BulkStoppedError      its bulk run was stopped while the call was pending
         ├── QueueTimeoutError     no slot or rate permit within max_wait; not sent
         ├── APIConnectionError    no answer: refused, reset, dropped
         │   └── APITimeoutError   no answer within the timeout
@@ -27,6 +28,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadResponseError",
+    "BulkStoppedError",
     "ClientClosedError",
     "InternalServerError",
     "InvalidParameterError",
@@ -99,6 +101,21 @@ class ClientClosedError(RequestError):
 
     ``request_sent`` is true when the server may have acted on the call: a request was
     on the wire when the close's grace ran out, or an earlier attempt went unanswered.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, request_sent: bool = False
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.request_sent = request_sent
+
+
+class BulkStoppedError(RequestError):
+    """The bulk run making this call was stopped before the call could finish.
+
+    ``request_sent`` is true when the server may have acted on the call (a request was
+    on the wire when the run was cancelled, or an earlier attempt went unanswered);
+    false means it certainly did not.
     """
 
     def __init__(

@@ -1,0 +1,401 @@
+"""``chat.bulk(calls)``: a stream of calls made by a small pool of workers, one outcome each.
+
+A worker takes the next item only when it is free, and no more than ``capacity`` items
+are ever taken and not yet handed to the consumer: memory stays flat however long the
+stream, and a slow consumer slows the calls rather than piling up outcomes. The pool
+follows Little's law: the endpoints' rates times the time a request spends on the wire
+(with headroom), plus the calls sitting out a retry's backoff.
+
+Stopping goes through the request loop's :class:`CallGroup`: ``stop()`` ends the calls
+still waiting (they were not sent) and lets those on the wire finish; ``cancel()`` ends
+those too. Either way each such call's outcome is a :class:`BulkStoppedError` saying
+whether it may have reached the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from ._base_client import CURRENT_GROUP, CallGroup, stopped_error
+from ._calls import Endpoint
+from ._config import require_number
+from ._constants import DEFAULT_RATE_LIMIT
+from ._exceptions import ClientClosedError, TencentChatError, ValidationError
+
+if TYPE_CHECKING:
+    from ._client import TencentChat
+
+__all__ = ["BulkOutcome", "BulkRun"]
+
+T = TypeVar("T")
+
+_MAX_WORKERS = 128  # the adaptive pool's ceiling; concurrency= may set more
+_MIN_WORKERS = 4
+_HEADROOM = 2.0  # workers per request the rates keep on the wire
+_SPARE = 4  # for the time between a worker's calls (taking the item, the permit)
+_RESIZE_EVERY = 0.1  # seconds
+_RECENT = 1.0  # an endpoint counts towards the pool while called in the last second
+_END: Any = object()
+
+
+@attrs.frozen(slots=True)
+class BulkOutcome(Generic[T]):
+    """How one item of a bulk run ended: ``result`` if ``ok``, else ``error``.
+
+    ``index`` is the item's position in ``calls`` (from 0) and ``call`` the item itself.
+    An item that is not a :class:`Call` fails with a :class:`ValidationError`, unsent.
+    """
+
+    index: int
+    call: Any
+    result: T | None = None
+    error: TencentChatError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call succeeded."""
+        return self.error is None
+
+
+class BulkRun:
+    """The calls of ``chat.bulk(calls)``: iterate over it for their outcomes.
+
+    Progress, readable at any time: ``total`` (``len(calls)`` when it has one, else the
+    ``total`` given, else ``None``), ``taken`` (items read from ``calls``), ``done``,
+    ``succeeded``, ``failed``, ``in_flight`` and ``workers``.
+
+    Stopping: :meth:`stop` takes no more items and ends the calls still waiting for
+    their turn, unsent; calls on the wire finish. :meth:`cancel` ends those too. Both
+    still give every item taken its outcome (a :class:`BulkStoppedError` with
+    ``request_sent`` for the ended ones), and the iteration then ends. Leaving the
+    ``async for`` (``break``, an exception, a cancellation) cancels the run; ``async
+    with chat.bulk(...) as run`` or :meth:`aclose` also waits for the workers to end,
+    after which :attr:`undelivered` holds the outcomes never iterated over. Items from
+    index ``taken`` on were never read from ``calls``. If the client is closed during
+    the run, the items taken get their outcomes (:class:`ClientClosedError`) and the
+    iteration then raises :class:`ClientClosedError`; an exception raised by ``calls``
+    itself is raised likewise, after the outcomes of the items taken before it.
+    """
+
+    def __init__(
+        self,
+        chat: TencentChat,
+        calls: Iterable[Any] | AsyncIterable[Any],
+        *,
+        ordered: bool = False,
+        concurrency: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        if concurrency is not None:
+            require_number("concurrency", concurrency, minimum=1, maximum=10_000, integer=True)
+        if total is not None:
+            require_number("total", total, minimum=0, integer=True)
+        self._sync: Iterator[Any] | None = None
+        self._async: AsyncIterator[Any] | None = None
+        if isinstance(calls, AsyncIterable):
+            self._async = aiter(calls)
+        elif isinstance(calls, Iterable) and not isinstance(calls, (str, bytes)):
+            self._sync = iter(calls)
+            if total is None and isinstance(calls, Sized):
+                total = len(calls)
+        else:
+            raise ValidationError(
+                f"calls must be an iterable or async iterable of Call, got {type(calls).__name__}"
+            )
+        self.total = total
+        self._chat = chat
+        self._ordered = ordered
+        self._fixed = concurrency
+        self._ceiling = concurrency or min(_MAX_WORKERS, chat.max_in_flight * len(Endpoint.ALL))
+        self._capacity = 2 * self._ceiling  # items taken and not yet handed out
+        limiter = chat.limiter
+        rate = getattr(limiter, "rate", None) if limiter is not None else math.inf
+        if not isinstance(rate, (int, float)):  # a limiter that does not say: the default
+            rate = chat.rate_limit or DEFAULT_RATE_LIMIT
+        self._rate = float(rate)
+        self._group = CallGroup()
+
+        self.taken = self.done = self.succeeded = self.failed = self.in_flight = 0
+        self._handed = 0  # outcomes handed to the consumer
+        self._ready: deque[BulkOutcome[Any]] = deque()
+        self._by_index: dict[int, BulkOutcome[Any]] = {}  # ordered=True
+        self._workers: set[asyncio.Task[None]] = set()
+        self._taking: set[asyncio.Task[Any]] = set()
+        self._take_lock: asyncio.Lock | None = None
+        self._news: asyncio.Event | None = None  # an outcome, or a worker ended
+        self._room: asyncio.Event | None = None  # the consumer took an outcome
+        self._resizer: asyncio.Task[None] | None = None
+        self._seen: dict[str, float] = {}
+        self._target = self._fixed or _MIN_WORKERS
+        self._started = self._iterated = False
+        self._stopping = self._exhausted = self._client_closed = False
+        self._error: BaseException | None = None  # raised when the outcomes are out
+
+    def __repr__(self) -> str:
+        return (
+            f"<BulkRun taken={self.taken} done={self.done} succeeded={self.succeeded}"
+            f" failed={self.failed} in_flight={self.in_flight} workers={self.workers}"
+            f"{' stopped' if self._stopping else ''}>"
+        )
+
+    @property
+    def workers(self) -> int:
+        """Worker tasks running now."""
+        return len(self._workers)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the run takes no more items (stopped, cancelled, or ``calls`` ran out)."""
+        return self._stopping or self._exhausted
+
+    @property
+    def undelivered(self) -> list[BulkOutcome[Any]]:
+        """Outcomes made but not yet iterated over, by index (complete after :meth:`aclose`)."""
+        return sorted([*self._ready, *self._by_index.values()], key=lambda o: o.index)
+
+    # -- the consumer's side -----------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[BulkOutcome[Any]]:
+        if self._iterated:
+            raise TencentChatError("a bulk run is iterated once; call chat.bulk() again")
+        self._iterated = True
+        return _Outcomes(self)
+
+    async def __aenter__(self) -> BulkRun:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def stop(self) -> None:
+        """Take no more items; end the calls not yet on the wire; let the others finish."""
+        self._stopping = True
+        self._group.stop(cancel_sent=False)
+        self._wake()
+
+    def cancel(self) -> None:
+        """Take no more items and end every call now, also those on the wire."""
+        self._stopping = True
+        self._group.stop(cancel_sent=True)
+        for task in self._taking:  # waiting on ``calls`` itself: nothing was taken
+            task.cancel()
+        self._wake()
+
+    async def aclose(self) -> None:
+        """Cancel the run and wait until its workers have ended."""
+        self.cancel()
+        if self._resizer is not None:
+            self._resizer.cancel()
+        while self._workers:
+            await asyncio.wait(set(self._workers))
+
+    async def _next(self) -> BulkOutcome[Any]:
+        if not self._started:
+            self._start()
+        assert self._news is not None
+        while True:
+            outcome = self._pop_ready()
+            if outcome is not None:
+                self._handed += 1
+                if self._room is not None:
+                    self._room.set()
+                return outcome
+            if not self._workers:
+                break
+            self._news.clear()
+            await self._news.wait()
+        if self._by_index:  # ordered, past an item that had no outcome (the error's)
+            self._ordered = False
+            self._ready.extend(self.undelivered)
+            self._by_index.clear()
+            return await self._next()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
+
+    def _pop_ready(self) -> BulkOutcome[Any] | None:
+        if self._ordered:
+            return self._by_index.pop(self._handed, None)
+        return self._ready.popleft() if self._ready else None
+
+    def _wake(self) -> None:
+        for event in (self._news, self._room):
+            if event is not None:
+                event.set()
+
+    # -- the workers ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._started = True
+        self._news, self._room, self._take_lock = asyncio.Event(), asyncio.Event(), asyncio.Lock()
+        if self._chat.closed:
+            self._stopping = self._client_closed = True
+            self._error = self._closed_error()
+            return
+        self._resize()
+        if self._fixed is None:
+            self._resizer = asyncio.create_task(self._keep_resizing())
+
+    def _resize(self) -> None:
+        if self._fixed is None:
+            now = asyncio.get_running_loop().time()
+            endpoints = sum(1 for t in self._seen.values() if now - t < _RECENT) or 1
+            rate = self._rate * endpoints
+            busy = rate * self._group.wire_seconds * _HEADROOM if rate < math.inf else math.inf
+            wanted = busy + _SPARE + self._group.backing_off
+            self._target = int(min(self._ceiling, max(_MIN_WORKERS, math.ceil(wanted))))
+        while len(self._workers) < self._target and not self.stopped:
+            task = asyncio.create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._worker_ended)
+
+    async def _keep_resizing(self) -> None:
+        while self._workers:
+            await asyncio.sleep(_RESIZE_EVERY)
+            self._resize()
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        self._workers.discard(task)
+        if self._news is not None:
+            self._news.set()
+        if not task.cancelled() and task.exception() is not None:
+            self._end_with(task.exception())  # a bug: raised to the consumer, not lost
+
+    async def _work(self) -> None:
+        CURRENT_GROUP.set(self._group)  # this task's own context: its calls join the group
+        room = self._room
+        assert room is not None
+        while not self.stopped:
+            if len(self._workers) > self._target:
+                return  # the pool shrinks; the resizer keeps at least _MIN_WORKERS
+            if self.taken - self._handed >= self._capacity:
+                room.clear()
+                await room.wait()
+                continue
+            item = await self._take()
+            if item is _END:
+                return
+            index = self.taken - 1
+            outcome = await self._make(index, item)
+            self.done += 1
+            if outcome.error is None:
+                self.succeeded += 1
+            else:
+                self.failed += 1
+            if self._ordered:
+                self._by_index[index] = outcome
+            else:
+                self._ready.append(outcome)
+            assert self._news is not None
+            self._news.set()
+
+    async def _take(self) -> Any:
+        """The next item of ``calls``, or ``_END`` when there is none to take."""
+        if self._sync is not None:
+            try:
+                item = next(self._sync)
+            except StopIteration:
+                self._exhausted = True
+                return _END
+            except Exception as err:  # the caller's generator failed: raised after the rest
+                self._end_with(err)
+                return _END
+        else:
+            assert self._async is not None
+            assert self._take_lock is not None
+            async with self._take_lock:  # an async generator refuses two readers at once
+                if self.stopped:
+                    return _END
+                task = asyncio.current_task()
+                assert task is not None
+                self._taking.add(task)
+                try:
+                    item = await self._async.__anext__()
+                except StopAsyncIteration:
+                    self._exhausted = True
+                    return _END
+                except Exception as err:
+                    self._end_with(err)
+                    return _END
+                finally:
+                    self._taking.discard(task)
+        self.taken += 1
+        return item
+
+    def _end_with(self, error: BaseException | None) -> None:
+        if self._error is None:
+            self._error = error
+        self.stop()
+
+    async def _make(self, index: int, item: Any) -> BulkOutcome[Any]:
+        if self._group.stopping and not self._chat.closed:
+            # Stopped while this worker was taking the item: never started.
+            return BulkOutcome(index, item, error=self._stopped_error(item))
+        endpoint = getattr(item, "endpoint", None)
+        if isinstance(endpoint, str):
+            self._seen[endpoint] = asyncio.get_running_loop().time()
+        self.in_flight += 1
+        try:
+            result = await self._chat.call(item)
+        except ClientClosedError as error:
+            self._note_closed()
+            return BulkOutcome(index, item, error=error)
+        except TencentChatError as error:
+            return BulkOutcome(index, item, error=error)
+        finally:
+            self.in_flight -= 1
+        return BulkOutcome(index, item, result=result)
+
+    def _note_closed(self) -> None:
+        if not self._client_closed:
+            self._client_closed = True
+            if self._error is None:
+                self._error = self._closed_error()
+            self.stop()
+
+    def _closed_error(self) -> ClientClosedError:
+        return ClientClosedError(
+            "the client was closed during a bulk run; items from index"
+            f" {self.taken} on were not taken"
+        )
+
+    @staticmethod
+    def _stopped_error(item: Any) -> TencentChatError:
+        return stopped_error(str(getattr(item, "endpoint", "the call")), False)
+
+
+class _Outcomes(AsyncIterator[BulkOutcome[Any]]):
+    """The iterator of one ``async for``; dropping it (``break``) cancels the run at once."""
+
+    def __init__(self, run: BulkRun) -> None:
+        self._run = run
+        self._done = False
+
+    async def __anext__(self) -> BulkOutcome[Any]:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            return await self._run._next()
+        except BaseException:
+            self._done = True
+            self._run.cancel()  # the consumer is leaving (or the run ended): nothing runs on
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel the run and wait for its workers."""
+        self._done = True
+        await self._run.aclose()
+
+    def __del__(self) -> None:
+        if not self._done:
+            # Collected after its event loop closed: nothing runs any more.
+            with contextlib.suppress(RuntimeError):
+                self._run.cancel()

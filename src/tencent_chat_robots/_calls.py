@@ -1,0 +1,224 @@
+"""``Call``: one call described as data, the single table from method to endpoint.
+
+Every ``TencentChat`` method builds a :class:`Call` and sends it, and ``chat.bulk()``
+runs a stream of them, so what a method means is written once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from ._exceptions import ValidationError
+from ._models import (
+    ActionResult,
+    CreateRobotRequest,
+    DeleteRobotRequest,
+    GetAllRobotsRequest,
+    GetAllRobotsResponse,
+    LiveGroupRobotsRequest,
+    RoomRobotRequest,
+)
+
+__all__ = ["METHODS", "Call", "Endpoint"]
+
+T = TypeVar("T")
+
+
+class Endpoint:
+    """The ``service/command`` path of each documented API (also the rate-limit keys)."""
+
+    CREATE_ROBOT = "openim_robot_http_svc/create_robot"
+    GET_ALL_ROBOTS = "openim_robot_http_svc/get_all_robots"
+    DELETE_ROBOT = "openim_robot_http_svc/delete_robot"
+    ROOM_ADD_ROBOT = "room_engine_http_srv/add_robot"
+    ROOM_DELETE_ROBOT = "room_engine_http_srv/delete_robot"
+    LIVE_GROUP_ADD_ROBOTS = "group_open_avchatroom_http_svc/add_robots"
+    LIVE_GROUP_DEL_ROBOTS = "group_open_avchatroom_http_svc/del_robots"
+
+    ALL = (
+        CREATE_ROBOT,
+        GET_ALL_ROBOTS,
+        DELETE_ROBOT,
+        ROOM_ADD_ROBOT,
+        ROOM_DELETE_ROBOT,
+        LIVE_GROUP_ADD_ROBOTS,
+        LIVE_GROUP_DEL_ROBOTS,
+    )
+
+
+# Each endpoint's method on TencentChat (also the name of its calls' spans).
+METHODS = {
+    Endpoint.CREATE_ROBOT: "create_robot",
+    Endpoint.GET_ALL_ROBOTS: "get_all_robots",
+    Endpoint.DELETE_ROBOT: "delete_robot",
+    Endpoint.ROOM_ADD_ROBOT: "add_robot_to_room",
+    Endpoint.ROOM_DELETE_ROBOT: "remove_robot_from_room",
+    Endpoint.LIVE_GROUP_ADD_ROBOTS: "add_robots_to_live_group",
+    Endpoint.LIVE_GROUP_DEL_ROBOTS: "remove_robots_from_live_group",
+}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _robot_accounts(response: GetAllRobotsResponse) -> list[str]:
+    return response.robot_account
+
+
+@attrs.frozen(slots=True, repr=False)
+class Call(Generic[T]):
+    """One call to make: built by the class methods below, which check it at once.
+
+    ``Call.add_robot_to_room("room-1", "@RBT#001")`` describes what
+    ``chat.add_robot_to_room("room-1", "@RBT#001")`` does; ``await chat.call(c)`` makes
+    it, and ``chat.bulk(calls)`` makes a stream of them. A rule the call breaks raises
+    :class:`ValidationError` when it is described, before anything is sent.
+    ``method`` and ``arguments`` (the method's keyword arguments) say what it is;
+    :meth:`key` is a JSON-ready form of both, for journals.
+    """
+
+    method: str
+    arguments: tuple[tuple[str, Any], ...]
+    endpoint: str = attrs.field(eq=False)
+    body: object = attrs.field(eq=False)
+    result_type: type[Any] = attrs.field(eq=False)
+    _unwrap: Callable[[Any], T] = attrs.field(eq=False, alias="unwrap")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments)
+        return f"Call.{self.method}({shown})"
+
+    def key(self) -> list[Any]:
+        """``[method, argument, ...]`` (lists for sequences): one call's JSON identity."""
+        key: list[Any] = [self.method]
+        for name, value in self.arguments:
+            value = list(value) if isinstance(value, tuple) else value
+            key.append([name, value] if name in _PROFILE else value)
+        return key
+
+    def result(self, response: Any) -> T:
+        """The method's return value from the parsed answer."""
+        return self._unwrap(response)
+
+    # -- openim_robot_http_svc -------------------------------------------------------
+
+    @classmethod
+    def create_robot(
+        cls,
+        user_id: str,
+        *,
+        nick: str | None = None,
+        face_url: str | None = None,
+        self_signature: str | None = None,
+    ) -> Call[ActionResult]:
+        """``create_robot(user_id, nick=, face_url=, self_signature=)``."""
+        body = CreateRobotRequest(
+            user_id, nick=nick, face_url=face_url, self_signature=self_signature
+        )
+        profile = (("nick", nick), ("face_url", face_url), ("self_signature", self_signature))
+        arguments = (("user_id", user_id), *((k, v) for k, v in profile if v is not None))
+        return Call("create_robot", arguments, Endpoint.CREATE_ROBOT, body, ActionResult, _same)
+
+    @classmethod
+    def get_all_robots(cls) -> Call[list[str]]:
+        """``get_all_robots()``."""
+        return Call(
+            "get_all_robots",
+            (),
+            Endpoint.GET_ALL_ROBOTS,
+            GetAllRobotsRequest(),
+            GetAllRobotsResponse,
+            _robot_accounts,
+        )
+
+    @classmethod
+    def delete_robot(cls, robot_account: str) -> Call[ActionResult]:
+        """``delete_robot(robot_account)``."""
+        body = DeleteRobotRequest(robot_account)
+        return Call(
+            "delete_robot",
+            (("robot_account", robot_account),),
+            Endpoint.DELETE_ROBOT,
+            body,
+            ActionResult,
+            _same,
+        )
+
+    # -- room_engine_http_srv ----------------------------------------------------------
+
+    @classmethod
+    def add_robot_to_room(cls, room_id: str, robot_account: str) -> Call[ActionResult]:
+        """``add_robot_to_room(room_id, robot_account)``."""
+        return _room_call("add_robot_to_room", Endpoint.ROOM_ADD_ROBOT, room_id, robot_account)
+
+    @classmethod
+    def remove_robot_from_room(cls, room_id: str, robot_account: str) -> Call[ActionResult]:
+        """``remove_robot_from_room(room_id, robot_account)``."""
+        return _room_call(
+            "remove_robot_from_room", Endpoint.ROOM_DELETE_ROBOT, room_id, robot_account
+        )
+
+    # -- group_open_avchatroom_http_svc ----------------------------------------------
+
+    @classmethod
+    def add_robots_to_live_group(
+        cls, group_id: str, robot_accounts: Sequence[str]
+    ) -> Call[ActionResult]:
+        """``add_robots_to_live_group(group_id, robot_accounts)``."""
+        return _group_call(
+            "add_robots_to_live_group", Endpoint.LIVE_GROUP_ADD_ROBOTS, group_id, robot_accounts
+        )
+
+    @classmethod
+    def remove_robots_from_live_group(
+        cls, group_id: str, robot_accounts: Sequence[str]
+    ) -> Call[ActionResult]:
+        """``remove_robots_from_live_group(group_id, robot_accounts)``."""
+        return _group_call(
+            "remove_robots_from_live_group",
+            Endpoint.LIVE_GROUP_DEL_ROBOTS,
+            group_id,
+            robot_accounts,
+        )
+
+    @classmethod
+    def from_key(cls, key: object) -> Call[Any]:
+        """The call whose :meth:`key` is ``key`` (read back from a journal)."""
+        if not isinstance(key, list) or not key or key[0] not in _BY_NAME:
+            raise ValidationError(f"not a call's key: {key!r}")
+        method, *values = key
+        if method == "create_robot":
+            if not 1 <= len(values) <= 4 or not all(
+                isinstance(v, list) and len(v) == 2 and v[0] in _PROFILE for v in values[1:]
+            ):
+                raise ValidationError(f"not a call's key: {key!r}")
+            return cls.create_robot(values[0], **dict(values[1:]))
+        factory: Callable[..., Call[Any]] = getattr(cls, method)
+        try:
+            return factory(*values)
+        except TypeError:
+            raise ValidationError(f"not a call's key: {key!r}") from None
+
+
+_BY_NAME = set(METHODS.values())
+_PROFILE = ("nick", "face_url", "self_signature")  # create_robot's optional keywords
+
+
+def _room_call(method: str, endpoint: str, room_id: str, robot: str) -> Call[ActionResult]:
+    body = RoomRobotRequest(room_id, robot)
+    arguments = (("room_id", room_id), ("robot_account", robot))
+    return Call(method, arguments, endpoint, body, ActionResult, _same)
+
+
+def _group_call(
+    method: str, endpoint: str, group_id: str, robots: Sequence[str]
+) -> Call[ActionResult]:
+    LiveGroupRobotsRequest(group_id, robots)  # checked as given: a str is refused, not split
+    # A copy: the caller changing the list later does not change the call.
+    body = LiveGroupRobotsRequest(group_id, tuple(robots))
+    arguments = (("group_id", group_id), ("robot_accounts", body.member_account))
+    return Call(method, arguments, endpoint, body, ActionResult, _same)
