@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import attrs
@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from .._bulk import BulkOutcome, BulkRun
 from .._client import TencentChat
 from .._exceptions import TencentChatError, ValidationError
 
 __all__ = [
     "ChatOptions",
     "console",
+    "drive",
     "error_console",
     "exit_with",
     "print_json",
@@ -81,6 +83,22 @@ def progress_bar(out: Console, description_width: int = 0) -> Progress:
         TimeElapsedColumn(),
         console=out,
     )
+
+
+async def drive(
+    run: BulkRun,
+    progress: Progress,
+    title: str,
+    on_outcome: Callable[[BulkOutcome[Any]], object],
+) -> None:
+    """Iterate ``run`` to its end: each outcome to ``on_outcome``, and a bar that follows.
+
+    The one loop under ``demo``, ``bench`` and ``provision``.
+    """
+    task = progress.add_task(title, total=run.total)
+    async for outcome in run:
+        on_outcome(outcome)
+        progress.advance(task)
 
 
 def print_json(data: object) -> None:
