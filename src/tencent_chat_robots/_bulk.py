@@ -36,7 +36,9 @@ __all__ = ["BulkOutcome", "BulkRun"]
 
 T = TypeVar("T")
 
-_MAX_WORKERS = 128  # the adaptive pool's ceiling; concurrency= may set more
+# The adaptive pool's ceiling (concurrency= may set more): a loop resuming more workers at
+# once than this stalls for longer than a web handler sharing it should wait.
+_MAX_WORKERS = 64
 _MIN_WORKERS = 4
 _HEADROOM = 2.0  # workers per request the rates keep on the wire
 _SPARE = 4  # for the time between a worker's calls (taking the item, the permit)
@@ -249,9 +251,8 @@ class BulkRun:
             now = asyncio.get_running_loop().time()
             endpoints = sum(1 for t in self._seen.values() if now - t < _RECENT) or 1
             rate = self._rate * endpoints
-            busy = rate * self._group.wire_seconds * _HEADROOM if rate < math.inf else math.inf
-            wanted = busy + _SPARE + self._group.backing_off
-            self._target = int(min(self._ceiling, max(_MIN_WORKERS, math.ceil(wanted))))
+            wanted = rate * self._group.wire_seconds * _HEADROOM + _SPARE + self._group.backing_off
+            self._target = max(_MIN_WORKERS, math.ceil(min(self._ceiling, wanted)))
         while len(self._workers) < self._target and not self.stopped:
             task = asyncio.create_task(self._work())
             self._workers.add(task)
