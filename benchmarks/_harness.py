@@ -16,19 +16,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tencent_chat_robots import Endpoint, generate_usersig
-from tencent_chat_robots.cli._stats import max_in_window, percentile
+from tencent_chat_robots import Call, Endpoint, generate_usersig
 
-__all__ = [
-    "RESULTS",
-    "FakeProcess",
-    "Workload",
-    "call_sdk",
-    "machine",
-    "max_in_window",
-    "percentile",
-    "write_result",
-]
+__all__ = ["RESULTS", "FakeProcess", "Workload", "machine", "write_result"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SDKAPPID = 1400000000
@@ -40,22 +30,40 @@ CHURN_ROBOTS = [f"@RBT#churn{i:02d}" for i in range(10)]
 
 
 class Workload:
-    """Bodies for ``n`` calls of each endpoint that the fake accepts whatever the order.
+    """``n`` calls of each endpoint that the fake accepts whatever the order.
 
     Ten robots stay valid for rooms and groups; ten others are created and deleted by
     the robot endpoints, so an app never holds more than the documented 20.
     """
 
     def __init__(self, calls: int) -> None:
-        self.calls = calls
+        self.size = calls
         rooms = range((calls + 9) // 10)
         self.room_adds = [(f"add-{r}", robot) for r in rooms for robot in STABLE_ROBOTS][:calls]
         self.room_dels = [(f"del-{r}", robot) for r in rooms for robot in STABLE_ROBOTS][:calls]
         self.groups = [f"@TGS#bench{g}" for g in range(calls)]
 
+    def calls(self, endpoint: str) -> list[Call[Any]]:
+        """``endpoint``'s calls, for the SDK: ``await chat.call(call)``."""
+        n = self.size
+        if endpoint == Endpoint.CREATE_ROBOT:
+            return [Call.create_robot(CHURN_ROBOTS[i % 10]) for i in range(n)]
+        if endpoint == Endpoint.GET_ALL_ROBOTS:
+            return [Call.get_all_robots() for _ in range(n)]
+        if endpoint == Endpoint.DELETE_ROBOT:
+            return [Call.delete_robot(CHURN_ROBOTS[i % 10]) for i in range(n)]
+        if endpoint == Endpoint.ROOM_ADD_ROBOT:
+            return [Call.add_robot_to_room(r, m) for r, m in self.room_adds]
+        if endpoint == Endpoint.ROOM_DELETE_ROBOT:
+            return [Call.remove_robot_from_room(r, m) for r, m in self.room_dels]
+        members = [STABLE_ROBOTS[0]]
+        if endpoint == Endpoint.LIVE_GROUP_ADD_ROBOTS:
+            return [Call.add_robots_to_live_group(g, members) for g in self.groups]
+        return [Call.remove_robots_from_live_group(g, members) for g in self.groups]
+
     def bodies(self, endpoint: str) -> list[dict[str, Any]]:
-        """The JSON bodies of ``endpoint``'s calls, vendor keys."""
-        n = self.calls
+        """The same calls' JSON bodies, vendor keys, written by hand as a raw client would."""
+        n = self.size
         if endpoint == Endpoint.CREATE_ROBOT:
             return [{"UserID": CHURN_ROBOTS[i % 10]} for i in range(n)]
         if endpoint == Endpoint.GET_ALL_ROBOTS:
@@ -70,7 +78,7 @@ class Workload:
         return [{"GroupId": g, "Member_Account": members} for g in self.groups]
 
     def arrange(self, fake: Any) -> None:
-        """Create the state the bodies need, directly in the fake (no REST calls)."""
+        """Create the state the calls need, directly in the fake (no REST calls)."""
         for robot in STABLE_ROBOTS + CHURN_ROBOTS:
             fake.create_robot(robot)
         for room, _ in self.room_adds:
@@ -81,23 +89,6 @@ class Workload:
         for group in self.groups:
             fake.create_live_group(group)
             fake.add_live_group_members(group, [STABLE_ROBOTS[0]])
-
-
-async def call_sdk(chat: Any, endpoint: str, body: dict[str, Any]) -> object:
-    """Make ``endpoint``'s call with ``body`` through the SDK's public methods."""
-    if endpoint == Endpoint.CREATE_ROBOT:
-        return await chat.create_robot(body["UserID"])
-    if endpoint == Endpoint.GET_ALL_ROBOTS:
-        return await chat.get_all_robots()
-    if endpoint == Endpoint.DELETE_ROBOT:
-        return await chat.delete_robot(body["Robot_Account"])
-    if endpoint == Endpoint.ROOM_ADD_ROBOT:
-        return await chat.add_robot_to_room(body["RoomId"], body["Member_Account"])
-    if endpoint == Endpoint.ROOM_DELETE_ROBOT:
-        return await chat.remove_robot_from_room(body["RoomId"], body["Member_Account"])
-    if endpoint == Endpoint.LIVE_GROUP_ADD_ROBOTS:
-        return await chat.add_robots_to_live_group(body["GroupId"], body["Member_Account"])
-    return await chat.remove_robots_from_live_group(body["GroupId"], body["Member_Account"])
 
 
 def _serve_fake(conn: Connection, options: dict[str, Any], calls: int) -> None:

@@ -28,8 +28,9 @@ import aiohttp
 import aiolimiter
 import httpx
 
-from _harness import FakeProcess, Workload, call_sdk, max_in_window, quick_flag, write_result
-from tencent_chat_robots import Endpoint, TencentChatError
+from _harness import FakeProcess, Workload, quick_flag, write_result
+from tencent_chat_robots import Call, Endpoint, TencentChatError
+from tencent_chat_robots.testing import max_in_window
 
 # A network delivering each request 5-50 ms after it was sent: the fake counts every
 # arrival up to 45 ms late (the constant 5 ms shifts every window alike, so it drops out).
@@ -44,11 +45,11 @@ async def _sdk(fake: FakeProcess, workload: Workload, sends: dict[str, list[floa
     # The fake answers 60007 past its limit; retrying those would hide them.
     async with fake.client(on_attempt=on_attempt, max_retries=0) as chat:
 
-        async def one(endpoint: str, body: dict[str, Any]) -> None:
+        async def one(call: Call[Any]) -> None:
             with contextlib.suppress(TencentChatError):  # counted at the server
-                await call_sdk(chat, endpoint, body)
+                await chat.call(call)
 
-        await asyncio.gather(*(one(e, body) for e in Endpoint.ALL for body in workload.bodies(e)))
+        await asyncio.gather(*(one(call) for e in Endpoint.ALL for call in workload.calls(e)))
 
 
 async def _raw(

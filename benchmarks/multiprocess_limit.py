@@ -48,12 +48,11 @@ from _harness import (
     SDKAPPID,
     SECRET_KEY,
     FakeProcess,
-    max_in_window,
-    percentile,
     quick_flag,
     write_result,
 )
 from tencent_chat_robots import DEFAULT_RATE_LIMIT, Endpoint, TencentChat
+from tencent_chat_robots.testing import max_in_window, percentile
 
 ENDPOINT = Endpoint.GET_ALL_ROBOTS
 RATE = DEFAULT_RATE_LIMIT
@@ -73,7 +72,7 @@ def _baseline_file() -> str | None:
 
 def _limiter(redis_url: str, baseline: str | None) -> Any:
     if baseline is None:
-        from tencent_chat_robots._redis_limiter import RedisRateLimiter
+        from tencent_chat_robots import RedisRateLimiter
 
         return RedisRateLimiter.from_url(redis_url, rate=RATE)
     # Loaded as a module of the package, so that its relative imports resolve.

@@ -36,14 +36,16 @@ from typing import Any
 
 import anyio
 
-from _harness import FakeProcess, Workload, max_in_window, percentile, quick_flag, write_result
+from _harness import FakeProcess, Workload, quick_flag, write_result
 from tencent_chat_robots import (
+    Call,
     ClientClosedError,
     Endpoint,
     QueueTimeoutError,
     RateLimiter,
     TencentChatError,
 )
+from tencent_chat_robots.testing import max_in_window, percentile
 
 ENDPOINT = Endpoint.ROOM_ADD_ROBOT
 RATE = 190  # the SDK's default; the fake refuses past 200
@@ -105,7 +107,7 @@ LEAD_IN = 1.0  # seconds between the bulk gather and the first interactive arriv
 
 
 async def _mixed(
-    fake: FakeProcess, bodies: list[dict[str, Any]], bulk_calls: int, window: float, timed: bool
+    fake: FakeProcess, adds: list[Call[Any]], bulk_calls: int, window: float, timed: bool
 ) -> dict[str, Any]:
     """Bulk backlog plus interactive arrivals; raw per-call numbers."""
     starts: list[tuple[float, bool]] = []  # (started, interactive)
@@ -126,22 +128,22 @@ async def _mixed(
     urgent = chat.with_options(priority="interactive")
     loop = asyncio.get_running_loop()
 
-    async def one_bulk(body: dict[str, Any]) -> str:
+    async def one_bulk(add: Call[Any]) -> str:
         try:
-            await bulk.add_robot_to_room(body["RoomId"], body["Member_Account"])
+            await bulk.call(add)
         except ClientClosedError as err:
             return "closed unsent" if not err.request_sent else "closed on the wire"
         except TencentChatError as err:
             return type(err).__name__
         return "ok"
 
-    async def one_interactive(body: dict[str, Any]) -> None:
+    async def one_interactive(add: Call[Any]) -> None:
         call: dict[str, Any] = {}
         _CALL.set(call)
         interactive.append(call)
         call["called"] = anyio.current_time()
         try:
-            await urgent.add_robot_to_room(body["RoomId"], body["Member_Account"])
+            await urgent.call(add)
             call["outcome"] = "ok"
         except TencentChatError as err:
             call["outcome"] = type(err).__name__
@@ -149,16 +151,14 @@ async def _mixed(
     count = round(window * INTERACTIVE_RATE)
     tasks: list[asyncio.Task[None]] = []
     async with chat:
-        gathered = asyncio.gather(*(one_bulk(bodies[i % len(bodies)]) for i in range(bulk_calls)))
+        gathered = asyncio.gather(*(one_bulk(adds[i % len(adds)]) for i in range(bulk_calls)))
         first = loop.time() + LEAD_IN
 
-        def arrive(body: dict[str, Any]) -> None:
-            tasks.append(loop.create_task(one_interactive(body)))
+        def arrive(add: Call[Any]) -> None:
+            tasks.append(loop.create_task(one_interactive(add)))
 
         for i in range(count):  # a fixed schedule, whatever the loop is doing
-            loop.call_at(
-                first + i / INTERACTIVE_RATE, arrive, bodies[(bulk_calls + i) % len(bodies)]
-            )
+            loop.call_at(first + i / INTERACTIVE_RATE, arrive, adds[(bulk_calls + i) % len(adds)])
         window_start, window_end = first, first + count / INTERACTIVE_RATE
         await asyncio.sleep(window_end - loop.time() + 0.05)
         await asyncio.gather(*tasks)
@@ -222,9 +222,7 @@ def _mixed_result(raw: dict[str, Any], stats: dict[str, list[Any]]) -> dict[str,
     return result
 
 
-async def _fifo(
-    fake: FakeProcess, bodies: list[dict[str, Any]], backlog: int, calls: int
-) -> list[float]:
+async def _fifo(fake: FakeProcess, adds: list[Call[Any]], backlog: int, calls: int) -> list[float]:
     """Priority disabled: calls in the bulk class behind a bulk backlog; their waits."""
     waits: list[float] = []
 
@@ -236,25 +234,25 @@ async def _fifo(
     async with fake.client(on_attempt=on_attempt) as chat:
         bulk = chat.with_options(priority="bulk")
 
-        async def one(body: dict[str, Any]) -> None:
-            await bulk.add_robot_to_room(body["RoomId"], body["Member_Account"])
+        async def one(add: Call[Any]) -> None:
+            await bulk.call(add)
 
-        async def late(body: dict[str, Any], after: float) -> None:
+        async def late(add: Call[Any], after: float) -> None:
             await asyncio.sleep(after)
             call: dict[str, Any] = {"called": anyio.current_time()}
             _CALL.set(call)
-            await bulk.add_robot_to_room(body["RoomId"], body["Member_Account"])
+            await bulk.call(add)
             waits.append(call["started"] - call["called"])
 
         await asyncio.gather(
-            *(one(bodies[i % len(bodies)]) for i in range(backlog)),
-            *(late(bodies[(backlog + i) % len(bodies)], 0.5 * (i + 1)) for i in range(calls)),
+            *(one(adds[i % len(adds)]) for i in range(backlog)),
+            *(late(adds[(backlog + i) % len(adds)], 0.5 * (i + 1)) for i in range(calls)),
         )
     return waits
 
 
 async def _max_wait(
-    fake: FakeProcess, bodies: list[dict[str, Any]], backlog: int, tries: int
+    fake: FakeProcess, adds: list[Call[Any]], backlog: int, tries: int
 ) -> dict[str, Any]:
     """One call with max_wait=0.1 behind ``backlog`` queued interactive calls, ``tries`` times."""
     attempts = 0
@@ -267,16 +265,14 @@ async def _max_wait(
     errors: list[BaseException | None] = []
     async with fake.client(on_attempt=on_attempt) as chat:
         hurried = chat.with_options(max_wait=MAX_WAIT)
-        gathered = asyncio.gather(
-            *(chat.add_robot_to_room(b["RoomId"], b["Member_Account"]) for b in bodies[:backlog])
-        )
+        gathered = asyncio.gather(*(chat.call(add) for add in adds[:backlog]))
         await asyncio.sleep(0.05)  # every backlog call is waiting by now
-        body = bodies[backlog % len(bodies)]
+        add = adds[backlog % len(adds)]
         for _ in range(tries):
             error: BaseException | None = None
             began = time.perf_counter()
             try:
-                await hurried.add_robot_to_room(body["RoomId"], body["Member_Account"])
+                await hurried.call(add)
             except TencentChatError as err:
                 error = err
             seconds.append(time.perf_counter() - began)
@@ -323,7 +319,7 @@ def main() -> None:
     began = time.perf_counter()
     interactive_count = round(s["window"] * INTERACTIVE_RATE)
     size = s["bulk_calls"] + interactive_count
-    bodies = Workload(size).bodies(ENDPOINT)
+    adds = Workload(size).calls(ENDPOINT)
 
     repeats: list[dict[str, Any]] = []
     breakdown: dict[str, Any] | None = None
@@ -332,7 +328,7 @@ def main() -> None:
         for number, timed in enumerate(runs):
             fake.reset()
             time.sleep(1.1)  # the server's one-second windows drain
-            raw = asyncio.run(_mixed(fake, bodies, s["bulk_calls"], s["window"], timed))
+            raw = asyncio.run(_mixed(fake, adds, s["bulk_calls"], s["window"], timed))
             result = _mixed_result(raw, fake.stats()[ENDPOINT])
             if timed:
                 breakdown = result
@@ -352,7 +348,7 @@ def main() -> None:
 
         fake.reset()
         time.sleep(1.1)
-        fifo_waits = asyncio.run(_fifo(fake, bodies, s["fifo_backlog"], s["fifo_calls"]))
+        fifo_waits = asyncio.run(_fifo(fake, adds, s["fifo_backlog"], s["fifo_calls"]))
         print(
             f"priority disabled: {s['fifo_calls']} calls behind {s['fifo_backlog']} in one class"
             f" waited {', '.join(f'{w:.2f}' for w in fifo_waits)} s"
@@ -362,9 +358,7 @@ def main() -> None:
         for _ in range(s["repeats"]):
             fake.reset()
             time.sleep(1.1)
-            raw_mw = asyncio.run(
-                _max_wait(fake, bodies, s["max_wait_backlog"], s["max_wait_tries"])
-            )
+            raw_mw = asyncio.run(_max_wait(fake, adds, s["max_wait_backlog"], s["max_wait_tries"]))
             arrivals = len(fake.stats()[ENDPOINT]["arrivals"])
             mw = _max_wait_result(raw_mw, s["max_wait_backlog"], arrivals)
             max_wait_runs.append(mw)

@@ -32,8 +32,9 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _harness import FakeProcess, percentile, quick_flag, write_result
+from _harness import FakeProcess, quick_flag, write_result
 from tencent_chat_robots import Endpoint, RateLimiter, TencentChat
+from tencent_chat_robots.testing import percentile
 
 TICK = 0.010  # the lag ticker's period, seconds
 WARM_UP = 300

@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tencent_chat_robots import Endpoint
+from tencent_chat_robots.cli import _bench
 from tencent_chat_robots.cli._bench import ENDPOINTS, _result_paths
 from tencent_chat_robots.cli._main import cli
 from tencent_chat_robots.cli._plot import per_bucket
 
+from ._spies import received, spy_bulk_runs, spy_fakes, spy_permits
 from .conftest import Served
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -125,6 +128,35 @@ def test_failed_calls_are_counted_by_class_and_exit_1(tmp_path: Path) -> None:
     assert saved(report)["errors"] == report["errors"]
 
 
+def test_the_calls_are_one_bulk_run_and_the_stats_match_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = spy_bulk_runs(monkeypatch)
+    permits = spy_permits(monkeypatch)
+    # Three internal errors, retried: the fake is made by the command itself.
+    fakes = spy_fakes(
+        monkeypatch, _bench, lambda fake: fake.fail_next(Endpoint.ROOM_ADD_ROBOT, 10002, times=3)
+    )
+    result = run_bench(
+        "--json", "bench", "--endpoint", "room_add_robot", "--calls", "30", "--out", str(tmp_path)
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (run,) = runs
+    assert (run.total, run.done, run.succeeded) == (30, 30, 30)
+    # Every attempt waited for its permit in the bulk class.
+    assert permits == {(Endpoint.ROOM_ADD_ROBOT, "bulk"): report["attempts"]}
+    # What the bench counted is what the server received.
+    (fake,) = fakes
+    assert received(fake) == {Endpoint.ROOM_ADD_ROBOT: report["attempts"]}
+    assert (report["attempts"], report["retries"]) == (33, 3)
+    assert report["attempt_errors"] == {"InternalServerError": 3}
+    assert report["succeeded"] == sum(1 for call in fake.calls if call.error_code == 0) == 30
+    assert report["concurrency"] is None  # the pool chat.bulk sizes
+    assert 1 <= report["workers_max"] <= 128
+
+
 def test_unknown_endpoint_is_a_usage_error(tmp_path: Path) -> None:
     result = run_bench("bench", "--endpoint", "get_robots", "--calls", "5", "--out", str(tmp_path))
     assert result.exit_code == 2
@@ -166,6 +198,15 @@ def test_real_server_needs_named_objects(served: Served, tmp_path: Path) -> None
     assert served.fake.calls == []
 
 
+def test_a_malformed_named_id_is_a_usage_error(served: Served, tmp_path: Path) -> None:
+    result = served.invoke(
+        "bench", "--endpoint", "delete_robot", "--robot", "bob", "--out", str(tmp_path)
+    )
+    assert result.exit_code == 2
+    assert "must start with '@RBT#', got 'bob'" in result.output
+    assert served.fake.calls == []
+
+
 def test_real_server_with_named_objects(served: Served, tmp_path: Path) -> None:
     served.fake.create_robot("@RBT#a")
     served.fake.create_robot("@RBT#b")
@@ -193,6 +234,7 @@ def test_real_server_with_named_objects(served: Served, tmp_path: Path) -> None:
     assert report["server"] == served.base_url
     assert report["max_per_second_arrived"] is None  # not ours to inspect
     assert report["concurrency"] == 4
+    assert report["workers_max"] <= 4
     assert (report["calls"], report["succeeded"]) == (40, 40)
     assert len(served.fake.calls) == 40
     assert served.fake.live_group_members("@TGS#live") == ["@RBT#a", "@RBT#b"]

@@ -8,11 +8,15 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from tencent_chat_robots import Endpoint, TencentChat
+from tencent_chat_robots.cli import _demo
 from tencent_chat_robots.cli._context import ChatOptions
 from tencent_chat_robots.cli._main import cli
+
+from ._spies import received, spy_bulk_runs, spy_fakes, spy_permits
 
 
 def test_demo_small_run_succeeds_within_the_limit() -> None:
@@ -35,6 +39,27 @@ def test_demo_small_run_succeeds_within_the_limit() -> None:
         assert row["succeeded"] == row["calls"]
         assert row["max_per_second"] <= 190
         assert row["max_per_second_arrived"] <= 200
+
+
+def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = spy_bulk_runs(monkeypatch)
+    permits = spy_permits(monkeypatch)
+    fakes = spy_fakes(monkeypatch, _demo)
+    result = CliRunner().invoke(
+        cli, ["--json", "demo", "--rooms", "5", "--live-groups", "5"], catch_exceptions=False
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = {row["endpoint"]: row for row in json.loads(result.stdout)["endpoints"]}
+    # create, provision (rooms, groups, the list), cleanup, delete: one run each, in turn.
+    assert [run.total for run in runs] == [20, 5 * 10 + 5 * 5 + 1, 1 * 10 + 1, 20]
+    assert all(run.done == run.succeeded == run.total for run in runs)
+    attempts = {endpoint: row["attempts"] for endpoint, row in rows.items()}
+    assert permits == {(endpoint, "bulk"): n for endpoint, n in attempts.items()}
+    (fake,) = fakes
+    assert received(fake) == attempts
 
 
 def test_demo_prints_a_table_for_people() -> None:

@@ -1,26 +1,35 @@
 """``tencent-chat-robots demo``: bulk robot provisioning against the embedded fake server.
 
-It shows what the SDK is for: thousands of calls through ``asyncio.gather``, each
+It shows what the SDK is for: thousands of calls, one ``chat.bulk`` run per phase, each
 endpoint paced under the documented 200/s, injected internal errors absorbed by retries.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import anyio
+import attrs
 import click
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .._client import Endpoint, TencentChat
+from .._calls import Call, Endpoint
+from .._client import TencentChat
 from .._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
 from ..testing import FakeTencentChat
-from ._context import console, error_console, options_of, print_json, progress_bar, run
+from ._context import (
+    console,
+    drive,
+    error_console,
+    options_of,
+    print_json,
+    progress_bar,
+    run,
+)
 from ._stats import RunStats
 
 __all__ = ["demo"]
@@ -28,10 +37,17 @@ __all__ = ["demo"]
 ROBOTS = 20  # the documented maximum per app
 
 
-def _plan(
-    rooms: int, groups: int, per_room: int, per_group_call: int
-) -> dict[str, list[tuple[Any, ...]]]:
-    """The calls of each phase, as (endpoint, args) pairs, spreading robots evenly."""
+@attrs.frozen
+class Plan:
+    """The rooms and live groups the fake gets, and each phase's calls."""
+
+    rooms: list[str]
+    groups: list[str]
+    phases: dict[str, list[Call[Any]]]
+
+
+def _plan(rooms: int, groups: int, per_room: int, per_group_call: int) -> Plan:
+    """The calls of each phase, spreading robots evenly."""
     robots = [f"@RBT#demo{i:02d}" for i in range(ROBOTS)]
     room_ids = [f"demo-room-{i:04d}" for i in range(rooms)]
     group_ids = [f"@TGS#demo{i:04d}" for i in range(groups)]
@@ -39,48 +55,51 @@ def _plan(
         room: [robots[(i * per_room + j) % ROBOTS] for j in range(per_room)]
         for i, room in enumerate(room_ids)
     }
-    provision: list[tuple[Any, ...]] = [
-        (Endpoint.ROOM_ADD_ROBOT, room, robot)
+    room_adds = [
+        Call.add_robot_to_room(room, robot)
         for room, members in room_members.items()
         for robot in members
     ]
-    provision += [
-        (Endpoint.LIVE_GROUP_ADD_ROBOTS, group, robots[k : k + per_group_call])
+    group_adds = [
+        Call.add_robots_to_live_group(group, robots[k : k + per_group_call])
         for group in group_ids
         for k in range(0, ROBOTS, per_group_call)
     ]
-    provision.append((Endpoint.GET_ALL_ROBOTS,))
-    cleanup_rooms = room_ids[: max(1, rooms // 5)]
-    cleanup: list[tuple[Any, ...]] = [
-        (Endpoint.ROOM_DELETE_ROBOT, room, robot)
-        for room in cleanup_rooms
+    room_removals = [
+        Call.remove_robot_from_room(room, robot)
+        for room in room_ids[: max(1, rooms // 5)]
         for robot in room_members[room]
     ]
-    cleanup += [
-        (Endpoint.LIVE_GROUP_DEL_ROBOTS, g, robots) for g in group_ids[: max(1, groups // 5)]
+    group_removals = [
+        Call.remove_robots_from_live_group(group, robots)
+        for group in group_ids[: max(1, groups // 5)]
     ]
-    return {
-        "create": [(Endpoint.CREATE_ROBOT, robot) for robot in robots],
-        "provision": provision,
-        "cleanup": cleanup,
-        "delete": [(Endpoint.DELETE_ROBOT, robot) for robot in robots],
-        "rooms": [(room,) for room in room_ids],
-        "groups": [(group,) for group in group_ids],
-    }
+    create: list[Call[Any]] = [
+        Call.create_robot(robot, nick=f"Demo {robot[-2:]}", self_signature="at your service")
+        for robot in robots
+    ]
+    delete: list[Call[Any]] = [Call.delete_robot(robot) for robot in robots]
+    return Plan(
+        room_ids,
+        group_ids,
+        {
+            "create": create,
+            "provision": _spread(room_adds, group_adds, [Call.get_all_robots()]),
+            "cleanup": _spread(room_removals, group_removals),
+            "delete": delete,
+        },
+    )
 
 
-def _caller(chat: TencentChat) -> dict[str, Callable[..., Awaitable[object]]]:
-    return {
-        Endpoint.CREATE_ROBOT: lambda robot: chat.create_robot(
-            robot, nick=f"Demo {robot[-2:]}", self_signature="at your service"
-        ),
-        Endpoint.GET_ALL_ROBOTS: chat.get_all_robots,
-        Endpoint.DELETE_ROBOT: chat.delete_robot,
-        Endpoint.ROOM_ADD_ROBOT: chat.add_robot_to_room,
-        Endpoint.ROOM_DELETE_ROBOT: chat.remove_robot_from_room,
-        Endpoint.LIVE_GROUP_ADD_ROBOTS: chat.add_robots_to_live_group,
-        Endpoint.LIVE_GROUP_DEL_ROBOTS: chat.remove_robots_from_live_group,
-    }
+def _spread(*streams: list[Call[Any]]) -> list[Call[Any]]:
+    """The streams merged evenly, each one's calls spread over the whole list.
+
+    A bulk run takes its calls in order: spread out, every endpoint is paced at once.
+    """
+    keyed = [
+        ((i + 0.5) / len(calls), n, i) for n, calls in enumerate(streams) for i in range(len(calls))
+    ]
+    return [streams[n][i] for _, n, i in sorted(keyed)]
 
 
 _LABELS = {
@@ -115,18 +134,18 @@ def _summary_table(stats: RunStats, fake: FakeTencentChat, elapsed: float) -> Ta
         row = stats.endpoints.get(endpoint)
         if row is None:
             continue
-        data = row.as_dict()
+        latency = row.latency_ms()
         errors = ", ".join(f"{name} {n}" for name, n in row.errors.items()) or "-"
         table.add_row(
             _LABELS[endpoint],
             str(row.calls),
-            str(data["max_per_second"]),
+            str(row.max_per_second),
             str(fake.max_arrivals_in_window(endpoint)),
             f"{row.sustained_rate:.0f}" if len(row.starts) > DEFAULT_RATE_LIMIT else "-",
             str(row.retries),
             errors,
-            f"{data['latency_p50_ms']:.1f}",
-            f"{data['latency_p99_ms']:.1f}",
+            f"{latency['p50']:.1f}",
+            f"{latency['p99']:.1f}",
         )
     return table
 
@@ -142,9 +161,9 @@ async def _run_demo(
 ) -> int:
     fake = FakeTencentChat(error_rate=error_rate, seed=seed)
     plan = _plan(rooms, groups, per_room=min(10, ROBOTS), per_group_call=4)
-    for (room,) in plan["rooms"]:
+    for room in plan.rooms:
         fake.create_room(room)
-    for (group,) in plan["groups"]:
+    for group in plan.groups:
         fake.create_live_group(group)
     # A few scripted faults on top of the random ones, so every run shows retries.
     fake.fail_next(Endpoint.CREATE_ROBOT, 10002, times=2)
@@ -174,25 +193,11 @@ async def _run_demo(
             rate_limit=rate_limit,
             on_attempt=stats.record_attempt,
         ) as chat:
-            call = _caller(chat)
             with progress_bar(out, 44) as progress:
+                # One bulk run per phase: each phase needs the one before it done.
                 for key, title in phases:
-                    steps = plan[key]
-                    task = progress.add_task(title, total=len(steps))
-
-                    async def one(step: tuple[Any, ...], task: Any = task) -> None:
-                        endpoint, *args = step
-                        error: BaseException | None = None
-                        try:
-                            await call[endpoint](*args)
-                        except Exception as err:  # counted and reported, never lost
-                            error = err
-                        stats.record_call(endpoint, error)
-                        progress.advance(task)
-
-                    async with anyio.create_task_group() as tg:
-                        for step in steps:
-                            tg.start_soon(one, step)
+                    calls = chat.bulk(plan.phases[key])
+                    await drive(calls, progress, title, stats.record_outcome)
     elapsed = time.monotonic() - began
 
     if json_output:
@@ -244,7 +249,7 @@ def demo(ctx: click.Context, rooms: int, groups: int, error_rate: float, seed: i
     """Provision 20 robots into many rooms and live groups on an embedded fake server.
 
     Starts the fake Tencent Chat server on loopback (no credentials needed), then makes
-    thousands of calls through asyncio.gather with injected internal errors, and ends
+    thousands of calls in bulk runs (chat.bulk) with injected internal errors, and ends
     with a table per endpoint. Exit code 0 when every call succeeded.
     """
     options = options_of(ctx)

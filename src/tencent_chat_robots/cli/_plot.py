@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["BUCKET", "PlotUnavailable", "per_bucket", "write_plot"]
+__all__ = ["BUCKET", "PlotUnavailable", "per_bucket", "plot_report", "write_plot"]
 
 BUCKET = 0.1  # seconds per bar of the request-start panel
 
@@ -27,6 +28,24 @@ def per_bucket(offsets: Sequence[float], bucket: float = BUCKET) -> list[int]:
     for offset in offsets:
         counts[math.floor(offset / bucket + 1e-9)] += 1
     return counts
+
+
+def plot_report(path: Path, report: Mapping[str, Any]) -> None:
+    """The plot of a ``bench`` report (its samples, percentiles and limits) into ``path``."""
+    samples = report["samples"]
+    write_plot(
+        path,
+        title=(
+            f"bench {report['endpoint']} on {report['server']}: {report['calls']} calls, "
+            f"{report['throughput_calls_per_second']:.1f} calls/s, {report['failed']} failed"
+        ),
+        offsets=samples["start_s"],
+        retried=[n > 1 for n in samples["attempt"]],
+        latencies_ms=samples["latency_ms"],
+        percentiles_ms={name: report["latency_ms"][name] for name in ("p50", "p90", "p99")},
+        rate_limit=report["rate_limit"],
+        documented_limit=report["documented_rate_limit"],
+    )
 
 
 def write_plot(

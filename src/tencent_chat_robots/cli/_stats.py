@@ -3,47 +3,37 @@
 from __future__ import annotations
 
 import collections
-import math
-from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
+from .._bulk import BulkOutcome
 from .._models import AttemptRecord
+from ..testing import max_in_window, percentile
 
-__all__ = ["EndpointStats", "RunStats", "max_in_window", "percentile"]
+__all__ = ["PERCENTILES", "EndpointStats", "RunStats"]
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of ``values`` (0 for none)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def max_in_window(times: Iterable[float], window: float = 1.0) -> int:
-    """The most events in any half-open interval ``[t, t + window)``."""
-    ordered = sorted(times)
-    best = start = 0
-    for end, t in enumerate(ordered):
-        while t - ordered[start] >= window - 1e-9:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 
 
 @attrs.define
 class EndpointStats:
-    """What happened on one endpoint."""
+    """What happened on one endpoint: per attempt (``on_attempt``) and per call."""
 
     endpoint: str
     calls: int = 0
     succeeded: int = 0
     retries: int = 0
+    # Per attempt, in the order reported (as tries end): start, seconds, attempt number.
     starts: list[float] = attrs.Factory(list)
     latencies: list[float] = attrs.Factory(list)
-    errors: collections.Counter[str] = attrs.Factory(collections.Counter)
+    tries: list[int] = attrs.Factory(list)
+    errors: collections.Counter[str] = attrs.Factory(collections.Counter)  # calls', by class
+    attempt_errors: collections.Counter[str] = attrs.Factory(collections.Counter)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.starts)
 
     @property
     def max_per_second(self) -> int:
@@ -57,18 +47,40 @@ class EndpointStats:
             return 0.0
         return (len(self.starts) - 1) / (max(self.starts) - min(self.starts))
 
-    def as_dict(self) -> dict[str, object]:
+    def latency_ms(self) -> dict[str, float]:
+        """Per attempt, in ms: p50, p90, p99, min, mean and max."""
+        ms = [s * 1000 for s in self.latencies]
+        return {
+            **{name: round(percentile(ms, q), 2) for name, q in PERCENTILES},
+            "min": round(min(ms, default=0.0), 2),
+            "mean": round(sum(ms) / len(ms), 2) if ms else 0.0,
+            "max": round(max(ms, default=0.0), 2),
+        }
+
+    def samples(self) -> dict[str, list[Any]]:
+        """Every attempt by start: seconds from the first start, latency in ms, number."""
+        rows = sorted(zip(self.starts, self.latencies, self.tries, strict=True))
+        origin = rows[0][0] if rows else 0.0
+        return {
+            "start_s": [round(t - origin, 4) for t, _, _ in rows],
+            "latency_ms": [round(s * 1000, 3) for _, s, _ in rows],
+            "attempt": [n for _, _, n in rows],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The numbers of the endpoint (``samples()`` apart), as JSON."""
         return {
             "endpoint": self.endpoint,
             "calls": self.calls,
             "succeeded": self.succeeded,
-            "attempts": len(self.starts),
+            "failed": self.calls - self.succeeded,
+            "attempts": self.attempts,
             "retries": self.retries,
+            "errors": dict(self.errors),
+            "attempt_errors": dict(self.attempt_errors),
             "max_per_second": self.max_per_second,
             "sustained_rate": round(self.sustained_rate, 1),
-            "errors": dict(self.errors),
-            "latency_p50_ms": round(percentile(self.latencies, 0.5) * 1000, 2),
-            "latency_p99_ms": round(percentile(self.latencies, 0.99) * 1000, 2),
+            "latency_ms": self.latency_ms(),
         }
 
 
@@ -89,8 +101,11 @@ class RunStats:
         stats = self.of(record.endpoint)
         stats.starts.append(record.started)
         stats.latencies.append(record.elapsed)
+        stats.tries.append(record.attempt)
         if record.attempt > 1:
             stats.retries += 1
+        if record.error is not None:
+            stats.attempt_errors[type(record.error).__name__] += 1
 
     def record_call(self, endpoint: str, error: BaseException | None) -> None:
         """A call's final outcome."""
@@ -100,6 +115,10 @@ class RunStats:
             stats.succeeded += 1
         else:
             stats.errors[type(error).__name__] += 1
+
+    def record_outcome(self, outcome: BulkOutcome[Any]) -> None:
+        """A bulk run's outcome (``drive``'s ``on_outcome``)."""
+        self.record_call(str(outcome.call.endpoint), outcome.error)
 
     @property
     def failed(self) -> int:
