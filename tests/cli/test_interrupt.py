@@ -2,7 +2,8 @@
 
 The fake holds a call unanswered; the signal is sent once it is held (so calls have
 succeeded and one is in flight), and the report must account for every item of the
-plan and agree with what the server holds.
+plan and agree with the journal and with what the server holds. A run killed outright
+(SIGKILL) is carried on with --resume from its journal.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import os
 import re
 import signal
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,24 +25,19 @@ from tencent_chat_robots import Endpoint
 from .._servers import fake_in_thread
 from ._held_fake import HeldFake
 from ._process import TIMEOUT, CliProcess
-from .conftest import Served
+from .conftest import Served, invoke
 
 ROBOTS = [f"@RBT#{i:02d}" for i in range(10)]
 ROOMS = [f"room-{i}" for i in range(10)]
 PLANNED = {f"create {robot}" for robot in ROBOTS} | {
     f"room add {room} {robot}" for robot in ROBOTS for room in ROOMS
 }
-HEADINGS = {
-    "failed:": "failed",
-    "skipped:": "skipped",
-    "not started:": "not_started",
-    "cancelled (sent, so perhaps done):": "cancelled",
-}
 COUNTS = re.compile(
     r"provision: interrupted by (?P<interrupted>\w+): (?P<succeeded>\d+) succeeded, "
     r"(?P<failed>\d+) failed, (?P<skipped>\d+) skipped, (?P<not_started>\d+) not started, "
     r"(?P<cancelled>\d+) cancelled"
 )
+CANCELLED = "cancelled (sent, so perhaps done):"
 
 
 @pytest.fixture
@@ -62,8 +60,8 @@ def plan(tmp_path: Path) -> str:
     return str(path)
 
 
-def start(fake: HeldFake, base_url: str, plan: str, *, json_output: bool) -> CliProcess:
-    return CliProcess(
+def connection(fake: HeldFake, base_url: str) -> list[str]:
+    return [
         "--base-url",
         base_url,
         "--sdkappid",
@@ -72,46 +70,65 @@ def start(fake: HeldFake, base_url: str, plan: str, *, json_output: bool) -> Cli
         fake.secret_key,
         "--admin",
         fake.admin,
+    ]
+
+
+def start(fake: HeldFake, base_url: str, *args: str, json_output: bool) -> CliProcess:
+    return CliProcess(
+        *connection(fake, base_url),
         # Slow enough that the plan is far from done when the signal comes.
         "--rate-limit",
         "20",
         *(["--json"] if json_output else []),
         "provision",
-        plan,
+        *args,
     )
 
 
 def text_report(stdout: str) -> dict[str, Any]:
-    """The text report in the shape of the JSON one."""
+    """The text report in the shape of the JSON one (the counts and the cancellations)."""
     counts = COUNTS.search(stdout)
     assert counts is not None, stdout
-    report: dict[str, Any] = {key: [] for key in HEADINGS.values()}
-    section: list[Any] | None = None
-    for line in stdout.splitlines():
-        if line in HEADINGS:
-            section = report[HEADINGS[line]]
-        elif line.startswith("  ") and section is not None:
-            section.append({"item": line.strip()})
-        else:
-            section = None
-    for key in HEADINGS.values():
-        assert len(report[key]) == int(counts[key]), key
-    report["succeeded"] = int(counts["succeeded"])
+    report: dict[str, Any] = {key: int(n) for key, n in counts.groupdict().items() if n.isdigit()}
     report["interrupted"] = counts["interrupted"]
+    lines = stdout.splitlines()
+    named = []
+    if CANCELLED in lines:
+        for line in lines[lines.index(CANCELLED) + 1 :]:
+            if not line.startswith("  "):
+                break
+            named.append({"item": line.strip()})
+    report["cancellations"] = named
     return report
 
 
-def items(report: dict[str, Any], key: str) -> set[str]:
-    return {entry["item"] for entry in report[key]}
+def item_of(key: list[Any]) -> str:
+    """A journal's call key as a report item."""
+    if key[0] == "create_robot":
+        return f"create {key[1]}"
+    assert key[0] == "add_robot_to_room", key
+    return f"room add {key[1]} {key[2]}"
 
 
-def succeeded(report: dict[str, Any]) -> set[str]:
-    """What the report says was done, after checking that it accounts for the whole plan."""
-    others = [items(report, key) for key in HEADINGS.values()]
-    assert sum(map(len, others)) + report["succeeded"] == len(PLANNED)
-    done = PLANNED.difference(*others)
-    assert len(done) == report["succeeded"]
-    return done
+def journal_items(journal: Path) -> dict[str, set[str]]:
+    """The items a journal records: succeeded, cancelled (sent), stopped before sending."""
+    kinds: dict[str, set[str]] = {"succeeded": set(), "cancelled": set(), "not sent": set()}
+    for line in journal.read_text(encoding="utf-8").splitlines()[1:]:
+        record = json.loads(line)
+        if "ok" not in record:
+            continue
+        if record["ok"]:
+            kinds["succeeded"].add(item_of(record["call"]))
+        else:
+            assert record["error"] == "BulkStoppedError", record
+            sent = "may have reached the server" in record["message"]
+            kinds["cancelled" if sent else "not sent"].add(item_of(record["call"]))
+    return kinds
+
+
+def accounts_for_the_plan(report: dict[str, Any]) -> None:
+    kinds = ("succeeded", "failed", "skipped", "not_started", "cancelled")
+    assert sum(report[kind] for kind in kinds) == len(PLANNED), report
 
 
 def on_server(fake: HeldFake) -> set[str]:
@@ -131,14 +148,16 @@ def on_server(fake: HeldFake) -> set[str]:
 def test_a_signal_lets_calls_in_flight_finish_and_reports_the_rest(
     held_fake: tuple[HeldFake, str],
     plan: str,
+    tmp_path: Path,
     sig: signal.Signals,
     json_output: bool,
     endpoint: str,
     label: str,
 ) -> None:
     fake, base_url = held_fake
+    journal = tmp_path / "journal"
     fake.hold(endpoint, after=3, at_most=1)
-    cli = start(fake, base_url, plan, json_output=json_output)
+    cli = start(fake, base_url, plan, "--journal", str(journal), json_output=json_output)
     try:
         fake.held.get(timeout=TIMEOUT)
         cli.process.send_signal(sig)
@@ -155,20 +174,23 @@ def test_a_signal_lets_calls_in_flight_finish_and_reports_the_rest(
     assert "Traceback" not in stderr
     report = json.loads(stdout) if json_output else text_report(stdout)
     assert report["interrupted"] == sig.name
-    assert report["failed"] == report["skipped"] == report["cancelled"] == []
-    assert report["not_started"]
-    done = succeeded(report)
+    assert report["failed"] == report["skipped"] == report["cancelled"] == 0
+    assert report["not_started"] > 0
+    accounts_for_the_plan(report)
+    done = journal_items(journal)["succeeded"]
+    assert len(done) == report["succeeded"]
     # The three calls let through and the one held at the signal.
     assert sum(item.startswith(label) for item in done) >= 4
     assert on_server(fake) == done
 
 
 def test_a_second_sigint_cancels_the_calls_in_flight(
-    held_fake: tuple[HeldFake, str], plan: str
+    held_fake: tuple[HeldFake, str], plan: str, tmp_path: Path
 ) -> None:
     fake, base_url = held_fake
+    journal = tmp_path / "journal"
     fake.hold(Endpoint.ROOM_ADD_ROBOT, after=3)
-    cli = start(fake, base_url, plan, json_output=True)
+    cli = start(fake, base_url, plan, "--journal", str(journal), json_output=True)
     try:
         fake.held.get(timeout=TIMEOUT)
         cli.process.send_signal(signal.SIGINT)
@@ -183,13 +205,71 @@ def test_a_second_sigint_cancels_the_calls_in_flight(
     assert "Traceback" not in stderr
     report = json.loads(stdout)
     assert report["interrupted"] == "SIGINT"
-    cancelled = items(report, "cancelled")
+    accounts_for_the_plan(report)
+    recorded = journal_items(journal)
+    cancelled = recorded["cancelled"]
     held = 1 + fake.held.qsize()  # sent, never answered: all cancelled
-    assert len(cancelled) >= held
+    assert report["cancelled"] == len(cancelled) >= held
     assert all(item.startswith("room add ") for item in cancelled)
-    done = succeeded(report)
+    named = {entry["item"] for entry in report["cancellations"]}
+    assert len(named) == min(20, len(cancelled))
+    assert named <= cancelled
+    done = recorded["succeeded"]
+    assert len(done) == report["succeeded"]
     # A cancelled call may have been done by the server before its answer was dropped.
     assert done <= on_server(fake) <= done | cancelled
+
+
+def test_a_run_killed_outright_is_resumed_from_its_journal(
+    held_fake: tuple[HeldFake, str], tmp_path: Path
+) -> None:
+    fake, base_url = held_fake
+    plan = tmp_path / "plan.csv"  # one placement per row
+    rows = "".join(f"{robot},{room}\n" for room in ROOMS for robot in ROBOTS)
+    plan.write_text(f"user_id,rooms\n{rows}", encoding="utf-8")
+    journal = tmp_path / "journal"
+    fake.hold(Endpoint.ROOM_ADD_ROBOT, after=30)  # the run cannot end before the kill
+    cli = start(fake, base_url, str(plan), "--journal", str(journal), json_output=True)
+    try:
+        wait_for_room_adds(journal, 30, cli)
+        fake.held.get(timeout=TIMEOUT)  # and the next one is on the wire
+        cli.process.kill()
+        cli.process.wait(timeout=TIMEOUT)
+    finally:
+        cli.kill()
+    fake.release()
+
+    resumed = invoke(
+        *connection(fake, base_url), "--json", "provision", str(plan), "--resume", str(journal)
+    )
+
+    assert resumed.exit_code == 0, resumed.output
+    report = json.loads(resumed.stdout)
+    assert report["succeeded_earlier"] >= len(ROBOTS) + 30
+    assert report["succeeded_earlier"] + report["succeeded"] == len(PLANNED)
+    room_adds = Counter(
+        (call.body["RoomId"], call.body["Member_Account"])
+        for call in fake.calls
+        if call.endpoint == Endpoint.ROOM_ADD_ROBOT
+    )
+    assert set(room_adds) == {(room, robot) for room in ROOMS for robot in ROBOTS}
+    sent_twice = sum(count - 1 for count in room_adds.values())
+    assert 1 <= report["unfinished_earlier"] < len(PLANNED) - report["succeeded_earlier"]
+    assert sent_twice <= report["unfinished_earlier"]
+    assert all(sorted(fake.room_members(room)) == ROBOTS for room in ROOMS)
+
+
+def wait_for_room_adds(journal: Path, count: int, cli: CliProcess) -> None:
+    """Until the journal records ``count`` room adds done (it is read as it grows)."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        if journal.exists():
+            text = journal.read_text(encoding="utf-8")
+            if text.count('"ok":true,"call":["add_robot_to_room"') >= count:
+                return
+        assert cli.process.poll() is None, "the run ended before it was killed"
+        assert time.monotonic() < deadline, "the journal did not grow"
+        time.sleep(0.01)  # polling the file: no event tells when a line is written
 
 
 def test_a_signal_while_the_plan_is_read_reports_that_nothing_started(

@@ -118,11 +118,16 @@ def test_json_report(places: Served, tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     report = json.loads(result.stdout)  # the progress bar went to stderr
-    assert report["succeeded"] == 2
-    assert report["skipped"] == []
-    [failed] = report["failed"]
+    assert report["items"] == 3
+    assert (report["succeeded"], report["failed"], report["skipped"]) == (2, 1, 0)
+    assert report["not_started"] == report["cancelled"] == report["succeeded_earlier"] == 0
+    assert report["errors"] == {"NotFoundError": 1}
+    assert report["skips"] == report["cancellations"] == []
+    assert report["journal"] is None
+    [failed] = report["failures"]
     assert failed["item"] == "room add no-such-room @RBT#001"
     assert failed["error"] == "NotFoundError"
+    assert failed["code"] == 100004
     assert "100004" in failed["message"]
 
 
@@ -137,11 +142,12 @@ def test_adds_of_a_robot_not_created_are_skipped(places: Served, tmp_path: Path)
 
     assert result.exit_code == 1
     report = json.loads(result.stdout)
-    [failed] = report["failed"]
+    [failed] = report["failures"]
     assert failed["error"] == "InvalidRequestError"
     lost = failed["item"].removeprefix("create ")
     [kept] = {"@RBT#001", "@RBT#002"} - {lost}
-    assert {s["item"] for s in report["skipped"]} == {
+    assert report["skipped"] == 2
+    assert {s["item"] for s in report["skips"]} == {
         f"room add room-1 {lost}",
         f"group add {GROUP} {lost}",
     }
@@ -175,7 +181,13 @@ MALFORMED = [
     ("plan.json", json_plan({"user_id": "@RBT#1", "room": ["r"]}), "unknown field(s) room"),
     ("plan.json", json_plan({"user_id": "@RBT#1", "rooms": "r"}), "robots[0].rooms: must be a"),
     ("plan.json", json_plan({"user_id": "@RBT#1", "live_groups": [""]}), ".live_groups[0]:"),
-    ("plan.json", json_plan({"user_id": "@RBT#1"}, {"user_id": "@RBT#1"}), "listed twice"),
+    (
+        "plan.json",
+        json_plan({"user_id": "@RBT#1", "nick": "a"}, {"user_id": "@RBT#1", "nick": "b"}),
+        "robots[1]: nick of @RBT#1 is 'b', but robots[0] gives 'a'",
+    ),
+    ("plan.csv", "user_id,nick\n@RBT#1,a\n@RBT#2,b\n@RBT#1,c\n", "line 4: nick of @RBT#1 is 'c'"),
+    ("plan.csv", "user_id,rooms\n@RBT#1,\n@RBT#2,r\nRBT#3,r\n", "line 4: UserID (user_id) must"),
     ("plan.csv", "", "empty CSV"),
     ("plan.csv", "user_id,nick\n", "the plan lists no robots"),
     ("plan.csv", "user_id,room\n@RBT#1,r\n", "unknown column(s) 'room'"),
@@ -240,10 +252,15 @@ def test_csv_and_json_plans_agree(rooms: list[str], groups: list[str]) -> None:
     robot = {"user_id": "@RBT#1", "nick": "n", "rooms": rooms, "live_groups": groups}
     csv_text = f"user_id,nick,rooms,live_groups\n@RBT#1,n,{';'.join(rooms)},{';'.join(groups)}\n"
     with tempfile.TemporaryDirectory() as tmp:
-        from_json = load_plan(Path(write(Path(tmp), "p.json", json_plan(robot))))
-        from_csv = load_plan(Path(write(Path(tmp), "p.csv", csv_text)))
-    assert from_json == from_csv
-    assert from_csv[0].rooms == tuple(dict.fromkeys(rooms))
+        plans = [
+            load_plan(Path(write(Path(tmp), "p.json", json_plan(robot)))),
+            load_plan(Path(write(Path(tmp), "p.csv", csv_text))),
+        ]
+        placements = [list(plan.room_placements()) for plan in plans]
+    from_json, from_csv = plans
+    assert from_json.creates == from_csv.creates
+    assert from_json.live_groups == from_csv.live_groups
+    assert placements[0] == placements[1] == [(room, "@RBT#1") for room in dict.fromkeys(rooms)]
 
 
 def test_failures_are_listed_in_plan_order(places: Served, tmp_path: Path) -> None:
@@ -252,11 +269,73 @@ def test_failures_are_listed_in_plan_order(places: Served, tmp_path: Path) -> No
     result = places.invoke("--json", "provision", write(tmp_path, "plan.json", plan))
 
     assert result.exit_code == 1
-    items = [f["item"] for f in json.loads(result.stdout)["failed"]]
+    items = [f["item"] for f in json.loads(result.stdout)["failures"]]
     assert items == [f"room add {room} @RBT#001" for room in missing]
 
 
 def test_csv_list_cells_split_on_semicolons_only(tmp_path: Path) -> None:
     text = "user_id,rooms\n@RBT#1,room 1; room-2\n"
-    (plan,) = load_plan(Path(write(tmp_path, "plan.csv", text)))
-    assert plan.rooms == ("room 1", "room-2")
+    plan = load_plan(Path(write(tmp_path, "plan.csv", text)))
+    assert list(plan.room_placements()) == [("room 1", "@RBT#1"), ("room-2", "@RBT#1")]
+
+
+def test_csv_plan_with_a_robot_on_many_rows(places: Served, tmp_path: Path) -> None:
+    plan = (
+        "user_id,nick,face_url,self_signature,rooms,live_groups\n"
+        f"@RBT#001,,,,room-1,{GROUP}\n"
+        "@RBT#002,,,,room-1,\n"
+        f"@RBT#001,Helper,,,room-2,{GROUP}\n"  # the profile on a later row
+        "@RBT#001,Helper,,,room-1,\n"  # the same placement again: one more call
+        f"@RBT#002,,,,,{GROUP}\n"
+    )
+    result = places.invoke("--json", "provision", write(tmp_path, "plan.csv", plan))
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["items"] == report["succeeded"] == 2 + 4 + 1
+    fake = places.fake
+    assert fake.robot_profile("@RBT#001") == {"Nick": "Helper"}
+    assert sorted(fake.room_members("room-1")) == ["@RBT#001", "@RBT#002"]
+    assert fake.room_members("room-2") == ["@RBT#001"]
+    assert fake.live_group_members(GROUP) == ["@RBT#001", "@RBT#002"]
+    assert group_add_calls(places) == 1  # the group's robots gathered from three rows
+    room_adds = [c for c in fake.calls if c.endpoint == Endpoint.ROOM_ADD_ROBOT]
+    assert len(room_adds) == 4
+
+
+def test_a_malformed_row_at_the_end_of_a_big_plan_stops_it_before_any_call(
+    served: Served, tmp_path: Path
+) -> None:
+    rows = "".join(f"@RBT#{i % 10},,,,room-{i},\n" for i in range(20_000))
+    plan = f"user_id,nick,face_url,self_signature,rooms,live_groups\n{rows}@RBT#1,,,,,,\n"
+    result = served.invoke("provision", write(tmp_path, "plan.csv", plan))
+
+    assert result.exit_code == 2
+    assert "line 20002: 7 cells, but the header has 6" in result.stderr
+    assert served.fake.calls == []
+
+
+def test_many_failures_are_counted_by_error_and_the_first_20_named(
+    places: Served, tmp_path: Path
+) -> None:
+    missing = [f"gone-{i:02d}" for i in range(30)]
+    places.fake.fail_next(Endpoint.ROOM_ADD_ROBOT, 100002, times=5)  # whichever come first
+    path = write(tmp_path, "plan.json", json_plan({"user_id": "@RBT#001", "rooms": missing}))
+
+    text = places.invoke("provision", path)
+    report = json.loads(places.invoke("--json", "provision", path).stdout)
+
+    assert text.exit_code == 1
+    lines = text.stdout.splitlines()
+    assert "provision: 1 succeeded, 30 failed, 0 skipped" in text.stdout
+    start = lines.index("failed (NotFoundError 25, InvalidParameterError 5):")
+    named = lines[start + 1 : start + 21]
+    assert [line.split(":")[0] for line in named] == [
+        f"  room add {r} @RBT#001" for r in missing[:20]
+    ]
+    assert lines[start + 21] == "  and 10 more (--journal FILE keeps them all)"
+    # The second run: only NotFoundError, the scripted faults are used up.
+    assert (report["failed"], report["errors"]) == (30, {"NotFoundError": 30})
+    assert [f["item"] for f in report["failures"]] == [
+        f"room add {room} @RBT#001" for room in missing[:20]
+    ]

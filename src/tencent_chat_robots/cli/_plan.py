@@ -1,20 +1,28 @@
-"""Reading a provisioning plan, a JSON or CSV file, and checking it whole before any call."""
+"""Reading a provisioning plan, a JSON or CSV file: checked whole before any call, then streamed.
+
+A first pass reads every row and checks it with the SDK's own rules, keeping only what
+is per robot (profiles, counts) and per live group (its robots: one call each, so they
+are gathered). Robots and live groups per app are few; rooms are not, so the room
+placements are not kept: :meth:`Plan.room_placements` reads the file again as the calls
+go. A JSON plan is one document, parsed whole; JSON is for small plans.
+"""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import attrs
 
+from .._calls import Call
 from .._exceptions import ValidationError
-from .._models import CreateRobotRequest
+from .._models import ActionResult, CreateRobotRequest, RoomRobotRequest
 
-__all__ = ["PlanError", "RobotPlan", "load_plan"]
+__all__ = ["Plan", "PlanError", "load_plan"]
 
 PROFILE_FIELDS = ("nick", "face_url", "self_signature")
 LIST_FIELDS = ("rooms", "live_groups")
@@ -25,21 +33,142 @@ class PlanError(Exception):
     """The plan file is malformed; the message names the file and the place."""
 
 
-@attrs.frozen
-class RobotPlan:
-    """One robot of a plan: its profile (already checked by the SDK) and where it goes."""
+class Row(NamedTuple):
+    """One CSV row or JSON entry: a robot, part of its profile, some of its placements."""
 
-    request: CreateRobotRequest
-    rooms: tuple[str, ...] = ()
-    live_groups: tuple[str, ...] = ()
+    where: int | str  # a CSV row's line number, or a JSON entry's "robots[3]"
+    user_id: str  # not checked yet: the first pass does it
+    profile: Mapping[str, Any]  # the profile fields given
+    rooms: tuple[str, ...]
+    live_groups: tuple[str, ...]
+
+
+Rows = Callable[[], Iterator[Row]]
+_NO_PROFILE: Mapping[str, Any] = MappingProxyType({})
+
+
+def _place(row: Row) -> str:
+    """Where ``row`` is, for a message."""
+    return f"line {row.where}" if isinstance(row.where, int) else row.where
+
+
+@attrs.frozen
+class Plan:
+    """A checked plan. Its items, in the order that indexes them: :attr:`creates`, the
+    room placements (file order), then one call per live group."""
+
+    path: Path
+    creates: tuple[Call[ActionResult], ...]  # one per robot, in order of first mention
+    placements: int  # room placements
+    rooms_per_robot: Mapping[str, int]
+    live_groups: Mapping[str, tuple[str, ...]]  # group -> its robots, in order of mention
+    _rows: Rows = attrs.field(repr=False, eq=False)
 
     @property
-    def user_id(self) -> str:
-        return self.request.user_id
+    def items(self) -> int:
+        return len(self.creates) + self.placements + len(self.live_groups)
+
+    def room_placements(self) -> Iterator[tuple[str, str]]:
+        """``(room, robot)`` per room placement, in file order, read lazily from the file."""
+        changed = PlanError(f"{self.path}: the plan changed since it was checked")
+        count = 0
+        for row in _located(self.path, self._rows):
+            for room in row.rooms:
+                if count == self.placements:
+                    raise changed
+                count += 1
+                yield room, row.user_id
+        if count != self.placements:
+            raise changed
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a plan file; :class:`PlanError` says what is wrong and where."""
+    rows: Rows
+    if _is_json(path):
+        entries = _json_entries(path)
+        rows = lambda: _json_rows(entries)  # noqa: E731
+    else:
+        rows = lambda: _csv_rows(path)  # noqa: E731
+    return _check(path, rows)
+
+
+def _located(path: Path, rows: Rows) -> Iterator[Row]:
+    """``rows()``, any error in reading it a :class:`PlanError` naming ``path``."""
+    try:
+        yield from rows()
+    except PlanError as err:
+        raise PlanError(f"{path}: {err}") from None
+    except csv.Error as err:
+        raise PlanError(f"{path}: not valid CSV: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PlanError(f"{path}: cannot read the plan: {err}") from None
+
+
+def _check(path: Path, rows: Rows) -> Plan:
+    """The first pass: every row checked, only what is per robot or per group kept."""
+    profiles: dict[str, dict[str, tuple[Any, str]]] = {}  # robot -> field -> (value, where)
+    rooms_per_robot: dict[str, int] = {}
+    groups: dict[str, dict[str, None]] = {}
+    placements = 0
+    for row in _located(path, rows):
+        try:
+            _merge_profile(profiles, row)
+            _check_placements(row, groups)
+        except PlanError as err:
+            raise PlanError(f"{path}: {err}") from None
+        placements += len(row.rooms)
+        rooms_per_robot[row.user_id] = rooms_per_robot.get(row.user_id, 0) + len(row.rooms)
+    if not profiles:
+        raise PlanError(f"{path}: the plan lists no robots")
+    creates = tuple(
+        Call.create_robot(robot, **{name: value for name, (value, _) in profile.items()})
+        for robot, profile in profiles.items()
+    )
+    live_groups = {group: tuple(robots) for group, robots in groups.items()}
+    return Plan(path, creates, placements, rooms_per_robot, live_groups, rows)
+
+
+def _merge_profile(profiles: dict[str, dict[str, tuple[Any, str]]], row: Row) -> None:
+    """Add ``row``'s profile fields to its robot's: a field given twice must agree."""
+    profile = profiles.get(row.user_id)
+    if profile is None or row.profile:  # a robot's id is checked once, each field given
+        _sdk_rules(CreateRobotRequest, row.user_id, where=_place(row), **row.profile)
+        profile = profiles.setdefault(row.user_id, {})
+    for name, value in row.profile.items():
+        first, where = profile.setdefault(name, (value, _place(row)))
+        if first != value:
+            raise PlanError(
+                f"{_place(row)}: {name} of {row.user_id} is {value!r}, but {where} gives {first!r}"
+            )
+
+
+def _check_placements(row: Row, groups: dict[str, dict[str, None]]) -> None:
+    """Apply the SDK's rules to ``row``'s placements; gather each live group's robots."""
+    for index, room in enumerate(row.rooms):
+        try:
+            RoomRobotRequest(room, row.user_id)  # the call's body: what a Call would check
+        except ValidationError as err:
+            raise PlanError(f"{_place(row)}.rooms[{index}]: {err}") from None
+    for index, group in enumerate(row.live_groups):
+        robots = groups.get(group)
+        if robots is None:  # a group id is checked once; the robot id is, with the profile
+            where = f"{_place(row)}.live_groups[{index}]"
+            _sdk_rules(Call.add_robots_to_live_group, group, [row.user_id], where=where)
+            robots = groups[group] = {}
+        robots[row.user_id] = None
+
+
+def _sdk_rules(build: Callable[..., object], *args: Any, where: str, **kwargs: Any) -> None:
+    """Build a call or request only to apply the SDK's rules: a broken one is a PlanError."""
+    try:
+        build(*args, **kwargs)
+    except ValidationError as err:
+        raise PlanError(f"{where}: {err}") from None
 
 
 def _id_list(value: Iterable[object], where: str) -> tuple[str, ...]:
-    """Room or group ids: non-blank strings, duplicates dropped (adding twice is a no-op)."""
+    """Room or group ids: non-blank strings, a repeat in one list dropped."""
     ids: dict[str, None] = {}
     for index, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
@@ -48,61 +177,88 @@ def _id_list(value: Iterable[object], where: str) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def _robot(fields: dict[str, Any], where: str) -> RobotPlan:
-    """Build one robot from already-typed fields, with the SDK's rules for the profile."""
-    if fields.get("user_id") is None:
-        raise PlanError(f"{where}: user_id is required")
-    profile = {name: fields.get(name) for name in PROFILE_FIELDS}
+# -- JSON: {"robots": [{...}, ...]} ------------------------------------------------------
+
+
+def _json_entries(path: Path) -> list[Any]:
     try:
-        request = CreateRobotRequest(fields["user_id"], **profile)
-    except ValidationError as err:
-        raise PlanError(f"{where}: {err}") from None
-    return RobotPlan(
-        request,
-        rooms=_id_list(fields.get("rooms") or (), f"{where}.rooms"),
-        live_groups=_id_list(fields.get("live_groups") or (), f"{where}.live_groups"),
-    )
-
-
-def _json_robot(entry: object, where: str) -> RobotPlan:
-    if not isinstance(entry, dict):
-        raise PlanError(f"{where}: must be an object, got {type(entry).__name__}")
-    unknown = sorted(set(entry) - set(FIELDS))
-    if unknown:
-        raise PlanError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}"
-        )
-    for name in LIST_FIELDS:
-        value = entry.get(name)
-        # A bare string would otherwise be walked character by character.
-        if value is not None and not isinstance(value, list):
-            raise PlanError(f"{where}.{name}: must be a list, got {type(value).__name__}")
-    return _robot(entry, where)
-
-
-def _parse_json(text: str) -> list[RobotPlan]:
-    try:
-        data = json.loads(text)
+        # utf-8-sig: editors on Windows may save a byte-order mark.
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
-        raise PlanError(f"not valid JSON: {err}") from None
+        raise PlanError(f"{path}: not valid JSON: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PlanError(f"{path}: cannot read the plan: {err}") from None
     if not isinstance(data, dict):
-        raise PlanError(f'must be a JSON object {{"robots": [...]}}, got {type(data).__name__}')
+        raise PlanError(
+            f'{path}: must be a JSON object {{"robots": [...]}}, got {type(data).__name__}'
+        )
     if "robots" not in data:
-        raise PlanError('missing key "robots"')
+        raise PlanError(f'{path}: missing key "robots"')
     unknown = sorted(set(data) - {"robots"})
     if unknown:
-        raise PlanError(f'unknown key(s) {", ".join(map(repr, unknown))}; only "robots" is known')
+        raise PlanError(
+            f'{path}: unknown key(s) {", ".join(map(repr, unknown))}; only "robots" is known'
+        )
     entries = data["robots"]
     if not isinstance(entries, list):
-        raise PlanError(f"robots: must be a list, got {type(entries).__name__}")
-    return [_json_robot(entry, f"robots[{i}]") for i, entry in enumerate(entries)]
+        raise PlanError(f"{path}: robots: must be a list, got {type(entries).__name__}")
+    return entries
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, cells) per non-blank data row, after checking the header."""
-    # strict: an unterminated quote is an error, not a robot named '@RBT#x,'.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header = [name.strip() for name in next(reader, [])]
+def _json_rows(entries: list[Any]) -> Iterator[Row]:
+    for number, entry in enumerate(entries):
+        where = f"robots[{number}]"
+        if not isinstance(entry, dict):
+            raise PlanError(f"{where}: must be an object, got {type(entry).__name__}")
+        unknown = sorted(set(entry) - set(FIELDS))
+        if unknown:
+            raise PlanError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}"
+            )
+        lists = {}
+        for name in LIST_FIELDS:
+            value = entry.get(name)
+            # A bare string would otherwise be walked character by character.
+            if value is not None and not isinstance(value, list):
+                raise PlanError(f"{where}.{name}: must be a list, got {type(value).__name__}")
+            lists[name] = _id_list(value or (), f"{where}.{name}")
+        if entry.get("user_id") is None:
+            raise PlanError(f"{where}: user_id is required")
+        profile = {name: entry[name] for name in PROFILE_FIELDS if entry.get(name) is not None}
+        yield Row(where, entry["user_id"], profile, lists["rooms"], lists["live_groups"])
+
+
+# -- CSV: a header row, then a robot per row -----------------------------------------------
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    """A row per non-blank data row, after checking the header."""
+    # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        # strict: an unterminated quote is an error, not a robot named '@RBT#x,'.
+        reader = csv.reader(file, strict=True)
+        header = _csv_header(next(reader, []))
+        # Each field's cell; a column the header lacks reads the empty cell past the end.
+        columns = [header.index(name) if name in header else len(header) for name in FIELDS]
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                raise PlanError(f"line {reader.line_num}: not valid CSV ({err})") from None
+            if len(cells) > len(header):
+                raise PlanError(
+                    f"line {reader.line_num}: {len(cells)} cells, but the header has {len(header)}"
+                )
+            # Short rows leave the trailing optional columns empty, as spreadsheets write them.
+            fields = [cells[column] if column < len(cells) else "" for column in columns]
+            if fields[0].strip() or "".join(cells).strip():  # a blank row is no row
+                yield _csv_row(reader.line_num, fields)
+
+
+def _csv_header(cells: list[str]) -> list[str]:
+    header = [name.strip() for name in cells]
     if not header:
         raise PlanError("empty CSV: expected a header row")
     unknown = [name for name in header if name not in FIELDS]
@@ -114,65 +270,37 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
         raise PlanError("missing column 'user_id'")
     if len(set(header)) != len(header):
         raise PlanError("a column appears twice in the header")
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            raise PlanError(f"line {reader.line_num}: not valid CSV ({err})") from None
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) > len(header):
-            raise PlanError(
-                f"line {reader.line_num}: {len(cells)} cells, but the header has {len(header)}"
-            )
-        # Short rows leave the trailing optional columns empty, as spreadsheets write them.
-        yield reader.line_num, dict(zip(header, cells, strict=False))
+    return header
 
 
-def _parse_csv(text: str) -> list[RobotPlan]:
-    plans = []
-    for line, cells in _csv_rows(text):
-        fields: dict[str, Any] = {
-            name: value.strip() or None for name, value in cells.items() if name not in LIST_FIELDS
-        }
-        for name in LIST_FIELDS:
-            # Only ";" separates: an id may contain spaces.
-            cell = cells.get(name, "")
-            fields[name] = [item.strip() for item in cell.split(";") if item.strip()]
-        plans.append(_robot(fields, f"line {line}"))
-    return plans
+def _csv_row(line: int, fields: list[str]) -> Row:
+    """The row of a CSV line's cells, in the order of FIELDS."""
+    user_id, nick, face_url, self_signature, rooms, groups = fields
+    user_id = user_id.strip()
+    if not user_id:
+        raise PlanError(f"line {line}: user_id is required")
+    profile = _NO_PROFILE
+    if nick or face_url or self_signature:  # most rows of a big plan have none
+        given = zip(PROFILE_FIELDS, (nick, face_url, self_signature), strict=True)
+        profile = {name: value.strip() for name, value in given if value.strip()}
+    return Row(line, user_id, profile, _cell_ids(rooms), _cell_ids(groups))
 
 
-def _looks_like_json(path: Path, text: str) -> bool:
+def _cell_ids(cell: str) -> tuple[str, ...]:
+    """The ids of a list cell: only ";" separates (an id may contain spaces); a repeat dropped."""
+    if ";" not in cell:  # the common case, one placement per row: made quick
+        cell = cell.strip()
+        return (cell,) if cell else ()
+    return tuple(dict.fromkeys(item.strip() for item in cell.split(";") if item.strip()))
+
+
+def _is_json(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in (".json", ".csv"):
         return suffix == ".json"
-    return text.lstrip().startswith(("{", "["))
-
-
-def _check_unique(plans: Sequence[RobotPlan]) -> None:
-    seen: set[str] = set()
-    for plan in plans:
-        if plan.user_id in seen:
-            raise PlanError(f"robot {plan.user_id} is listed twice")
-        seen.add(plan.user_id)
-
-
-def load_plan(path: Path) -> list[RobotPlan]:
-    """Read and check a plan file; :class:`PlanError` says what is wrong and where."""
     try:
-        # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
-        text = path.read_text(encoding="utf-8-sig")
-        plans = _parse_json(text) if _looks_like_json(path, text) else _parse_csv(text)
-        if not plans:
-            raise PlanError("the plan lists no robots")
-        _check_unique(plans)
-    except PlanError as err:
-        raise PlanError(f"{path}: {err}") from None
-    except csv.Error as err:
-        raise PlanError(f"{path}: not valid CSV: {err}") from None
-    except (OSError, UnicodeDecodeError) as err:
+        with path.open(encoding="utf-8-sig", errors="replace") as file:
+            head = file.read(4096)
+    except OSError as err:
         raise PlanError(f"{path}: cannot read the plan: {err}") from None
-    return plans
+    return head.lstrip().startswith(("{", "["))

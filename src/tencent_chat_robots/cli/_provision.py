@@ -1,17 +1,23 @@
 """``tencent-chat-robots provision PLAN``: create robots and place them, from a JSON or CSV file.
 
-A plan is parsed and checked whole before the first call, so a typo costs nothing;
-during the run every call's outcome is kept and reported, none is dropped. SIGINT or
-SIGTERM stops a run in good order: nothing new starts, calls already sent finish (a
-second signal cancels them), and the report still comes, naming what was not started.
+The plan is checked whole before the first call, so a typo costs nothing. Then two bulk
+runs: the robots' creations, then their placements, streamed from the plan file. Every
+item's outcome is counted (and with ``--journal`` written down as it comes, for
+``--resume``); the report names the first few of each kind and counts the rest. SIGINT
+or SIGTERM stops a run in good order: nothing new starts, calls already sent finish (a
+second signal cancels them), and the report still comes.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import heapq
+import itertools
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import attrs
 import click
@@ -19,13 +25,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
+from .._bulk import BulkOutcome, BulkRun
+from .._calls import Call
 from .._client import TencentChat
-from .._constants import DEFAULT_RATE_LIMIT
-from .._exceptions import TencentChatError
-from .._models import CreateRobotRequest
+from .._exceptions import BulkStoppedError, TencentChatError, ValidationError
 from ._context import (
     ChatOptions,
     console,
+    drive,
     error_console,
     exit_with,
     options_of,
@@ -33,230 +40,412 @@ from ._context import (
     progress_bar,
     run,
 )
-from ._plan import PlanError, RobotPlan, load_plan
+from ._journal import Earlier, Fingerprint, Journal, JournalError
+from ._plan import Plan, PlanError, load_plan
 from ._signals import Interrupted, command_signals, signals_to
-from ._steps import Outcome, Result, StepRunner
 
 __all__ = ["Report", "provision"]
 
+T = TypeVar("T")
+
 # The exit code after a stopping signal, SIGTERM too: the shell's for Ctrl-C (128 + SIGINT).
 INTERRUPTED = 130
+FIRST = 20  # failures, skips, cancellations named in the report; the rest only counted
 
 
-@attrs.frozen
-class Step:
-    """One call of the plan; ``label`` names it in the report."""
+def label(call: Call[Any]) -> str:
+    """How the report names an item."""
+    arguments = dict(call.arguments)
+    if call.method == "create_robot":
+        return f"create {arguments['user_id']}"
+    if call.method == "add_robot_to_room":
+        return f"room add {arguments['room_id']} {arguments['robot_account']}"
+    return f"group add {arguments['group_id']} {' '.join(arguments['robot_accounts'])}"
 
-    label: str
-    call: Callable[[], Awaitable[object]]
+
+class First(Generic[T]):
+    """The first ``FIRST`` entries in plan order, in whatever order they come: a bounded heap."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, T]] = []  # (-index, -arrival, entry): a max-heap
+        self._arrivals = itertools.count()
+
+    def add(self, index: int, entry: T) -> None:
+        heapq.heappush(self._heap, (-index, -next(self._arrivals), entry))
+        if len(self._heap) > FIRST:
+            heapq.heappop(self._heap)  # the latest in plan order
+
+    def __iter__(self) -> Iterator[T]:
+        return (entry for _, _, entry in sorted(self._heap, reverse=True))
 
 
 @attrs.define
 class Report:
-    """Every step's outcome: succeeded, failed (with the error), skipped (with why),
-    not started or cancelled (after a signal, which ``interrupted`` names)."""
+    """The whole plan's items, counted; the first ``FIRST`` of each kind by name.
 
-    succeeded: list[str] = attrs.Factory(list)
-    failed: list[tuple[str, TencentChatError]] = attrs.Factory(list)
-    skipped: list[tuple[str, str]] = attrs.Factory(list)
-    not_started: list[str] = attrs.Factory(list)
-    cancelled: list[str] = attrs.Factory(list)
+    Items are the robots' creations, the room placements and the live-group calls.
+    ``skipped`` counts placements not tried because their robot was not created (a
+    live group's call still goes for its other robots); ``not_started`` is whatever no
+    other count holds, after a signal.
+    """
+
+    items: int = 0
+    succeeded_earlier: int = 0  # by the runs a resumed journal records
+    unfinished_earlier: int = 0  # started by them, never finished: perhaps sent
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0  # sent, then cancelled by a second signal: perhaps done
+    skipped: int = 0
+    uncalled: int = 0  # items skipped whole, with no call
+    errors: Counter[str] = attrs.Factory(Counter)
+    failures: First[tuple[str, TencentChatError]] = attrs.Factory(First)
+    skips: First[tuple[str, str]] = attrs.Factory(First)
+    cancellations: First[str] = attrs.Factory(First)
     interrupted: str | None = None
+    journal: Path | None = None
+    resumed: bool = False
 
-    def record(self, steps: Sequence[Step], results: Sequence[Result]) -> None:
-        """Add a batch's results in plan order, not completion order, so that reports compare."""
-        for step, result in zip(steps, results, strict=True):
-            if result is Outcome.SUCCEEDED:
-                self.succeeded.append(step.label)
-            elif result is Outcome.NOT_STARTED:
-                self.not_started.append(step.label)
-            elif result is Outcome.CANCELLED:
-                self.cancelled.append(step.label)
-            else:
-                self.failed.append((step.label, result))
+    @property
+    def not_started(self) -> int:
+        return (
+            self.items
+            - self.succeeded_earlier
+            - self.succeeded
+            - self.failed
+            - self.cancelled
+            - self.uncalled
+        )
+
+    def record(self, index: int, call: Call[Any], error: TencentChatError | None) -> None:
+        if error is None:
+            self.succeeded += 1
+        elif isinstance(error, BulkStoppedError):
+            if error.request_sent:
+                self.cancelled += 1
+                self.cancellations.add(index, label(call))
+            # else stopped before it was sent: counted as not started
+        else:
+            self.failed += 1
+            self.errors[type(error).__name__] += 1
+            self.failures.add(index, (label(call), error))
+
+    def skip(self, index: int, item: str, robot: str) -> None:
+        self.skipped += 1
+        self.skips.add(index, (item, f"robot {robot} was not created"))
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return INTERRUPTED
-        return 1 if self.failed or self.skipped else 0
+        return 1 if self.failed or self.skipped or self.not_started else 0
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "succeeded": len(self.succeeded),
-            "failed": [
-                {"item": item, "error": type(err).__name__, "message": str(err)}
-                for item, err in self.failed
-            ],
-            "skipped": [{"item": item, "reason": reason} for item, reason in self.skipped],
-            "not_started": [{"item": item} for item in self.not_started],
-            "cancelled": [{"item": item} for item in self.cancelled],
+            "items": self.items,
+            "succeeded_earlier": self.succeeded_earlier,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "not_started": self.not_started,
+            "cancelled": self.cancelled,
+            "unfinished_earlier": self.unfinished_earlier,
+            "errors": dict(self.errors.most_common()),
+            "failures": [_failure(item, error) for item, error in self.failures],
+            "skips": [{"item": item, "reason": reason} for item, reason in self.skips],
+            "cancellations": [{"item": item} for item in self.cancellations],
             "interrupted": self.interrupted,
+            "journal": None if self.journal is None else str(self.journal),
         }
 
 
-async def _run_steps(
-    runner: StepRunner, steps: Sequence[Step], report: Report, progress: Progress, title: str
-) -> None:
-    """Run ``steps`` concurrently (the client paces them), recording each outcome."""
-    if not steps:
-        return
-    task = progress.add_task(title, total=len(steps))
-    results = await runner.run([step.call for step in steps], lambda: progress.advance(task))
-    report.record(steps, results)
-
-
-def _create_label(user_id: str) -> str:
-    return f"create {user_id}"
-
-
-def _create_step(chat: TencentChat, request: CreateRobotRequest) -> Step:
-    call = functools.partial(
-        chat.create_robot,
-        request.user_id,
-        nick=request.nick,
-        face_url=request.face_url,
-        self_signature=request.self_signature,
-    )
-    return Step(_create_label(request.user_id), call)
-
-
-def _placement_steps(
-    chat: TencentChat, plans: Sequence[RobotPlan], uncreated: set[str], report: Report
-) -> list[Step]:
-    """Room adds (one per room and robot) and live group adds (one per group).
-
-    Robots in ``uncreated`` (their creation failed) are left out and reported as skipped.
-    """
-    steps: list[Step] = []
-    groups: dict[str, list[str]] = {}
-    for plan in plans:
-        robot = plan.user_id
-        for room_id in plan.rooms:
-            label = f"room add {room_id} {robot}"
-            if robot in uncreated:
-                report.skipped.append((label, f"robot {robot} was not created"))
-            else:
-                steps.append(Step(label, functools.partial(chat.add_robot_to_room, room_id, robot)))
-        for group_id in plan.live_groups:
-            if robot in uncreated:
-                label = f"group add {group_id} {robot}"
-                report.skipped.append((label, f"robot {robot} was not created"))
-            else:
-                groups.setdefault(group_id, []).append(robot)
-    # One call per group with all its robots: robots per app are few (20 by default),
-    # and each call counts against the endpoint's 200/s.
-    for group_id, robots in groups.items():
-        label = f"group add {group_id} {' '.join(robots)}"
-        steps.append(
-            Step(label, functools.partial(chat.add_robots_to_live_group, group_id, robots))
-        )
-    return steps
+def _failure(item: str, error: TencentChatError) -> dict[str, object]:
+    entry: dict[str, object] = {"item": item, "error": type(error).__name__}
+    code = getattr(error, "code", None)
+    if code is not None:
+        entry["code"] = code
+    entry["message"] = str(error)
+    return entry
 
 
 def _calls(n: int) -> str:
     return f"{n} call" if n == 1 else f"{n} calls"
 
 
-def _stopper(runner: StepRunner, report: Report) -> Callable[[signal.Signals], None]:
-    """The signal handler of a run: the first signal stops it, the next cancel what is sent."""
+@attrs.define
+class _Runner:
+    """Feeds a plan's items to bulk runs; journals and counts their outcomes."""
 
-    def on_signal(sig: signal.Signals) -> None:
-        in_flight = runner.in_flight
-        if runner.stopped:
-            runner.cancel()
+    chat: TencentChat
+    plan: Plan
+    report: Report
+    earlier: Earlier
+    journal: Journal | None
+    progress: Progress
+    uncreated: set[str] = attrs.Factory(set)  # robots whose creation failed in this run
+    _current: BulkRun | None = None
+    _index_of: dict[int, int] = attrs.Factory(dict)  # item of the bulk run -> plan index
+
+    async def phase(self, title: str, items: Iterable[tuple[int, Call[Any]]], total: int) -> None:
+        """Run ``items`` (plan index, call) in one bulk run."""
+        self._index_of.clear()
+        self._current = self.chat.bulk(self._feed(items), total=total)
+        await drive(self._current, self.progress, title, self._on_outcome)
+
+    def _feed(self, items: Iterable[tuple[int, Call[Any]]]) -> Iterator[Call[Any]]:
+        # The bulk run takes an item when a worker is free for it: the "started" line is
+        # written then, before the call can go out. Items are taken one at a time, in
+        # order, so the n-th item taken is the bulk run's index n.
+        for position, (index, call) in enumerate(items):
+            if self.journal is not None:
+                self.journal.started(index)
+            self._index_of[position] = index
+            yield call
+
+    def _on_outcome(self, outcome: BulkOutcome[Any]) -> None:
+        index = self._index_of.pop(outcome.index)
+        call: Call[Any] = outcome.call
+        if self.journal is not None:
+            self.journal.finished(index, call, outcome.error)
+        self.report.record(index, call, outcome.error)
+        if outcome.error is not None and call.method == "create_robot":
+            self.uncreated.add(dict(call.arguments)["user_id"])
+
+    def on_signal(self, sig: signal.Signals) -> None:
+        """The first signal stops the run (and the next phase); the next cancels what is sent."""
+        current = self._current
+        in_flight = current.in_flight if current is not None else 0
+        if self.report.interrupted:
+            if current is not None:
+                current.cancel()
             message = f"{sig.name} again: cancelling {_calls(in_flight)} in flight"
         else:
-            report.interrupted = sig.name
-            runner.stop()
+            self.report.interrupted = sig.name
+            if current is not None:
+                current.stop()
             message = (
                 f"{sig.name}: starting no new calls; waiting for {_calls(in_flight)} in flight"
                 " (signal again to cancel them)"
             )
         error_console.print(message, style="yellow", soft_wrap=True)
 
-    return on_signal
+
+def _creates(plan: Plan, earlier: Earlier) -> list[tuple[int, Call[Any]]]:
+    return [(index, c) for index, c in enumerate(plan.creates) if not earlier.done[index]]
+
+
+def _placements(
+    plan: Plan,
+    earlier: Earlier,
+    added: dict[int, set[str]],
+    uncreated: set[str],
+    report: Report,
+) -> Iterator[tuple[int, Call[Any]]]:
+    """The placement items still to do, lazily: room adds, then a call per live group.
+
+    ``added``: the robots each group's calls of earlier runs added. Placements of the
+    robots in ``uncreated`` are reported skipped.
+    """
+    index = len(plan.creates)
+    for room, robot in plan.room_placements():
+        if not earlier.done[index]:
+            if robot in uncreated:
+                report.skip(index, f"room add {room} {robot}", robot)
+                report.uncalled += 1
+            else:
+                yield index, Call.add_robot_to_room(room, robot)
+        index += 1
+    # One call per group with all its robots: robots per app are few (20 by default),
+    # and each call counts against the endpoint's 200/s.
+    for group, robots in plan.live_groups.items():
+        if not earlier.done[index]:
+            wanted = [robot for robot in robots if robot not in added.get(index, ())]
+            for robot in wanted:
+                if robot in uncreated:
+                    report.skip(index, f"group add {group} {robot}", robot)
+            ready = [robot for robot in wanted if robot not in uncreated]
+            if ready:
+                yield index, Call.add_robots_to_live_group(group, ready)
+            else:
+                report.uncalled += 1
+        index += 1
+
+
+def _added_to_groups(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
+    """The robots that earlier runs added to each live group, by the group's item index.
+
+    A group's call leaves out the robots not created yet, so its item is done only once
+    every robot of the group was in a call that succeeded.
+    """
+    added: dict[int, set[str]] = {}
+    first = plan.items - len(plan.live_groups)
+    for index, robots in enumerate(plan.live_groups.values(), start=first):
+        done: set[str] = set()
+        for key in earlier.ok_keys.get(index, ()):
+            # A key that is not a live-group call's adds nothing (a journal edited by hand).
+            with contextlib.suppress(ValidationError):
+                done.update(dict(Call.from_key(key).arguments).get("robot_accounts", ()))
+        added[index] = done
+        earlier.done.set(index, done.issuperset(robots))
+    return added
 
 
 async def _execute(
-    chat: TencentChat, runner: StepRunner, plans: Sequence[RobotPlan], out: Console
-) -> Report:
-    report = Report()
-    with signals_to(_stopper(runner, report)), progress_bar(out, 32) as progress:
-        async with chat:
-            creates = [_create_step(chat, plan.request) for plan in plans]
-            await _run_steps(runner, creates, report, progress, "Creating robots")
-            failed = {label for label, _ in report.failed}
-            uncreated = {p.user_id for p in plans if _create_label(p.user_id) in failed}
-            # Only a signal leaves a creation not started or cancelled, and then no
-            # placement starts either: those robots' placements are reported not started.
-            placements = _placement_steps(chat, plans, uncreated, report)
-            await _run_steps(runner, placements, report, progress, "Adding to rooms and groups")
-    return report
+    chat: TencentChat,
+    plan: Plan,
+    earlier: Earlier,
+    journal: Journal | None,
+    report: Report,
+    out: Console,
+) -> None:
+    added = _added_to_groups(plan, earlier)
+    report.succeeded_earlier = earlier.done.count()
+    report.unfinished_earlier = earlier.unfinished.count()
+    with progress_bar(out, 32) as progress:
+        runner = _Runner(chat, plan, report, earlier, journal, progress)
+        with signals_to(runner.on_signal):
+            async with chat:
+                creates = _creates(plan, earlier)
+                if creates:
+                    await runner.phase("Creating robots", creates, len(creates))
+                # Only a signal leaves a creation not started or cancelled, and then no
+                # placement starts either: all are reported not started.
+                if report.interrupted:
+                    return
+                items = _placements(plan, earlier, added, runner.uncreated, report)
+                await runner.phase("Adding to rooms and groups", items, _hint(plan, runner))
+
+
+def _hint(plan: Plan, runner: _Runner) -> int:
+    """The placement calls to make, for the progress bar (exact unless a group is skipped)."""
+    done_creates = sum(runner.earlier.done[index] for index in range(len(plan.creates)))
+    left = plan.items - len(plan.creates) - (runner.earlier.done.count() - done_creates)
+    return left - sum(plan.rooms_per_robot.get(robot, 0) for robot in runner.uncreated)
+
+
+def _print_section(heading: str, lines: list[str], count: int, more: str) -> None:
+    if not count:
+        return
+    console.print(heading, soft_wrap=True)
+    for line in lines:
+        console.print(f"  {line}", soft_wrap=True)
+    if count > len(lines):
+        console.print(f"  and {count - len(lines)} more{more}", soft_wrap=True)
 
 
 def _print_report(report: Report) -> None:
-    counts = (
-        f"{len(report.succeeded)} succeeded, {len(report.failed)} failed, "
-        f"{len(report.skipped)} skipped"
-    )
+    counts = f"{report.succeeded} succeeded, {report.failed} failed, {report.skipped} skipped"
+    if report.resumed:
+        counts = f"{report.succeeded_earlier} succeeded earlier, {counts}"
     if report.interrupted:
         counts = (
             f"interrupted by {report.interrupted}: {counts}, "
-            f"{len(report.not_started)} not started, {len(report.cancelled)} cancelled"
+            f"{report.not_started} not started, {report.cancelled} cancelled"
         )
+    elif report.not_started:
+        counts = f"{counts}, {report.not_started} not started"
     style = "bold green" if report.exit_code == 0 else "bold red"
     console.print(Text.assemble(("provision:", style), " ", counts), soft_wrap=True)
-    sections = (
-        ("failed:", [f"{item}: {type(err).__name__}: {err}" for item, err in report.failed]),
-        ("skipped:", [f"{item}: {reason}" for item, reason in report.skipped]),
-        ("not started:", report.not_started),
-        ("cancelled (sent, so perhaps done):", report.cancelled),
+    if report.unfinished_earlier:
+        console.print(
+            f"started in an earlier run but never finished: {report.unfinished_earlier}"
+            " (perhaps sent; re-sent now)",
+            soft_wrap=True,
+        )
+    if report.journal is not None:
+        in_journal = f"; the journal {report.journal} has them all"
+    else:
+        in_journal = " (--journal FILE keeps them all)"
+    by_error = ", ".join(f"{name} {n}" for name, n in report.errors.most_common())
+    _print_section(
+        f"failed ({by_error}):",
+        [f"{item}: {type(err).__name__}: {err}" for item, err in report.failures],
+        report.failed,
+        in_journal,
     )
-    for heading, lines in sections:
-        if lines:
-            console.print(heading)
-            for line in lines:
-                console.print(f"  {line}", soft_wrap=True)
+    _print_section(
+        "skipped:",
+        [f"{item}: {reason}" for item, reason in report.skips],
+        report.skipped,
+        "",
+    )
+    _print_section(
+        "cancelled (sent, so perhaps done):",
+        list(report.cancellations),
+        report.cancelled,
+        in_journal,
+    )
 
 
 @click.command(short_help="Create robots and place them, from a JSON or CSV plan.")
 @click.argument(
     "plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option(
+    "--journal",
+    "journal_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write each item's outcome to FILE (new or empty) as it comes, for --resume.",
+)
+@click.option(
+    "--resume",
+    "resume_path",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Carry on the run FILE (its --journal) records: do what is not done, append to FILE.",
+)
 @click.pass_context
-def provision(ctx: click.Context, plan_path: Path) -> None:
+def provision(
+    ctx: click.Context, plan_path: Path, journal_path: Path | None, resume_path: Path | None
+) -> None:
     """Create robots and add them to rooms and live groups, as PLAN says.
 
     PLAN is a .json or .csv file (with another extension, the content decides).
 
     \b
-    JSON:
+    CSV (only user_id is required; ids in a list cell separated by ";"):
+      user_id,nick,face_url,self_signature,rooms,live_groups
+      @RBT#001,Helper,,,room-1;room-2,@TGS#abc
+      @RBT#001,,,,room-3,
+      @RBT#002,,,,room-3,
+
+    A robot may be on many rows: one placement per row suits a big plan. Its profile
+    may be given on any of its rows, but not two different ways. A room listed twice
+    for a robot on different rows costs one more call, nothing else.
+
+    \b
+    JSON (read whole: for small plans):
       {"robots": [{"user_id": "@RBT#001", "nick": "Helper",
                    "face_url": "https://...", "self_signature": "...",
                    "rooms": ["room-1"], "live_groups": ["@TGS#abc"]}]}
 
-    \b
-    CSV (only user_id is required; ids in a list cell separated by ";"):
-      user_id,nick,face_url,self_signature,rooms,live_groups
-      @RBT#001,Helper,,,room-1;room-2,@TGS#abc
+    The whole plan is checked first: a malformed plan exits 2 before any call. A CSV
+    plan is then read again as the calls go, so memory does not grow with the rooms;
+    the robots and the live groups' robot lists are kept in memory. Every robot is
+    created, then added to its rooms (one call per room) and live groups (one call per
+    group for all its robots); a robot whose creation failed is skipped there. The
+    report counts every item (robot creations, room placements, live-group calls),
+    lists the first 20 failures, skips and cancellations, and counts failures by error.
 
-    The whole plan is checked first: a malformed plan exits 2 before any call.
-    Then every robot is created, and each is added to its rooms (one call per room)
-    and live groups (one call per group for all its robots); a robot whose creation
-    failed is skipped there. Failed and skipped items are listed at the end, and the
-    exit code is 1 if there are any.
+    --journal FILE writes each item's outcome to FILE as it finishes (so a run killed
+    outright loses at most the calls in flight). --resume FILE carries on that run:
+    what FILE records as done is not done again, the rest is (failures too), FILE
+    grows, and the report covers the plan across the runs, counting the calls an
+    earlier run started and never finished (perhaps sent, so sent again).
 
     Ctrl-C (or SIGTERM) starts no new call and waits for those already sent; a second
-    one cancels them. The report then also lists what was not started (and what was
-    cancelled: sent, so perhaps done), and the exit code is 130.
+    one cancels them. The report then also counts what was not started and lists
+    what was cancelled (sent, so perhaps done).
+
+    Exit codes: 0 all done; 1 failures or skips; 2 bad usage, plan or journal;
+    130 interrupted.
     """
     options = options_of(ctx)
     # From the start until the report is written, a signal never ends the command
-    # without one: before the run it stops everything, during it see _stopper.
+    # without one: before the run it stops everything, during it see _Runner.on_signal.
     with command_signals():
         try:
-            report = _provision(options, plan_path)
+            report = _provision(options, plan_path, journal_path, resume_path)
         except Interrupted as interrupted:
             report = Report()  # nothing was sent
             report.interrupted = interrupted.signal.name
@@ -267,13 +456,47 @@ def provision(ctx: click.Context, plan_path: Path) -> None:
     raise SystemExit(report.exit_code)
 
 
-def _provision(options: ChatOptions, plan_path: Path) -> Report:
+def _provision(
+    options: ChatOptions, plan_path: Path, journal_path: Path | None, resume_path: Path | None
+) -> Report:
+    if journal_path is not None and resume_path is not None:
+        exit_with(
+            "--journal and --resume do not go together: --resume FILE appends to FILE", code=2
+        )
     try:
-        plans = load_plan(plan_path)
+        plan = load_plan(plan_path)
     except PlanError as err:
         exit_with(str(err), code=2)
-    runner = StepRunner(options.rate_limit or DEFAULT_RATE_LIMIT)
-    chat = options.client(limiter=runner.limiter)
+    chat = options.client()  # settings checked before a journal is started
+    journal, earlier = _open_journal(plan, journal_path, resume_path)
+    report = Report(items=plan.items, resumed=resume_path is not None)
+    report.journal = None if journal is None else journal.path
     # With --json, stdout carries only the JSON document; progress goes to stderr.
     out = error_console if options.json_output else console
-    return run(_execute(chat, runner, plans, out))
+    try:
+        run(_execute(chat, plan, earlier, journal, report, out))
+    except PlanError as err:  # the plan file changed during the run
+        exit_with(str(err), code=2)
+    except OSError as err:  # the journal could not be written (a full disk)
+        exit_with(f"cannot write the journal: {err}", code=2)
+    finally:
+        if journal is not None:
+            journal.close()
+    return report
+
+
+def _open_journal(
+    plan: Plan, journal_path: Path | None, resume_path: Path | None
+) -> tuple[Journal | None, Earlier]:
+    try:
+        if journal_path is not None:
+            journal = Journal.create(journal_path, Fingerprint.of(plan.path), plan.items)
+            return journal, Earlier.nothing(plan.items)
+        if resume_path is not None:
+            first_group = plan.items - len(plan.live_groups)
+            return Journal.resume(
+                resume_path, Fingerprint.of(plan.path), plan.items, keys_from=first_group
+            )
+    except JournalError as err:
+        exit_with(str(err), code=2)
+    return None, Earlier.nothing(plan.items)
