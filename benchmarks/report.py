@@ -2,8 +2,9 @@
 
 The table sits between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers
 in README.md; the priority benchmark's table between ``<!-- priority:start -->`` and
-``<!-- priority:end -->`` (in the section "Web services and bulk jobs together"; without
-those markers it joins the others). Everything else in the README is left alone. Each
+``<!-- priority:end -->`` (in the section "Web services and bulk jobs together"), and the
+bulk runner's between ``<!-- bulk:start -->`` and ``<!-- bulk:end -->``; without their
+markers, each joins the others. Everything else in the README is left alone. Each
 result file carries a ``summary`` (or, for limit accuracy, its ``runs``) and the machine
 it was measured on.
 
@@ -22,6 +23,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 PRIORITY_START, PRIORITY_END = "<!-- priority:start -->", "<!-- priority:end -->"
+BULK_START, BULK_END = "<!-- bulk:start -->", "<!-- bulk:end -->"
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -71,6 +73,22 @@ def _priority_rows(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _bulk_rows(data: dict[str, Any]) -> list[str]:
+    """The runner against gather, row by row, with the issue's targets."""
+    rows = ["| measure | runner | gather | target | met? |", "| --- | ---: | ---: | ---: | --- |"]
+    for row in data.get("table", []):
+        met = row.get("met")
+        shown = "" if met is None else ("met" if met else "**missed**")
+        rows.append(
+            f"| {row['measure']} | {row['runner']} | {row['gather']} | {row['target']} | {shown} |"
+        )
+    workload = data.get("summary", {}).get("workload")
+    if workload:
+        repeats = data.get("settings", {}).get("repeats")
+        rows += ["", f"Workload: {workload}; medians of {repeats} runs."]
+    return rows
+
+
 SECTIONS = (
     ("limit_accuracy", "Limit accuracy: seven endpoints saturated at once", _limit_rows),
     ("overhead", "Overhead against raw HTTP clients (limiter off)", _summary_rows),
@@ -81,6 +99,7 @@ SECTIONS = (
 
 
 PRIORITY_SECTION = ("priority", "Web services and bulk jobs together", _priority_rows)
+BULK_SECTION = ("bulk", "Bulk runs: chat.bulk() against gather", _bulk_rows)
 
 
 def _measured_on(machine: dict[str, Any]) -> str:
@@ -90,11 +109,15 @@ def _measured_on(machine: dict[str, Any]) -> str:
     )
 
 
-def render(*, with_priority: bool = False) -> str:
-    """The markdown between the bench markers (the priority table too if asked)."""
+def render(*, with_priority: bool = False, with_bulk: bool = False) -> str:
+    """The markdown between the bench markers (the priority and bulk tables too if asked)."""
     parts: list[str] = []
     machine: dict[str, Any] | None = None
-    sections = SECTIONS + ((PRIORITY_SECTION,) if with_priority else ())
+    sections = (
+        SECTIONS
+        + ((PRIORITY_SECTION,) if with_priority else ())
+        + ((BULK_SECTION,) if with_bulk else ())
+    )
     for name, title, rows in sections:
         data = _load(name)
         if data is None:
@@ -124,6 +147,22 @@ def render_priority() -> str:
     return "\n".join(parts).strip()
 
 
+def render_bulk() -> str:
+    """The markdown between the bulk markers: the runner's targets, gather for contrast."""
+    data = _load("bulk")
+    if data is None:
+        return ""
+    parts = [
+        "Measured by `benchmarks/bulk.py` against the fake server, each client in a fresh process:",
+        "",
+        *_bulk_rows(data),
+        "",
+    ]
+    if data.get("machine"):
+        parts.append(_measured_on(data["machine"]))
+    return "\n".join(parts).strip()
+
+
 def _between(text: str, start: str, end: str, body: str) -> str:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
@@ -136,9 +175,13 @@ def main() -> int:
         print("README.md has no bench markers", file=sys.stderr)
         return 1
     own_markers = PRIORITY_START in text and PRIORITY_END in text
-    text = _between(text, START, END, render(with_priority=not own_markers))
+    bulk_markers = BULK_START in text and BULK_END in text
+    body = render(with_priority=not own_markers, with_bulk=not bulk_markers)
+    text = _between(text, START, END, body)
     if own_markers:
         text = _between(text, PRIORITY_START, PRIORITY_END, render_priority())
+    if bulk_markers:
+        text = _between(text, BULK_START, BULK_END, render_bulk())
     README.write_text(text, encoding="utf-8")
     print("README.md performance table updated")
     return 0
