@@ -11,24 +11,20 @@ second signal cancels them), and the report still comes.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import signal
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import attrs
 import click
 from rich.console import Console
 from rich.progress import Progress
-from rich.text import Text
 
 from .._bulk import BulkOutcome, BulkRun
 from .._calls import Call
 from .._client import TencentChat
-from .._exceptions import BulkStoppedError, TencentChatError, ValidationError
+from .._exceptions import ValidationError
 from ._context import (
     ChatOptions,
     console,
@@ -42,129 +38,10 @@ from ._context import (
 )
 from ._journal import Earlier, Fingerprint, Journal, JournalError
 from ._plan import Plan, PlanError, load_plan
+from ._report import Report, print_report
 from ._signals import Interrupted, command_signals, signals_to
 
 __all__ = ["Report", "provision"]
-
-T = TypeVar("T")
-
-# The exit code after a stopping signal, SIGTERM too: the shell's for Ctrl-C (128 + SIGINT).
-INTERRUPTED = 130
-FIRST = 20  # failures, skips, cancellations named in the report; the rest only counted
-
-
-def label(call: Call[Any]) -> str:
-    """How the report names an item."""
-    arguments = dict(call.arguments)
-    if call.method == "create_robot":
-        return f"create {arguments['user_id']}"
-    if call.method == "add_robot_to_room":
-        return f"room add {arguments['room_id']} {arguments['robot_account']}"
-    return f"group add {arguments['group_id']} {' '.join(arguments['robot_accounts'])}"
-
-
-class First(Generic[T]):
-    """The first ``FIRST`` entries in plan order, in whatever order they come: a bounded heap."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, int, T]] = []  # (-index, -arrival, entry): a max-heap
-        self._arrivals = itertools.count()
-
-    def add(self, index: int, entry: T) -> None:
-        heapq.heappush(self._heap, (-index, -next(self._arrivals), entry))
-        if len(self._heap) > FIRST:
-            heapq.heappop(self._heap)  # the latest in plan order
-
-    def __iter__(self) -> Iterator[T]:
-        return (entry for _, _, entry in sorted(self._heap, reverse=True))
-
-
-@attrs.define
-class Report:
-    """The whole plan's items, counted; the first ``FIRST`` of each kind by name.
-
-    Items are the robots' creations, the room placements and the live-group calls.
-    ``skipped`` counts placements not tried because their robot was not created (a
-    live group's call still goes for its other robots); ``not_started`` is whatever no
-    other count holds, after a signal.
-    """
-
-    items: int = 0
-    succeeded_earlier: int = 0  # by the runs a resumed journal records
-    unfinished_earlier: int = 0  # started by them, never finished: perhaps sent
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0  # sent, then cancelled by a second signal: perhaps done
-    skipped: int = 0
-    uncalled: int = 0  # items skipped whole, with no call
-    errors: Counter[str] = attrs.Factory(Counter)
-    failures: First[tuple[str, TencentChatError]] = attrs.Factory(First)
-    skips: First[tuple[str, str]] = attrs.Factory(First)
-    cancellations: First[str] = attrs.Factory(First)
-    interrupted: str | None = None
-    journal: Path | None = None
-    resumed: bool = False
-
-    @property
-    def not_started(self) -> int:
-        return (
-            self.items
-            - self.succeeded_earlier
-            - self.succeeded
-            - self.failed
-            - self.cancelled
-            - self.uncalled
-        )
-
-    def record(self, index: int, call: Call[Any], error: TencentChatError | None) -> None:
-        if error is None:
-            self.succeeded += 1
-        elif isinstance(error, BulkStoppedError):
-            if error.request_sent:
-                self.cancelled += 1
-                self.cancellations.add(index, label(call))
-            # else stopped before it was sent: counted as not started
-        else:
-            self.failed += 1
-            self.errors[type(error).__name__] += 1
-            self.failures.add(index, (label(call), error))
-
-    def skip(self, index: int, item: str, robot: str) -> None:
-        self.skipped += 1
-        self.skips.add(index, (item, f"robot {robot} was not created"))
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return INTERRUPTED
-        return 1 if self.failed or self.skipped or self.not_started else 0
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "items": self.items,
-            "succeeded_earlier": self.succeeded_earlier,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "not_started": self.not_started,
-            "cancelled": self.cancelled,
-            "unfinished_earlier": self.unfinished_earlier,
-            "errors": dict(self.errors.most_common()),
-            "failures": [_failure(item, error) for item, error in self.failures],
-            "skips": [{"item": item, "reason": reason} for item, reason in self.skips],
-            "cancellations": [{"item": item} for item in self.cancellations],
-            "interrupted": self.interrupted,
-            "journal": None if self.journal is None else str(self.journal),
-        }
-
-
-def _failure(item: str, error: TencentChatError) -> dict[str, object]:
-    entry: dict[str, object] = {"item": item, "error": type(error).__name__}
-    code = getattr(error, "code", None)
-    if code is not None:
-        entry["code"] = code
-    entry["message"] = str(error)
-    return entry
 
 
 def _calls(n: int) -> str:
@@ -322,60 +199,6 @@ def _hint(plan: Plan, runner: _Runner) -> int:
     return left - sum(plan.rooms_per_robot.get(robot, 0) for robot in runner.uncreated)
 
 
-def _print_section(heading: str, lines: list[str], count: int, more: str) -> None:
-    if not count:
-        return
-    console.print(heading, soft_wrap=True)
-    for line in lines:
-        console.print(f"  {line}", soft_wrap=True)
-    if count > len(lines):
-        console.print(f"  and {count - len(lines)} more{more}", soft_wrap=True)
-
-
-def _print_report(report: Report) -> None:
-    counts = f"{report.succeeded} succeeded, {report.failed} failed, {report.skipped} skipped"
-    if report.resumed:
-        counts = f"{report.succeeded_earlier} succeeded earlier, {counts}"
-    if report.interrupted:
-        counts = (
-            f"interrupted by {report.interrupted}: {counts}, "
-            f"{report.not_started} not started, {report.cancelled} cancelled"
-        )
-    elif report.not_started:
-        counts = f"{counts}, {report.not_started} not started"
-    style = "bold green" if report.exit_code == 0 else "bold red"
-    console.print(Text.assemble(("provision:", style), " ", counts), soft_wrap=True)
-    if report.unfinished_earlier:
-        console.print(
-            f"started in an earlier run but never finished: {report.unfinished_earlier}"
-            " (perhaps sent; re-sent now)",
-            soft_wrap=True,
-        )
-    if report.journal is not None:
-        in_journal = f"; the journal {report.journal} has them all"
-    else:
-        in_journal = " (--journal FILE keeps them all)"
-    by_error = ", ".join(f"{name} {n}" for name, n in report.errors.most_common())
-    _print_section(
-        f"failed ({by_error}):",
-        [f"{item}: {type(err).__name__}: {err}" for item, err in report.failures],
-        report.failed,
-        in_journal,
-    )
-    _print_section(
-        "skipped:",
-        [f"{item}: {reason}" for item, reason in report.skips],
-        report.skipped,
-        "",
-    )
-    _print_section(
-        "cancelled (sent, so perhaps done):",
-        list(report.cancellations),
-        report.cancelled,
-        in_journal,
-    )
-
-
 @click.command(short_help="Create robots and place them, from a JSON or CSV plan.")
 @click.argument(
     "plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -452,7 +275,7 @@ def provision(
         if options.json_output:
             print_json(report.as_dict())
         else:
-            _print_report(report)
+            print_report(report)
     raise SystemExit(report.exit_code)
 
 
