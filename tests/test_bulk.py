@@ -565,6 +565,7 @@ async def test_progress_counts_and_total() -> None:
 )
 def test_bad_arguments_are_refused_before_anything_runs(kwargs: dict[str, Any], match: str) -> None:
     chat = chat_on(Wire())
+    kwargs = dict(kwargs)  # the parameter is shared by every run of the test
     calls = kwargs.pop("calls", [])
     with pytest.raises(ValidationError, match=match):
         chat.bulk(calls, **kwargs)
