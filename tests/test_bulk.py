@@ -101,6 +101,7 @@ async def settle() -> None:
 EVERY_CALL = [
     Call.create_robot(ROBOT),
     Call.create_robot(ROBOT, nick="Jarvis", self_signature="<b>hi</b>"),
+    Call.create_robot(ROBOT, nick="N", face_url="https://x/y.png", self_signature="\u2603"),
     Call.get_all_robots(),
     Call.delete_robot(ROBOT),
     Call.add_robot_to_room("room 1", ROBOT),
@@ -130,10 +131,19 @@ def test_call_keys_are_the_method_and_its_arguments() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    [None, [], ["nope"], ["add_robot_to_room", "r"], ["create_robot", ROBOT, ["age", 3]], "x"],
+    [
+        None,
+        [],
+        ["nope"],
+        ["add_robot_to_room", "r"],
+        ["create_robot", ROBOT, ["age", 3]],
+        ["create_robot", ROBOT, *[["nick", "n"]] * 4],
+        ["create_robot"],
+        "x",
+    ],
 )
 def test_a_key_that_is_no_call_is_refused(key: object) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="not a call's key"):
         Call.from_key(key)
 
 
@@ -468,7 +478,7 @@ async def test_a_run_is_iterated_once() -> None:
             aiter(run)
 
 
-async def test_dropping_the_iterator_cancels_the_run() -> None:
+async def test_dropping_the_iterator_cancels_the_run_at_once() -> None:
     wire = Wire(hold=True)
     async with chat_on(wire) as chat:
         run = chat.bulk(rooms(), concurrency=2)
@@ -477,11 +487,78 @@ async def test_dropping_the_iterator_cancels_the_run() -> None:
         await wire.until_on_wire(2)
         wire.release_all()
         await pending
+        assert not run.stopped
         del iterator, pending
         gc.collect()
-        await run.aclose()
-        assert run.stopped
-        assert run.taken <= 2 + 2 * 2
+        assert run.stopped  # on the spot, not when a task gets round to it
+        sent = len(wire.sent)
+        await settle()
+        assert len(wire.sent) == sent
+        assert run.workers == 0
+
+
+async def test_the_iterators_aclose_cancels_and_waits_for_the_workers() -> None:
+    wire = Wire(hold=True)
+    async with chat_on(wire) as chat:
+        run = chat.bulk(rooms(), concurrency=2)
+        iterator = aiter(run)
+        pending = asyncio.ensure_future(anext(iterator))
+        await wire.until_on_wire(2)
+        await iterator.aclose()  # type: ignore[attr-defined]
+        assert run.workers == 0
+        outcome = await pending
+        assert isinstance(outcome.error, BulkStoppedError)
+        assert outcome.error.request_sent is True
+        with pytest.raises(StopAsyncIteration):
+            await anext(iterator)
+
+
+async def test_an_item_taken_after_stop_is_never_sent() -> None:
+    wire = Wire()
+    release = asyncio.Event()
+    calls = list(rooms(3))
+
+    async def slow_stream() -> AsyncIterator[Call[Any]]:
+        yield calls[0]
+        await release.wait()  # a worker waits here, holding the stream
+        yield calls[1]
+        yield calls[2]
+
+    async with chat_on(wire) as chat:
+        run = chat.bulk(slow_stream(), concurrency=2)
+        iterator = aiter(run)
+        first = await anext(iterator)
+        await settle()
+        run.stop()
+        release.set()  # the waiting worker gets its item after the stop
+        rest = [o async for o in iterator]
+    assert first.ok
+    assert [o.index for o in rest] == [1]
+    assert isinstance(rest[0].error, BulkStoppedError)
+    assert rest[0].error.request_sent is False
+    assert wire.sent == ["r0"]
+
+
+async def test_a_bug_under_a_call_stops_the_run_and_is_raised_after_the_others() -> None:
+    def answer(room: str) -> Any:
+        if room == "r5":
+            return ZeroDivisionError("a bug")  # not an SDK error: nothing turns it into one
+        return ok()
+
+    wire = Wire(answer=answer)
+    async with chat_on(wire) as chat:
+        run = chat.bulk(rooms(), concurrency=1)
+        got: list[int] = []
+
+        async def consume() -> None:
+            async for outcome in run:
+                got.append(outcome.index)
+
+        with pytest.raises(ZeroDivisionError, match="a bug"):
+            await consume()
+    assert got == [0, 1, 2, 3, 4]
+    assert run.stopped
+    assert wire.sent == [f"r{i}" for i in range(6)]
 
 
 # -- the pool, the class, the counts ---------------------------------------------------
@@ -549,7 +626,9 @@ async def test_progress_counts_and_total() -> None:
         assert (run.done, run.succeeded, run.failed, run.in_flight) == (4, 3, 1, 0)
         assert chat.bulk(rooms(3), total=3).total == 3
         assert chat.bulk(rooms(3)).total is None
-        assert "taken=4" in repr(run)
+        assert repr(run) == (
+            "<BulkRun taken=4 done=4 succeeded=3 failed=1 in_flight=0 workers=0 stopped>"
+        )
 
 
 @pytest.mark.parametrize(
