@@ -9,6 +9,7 @@ import random
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from tencent_chat_robots import (
@@ -154,6 +155,34 @@ def test_a_call_breaking_a_rule_is_refused_when_described() -> None:
         Call.add_robot_to_room("", ROBOT)
     with pytest.raises(ValidationError):
         Call.add_robots_to_live_group("g", ROBOT)  # a string, not a list of robots
+
+
+@pytest.mark.parametrize(
+    ("method", "arguments", "match"),
+    [
+        ("drop_everything", (), "no such method"),
+        ("delete_robot", (("robot_account", 5),), "Robot_Account"),
+        ("delete_robot", (), "does not take"),
+        ("add_robot_to_room", (("room_id", "r"), ("user_id", ROBOT)), "does not take"),
+        ("add_robots_to_live_group", (("group_id", "g"), ("robot_accounts", ROBOT)), "list"),
+        ("get_all_robots", "xy", "does not take"),
+    ],
+)
+def test_a_call_made_by_hand_is_checked_like_any_other(
+    method: str, arguments: Any, match: str
+) -> None:
+    with pytest.raises(ValidationError, match=match):
+        Call(method, arguments)
+
+
+def test_a_call_changed_with_evolve_is_checked_and_keeps_its_endpoint() -> None:
+    call = Call.add_robot_to_room("r", ROBOT)
+    moved = attrs.evolve(call, method="remove_robot_from_room")
+    assert moved.endpoint == "room_engine_http_srv/delete_robot"
+    with pytest.raises(ValidationError):
+        attrs.evolve(call, method="delete_robot")
+    with pytest.raises(TypeError):
+        Call("delete_robot", (("robot_account", ROBOT),), endpoint="../admin")  # type: ignore[call-arg]
 
 
 def test_a_live_group_call_keeps_its_own_copy_of_the_robots() -> None:
@@ -513,30 +542,97 @@ async def test_the_iterators_aclose_cancels_and_waits_for_the_workers() -> None:
             await anext(iterator)
 
 
-async def test_an_item_taken_after_stop_is_never_sent() -> None:
+async def test_stop_cancels_a_worker_waiting_on_the_stream_taking_nothing() -> None:
     wire = Wire()
-    release = asyncio.Event()
+    cancelled = asyncio.Event()
     calls = list(rooms(3))
 
-    async def slow_stream() -> AsyncIterator[Call[Any]]:
+    async def waiting_stream() -> AsyncIterator[Call[Any]]:
         yield calls[0]
-        await release.wait()  # a worker waits here, holding the stream
+        try:
+            await asyncio.Event().wait()  # a queue with nothing in it yet
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
         yield calls[1]
-        yield calls[2]
 
     async with chat_on(wire) as chat:
-        run = chat.bulk(slow_stream(), concurrency=2)
+        run = chat.bulk(waiting_stream(), concurrency=2)
         iterator = aiter(run)
         first = await anext(iterator)
         await settle()
         run.stop()
-        release.set()  # the waiting worker gets its item after the stop
         rest = [o async for o in iterator]
     assert first.ok
-    assert [o.index for o in rest] == [1]
-    assert isinstance(rest[0].error, BulkStoppedError)
-    assert rest[0].error.request_sent is False
+    assert rest == []
+    assert cancelled.is_set()
+    assert run.taken == 1
     assert wire.sent == ["r0"]
+
+
+async def test_closing_the_client_ends_a_run_waiting_on_its_stream() -> None:
+    wire = Wire()
+
+    async def waiting_stream() -> AsyncIterator[Call[Any]]:
+        yield Call.add_robot_to_room("r0", ROBOT)
+        await asyncio.Event().wait()
+        yield Call.add_robot_to_room("r1", ROBOT)
+
+    chat = chat_on(wire)
+    run = chat.bulk(waiting_stream(), concurrency=2)
+    iterator = aiter(run)
+    assert (await anext(iterator)).ok
+    await settle()
+    await chat.aclose()
+    with pytest.raises(ClientClosedError, match="items from index 1 on were not taken"):
+        await anext(iterator)
+    assert run.workers == 0
+
+
+async def test_an_item_a_stream_yields_after_stopping_its_own_run_is_never_sent() -> None:
+    wire = Wire()
+    run_box: list[Any] = []
+
+    def stopping_stream() -> Iterator[Call[Any]]:
+        yield Call.add_robot_to_room("r0", ROBOT)
+        run_box[0].stop()
+        yield Call.add_robot_to_room("r1", ROBOT)
+
+    async with chat_on(wire) as chat:
+        run = chat.bulk(stopping_stream(), concurrency=1)
+        run_box.append(run)
+        outcomes = [o async for o in run]
+    assert [o.index for o in outcomes] == [0, 1]
+    assert outcomes[0].ok
+    assert isinstance(outcomes[1].error, BulkStoppedError)
+    assert outcomes[1].error.request_sent is False
+    assert wire.sent == ["r0"]
+
+
+async def test_calls_made_by_the_stream_itself_are_not_stopped_with_the_run() -> None:
+    """A stream listing robots to delete makes a call of its own: stop() leaves it be."""
+    wire = Wire(hold=True)
+
+    async def stream(chat: TencentChat) -> AsyncIterator[Call[Any]]:
+        yield Call.add_robot_to_room("r0", ROBOT)
+        await chat.add_robot_to_room("lookup", ROBOT)  # held on the wire
+        yield Call.add_robot_to_room("r1", ROBOT)
+
+    async with chat_on(wire) as chat:
+        run = chat.bulk(stream(chat), concurrency=1)
+        iterator = aiter(run)
+        pending = asyncio.ensure_future(anext(iterator))
+        await wire.until_on_wire(1)
+        wire.on_wire["r0"].set()
+        assert (await pending).ok
+        await wire.until_on_wire(1)
+        assert set(wire.on_wire) == {"lookup"}
+        run._group.stop(cancel_sent=True)  # the run's calls end; the stream's does not
+        await settle()
+        assert set(wire.on_wire) == {"lookup"}
+        run.cancel()
+        rest = [o async for o in iterator]
+    assert rest == []
 
 
 async def test_a_bug_under_a_call_stops_the_run_and_is_raised_after_the_others() -> None:
@@ -549,14 +645,20 @@ async def test_a_bug_under_a_call_stops_the_run_and_is_raised_after_the_others()
     async with chat_on(wire) as chat:
         run = chat.bulk(rooms(), concurrency=1)
         got: list[int] = []
+        last: list[BulkOutcome[Any]] = []
 
         async def consume() -> None:
             async for outcome in run:
                 got.append(outcome.index)
+                last[:] = [outcome]
 
         with pytest.raises(ZeroDivisionError, match="a bug"):
             await consume()
-    assert got == [0, 1, 2, 3, 4]
+    # The item under the bug has its outcome too, a TencentChatError caused by it.
+    assert type(last[0].error) is TencentChatError
+    assert "ZeroDivisionError under the call: a bug" in str(last[0].error)
+    assert isinstance(last[0].error.__cause__, ZeroDivisionError)
+    assert got == [0, 1, 2, 3, 4, 5]
     assert run.stopped
     assert wire.sent == [f"r{i}" for i in range(6)]
 
@@ -648,3 +750,37 @@ def test_bad_arguments_are_refused_before_anything_runs(kwargs: dict[str, Any], 
     calls = kwargs.pop("calls", [])
     with pytest.raises(ValidationError, match=match):
         chat.bulk(calls, **kwargs)
+
+
+async def test_a_pool_that_shrinks_while_its_workers_wait_for_room_finishes_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers woken together must not all leave for the same surplus: the run then
+    ended, silently, with most items never read. Here the pool shrinks because one of
+    two endpoints falls out of the recent past while the consumer is busy."""
+    import tencent_chat_robots._bulk as bulk_module
+
+    monkeypatch.setattr(bulk_module, "_RECENT", 0.1)
+
+    class Slow(Wire):
+        async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+            await asyncio.sleep(0.02)
+            return await super().post(url, content, timeout=timeout)
+
+    def two_endpoints(n: int) -> Iterator[Call[Any]]:
+        for i in range(n):
+            method = Call.add_robot_to_room if i % 2 else Call.remove_robot_from_room
+            yield method(f"r{i}", ROBOT)
+
+    async with chat_on(Slow(), rate_limit=190) as chat:
+        run = chat.bulk(two_endpoints(600))
+        outcomes: list[BulkOutcome[Any]] = []
+        async for outcome in run:
+            outcomes.append(outcome)
+            if len(outcomes) == 1:
+                grown = run._target
+                await asyncio.sleep(0.5)  # busy: both endpoints age out, the pool shrinks
+                shrunk = run._target
+    assert shrunk < grown
+    assert sorted(o.index for o in outcomes) == list(range(600))
+    assert run.workers == 0

@@ -18,6 +18,7 @@ import contextvars
 import json
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any, TypeVar, cast
@@ -178,10 +179,11 @@ class CallGroup:
     time on the wire and calls waiting out a retry's backoff.
     """
 
-    __slots__ = ("backing_off", "calls", "stopping", "wire_seconds")
+    __slots__ = ("__weakref__", "backing_off", "calls", "on_close", "stopping", "wire_seconds")
 
     def __init__(self) -> None:
         self.calls: set[_PendingCall] = set()
+        self.on_close: Callable[[], object] | None = None  # called when the client closes
         self.stopping = False  # no attempt starts from now on
         self.backing_off = 0
         self.wire_seconds = 0.05  # a moving average; a guess until the first answer
@@ -279,6 +281,9 @@ class RequestSender:
         self._on_attempt = on_attempt
         self._telemetry = telemetry
         self._pending: set[_PendingCall] = set()
+        # The bulk runs using this sender, told when it closes (they may be waiting on
+        # their own source, with no call pending).
+        self.groups: weakref.WeakSet[CallGroup] = weakref.WeakSet()
         self._drained: anyio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
@@ -634,6 +639,9 @@ class RequestSender:
         for call in list(self._pending):
             if not call.on_wire:
                 call.cancel()
+        for group in list(self.groups):
+            if group.on_close is not None:
+                group.on_close()
         try:
             with anyio.move_on_after(grace):
                 await self._drained.wait()

@@ -28,6 +28,7 @@ from ._calls import Endpoint
 from ._config import require_number
 from ._constants import DEFAULT_RATE_LIMIT
 from ._exceptions import ClientClosedError, TencentChatError, ValidationError
+from ._redact import redact
 
 if TYPE_CHECKING:
     from ._client import TencentChat
@@ -45,6 +46,7 @@ _SPARE = 4  # for the time between a worker's calls (taking the item, the permit
 _RESIZE_EVERY = 0.1  # seconds
 _RECENT = 1.0  # an endpoint counts towards the pool while called in the last second
 _END: Any = object()
+_AGAIN: Any = object()
 
 
 @attrs.frozen(slots=True)
@@ -132,7 +134,7 @@ class BulkRun:
         self._taking: set[asyncio.Task[Any]] = set()
         self._take_lock: asyncio.Lock | None = None
         self._news: asyncio.Event | None = None  # an outcome, or a worker ended
-        self._room: asyncio.Event | None = None  # the consumer took an outcome
+        self._room: deque[asyncio.Future[None]] = deque()  # workers waiting for room
         self._resizer: asyncio.Task[None] | None = None
         self._seen: dict[str, float] = {}
         self._target = self._fixed or _MIN_WORKERS
@@ -178,23 +180,24 @@ class BulkRun:
 
     def stop(self) -> None:
         """Take no more items; end the calls not yet on the wire; let the others finish."""
-        self._stopping = True
-        self._group.stop(cancel_sent=False)
-        self._wake()
+        self._halt(cancel_sent=False)
 
     def cancel(self) -> None:
         """Take no more items and end every call now, also those on the wire."""
+        self._halt(cancel_sent=True)
+
+    def _halt(self, *, cancel_sent: bool) -> None:
         self._stopping = True
-        self._group.stop(cancel_sent=True)
-        for task in self._taking:  # waiting on ``calls`` itself: nothing was taken
+        self._group.stop(cancel_sent=cancel_sent)
+        for task in self._taking:  # waiting on ``calls`` itself: nothing was taken yet
             task.cancel()
         self._wake()
 
     async def aclose(self) -> None:
         """Cancel the run and wait until its workers have ended."""
         self.cancel()
-        if self._resizer is not None:
-            self._resizer.cancel()
+        if self._started:
+            self._finish()
         while self._workers:
             await asyncio.wait(set(self._workers))
 
@@ -206,13 +209,18 @@ class BulkRun:
             outcome = self._pop_ready()
             if outcome is not None:
                 self._handed += 1
-                if self._room is not None:
-                    self._room.set()
+                self._make_room(1)
                 return outcome
             if not self._workers:
-                break
+                if self.stopped:
+                    break
+                self._resize()  # defensive: a running run always keeps a worker
+                if not self._workers:
+                    break
+                continue
             self._news.clear()
             await self._news.wait()
+        self._finish()
         if self._by_index:  # ordered, past an item that had no outcome (the error's)
             self._ordered = False
             self._ready.extend(self.undelivered)
@@ -229,19 +237,35 @@ class BulkRun:
         return self._ready.popleft() if self._ready else None
 
     def _wake(self) -> None:
-        for event in (self._news, self._room):
-            if event is not None:
-                event.set()
+        if self._news is not None:
+            self._news.set()
+        self._make_room(len(self._room))
+
+    def _make_room(self, n: int) -> None:
+        """Wake ``n`` workers waiting for room (one per outcome handed out, not all)."""
+        while n and self._room:
+            waiter = self._room.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                n -= 1
+
+    def _finish(self) -> None:
+        if self._resizer is not None:
+            self._resizer.cancel()
+        self._chat._sender.groups.discard(self._group)
 
     # -- the workers ---------------------------------------------------------------------
 
     def _start(self) -> None:
         self._started = True
-        self._news, self._room, self._take_lock = asyncio.Event(), asyncio.Event(), asyncio.Lock()
+        self._news, self._take_lock = asyncio.Event(), asyncio.Lock()
         if self._chat.closed:
             self._stopping = self._client_closed = True
             self._error = self._closed_error()
             return
+        # Told at once when the client closes: a worker may be waiting on ``calls``.
+        self._group.on_close = self._note_closed
+        self._chat._sender.groups.add(self._group)
         self._resize()
         if self._fixed is None:
             self._resizer = asyncio.create_task(self._keep_resizing())
@@ -259,7 +283,7 @@ class BulkRun:
             task.add_done_callback(self._worker_ended)
 
     async def _keep_resizing(self) -> None:
-        while self._workers:
+        while not self.stopped:
             await asyncio.sleep(_RESIZE_EVERY)
             self._resize()
 
@@ -271,19 +295,22 @@ class BulkRun:
             self._end_with(task.exception())  # a bug: raised to the consumer, not lost
 
     async def _work(self) -> None:
-        CURRENT_GROUP.set(self._group)  # this task's own context: its calls join the group
-        room = self._room
-        assert room is not None
         while not self.stopped:
             if len(self._workers) > self._target:
-                return  # the pool shrinks; the resizer keeps at least _MIN_WORKERS
-            if self.taken - self._handed >= self._capacity:
-                room.clear()
-                await room.wait()
+                # The pool shrinks. Counted out now, not when the task is done: workers
+                # woken together must not all see the same surplus and leave.
+                self._workers.discard(asyncio.current_task())
+                return
+            if self._full():
+                waiter = asyncio.get_running_loop().create_future()
+                self._room.append(waiter)
+                await waiter
                 continue
             item = await self._take()
             if item is _END:
                 return
+            if item is _AGAIN:
+                continue
             index = self.taken - 1
             outcome = await self._make(index, item)
             self.done += 1
@@ -315,6 +342,8 @@ class BulkRun:
             async with self._take_lock:  # an async generator refuses two readers at once
                 if self.stopped:
                     return _END
+                if self._full():  # filled up while this worker waited for the lock
+                    return _AGAIN
                 task = asyncio.current_task()
                 assert task is not None
                 self._taking.add(task)
@@ -331,6 +360,9 @@ class BulkRun:
         self.taken += 1
         return item
 
+    def _full(self) -> bool:
+        return self.taken - self._handed >= self._capacity
+
     def _end_with(self, error: BaseException | None) -> None:
         if self._error is None:
             self._error = error
@@ -344,6 +376,8 @@ class BulkRun:
         if isinstance(endpoint, str):
             self._seen[endpoint] = asyncio.get_running_loop().time()
         self.in_flight += 1
+        # Only the call joins the group: the calls ``calls`` itself makes are not the run's.
+        joined = CURRENT_GROUP.set(self._group)
         try:
             result = await self._chat.call(item)
         except ClientClosedError as error:
@@ -351,7 +385,13 @@ class BulkRun:
             return BulkOutcome(index, item, error=error)
         except TencentChatError as error:
             return BulkOutcome(index, item, error=error)
+        except Exception as bug:  # not the SDK's: the item still gets its outcome
+            self._end_with(bug)
+            failure = TencentChatError(f"{type(bug).__name__} under the call: {redact(str(bug))}")
+            failure.__cause__ = bug
+            return BulkOutcome(index, item, error=failure)
         finally:
+            CURRENT_GROUP.reset(joined)
             self.in_flight -= 1
         return BulkOutcome(index, item, result=result)
 

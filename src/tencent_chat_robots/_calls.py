@@ -69,24 +69,81 @@ def _robot_accounts(response: GetAllRobotsResponse) -> list[str]:
     return response.robot_account
 
 
+def _room_body(room_id: str, robot_account: str) -> RoomRobotRequest:
+    return RoomRobotRequest(room_id, robot_account)
+
+
+def _group_body(group_id: str, robot_accounts: Sequence[str]) -> LiveGroupRobotsRequest:
+    LiveGroupRobotsRequest(group_id, robot_accounts)  # checked as given: a str is refused
+    # A copy: the caller changing the list later does not change the call.
+    return LiveGroupRobotsRequest(group_id, tuple(robot_accounts))
+
+
+# method -> (endpoint, the body from the method's arguments, answer type, return value)
+_SPECS: dict[str, tuple[str, Callable[..., Any], type[Any], Callable[[Any], Any]]] = {
+    "create_robot": (Endpoint.CREATE_ROBOT, CreateRobotRequest, ActionResult, _same),
+    "get_all_robots": (
+        Endpoint.GET_ALL_ROBOTS,
+        GetAllRobotsRequest,
+        GetAllRobotsResponse,
+        _robot_accounts,
+    ),
+    "delete_robot": (Endpoint.DELETE_ROBOT, DeleteRobotRequest, ActionResult, _same),
+    "add_robot_to_room": (Endpoint.ROOM_ADD_ROBOT, _room_body, ActionResult, _same),
+    "remove_robot_from_room": (Endpoint.ROOM_DELETE_ROBOT, _room_body, ActionResult, _same),
+    "add_robots_to_live_group": (Endpoint.LIVE_GROUP_ADD_ROBOTS, _group_body, ActionResult, _same),
+    "remove_robots_from_live_group": (
+        Endpoint.LIVE_GROUP_DEL_ROBOTS,
+        _group_body,
+        ActionResult,
+        _same,
+    ),
+}
+_PROFILE = ("nick", "face_url", "self_signature")  # create_robot's optional keywords
+
+
 @attrs.frozen(slots=True, repr=False)
 class Call(Generic[T]):
-    """One call to make: built by the class methods below, which check it at once.
+    """One call to make: ``Call.add_robot_to_room("room-1", "@RBT#001")``.
 
-    ``Call.add_robot_to_room("room-1", "@RBT#001")`` describes what
-    ``chat.add_robot_to_room("room-1", "@RBT#001")`` does; ``await chat.call(c)`` makes
-    it, and ``chat.bulk(calls)`` makes a stream of them. A rule the call breaks raises
-    :class:`ValidationError` when it is described, before anything is sent.
-    ``method`` and ``arguments`` (the method's keyword arguments) say what it is;
+    It describes what ``chat.add_robot_to_room("room-1", "@RBT#001")`` does; ``await
+    chat.call(c)`` makes it, and ``chat.bulk(calls)`` makes a stream of them. A call is
+    checked when it is built, by the same rules as the method's: a rule it breaks
+    raises :class:`ValidationError` then, before anything is sent. ``method`` and
+    ``arguments`` (the method's keyword arguments, as pairs) say what it is;
     :meth:`key` is a JSON-ready form of both, for journals.
     """
 
     method: str
-    arguments: tuple[tuple[str, Any], ...]
-    endpoint: str = attrs.field(eq=False)
-    body: object = attrs.field(eq=False)
-    result_type: type[Any] = attrs.field(eq=False)
-    _unwrap: Callable[[Any], T] = attrs.field(eq=False, alias="unwrap")
+    arguments: tuple[tuple[str, Any], ...] = ()
+    endpoint: str = attrs.field(init=False, eq=False)
+    body: object = attrs.field(init=False, eq=False)
+    result_type: type[Any] = attrs.field(init=False, eq=False)
+    _unwrap: Callable[[Any], T] = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        # The endpoint, body and answer follow from the method and its arguments alone:
+        # a Call made by hand, or by attrs.evolve, is checked like any other.
+        spec = _SPECS.get(self.method) if isinstance(self.method, str) else None
+        if spec is None:
+            raise ValidationError(f"no such method: {self.method!r}")
+        endpoint, make_body, result_type, unwrap = spec
+        try:
+            pairs = dict(self.arguments)
+            body = make_body(**pairs)
+        except (TypeError, ValueError) as err:
+            if isinstance(err, ValidationError):
+                raise
+            raise ValidationError(
+                f"{self.method} does not take the arguments {self.arguments!r}"
+            ) from None
+        if isinstance(body, LiveGroupRobotsRequest):
+            pairs["robot_accounts"] = body.member_account
+        object.__setattr__(self, "arguments", tuple(pairs.items()))
+        object.__setattr__(self, "endpoint", endpoint)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "result_type", result_type)
+        object.__setattr__(self, "_unwrap", unwrap)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments)
@@ -116,50 +173,32 @@ class Call(Generic[T]):
         self_signature: str | None = None,
     ) -> Call[ActionResult]:
         """``create_robot(user_id, nick=, face_url=, self_signature=)``."""
-        body = CreateRobotRequest(
-            user_id, nick=nick, face_url=face_url, self_signature=self_signature
-        )
         profile = (("nick", nick), ("face_url", face_url), ("self_signature", self_signature))
-        arguments = (("user_id", user_id), *((k, v) for k, v in profile if v is not None))
-        return Call("create_robot", arguments, Endpoint.CREATE_ROBOT, body, ActionResult, _same)
+        given = ((k, v) for k, v in profile if v is not None)
+        return Call("create_robot", (("user_id", user_id), *given))
 
     @classmethod
     def get_all_robots(cls) -> Call[list[str]]:
         """``get_all_robots()``."""
-        return Call(
-            "get_all_robots",
-            (),
-            Endpoint.GET_ALL_ROBOTS,
-            GetAllRobotsRequest(),
-            GetAllRobotsResponse,
-            _robot_accounts,
-        )
+        return Call("get_all_robots")
 
     @classmethod
     def delete_robot(cls, robot_account: str) -> Call[ActionResult]:
         """``delete_robot(robot_account)``."""
-        body = DeleteRobotRequest(robot_account)
-        return Call(
-            "delete_robot",
-            (("robot_account", robot_account),),
-            Endpoint.DELETE_ROBOT,
-            body,
-            ActionResult,
-            _same,
-        )
+        return Call("delete_robot", (("robot_account", robot_account),))
 
     # -- room_engine_http_srv ----------------------------------------------------------
 
     @classmethod
     def add_robot_to_room(cls, room_id: str, robot_account: str) -> Call[ActionResult]:
         """``add_robot_to_room(room_id, robot_account)``."""
-        return _room_call("add_robot_to_room", Endpoint.ROOM_ADD_ROBOT, room_id, robot_account)
+        return Call("add_robot_to_room", (("room_id", room_id), ("robot_account", robot_account)))
 
     @classmethod
     def remove_robot_from_room(cls, room_id: str, robot_account: str) -> Call[ActionResult]:
         """``remove_robot_from_room(room_id, robot_account)``."""
-        return _room_call(
-            "remove_robot_from_room", Endpoint.ROOM_DELETE_ROBOT, room_id, robot_account
+        return Call(
+            "remove_robot_from_room", (("room_id", room_id), ("robot_account", robot_account))
         )
 
     # -- group_open_avchatroom_http_svc ----------------------------------------------
@@ -169,8 +208,9 @@ class Call(Generic[T]):
         cls, group_id: str, robot_accounts: Sequence[str]
     ) -> Call[ActionResult]:
         """``add_robots_to_live_group(group_id, robot_accounts)``."""
-        return _group_call(
-            "add_robots_to_live_group", Endpoint.LIVE_GROUP_ADD_ROBOTS, group_id, robot_accounts
+        return Call(
+            "add_robots_to_live_group",
+            (("group_id", group_id), ("robot_accounts", robot_accounts)),
         )
 
     @classmethod
@@ -178,11 +218,9 @@ class Call(Generic[T]):
         cls, group_id: str, robot_accounts: Sequence[str]
     ) -> Call[ActionResult]:
         """``remove_robots_from_live_group(group_id, robot_accounts)``."""
-        return _group_call(
+        return Call(
             "remove_robots_from_live_group",
-            Endpoint.LIVE_GROUP_DEL_ROBOTS,
-            group_id,
-            robot_accounts,
+            (("group_id", group_id), ("robot_accounts", robot_accounts)),
         )
 
     @classmethod
@@ -205,20 +243,3 @@ class Call(Generic[T]):
 
 
 _BY_NAME = set(METHODS.values())
-_PROFILE = ("nick", "face_url", "self_signature")  # create_robot's optional keywords
-
-
-def _room_call(method: str, endpoint: str, room_id: str, robot: str) -> Call[ActionResult]:
-    body = RoomRobotRequest(room_id, robot)
-    arguments = (("room_id", room_id), ("robot_account", robot))
-    return Call(method, arguments, endpoint, body, ActionResult, _same)
-
-
-def _group_call(
-    method: str, endpoint: str, group_id: str, robots: Sequence[str]
-) -> Call[ActionResult]:
-    LiveGroupRobotsRequest(group_id, robots)  # checked as given: a str is refused, not split
-    # A copy: the caller changing the list later does not change the call.
-    body = LiveGroupRobotsRequest(group_id, tuple(robots))
-    arguments = (("group_id", group_id), ("robot_accounts", body.member_account))
-    return Call(method, arguments, endpoint, body, ActionResult, _same)
