@@ -131,36 +131,29 @@ def render(*, with_priority: bool = False, with_bulk: bool = False) -> str:
     return "\n".join(parts).strip()
 
 
-def render_priority() -> str:
-    """The markdown between the priority markers: targets met with a bulk job running."""
-    data = _load("priority")
+def _render_block(name: str, intro: str, rows: Any) -> str:
+    """A measured block: an intro line, the table from ``results/NAME.json``, the machine."""
+    data = _load(name)
     if data is None:
         return ""
-    parts = [
-        "Measured by `benchmarks/priority.py` against the fake server (190/s, one endpoint):",
-        "",
-        *_priority_rows(data),
-        "",
-    ]
+    parts = [intro, "", *rows(data), ""]
     if data.get("machine"):
         parts.append(_measured_on(data["machine"]))
     return "\n".join(parts).strip()
+
+
+def render_priority() -> str:
+    """The markdown between the priority markers: targets met with a bulk job running."""
+    intro = "Measured by `benchmarks/priority.py` against the fake server (190/s, one endpoint):"
+    return _render_block("priority", intro, _priority_rows)
 
 
 def render_bulk() -> str:
     """The markdown between the bulk markers: the runner's targets, gather for contrast."""
-    data = _load("bulk")
-    if data is None:
-        return ""
-    parts = [
-        "Measured by `benchmarks/bulk.py` against the fake server, each client in a fresh process:",
-        "",
-        *_bulk_rows(data),
-        "",
-    ]
-    if data.get("machine"):
-        parts.append(_measured_on(data["machine"]))
-    return "\n".join(parts).strip()
+    intro = (
+        "Measured by `benchmarks/bulk.py` against the fake server, each client in a fresh process:"
+    )
+    return _render_block("bulk", intro, _bulk_rows)
 
 
 def _between(text: str, start: str, end: str, body: str) -> str:
