@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from ._exceptions import QueueTimeoutError
 from ._options import PRIORITIES
 
-__all__ = ["InFlightSlots", "Line"]
+__all__ = ["InFlightSlots", "Line", "bulk_cap", "slots_for_bulk"]
 
 # A class's queue is compacted once it holds this many leftovers and more than live ones.
 _COMPACT_AT = 64
@@ -144,6 +144,20 @@ class Line:
                 timer.cancel()
 
 
+def bulk_cap(size: int) -> int:
+    """How many of ``size`` in-flight slots bulk callers may hold: all but a reserve."""
+    reserve = min(size - 1, max(1, size // 16))
+    return size - reserve
+
+
+def slots_for_bulk(n: int) -> int:
+    """The fewest in-flight slots (``max_in_flight``) that let ``n`` bulk calls be in flight."""
+    size = n
+    while bulk_cap(size) < n:  # it grows with size but for one step in sixteen: few steps
+        size += 1
+    return size
+
+
 class InFlightSlots:
     """At most ``size`` requests of one endpoint past this point at once, in classes.
 
@@ -157,8 +171,7 @@ class InFlightSlots:
 
     def __init__(self, size: int, endpoint: str) -> None:
         self.endpoint = endpoint
-        reserve = min(size - 1, max(1, size // 16))
-        self._caps = (size, size - reserve)  # how many may be in use for a caller of each rank
+        self._caps = (size, bulk_cap(size))  # how many may be in use for a caller of each rank
         self._in_use = 0
         self._line = Line()
 

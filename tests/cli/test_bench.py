@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import sys
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tencent_chat_robots import Endpoint
+from tencent_chat_robots._waiters import InFlightSlots, slots_for_bulk
 from tencent_chat_robots.cli import _bench
 from tencent_chat_robots.cli._bench import ENDPOINTS, _result_paths
 from tencent_chat_robots.cli._main import cli
 from tencent_chat_robots.cli._plot import per_bucket
+from tencent_chat_robots.cli._stats import EndpointStats
+from tencent_chat_robots.testing import FakeTencentChat
+from tencent_chat_robots.testing._app import Receive, Scope, Send
+from tencent_chat_robots.testing._serve import serve
 
 from ._spies import received, spy_bulk_runs, spy_fakes, spy_permits
 from .conftest import Served
@@ -265,3 +272,92 @@ def test_an_unwritable_output_folder_is_refused_before_the_run(tmp_path: Path) -
     assert result.exit_code == 2
     assert "cannot create" in result.output
     assert "calls/s" not in result.output  # nothing was run
+
+
+class PeakFake(FakeTencentChat):
+    """The fake, holding every request until ``n`` are on the wire at once; the peak.
+
+    Then it holds none: :attr:`peak` is the most requests it ever had at once. Should
+    fewer than ``n`` ever come together, it lets them through after ``GIVE_UP`` s.
+    """
+
+    GIVE_UP = 5.0  # under the client's 10 s time-out: a failing test ends, no retries
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.peak = self._now = 0
+        self._full: asyncio.Event | None = None
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> AbstractAsyncContextManager[str]:
+        return serve(self, host, port)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self._full is None:
+            self._full = asyncio.Event()  # in the server's loop
+        self._now += 1
+        self.peak = max(self.peak, self._now)
+        try:
+            if self._now >= self.n:
+                self._full.set()
+            try:
+                await asyncio.wait_for(self._full.wait(), self.GIVE_UP)
+            except TimeoutError:
+                self._full.set()
+            await self.app(scope, receive, send)
+        finally:
+            self._now -= 1
+
+
+@pytest.mark.parametrize("concurrency", [2, 32])
+def test_concurrency_n_puts_n_requests_on_the_wire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int
+) -> None:
+    fakes: list[PeakFake] = []
+
+    def make() -> PeakFake:  # the command's embedded fake
+        fakes.append(PeakFake(concurrency))
+        return fakes[-1]
+
+    monkeypatch.setattr(_bench, "FakeTencentChat", make)
+    result = run_bench(
+        "--json",
+        "bench",
+        "--endpoint",
+        "get_all_robots",
+        "--calls",
+        str(2 * concurrency),
+        "--concurrency",
+        str(concurrency),
+        "--out",
+        str(tmp_path),
+    )
+
+    assert result.exit_code == 0, result.output
+    (fake,) = fakes
+    assert fake.peak == concurrency  # every worker's request on the wire at once
+    assert json.loads(result.stdout)["workers_max"] == concurrency
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 15, 16, 17, 30, 31, 32, 33, 100, 255, 256, 10_000])
+def test_slots_for_bulk_are_the_fewest_that_let_n_bulk_calls_in(n: int) -> None:
+    def bulk_calls_in(size: int) -> int:
+        slots = InFlightSlots(size, "e")
+        taken = 0
+        while taken <= n and slots.take(1):  # rank 1: the bulk class
+            taken += 1
+        return taken
+
+    size = slots_for_bulk(n)
+    assert bulk_calls_in(size) >= n
+    assert size == 1 or bulk_calls_in(size - 1) < n
+
+
+def test_sustained_rate_of_attempts_started_at_one_time_is_zero() -> None:
+    # A coarse clock (Windows': 15.6 ms) gives a burst's starts one time.
+    stats = EndpointStats("e", starts=[12.5, 12.5], latencies=[0.01, 0.01], tries=[1, 1])
+    assert stats.sustained_rate == 0.0
+    assert stats.as_dict()["sustained_rate"] == 0.0
+    assert EndpointStats("e", starts=[1.0, 1.5, 2.0]).sustained_rate == 2.0

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 
 from tencent_chat_robots import Call, Endpoint
 from tencent_chat_robots._exceptions import NotFoundError
 from tencent_chat_robots.cli._journal import Fingerprint, Journal, JournalError
+from tencent_chat_robots.cli._plan import load_plan
+from tencent_chat_robots.cli._provision import _added_to_groups
 
 from .conftest import Served
 
@@ -111,7 +115,8 @@ def test_a_journal_reads_back_what_it_recorded(tmp_path: Path, plan: Path) -> No
     assert earlier.ok_keys == {8: [["add_robots_to_live_group", GROUP, ["@RBT#1"]]]}
 
 
-@pytest.mark.parametrize("tail", [b'{"i":2,"ok":tr', b"\x00\x00\x00", b'{"start":\n'])
+# A kill cuts a line short before its newline; a whole record without it is dropped too.
+@pytest.mark.parametrize("tail", [b'{"i":2,"ok":tr', b"\x00\x00\x00", b'{"start":5}'])
 def test_a_last_line_cut_short_is_dropped_and_cut_off(
     tmp_path: Path, plan: Path, tail: bytes
 ) -> None:
@@ -128,6 +133,26 @@ def test_a_last_line_cut_short_is_dropped_and_cut_off(
 
     assert path.read_bytes() == sound + b'{"start":5}\n'
     assert earlier.unfinished[2]  # the cut line said nothing
+    assert not earlier.unfinished[5]
+
+
+@pytest.mark.parametrize(
+    "tail", [b'{"i":1,"ok":"yes","call":"x"}\n', b'{"start":\n', b"\n", b'{"start":1}\n[]\n']
+)
+def test_a_bad_last_line_with_its_newline_is_refused(
+    tmp_path: Path, plan: Path, tail: bytes
+) -> None:
+    """A kill cannot cut a line short after its newline: the bad line is no cut line."""
+    path = tmp_path / "journal"
+    write_journal(path, plan)
+    with path.open("ab") as file:
+        file.write(tail)
+    before = path.read_bytes()
+    number = before.count(b"\n")
+
+    with pytest.raises(JournalError, match=rf"journal, line {number}: not a journal record"):
+        Journal.resume(path, Fingerprint.of(plan), ITEMS, keys_from=8)
+    assert path.read_bytes() == before  # left as it was
 
 
 def test_a_garbled_line_before_the_last_is_refused(tmp_path: Path, plan: Path) -> None:
@@ -229,7 +254,8 @@ def test_a_live_group_call_without_a_robot_is_completed_on_resume(
     first = provision(places, plan, "--journal", journal)
     [lost] = [f["item"].removeprefix("create ") for f in first["failures"]]
     [kept] = {"@RBT#1", "@RBT#2"} - {lost}
-    assert first["skipped"] == 3 + 1  # its rooms and its place in the group
+    assert first["skipped"] == 3  # its rooms
+    assert first["left_out"] == 1  # its place in the group's call
     assert places.fake.live_group_members(GROUP) == [kept]
 
     places.fake.reset_calls()
@@ -297,3 +323,136 @@ def test_the_report_points_to_the_journal_for_the_failures_it_does_not_name(
     failures = [r for r in records(journal) if r.get("ok") is False]
     assert sorted(r["call"][1] for r in failures) == [f"gone-{i:02d}" for i in range(25)]
     assert {r["error"] for r in failures} == {"NotFoundError"}
+
+
+# -- the counts across runs --------------------------------------------------------------
+
+
+def report_of(result: Result, json_output: bool) -> dict[str, Any]:
+    """The counts of a report, from ``--json`` or from the text."""
+    if json_output:
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report
+    line = next(line for line in result.stdout.splitlines() if line.startswith("provision:"))
+    counts = {kind: int(n) for n, kind in COUNT.findall(line)}
+    left_out = LEFT_OUT.search(result.stdout)
+    return {
+        "items": int(ITEMS_IN_TEXT.findall(line)[-1]),
+        "succeeded_earlier": counts.get("succeeded earlier", 0),
+        "succeeded": counts["succeeded"],
+        "failed": counts["failed"],
+        "skipped": counts["skipped"],
+        "not_started": counts.get("not started", 0),
+        "cancelled": counts.get("cancelled", 0),
+        "left_out": int(left_out[1]) if left_out else 0,
+    }
+
+
+COUNT = re.compile(r"(\d+) (succeeded earlier|succeeded|failed|skipped|not started|cancelled)")
+ITEMS_IN_TEXT = re.compile(r"\((\d+) items\)")
+LEFT_OUT = re.compile(r"robots left out of live-group calls \(not created\): (\d+)")
+KINDS = ("succeeded_earlier", "succeeded", "failed", "skipped", "cancelled", "not_started")
+
+
+@pytest.mark.parametrize("json_output", [True, False], ids=["json", "text"])
+def test_the_counts_add_up_to_the_items_in_first_and_resumed_runs(
+    places: Served, tmp_path: Path, json_output: bool
+) -> None:
+    plan = tmp_path / "plan.csv"
+    robots = ["@RBT#1", "@RBT#2", "@RBT#3"]
+    plan.write_text(
+        "user_id,rooms,live_groups\n" + "".join(f"{r},room-1,{GROUP}\n" for r in robots)
+    )
+    journal = tmp_path / "journal"
+
+    def provision_again(*args: str | Path) -> dict[str, Any]:
+        options = ["--json"] if json_output else []
+        result = places.invoke(*options, "provision", str(plan), *map(str, args))
+        report = report_of(result, json_output)
+        assert sum(report[kind] for kind in KINDS) == report["items"] == 3 + 3 + 1, report
+        report["exit_code"] = result.exit_code
+        return report
+
+    places.fake.fail_next(Endpoint.CREATE_ROBOT, 10008)  # one of the three
+    first = provision_again("--journal", journal)
+    # Its room add skipped; the group's call went for the two others, without it.
+    assert (first["succeeded"], first["failed"]) == (2 + 2 + 1, 1)
+    assert (first["skipped"], first["left_out"]) == (1, 1)
+    assert first["exit_code"] == 1
+
+    places.fake.fail_next(Endpoint.CREATE_ROBOT, 10008)  # the same robot's, again
+    second = provision_again("--resume", journal)
+    # The group's call was left with that robot alone: skipped whole, no call.
+    assert (second["succeeded_earlier"], second["succeeded"], second["failed"]) == (4, 0, 1)
+    assert (second["skipped"], second["left_out"]) == (1 + 1, 0)
+    assert second["exit_code"] == 1
+
+    third = provision_again("--resume", journal)
+    assert (third["succeeded_earlier"], third["succeeded"], third["exit_code"]) == (4, 3, 0)
+    assert sorted(places.fake.live_group_members(GROUP)) == robots
+
+
+# -- items started and never finished --------------------------------------------------------
+
+
+def test_a_group_call_cut_off_in_a_resumed_run_is_counted_unfinished(
+    places: Served, plan: Path, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    places.fake.fail_next(Endpoint.CREATE_ROBOT, 10008)  # one of the two creations
+    first = provision(places, plan, "--journal", journal)
+    [lost] = [f["item"].removeprefix("create ") for f in first["failures"]]
+    # A second run created it, and was killed with the group's call for it on the wire.
+    places.fake.create_robot(lost)
+    second, _ = Journal.resume(journal, Fingerprint.of(plan), ITEMS, keys_from=8)
+    index = 0 if lost == "@RBT#1" else 1
+    second.started(index)
+    second.finished(index, Call.create_robot(lost, nick="One" if index == 0 else None), None)
+    second.started(8)
+    second.close()
+
+    places.fake.reset_calls()
+    third = provision(places, plan, "--resume", journal)
+
+    assert third["unfinished_earlier"] == 1  # the group's call: perhaps sent
+    assert third["exit_code"] == 0
+    assert (third["succeeded_earlier"], third["succeeded"]) == (1 + 3 + 1, 3 + 1)
+    assert sorted(places.fake.live_group_members(GROUP)) == ["@RBT#1", "@RBT#2"]
+
+
+def test_an_item_done_in_full_is_not_unfinished_whatever_follows(
+    tmp_path: Path, plan: Path
+) -> None:
+    path = tmp_path / "journal"
+    journal = Journal.create(path, Fingerprint.of(plan), ITEMS)
+    journal.started(0)
+    journal.finished(0, Call.create_robot("@RBT#1", nick="One"), None)
+    journal.started(8)
+    journal.finished(8, Call.add_robots_to_live_group(GROUP, ["@RBT#1", "@RBT#2"]), None)
+    journal.started(0)  # lines no run writes (a journal edited by hand)
+    journal.started(8)
+    journal.started(3)  # and one that is unfinished
+    journal.close()
+
+    _, earlier = Journal.resume(path, Fingerprint.of(plan), ITEMS, keys_from=8)
+    _added_to_groups(load_plan(plan), earlier)
+
+    assert [i for i in range(ITEMS) if earlier.done[i]] == [0, 8]
+    assert [i for i in range(ITEMS) if earlier.unfinished[i]] == [3]
+
+
+# -- the journal is not the plan -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--journal", "--resume"])
+def test_the_plan_as_its_own_journal_is_refused_first(
+    places: Served, plan: Path, option: str
+) -> None:
+    result = places.invoke("provision", str(plan), option, str(plan))
+
+    assert result.exit_code == 2
+    assert f"error: {plan} is the plan itself: the journal is a file of its own" in (result.stderr)
+    assert "use --resume" not in result.stderr
+    assert "not a provision journal" not in result.stderr
+    assert plan.read_text(encoding="utf-8") == PLAN
+    assert places.fake.calls == []

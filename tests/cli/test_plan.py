@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tracemalloc
 from collections.abc import Callable
@@ -96,8 +97,86 @@ def test_a_plan_that_changes_between_the_passes_is_refused(tmp_path: Path) -> No
     path = big_plan(tmp_path / "plan.csv", 10)
     plan = load_plan(path)
     big_plan(path, 11)
-    with pytest.raises(PlanError, match="the plan changed since it was checked"):
+    with pytest.raises(PlanError, match="the plan changed during the run"):
         list(plan.room_placements())
     big_plan(path, 9)
-    with pytest.raises(PlanError, match="the plan changed since it was checked"):
+    with pytest.raises(PlanError, match="the plan changed during the run"):
         list(plan.room_placements())
+
+
+def rewrite_unnoticed(path: Path, text: str) -> None:
+    """Rewrite ``path`` in place, its size, time and inode kept: ``os.stat`` cannot tell."""
+    before = path.stat()
+    assert len(text.encode()) == before.st_size
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+
+
+PLACED = "@RBT#1,,,,room-1,\n@RBT#1,,,,room-2,\n@RBT#2,,,,room-3,\n"
+
+
+@pytest.mark.parametrize(
+    ("edited", "read", "message"),
+    [
+        # A robot the first pass never saw: never created, never checked.
+        (
+            "@RBT#1,,,,room-1,\n@RBT#9,,,,room-2,\n@RBT#2,,,,room-3,\n",
+            [("room-1", "@RBT#1")],
+            "line 3: robot @RBT#9 was not in the plan checked",
+        ),
+        # A placement moved to another robot: one too many for it.
+        (
+            "@RBT#1,,,,room-1,\n@RBT#2,,,,room-2,\n@RBT#2,,,,room-3,\n",
+            [("room-1", "@RBT#1"), ("room-2", "@RBT#2")],
+            "line 4: @RBT#2 has more room placements than the 1 checked",
+        ),
+    ],
+)
+def test_a_row_changed_in_place_is_refused_where_it_is_read(
+    tmp_path: Path, edited: str, read: list[tuple[str, str]], message: str
+) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text(HEADER + PLACED, encoding="utf-8")
+    plan = load_plan(path)
+    rewrite_unnoticed(path, HEADER + edited)
+
+    placements = plan.room_placements()
+    assert [next(placements) for _ in read] == read
+    with pytest.raises(PlanError) as caught:
+        next(placements)
+    assert str(caught.value) == f"{path}: the plan changed during the run: {message}"
+
+
+def test_fewer_placements_for_a_robot_are_refused_at_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text(HEADER + PLACED, encoding="utf-8")
+    plan = load_plan(path)
+    rewrite_unnoticed(path, HEADER + "@RBT#1,,,,room-1,\n@RBT#2,,,,room-3,\n@RBT#1,,,,,      \n")
+
+    with pytest.raises(PlanError, match="@RBT#1 has 1 room placements, not the 2 checked"):
+        list(plan.room_placements())
+
+
+def test_a_plan_modified_after_it_was_checked_is_refused_before_its_first_placement(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text(HEADER + PLACED, encoding="utf-8")
+    plan = load_plan(path)
+    plan.check_unchanged()
+    # Another room for each placement: the same robots, the same counts.
+    path.write_text(HEADER + PLACED.replace("room-", "hall-"), encoding="utf-8")
+    status = path.stat()  # a later time, even on a coarse clock
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 2_000_000_000))
+
+    with pytest.raises(PlanError, match="the file was modified after it was checked"):
+        plan.check_unchanged()
+    placements = plan.room_placements()
+    with pytest.raises(PlanError, match="the file was modified after it was checked"):
+        next(placements)

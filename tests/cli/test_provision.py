@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tencent_chat_robots import Endpoint
-from tencent_chat_robots.cli._plan import load_plan
+from tencent_chat_robots.cli import _provision
+from tencent_chat_robots.cli._plan import Plan, load_plan
 
 from .conftest import Served, invoke
 
@@ -121,6 +124,8 @@ def test_json_report(places: Served, tmp_path: Path) -> None:
     assert report["items"] == 3
     assert (report["succeeded"], report["failed"], report["skipped"]) == (2, 1, 0)
     assert report["not_started"] == report["cancelled"] == report["succeeded_earlier"] == 0
+    assert report["left_out"] == 0
+    assert report["error"] is None
     assert report["errors"] == {"NotFoundError": 1}
     assert report["skips"] == report["cancellations"] == []
     assert report["journal"] is None
@@ -146,14 +151,25 @@ def test_adds_of_a_robot_not_created_are_skipped(places: Served, tmp_path: Path)
     assert failed["error"] == "InvalidRequestError"
     lost = failed["item"].removeprefix("create ")
     [kept] = {"@RBT#001", "@RBT#002"} - {lost}
-    assert report["skipped"] == 2
-    assert {s["item"] for s in report["skips"]} == {
-        f"room add room-1 {lost}",
-        f"group add {GROUP} {lost}",
-    }
+    # The room add is an item skipped; the group's call went, with kept alone.
+    assert (report["skipped"], report["left_out"]) == (1, 1)
+    assert report["skips"] == [
+        {"item": f"room add room-1 {lost}", "reason": f"robot {lost} was not created"},
+        {
+            "item": f"group add {GROUP} {lost}",
+            "reason": f"robot {lost} was not created; left out of the group's call",
+        },
+    ]
     assert report["succeeded"] == 3  # kept's creation, room add and group add
+    assert add_up(report) == report["items"] == 2 + 2 + 1
     assert places.fake.room_members("room-1") == [kept]
     assert places.fake.live_group_members(GROUP) == [kept]
+
+
+def add_up(report: Mapping[str, Any]) -> int:
+    """The counts that hold every item once."""
+    kinds = ("succeeded_earlier", "succeeded", "failed", "skipped", "cancelled", "not_started")
+    return sum(report[kind] for kind in kinds)
 
 
 def test_no_group_call_when_none_of_its_robots_exists(places: Served, tmp_path: Path) -> None:
@@ -162,7 +178,33 @@ def test_no_group_call_when_none_of_its_robots_exists(places: Served, tmp_path: 
     result = places.invoke("provision", write(tmp_path, "plan.json", plan))
 
     assert result.exit_code == 1
+    assert "provision: 0 succeeded, 1 failed, 1 skipped (2 items)" in result.stdout
     assert f"group add {GROUP} @RBT#001: robot @RBT#001 was not created" in result.stdout
+    assert "left out" not in result.stdout
+    assert group_add_calls(places) == 0
+
+
+def test_a_group_call_none_of_whose_robots_exists_is_one_item_skipped(
+    places: Served, tmp_path: Path
+) -> None:
+    places.fake.fail_next(Endpoint.CREATE_ROBOT, 10008, times=2)
+    plan = json_plan(
+        {"user_id": "@RBT#001", "live_groups": [GROUP]},
+        {"user_id": "@RBT#002", "live_groups": [GROUP]},
+    )
+    result = places.invoke("--json", "provision", write(tmp_path, "plan.json", plan))
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["failed"], report["skipped"], report["left_out"]) == (2, 1, 0)
+    assert report["not_started"] == 0
+    assert add_up(report) == report["items"] == 3
+    assert report["skips"] == [
+        {
+            "item": f"group add {GROUP} @RBT#001 @RBT#002",
+            "reason": "robots @RBT#001, @RBT#002 were not created",
+        }
+    ]
     assert group_add_calls(places) == 0
 
 
@@ -339,3 +381,46 @@ def test_many_failures_are_counted_by_error_and_the_first_20_named(
     assert [f["item"] for f in report["failures"]] == [
         f"room add {room} @RBT#001" for room in missing[:20]
     ]
+
+
+def test_a_plan_changed_during_the_run_stops_it_and_reports_what_was_done(
+    places: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text("user_id,rooms\n@RBT#001,room-1\n@RBT#002,room-2\n", encoding="utf-8")
+    creates = _provision._creates
+
+    def edit_then_create(plan: Plan, earlier: Any) -> Any:
+        # Checked, the robots about to be created: the file is edited (same count).
+        path.write_text("user_id,rooms\n@RBT#001,room-2\n@RBT#002,room-1\n", encoding="utf-8")
+        status = path.stat()  # a later time, even on a coarse clock
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 2_000_000_000))
+        return creates(plan, earlier)
+
+    monkeypatch.setattr(_provision, "_creates", edit_then_create)
+    result = places.invoke("--json", "provision", str(path))
+
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)  # the report of what was done, then the error
+    assert (report["succeeded"], report["not_started"], report["items"]) == (2, 2, 4)
+    assert add_up(report) == report["items"]
+    changed = f"{path}: the plan changed during the run: the file was modified after it was"
+    assert report["error"].startswith(changed)
+    assert f"error: {changed}" in result.stderr
+    assert sorted(places.fake.robots) == ["@RBT#001", "@RBT#002"]
+    assert places.fake.room_members("room-1") == places.fake.room_members("room-2") == []
+
+
+def test_an_invalid_placement_read_in_the_second_pass_is_a_changed_plan(
+    places: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "plan.json", json_plan({"user_id": "@RBT#001", "rooms": ["room-1"]}))
+    # As if the file now said something the SDK refuses (the first pass let it through).
+    monkeypatch.setattr(Plan, "room_placements", lambda plan: iter([("room-1", "")]))
+
+    result = places.invoke("provision", path)
+
+    assert result.exit_code == 2
+    assert "provision: 1 succeeded, 0 failed, 0 skipped, 1 not started (2 items)" in (result.stdout)
+    assert "the plan changed during the run: room add room-1 : Member_Account" in result.stderr
+    assert "Traceback" not in result.output

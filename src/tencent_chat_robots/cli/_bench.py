@@ -28,6 +28,7 @@ from .._bulk import BulkOutcome
 from .._calls import METHODS, Call, Endpoint
 from .._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
 from .._exceptions import ValidationError
+from .._waiters import slots_for_bulk
 from ..testing import FakeTencentChat
 from ._context import (
     ChatOptions,
@@ -199,10 +200,11 @@ async def _run_bench(
     out: Console = error_console if options.json_output else console
     started_at = datetime.datetime.now().astimezone()
     stats = RunStats()
-    # N workers, and as many requests on the wire: no worker waits for a slot.
+    # N workers, and as many requests on the wire: no worker waits for a slot. The
+    # bulk run's calls may hold all of the client's slots but a reserve: it takes more.
     settings: dict[str, Any] = {"on_attempt": stats.record_attempt}
     if concurrency is not None:
-        settings["max_in_flight"] = concurrency
+        settings["max_in_flight"] = slots_for_bulk(concurrency)
     async with contextlib.AsyncExitStack() as stack:
         if fake is None:
             chat = options.client(**settings, **({"base_url": base_url} if base_url else {}))
@@ -283,8 +285,9 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 10_000),
-    help="Calls in progress at once: the bulk run's workers (and the client's"
-    " max_in_flight). Default: the pool chat.bulk sizes from the rate and latency.",
+    help="Calls in progress at once: the bulk run's workers (the client's max_in_flight"
+    " lets them all be on the wire). Default: the pool chat.bulk sizes from the rate and"
+    " latency.",
 )
 @click.option(
     "--base-url", help="A real server (or a proxy, a fake-server) to load; as the global option."

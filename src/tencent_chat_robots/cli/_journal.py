@@ -16,7 +16,9 @@ placements in file order, the live-group calls) and ``call`` its ``Call.key()``;
 is there when the server gave one. Each line is flushed as it is written (to the system,
 not to the disk: a killed process loses nothing written, a power cut may), so a run
 killed outright loses at most the ends of the calls in flight: they keep a start line
-without an end line, and a resumed run counts them as perhaps sent.
+without an end line, and a resumed run counts them as perhaps sent. A kill may also cut
+the last line short, before its newline: ``--resume`` drops it; any other bad line
+(one with its newline, the last one too) makes the journal unusable.
 """
 
 from __future__ import annotations
@@ -79,13 +81,20 @@ class Bits:
     def count(self) -> int:
         return int.from_bytes(self._bytes, "little").bit_count()
 
+    def clear(self, other: Bits) -> None:
+        """Clear every bit that is set in ``other`` (of the same size)."""
+        kept = int.from_bytes(self._bytes, "little") & ~int.from_bytes(other._bytes, "little")
+        self._bytes = bytearray(kept.to_bytes(len(self._bytes), "little"))
+
 
 @attrs.define
 class Earlier:
     """What the journal says of the earlier runs of a plan."""
 
     done: Bits  # succeeded
-    unfinished: Bits  # started, and neither succeeded nor failed since
+    # Started, and neither succeeded nor failed since. A live group's item may also be
+    # done (for some of its robots: see _provision._added_to_groups, which settles it).
+    unfinished: Bits
     ok_keys: dict[int, list[Any]] = attrs.Factory(dict)  # see Journal.resume's keys_from
 
     @classmethod
@@ -110,6 +119,7 @@ class Journal:
     @classmethod
     def create(cls, path: Path, plan: Fingerprint, items: int) -> Journal:
         """A new journal at ``path``, refused if a non-empty file is there already."""
+        _not_the_plan(path, plan)
         try:
             if path.exists() and path.stat().st_size > 0:
                 raise JournalError(
@@ -139,8 +149,10 @@ class Journal:
 
         The call keys of the items from index ``keys_from`` on that succeeded are kept
         (in :attr:`Earlier.ok_keys`): a live group's call does not list the same robots
-        in every run. A last line cut short by a kill is dropped, and cut off the file.
+        in every run. A last line cut short by a kill (no newline at its end) is
+        dropped, and cut off the file; any other bad line is a :class:`JournalError`.
         """
+        _not_the_plan(path, plan)
         earlier = Earlier.nothing(items)
         try:
             with path.open("rb") as file:
@@ -174,6 +186,19 @@ class Journal:
         self._file.flush()
 
 
+def _not_the_plan(path: Path, plan: Fingerprint) -> None:
+    """Refuse the plan file itself as its journal, before any other check."""
+    try:
+        same = os.path.samefile(path, plan.path)
+    except OSError:  # no file there yet (or none to compare): not the plan
+        same = False
+    if same:
+        raise JournalError(
+            f"{path} is the plan itself: the journal is a file of its own (a new one"
+            " for --journal, the first run's for --resume)"
+        )
+
+
 def _read(
     path: Path, file: BinaryIO, plan: Fingerprint, items: int, keys_from: int, earlier: Earlier
 ) -> int:
@@ -195,22 +220,14 @@ def _read(
             f" sha256 {plan.sha256}"
         )
     kept = len(first)
-    pending: bytes | None = None  # a line is known not to be the last once the next comes
-    number = 1
-    for line in file:
-        if pending is not None:
-            number += 1
-            if not _apply(pending, items, keys_from, earlier):
-                raise JournalError(f"{path}, line {number}: not a journal record: {pending!r}")
-            kept += len(pending)
-        pending = line
-    # The last line may have been cut short by a kill: then it is dropped.
-    if (
-        pending is not None
-        and pending.endswith(b"\n")
-        and _apply(pending, items, keys_from, earlier)
-    ):
-        kept += len(pending)
+    for number, line in enumerate(file, start=2):
+        # Only the last line can lack its newline: a kill cut it short. It is dropped.
+        # A whole line (with its newline) must be sound, the last one as any other.
+        if not line.endswith(b"\n"):
+            break
+        if not _apply(line, items, keys_from, earlier):
+            raise JournalError(f"{path}, line {number}: not a journal record: {line!r}")
+        kept += len(line)
     return kept
 
 
@@ -230,8 +247,9 @@ def _apply(line: bytes, items: int, keys_from: int, earlier: Earlier) -> bool:
         index = record["start"]
         if not _is_index(index, items):
             return False
-        if not earlier.done[index]:
-            earlier.unfinished.set(index)
+        # Unfinished until an end line comes, even if done before: a live group's call
+        # may go again for the robots an earlier call of its left out.
+        earlier.unfinished.set(index)
         return True
     index, ok, key = record.get("i"), record.get("ok"), record.get("call")
     if not _is_index(index, items) or not isinstance(ok, bool) or not isinstance(key, list):

@@ -5,12 +5,18 @@ is per robot (profiles, counts) and per live group (its robots: one call each, s
 are gathered). Robots and live groups per app are few; rooms are not, so the room
 placements are not kept: :meth:`Plan.room_placements` reads the file again as the calls
 go. A JSON plan is one document, parsed whole; JSON is for small plans.
+
+The file must not change in between. A change is noticed by its ``os.stat`` (size,
+modification time, inode: taken before the first pass, compared after it, before the
+run, and at the start and the end of the second pass) and by checking each row of the
+second pass against the first pass's records (its robot, each robot's count of rooms).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -44,6 +50,7 @@ class Row(NamedTuple):
 
 
 Rows = Callable[[], Iterator[Row]]
+Stamp = tuple[int, int, int]  # a file's size, modification time (ns) and inode
 _NO_PROFILE: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -63,34 +70,76 @@ class Plan:
     rooms_per_robot: Mapping[str, int]
     live_groups: Mapping[str, tuple[str, ...]]  # group -> its robots, in order of mention
     _rows: Rows = attrs.field(repr=False, eq=False)
+    _stamp: Stamp = attrs.field(repr=False, eq=False)  # the file's, before the first pass
+    _streamed: bool = attrs.field(repr=False, eq=False)  # the second pass reads the file
 
     @property
     def items(self) -> int:
         return len(self.creates) + self.placements + len(self.live_groups)
 
+    def changed(self, detail: str) -> PlanError:
+        """The error for a plan file found changed since it was checked (``detail``: how)."""
+        return PlanError(f"{self.path}: the plan changed during the run: {detail}")
+
+    def check_unchanged(self) -> None:
+        """Raise :meth:`changed` if the file is not as it was when it was checked."""
+        if _stamp(self.path) != self._stamp:
+            raise self.changed("the file was modified after it was checked")
+
     def room_placements(self) -> Iterator[tuple[str, str]]:
-        """``(room, robot)`` per room placement, in file order, read lazily from the file."""
-        changed = PlanError(f"{self.path}: the plan changed since it was checked")
-        count = 0
+        """``(room, robot)`` per room placement, in file order, read lazily from the file.
+
+        A change to the file since it was checked raises :meth:`changed`: noticed at
+        the start (before the first placement), at a row that does not fit the first
+        pass's records, or at the end.
+        """
+        if self._streamed:
+            self.check_unchanged()
+        seen: dict[str, int] = {}  # robot -> its room placements read
         for row in _located(self.path, self._rows):
+            robot, planned = row.user_id, self.rooms_per_robot.get(row.user_id)
+            if planned is None:
+                raise self.changed(f"{_place(row)}: robot {robot} was not in the plan checked")
+            if not row.rooms:
+                continue
+            count = seen[robot] = seen.get(robot, 0) + len(row.rooms)
+            if count > planned:
+                raise self.changed(
+                    f"{_place(row)}: {robot} has more room placements than the {planned} checked"
+                )
             for room in row.rooms:
-                if count == self.placements:
-                    raise changed
-                count += 1
-                yield room, row.user_id
-        if count != self.placements:
-            raise changed
+                yield room, robot
+        for robot, planned in self.rooms_per_robot.items():
+            if seen.get(robot, 0) != planned:
+                raise self.changed(
+                    f"{robot} has {seen.get(robot, 0)} room placements, not the {planned} checked"
+                )
+        if self._streamed:
+            self.check_unchanged()
 
 
 def load_plan(path: Path) -> Plan:
     """Read and check a plan file; :class:`PlanError` says what is wrong and where."""
+    stamp = _stamp(path)
     rows: Rows
-    if _is_json(path):
+    streamed = not _is_json(path)
+    if streamed:
+        rows = lambda: _csv_rows(path)  # noqa: E731
+    else:
         entries = _json_entries(path)
         rows = lambda: _json_rows(entries)  # noqa: E731
-    else:
-        rows = lambda: _csv_rows(path)  # noqa: E731
-    return _check(path, rows)
+    plan = _check(path, rows, stamp, streamed)
+    if _stamp(path) != stamp:
+        raise plan.changed("the file was modified while it was checked")
+    return plan
+
+
+def _stamp(path: Path) -> Stamp:
+    try:
+        status = os.stat(path)
+    except OSError as err:
+        raise PlanError(f"{path}: cannot read the plan: {err}") from None
+    return status.st_size, status.st_mtime_ns, status.st_ino
 
 
 def _located(path: Path, rows: Rows) -> Iterator[Row]:
@@ -105,7 +154,7 @@ def _located(path: Path, rows: Rows) -> Iterator[Row]:
         raise PlanError(f"{path}: cannot read the plan: {err}") from None
 
 
-def _check(path: Path, rows: Rows) -> Plan:
+def _check(path: Path, rows: Rows, stamp: Stamp, streamed: bool) -> Plan:
     """The first pass: every row checked, only what is per robot or per group kept."""
     profiles: dict[str, dict[str, tuple[Any, str]]] = {}  # robot -> field -> (value, where)
     rooms_per_robot: dict[str, int] = {}
@@ -126,7 +175,7 @@ def _check(path: Path, rows: Rows) -> Plan:
         for robot, profile in profiles.items()
     )
     live_groups = {group: tuple(robots) for group, robots in groups.items()}
-    return Plan(path, creates, placements, rooms_per_robot, live_groups, rows)
+    return Plan(path, creates, placements, rooms_per_robot, live_groups, rows, stamp, streamed)
 
 
 def _merge_profile(profiles: dict[str, dict[str, tuple[Any, str]]], row: Row) -> None:

@@ -1,11 +1,12 @@
 """``tencent-chat-robots provision PLAN``: create robots and place them, from a JSON or CSV file.
 
 The plan is checked whole before the first call, so a typo costs nothing. Then two bulk
-runs: the robots' creations, then their placements, streamed from the plan file. Every
-item's outcome is counted (and with ``--journal`` written down as it comes, for
-``--resume``); the report names the first few of each kind and counts the rest. SIGINT
-or SIGTERM stops a run in good order: nothing new starts, calls already sent finish (a
-second signal cancels them), and the report still comes.
+runs: the robots' creations, then their placements, streamed from the plan file (a
+change to the file during the run stops it: reported, exit 2). Every item's outcome is
+counted (and with ``--journal`` written down as it comes, for ``--resume``); the report
+names the first few of each kind and counts the rest. SIGINT or SIGTERM stops a run in
+good order: nothing new starts, calls already sent finish (a second signal cancels
+them), and the report still comes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import attrs
 import click
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
 from .._bulk import BulkOutcome, BulkRun
 from .._calls import Call
@@ -119,39 +121,48 @@ def _placements(
 ) -> Iterator[tuple[int, Call[Any]]]:
     """The placement items still to do, lazily: room adds, then a call per live group.
 
-    ``added``: the robots each group's calls of earlier runs added. Placements of the
-    robots in ``uncreated`` are reported skipped.
+    ``added``: the robots each group's calls of earlier runs added. An item whose
+    robots are all in ``uncreated`` is reported skipped, with no call; a group's call
+    that goes leaves out its robots in ``uncreated``, each reported left out.
     """
     index = len(plan.creates)
     for room, robot in plan.room_placements():
         if not earlier.done[index]:
             if robot in uncreated:
-                report.skip(index, f"room add {room} {robot}", robot)
-                report.uncalled += 1
+                report.skip(index, f"room add {room} {robot}", [robot])
             else:
-                yield index, Call.add_robot_to_room(room, robot)
+                yield index, _room_add(plan, room, robot)
         index += 1
     # One call per group with all its robots: robots per app are few (20 by default),
     # and each call counts against the endpoint's 200/s.
     for group, robots in plan.live_groups.items():
         if not earlier.done[index]:
             wanted = [robot for robot in robots if robot not in added.get(index, ())]
-            for robot in wanted:
-                if robot in uncreated:
-                    report.skip(index, f"group add {group} {robot}", robot)
             ready = [robot for robot in wanted if robot not in uncreated]
             if ready:
+                for robot in wanted:
+                    if robot in uncreated:
+                        report.leave_out(index, f"group add {group} {robot}", robot)
                 yield index, Call.add_robots_to_live_group(group, ready)
             else:
-                report.uncalled += 1
+                report.skip(index, f"group add {group} {' '.join(wanted)}", wanted)
         index += 1
+
+
+def _room_add(plan: Plan, room: str, robot: str) -> Call[Any]:
+    """The call of a room placement read in the second pass (checked in the first)."""
+    try:
+        return Call.add_robot_to_room(room, robot)
+    except ValidationError as err:  # it was valid when the plan was checked
+        raise plan.changed(f"room add {room} {robot}: {err}") from None
 
 
 def _added_to_groups(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
     """The robots that earlier runs added to each live group, by the group's item index.
 
     A group's call leaves out the robots not created yet, so its item is done only once
-    every robot of the group was in a call that succeeded.
+    every robot of the group was in a call that succeeded. Settles ``earlier`` too: an
+    item done in full is not counted unfinished (whatever start line came after).
     """
     added: dict[int, set[str]] = {}
     first = plan.items - len(plan.live_groups)
@@ -163,6 +174,7 @@ def _added_to_groups(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
                 done.update(dict(Call.from_key(key).arguments).get("robot_accounts", ()))
         added[index] = done
         earlier.done.set(index, done.issuperset(robots))
+    earlier.unfinished.clear(earlier.done)
     return added
 
 
@@ -244,11 +256,17 @@ def provision(
 
     The whole plan is checked first: a malformed plan exits 2 before any call. A CSV
     plan is then read again as the calls go, so memory does not grow with the rooms;
-    the robots and the live groups' robot lists are kept in memory. Every robot is
-    created, then added to its rooms (one call per room) and live groups (one call per
-    group for all its robots); a robot whose creation failed is skipped there. The
-    report counts every item (robot creations, room placements, live-group calls),
-    lists the first 20 failures, skips and cancellations, and counts failures by error.
+    the robots and the live groups' robot lists are kept in memory. Do not change the
+    plan until the run ends: a change noticed stops the run, and the report of what
+    was done is followed by the error (exit 2). Every robot is created, then added to
+    its rooms (one call per room) and live groups (one call per group for all its
+    robots). A robot whose creation failed is skipped there: its room placements are
+    skipped, and it is left out of its groups' calls (a call none of whose robots was
+    created is skipped). The report counts every item (robot creations, room
+    placements, live-group calls) once: succeeded, failed, skipped, not started or
+    cancelled (and succeeded earlier), adding up to the items; it counts the robots
+    left out of live-group calls apart, lists the first 20 failures, skips (and robots
+    left out) and cancellations, and counts failures by error.
 
     --journal FILE writes each item's outcome to FILE as it finishes (so a run killed
     outright loses at most the calls in flight). --resume FILE carries on that run:
@@ -260,8 +278,8 @@ def provision(
     one cancels them. The report then also counts what was not started and lists
     what was cancelled (sent, so perhaps done).
 
-    Exit codes: 0 all done; 1 failures or skips; 2 bad usage, plan or journal;
-    130 interrupted.
+    Exit codes: 0 all done; 1 failures, skips or robots left out; 2 bad usage, plan
+    or journal (or the plan changed during the run); 130 interrupted.
     """
     options = options_of(ctx)
     # From the start until the report is written, a signal never ends the command
@@ -276,6 +294,10 @@ def provision(
             print_json(report.as_dict())
         else:
             print_report(report)
+        if report.error is not None:
+            error_console.print(
+                Text.assemble(("error:", "bold red"), " ", report.error), soft_wrap=True
+            )
     raise SystemExit(report.exit_code)
 
 
@@ -299,7 +321,8 @@ def _provision(
     try:
         run(_execute(chat, plan, earlier, journal, report, out))
     except PlanError as err:  # the plan file changed during the run
-        exit_with(str(err), code=2)
+        # The calls made are reported (and journaled); the rest is not started.
+        report.error = str(err)
     except OSError as err:  # the journal could not be written (a full disk)
         exit_with(f"cannot write the journal: {err}", code=2)
     finally:
@@ -311,15 +334,22 @@ def _provision(
 def _open_journal(
     plan: Plan, journal_path: Path | None, resume_path: Path | None
 ) -> tuple[Journal | None, Earlier]:
+    """The journal to write to (``None``: none asked for), and what it says was done."""
     try:
+        if journal_path is None and resume_path is None:
+            plan.check_unchanged()
+            return None, Earlier.nothing(plan.items)
+        # Read before the check: so it is of the plan that was checked, or the check fails.
+        fingerprint = Fingerprint.of(plan.path)
+        plan.check_unchanged()
         if journal_path is not None:
-            journal = Journal.create(journal_path, Fingerprint.of(plan.path), plan.items)
-            return journal, Earlier.nothing(plan.items)
-        if resume_path is not None:
-            first_group = plan.items - len(plan.live_groups)
-            return Journal.resume(
-                resume_path, Fingerprint.of(plan.path), plan.items, keys_from=first_group
+            return Journal.create(journal_path, fingerprint, plan.items), Earlier.nothing(
+                plan.items
             )
-    except JournalError as err:
+        assert resume_path is not None
+        first_group = plan.items - len(plan.live_groups)
+        return Journal.resume(resume_path, fingerprint, plan.items, keys_from=first_group)
+    except OSError as err:  # Fingerprint.of; the journal's own errors are JournalErrors
+        exit_with(f"{plan.path}: cannot read the plan: {err}", code=2)
+    except (PlanError, JournalError) as err:
         exit_with(str(err), code=2)
-    return None, Earlier.nothing(plan.items)

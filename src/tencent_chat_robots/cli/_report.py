@@ -56,9 +56,14 @@ class Report:
     """The whole plan's items, counted; the first ``FIRST`` of each kind by name.
 
     Items are the robots' creations, the room placements and the live-group calls.
-    ``skipped`` counts placements not tried because their robot was not created (a
-    live group's call still goes for its other robots); ``not_started`` is whatever no
-    other count holds, after a signal.
+    Each item is in exactly one count: ``succeeded_earlier``, ``succeeded``,
+    ``failed``, ``skipped``, ``cancelled`` or ``not_started``, which add up to
+    ``items``. ``skipped`` counts the items no call was made for because their robots
+    were not created: a room placement, or a live group's call when none of the robots
+    it still had to add was created. A live group's call that goes for its other
+    robots is an item like any other; the robots it leaves out are counted apart, in
+    ``left_out``, and named among the skips. ``not_started`` is whatever no other
+    count holds, after a signal or a changed plan.
     """
 
     items: int = 0
@@ -67,13 +72,14 @@ class Report:
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0  # sent, then cancelled by a second signal: perhaps done
-    skipped: int = 0
-    uncalled: int = 0  # items skipped whole, with no call
+    skipped: int = 0  # items: no call made, their robots not created
+    left_out: int = 0  # robots left out of live-group calls that went for others
     errors: Counter[str] = attrs.Factory(Counter)
     failures: First[tuple[str, TencentChatError]] = attrs.Factory(First)
     skips: First[tuple[str, str]] = attrs.Factory(First)
     cancellations: First[str] = attrs.Factory(First)
     interrupted: str | None = None
+    error: str | None = None  # what ended the run early, exit code 2 (a changed plan)
     journal: Path | None = None
     resumed: bool = False
 
@@ -85,7 +91,7 @@ class Report:
             - self.succeeded
             - self.failed
             - self.cancelled
-            - self.uncalled
+            - self.skipped
         )
 
     def record(self, index: int, call: Call[Any], error: TencentChatError | None) -> None:
@@ -101,15 +107,28 @@ class Report:
             self.errors[type(error).__name__] += 1
             self.failures.add(index, (label(call), error))
 
-    def skip(self, index: int, item: str, robot: str) -> None:
+    def skip(self, index: int, item: str, robots: list[str]) -> None:
+        """Item ``index`` is skipped whole, with no call: ``robots`` were not created."""
         self.skipped += 1
-        self.skips.add(index, (item, f"robot {robot} was not created"))
+        if len(robots) == 1:
+            reason = f"robot {robots[0]} was not created"
+        else:
+            reason = f"robots {', '.join(robots)} were not created"
+        self.skips.add(index, (item, reason))
+
+    def leave_out(self, index: int, item: str, robot: str) -> None:
+        """``robot`` is left out of item ``index``, a live group's call that still goes."""
+        self.left_out += 1
+        reason = f"robot {robot} was not created; left out of the group's call"
+        self.skips.add(index, (item, reason))
 
     @property
     def exit_code(self) -> int:
+        if self.error is not None:
+            return 2
         if self.interrupted:
             return INTERRUPTED
-        return 1 if self.failed or self.skipped or self.not_started else 0
+        return 1 if self.failed or self.skipped or self.left_out or self.not_started else 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -120,12 +139,14 @@ class Report:
             "skipped": self.skipped,
             "not_started": self.not_started,
             "cancelled": self.cancelled,
+            "left_out": self.left_out,
             "unfinished_earlier": self.unfinished_earlier,
             "errors": dict(self.errors.most_common()),
             "failures": [_failure(item, error) for item, error in self.failures],
             "skips": [{"item": item, "reason": reason} for item, reason in self.skips],
             "cancellations": [{"item": item} for item in self.cancellations],
             "interrupted": self.interrupted,
+            "error": self.error,
             "journal": None if self.journal is None else str(self.journal),
         }
 
@@ -160,8 +181,14 @@ def print_report(report: Report) -> None:
         )
     elif report.not_started:
         counts = f"{counts}, {report.not_started} not started"
+    counts = f"{counts} ({report.items} items)"  # the counts before add up to it
     style = "bold green" if report.exit_code == 0 else "bold red"
     console.print(Text.assemble(("provision:", style), " ", counts), soft_wrap=True)
+    if report.left_out:
+        console.print(
+            f"robots left out of live-group calls (not created): {report.left_out}",
+            soft_wrap=True,
+        )
     if report.unfinished_earlier:
         console.print(
             f"started in an earlier run but never finished: {report.unfinished_earlier}"
@@ -180,9 +207,9 @@ def print_report(report: Report) -> None:
         in_journal,
     )
     _print_section(
-        "skipped:",
+        "skipped, and left out of live-group calls:" if report.left_out else "skipped:",
         [f"{item}: {reason}" for item, reason in report.skips],
-        report.skipped,
+        report.skipped + report.left_out,  # an entry each
         "",
     )
     _print_section(

@@ -42,10 +42,12 @@ class EndpointStats:
 
     @property
     def sustained_rate(self) -> float:
-        """Attempts per second from the first start to the last."""
-        if len(self.starts) < 2:
+        """Attempts per second from the first start to the last (0 if they are at once)."""
+        span = max(self.starts, default=0.0) - min(self.starts, default=0.0)
+        # A coarse clock (Windows' ticks every 15.6 ms) may give every start one time.
+        if len(self.starts) < 2 or span <= 0:
             return 0.0
-        return (len(self.starts) - 1) / (max(self.starts) - min(self.starts))
+        return (len(self.starts) - 1) / span
 
     def latency_ms(self) -> dict[str, float]:
         """Per attempt, in ms: p50, p90, p99, min, mean and max."""
