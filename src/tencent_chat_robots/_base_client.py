@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import math
 import random
 import weakref
 from collections.abc import Awaitable, Callable
@@ -174,19 +175,41 @@ class _PendingCall:
 class CallGroup:
     """The calls of one bulk run's workers, which the run stops together.
 
-    A worker task sets :data:`CURRENT_GROUP` to its run's group, and every call it makes
-    joins the group. The request loop reports to it what sizes the run's worker pool:
-    time on the wire and calls waiting out a retry's backoff.
+    A worker sets :data:`CURRENT_GROUP` to its run's group around each call, and the
+    call joins the group. The request loop reports to it what sizes the run's worker
+    pool: time on the wire and calls waiting out a retry's backoff.
     """
 
-    __slots__ = ("__weakref__", "backing_off", "calls", "on_close", "stopping", "wire_seconds")
+    __slots__ = (
+        "__weakref__",
+        "_older_min",
+        "_samples",
+        "_window_min",
+        "backing_off",
+        "calls",
+        "on_close",
+        "stopping",
+    )
+
+    _WINDOW = 256  # answers per window of the shortest time on the wire
 
     def __init__(self) -> None:
         self.calls: set[_PendingCall] = set()
         self.on_close: Callable[[], object] | None = None  # called when the client closes
         self.stopping = False  # no attempt starts from now on
         self.backing_off = 0
-        self.wire_seconds = 0.05  # a moving average; a guess until the first answer
+        self._older_min = self._window_min = math.inf
+        self._samples = 0
+
+    @property
+    def wire_seconds(self) -> float:
+        """The shortest time on the wire lately: the network's, without queueing.
+
+        Not the mean: time waiting for a busy event loop to read the answer counts on
+        the wire too, and a pool sized by it would grow the queue that made it.
+        """
+        shortest = min(self._older_min, self._window_min)
+        return 0.0 if shortest == math.inf else shortest  # no answer yet: start small
 
     def stop(self, *, cancel_sent: bool) -> None:
         """End the calls not on the wire now (and, if ``cancel_sent``, those too)."""
@@ -196,7 +219,10 @@ class CallGroup:
                 call.cancel(by_close=False)
 
     def observe_wire(self, seconds: float) -> None:
-        self.wire_seconds += (seconds - self.wire_seconds) * 0.1
+        self._window_min = min(self._window_min, seconds)
+        self._samples += 1
+        if self._samples >= self._WINDOW:
+            self._older_min, self._window_min, self._samples = self._window_min, math.inf, 0
 
 
 CURRENT_GROUP: contextvars.ContextVar[CallGroup | None] = contextvars.ContextVar(

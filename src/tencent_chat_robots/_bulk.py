@@ -3,8 +3,8 @@
 A worker takes the next item only when it is free, and no more than ``capacity`` items
 are ever taken and not yet handed to the consumer: memory stays flat however long the
 stream, and a slow consumer slows the calls rather than piling up outcomes. The pool
-follows Little's law: the endpoints' rates times the time a request spends on the wire
-(with headroom), plus the calls sitting out a retry's backoff.
+follows Little's law: the endpoints' rates times the shortest recent time a request
+spent on the wire (with headroom), plus the calls sitting out a retry's backoff.
 
 Stopping goes through the request loop's :class:`CallGroup`: ``stop()`` ends the calls
 still waiting (they were not sent) and lets those on the wire finish; ``cancel()`` ends
@@ -41,7 +41,9 @@ T = TypeVar("T")
 # once than this stalls for longer than a web handler sharing it should wait.
 _MAX_WORKERS = 64
 _MIN_WORKERS = 4
-_HEADROOM = 2.0  # workers per request the rates keep on the wire
+# Workers per request the rates keep on the wire at its shortest time there: for the
+# network's jitter above that, and the calls between their permit and the wire.
+_HEADROOM = 3.0
 _SPARE = 4  # for the time between a worker's calls (taking the item, the permit)
 _RESIZE_EVERY = 0.1  # seconds
 _RECENT = 1.0  # an endpoint counts towards the pool while called in the last second
