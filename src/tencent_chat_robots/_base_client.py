@@ -230,11 +230,15 @@ CURRENT_GROUP: contextvars.ContextVar[CallGroup | None] = contextvars.ContextVar
 )
 
 
+def _fate(request_sent: bool) -> str:
+    """What an ended call's error says of its request."""
+    return "may have reached the server" if request_sent else "was not sent"
+
+
 def stopped_error(endpoint: str, request_sent: bool, what: str = "") -> BulkStoppedError:
     """The error of a call its bulk run stopped (``what``: when, if not before sending)."""
-    state = "may have reached the server" if request_sent else "was not sent"
     return BulkStoppedError(
-        f"the bulk run was stopped{what}; {endpoint} {state}",
+        f"the bulk run was stopped{what}; {endpoint} {_fate(request_sent)}",
         endpoint=endpoint,
         request_sent=request_sent,
     )
@@ -373,9 +377,9 @@ class RequestSender:
             stopped = stopped_error(endpoint, call.request_sent, " while the call was pending")
             stopped.random = call.random
             return stopped
-        state = "may have reached the server" if call.request_sent else "was not sent"
         error = ClientClosedError(
-            f"the client was closed while {endpoint} was pending; the request {state}",
+            f"the client was closed while {endpoint} was pending; the request"
+            f" {_fate(call.request_sent)}",
             endpoint=endpoint,
             request_sent=call.request_sent,
         )

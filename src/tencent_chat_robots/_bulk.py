@@ -148,7 +148,7 @@ class BulkRun:
         return (
             f"<BulkRun taken={self.taken} done={self.done} succeeded={self.succeeded}"
             f" failed={self.failed} in_flight={self.in_flight} workers={self.workers}"
-            f"{' stopped' if self._stopping else ''}>"
+            f"{' stopped' if self.stopped else ''}>"
         )
 
     @property

@@ -49,18 +49,6 @@ class Endpoint:
     )
 
 
-# Each endpoint's method on TencentChat (also the name of its calls' spans).
-METHODS = {
-    Endpoint.CREATE_ROBOT: "create_robot",
-    Endpoint.GET_ALL_ROBOTS: "get_all_robots",
-    Endpoint.DELETE_ROBOT: "delete_robot",
-    Endpoint.ROOM_ADD_ROBOT: "add_robot_to_room",
-    Endpoint.ROOM_DELETE_ROBOT: "remove_robot_from_room",
-    Endpoint.LIVE_GROUP_ADD_ROBOTS: "add_robots_to_live_group",
-    Endpoint.LIVE_GROUP_DEL_ROBOTS: "remove_robots_from_live_group",
-}
-
-
 def _same(value: Any) -> Any:
     return value
 
@@ -100,6 +88,8 @@ _SPECS: dict[str, tuple[str, Callable[..., Any], type[Any], Callable[[Any], Any]
     ),
 }
 _PROFILE = ("nick", "face_url", "self_signature")  # create_robot's optional keywords
+# Each endpoint's method on TencentChat (also the name of its calls' spans).
+METHODS = {spec[0]: method for method, spec in _SPECS.items()}
 
 
 @attrs.frozen(slots=True, repr=False)
@@ -226,7 +216,7 @@ class Call(Generic[T]):
     @classmethod
     def from_key(cls, key: object) -> Call[Any]:
         """The call whose :meth:`key` is ``key`` (read back from a journal)."""
-        if not isinstance(key, list) or not key or key[0] not in _BY_NAME:
+        if not isinstance(key, list) or not key or key[0] not in _SPECS:
             raise ValidationError(f"not a call's key: {key!r}")
         method, *values = key
         if method == "create_robot":
@@ -240,6 +230,3 @@ class Call(Generic[T]):
             return factory(*values)
         except TypeError:
             raise ValidationError(f"not a call's key: {key!r}") from None
-
-
-_BY_NAME = set(METHODS.values())
