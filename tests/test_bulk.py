@@ -20,6 +20,7 @@ from tencent_chat_robots import (
     ClientClosedError,
     InvalidParameterError,
     RawResponse,
+    RequestError,
     TencentChat,
     TencentChatError,
     ValidationError,
@@ -140,6 +141,8 @@ def test_call_keys_are_the_method_and_its_arguments() -> None:
         ["create_robot", ROBOT, ["age", 3]],
         ["create_robot", ROBOT, *[["nick", "n"]] * 4],
         ["create_robot"],
+        [[1]],
+        [{}],
         "x",
     ],
 )
@@ -784,3 +787,36 @@ async def test_a_pool_that_shrinks_while_its_workers_wait_for_room_finishes_the_
     assert shrunk < grown
     assert sorted(o.index for o in outcomes) == list(range(600))
     assert run.workers == 0
+
+
+def test_an_error_about_huge_arguments_stays_short() -> None:
+    robots = ["@RBT#x"] * 200_000
+    with pytest.raises(ValidationError) as caught:
+        Call("add_robots_to_live_group", (("group_id", "g"), ("robot_accounts", robots), ("x", 1)))
+    assert len(str(caught.value)) < 300
+
+
+async def test_a_transport_error_quoting_the_signed_url_is_one_items_scrubbed_failure() -> None:
+    """A user's transport raising an error that quotes its URL: that item fails with a
+    RequestError that holds no signature, and the run goes on."""
+
+    class Quoting(Wire):
+        async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+            if json.loads(content)["RoomId"] == "r1":
+                raise ConnectionError(f"connect failed for {url}")
+            return await super().post(url, content, timeout=timeout)
+
+    async with chat_on(Quoting()) as chat:
+        outcomes = {o.index: o async for o in chat.bulk(rooms(5), concurrency=2)}
+    assert sorted(outcomes) == [0, 1, 2, 3, 4]
+    assert [i for i, o in outcomes.items() if not o.ok] == [1]
+    error = outcomes[1].error
+    assert isinstance(error, RequestError)
+    chain: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    for link in chain:
+        assert "usersig=" not in f"{link} {link!r}".replace("usersig=REDACTED", "")
+        assert link.__traceback__ is None or link is error

@@ -29,6 +29,7 @@ from ._config import require_number
 from ._constants import DEFAULT_RATE_LIMIT
 from ._exceptions import ClientClosedError, TencentChatError, ValidationError
 from ._redact import redact
+from ._transport import _failure as transport_failure
 
 if TYPE_CHECKING:
     from ._client import TencentChat
@@ -387,7 +388,13 @@ class BulkRun:
             return BulkOutcome(index, item, error=error)
         except TencentChatError as error:
             return BulkOutcome(index, item, error=error)
-        except Exception as bug:  # not the SDK's: the item still gets its outcome
+        except Exception as foreign:  # not the SDK's: the item still gets its outcome
+            # Treated as the built-in transports treat such an error: cut off below the
+            # call (its frames may hold the signed URL), and a RequestError if its text
+            # shows a secret; only a bug that survives that ends the run.
+            bug = transport_failure(foreign, ())
+            if isinstance(bug, TencentChatError):
+                return BulkOutcome(index, item, error=bug)
             self._end_with(bug)
             failure = TencentChatError(f"{type(bug).__name__} under the call: {redact(str(bug))}")
             failure.__cause__ = bug

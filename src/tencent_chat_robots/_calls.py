@@ -6,6 +6,7 @@ runs a stream of them, so what a method means is written once, here.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -47,6 +48,11 @@ class Endpoint:
         LIVE_GROUP_ADD_ROBOTS,
         LIVE_GROUP_DEL_ROBOTS,
     )
+
+
+def _short(value: object) -> str:
+    """A repr short enough for an error message, whatever the size of ``value``."""
+    return reprlib.repr(value)
 
 
 def _same(value: Any) -> Any:
@@ -125,7 +131,7 @@ class Call(Generic[T]):
             if isinstance(err, ValidationError):
                 raise
             raise ValidationError(
-                f"{self.method} does not take the arguments {self.arguments!r}"
+                f"{self.method} does not take the arguments {_short(self.arguments)}"
             ) from None
         if isinstance(body, LiveGroupRobotsRequest):
             pairs["robot_accounts"] = body.member_account
@@ -216,17 +222,19 @@ class Call(Generic[T]):
     @classmethod
     def from_key(cls, key: object) -> Call[Any]:
         """The call whose :meth:`key` is ``key`` (read back from a journal)."""
-        if not isinstance(key, list) or not key or key[0] not in _SPECS:
-            raise ValidationError(f"not a call's key: {key!r}")
+        if not isinstance(key, list) or not key or not isinstance(key[0], str):
+            raise ValidationError(f"not a call's key: {_short(key)}")
+        if key[0] not in _SPECS:
+            raise ValidationError(f"not a call's key: {_short(key)}")
         method, *values = key
         if method == "create_robot":
             if not 1 <= len(values) <= 4 or not all(
                 isinstance(v, list) and len(v) == 2 and v[0] in _PROFILE for v in values[1:]
             ):
-                raise ValidationError(f"not a call's key: {key!r}")
+                raise ValidationError(f"not a call's key: {_short(key)}")
             return cls.create_robot(values[0], **dict(values[1:]))
         factory: Callable[..., Call[Any]] = getattr(cls, method)
         try:
             return factory(*values)
         except TypeError:
-            raise ValidationError(f"not a call's key: {key!r}") from None
+            raise ValidationError(f"not a call's key: {_short(key)}") from None
