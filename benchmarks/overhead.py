@@ -67,7 +67,7 @@ async def _clients(fake: FakeProcess, stack: AsyncExitStack) -> dict[str, Call]:
     """One zero-argument call per client, each making one complete request."""
     chat = await stack.enter_async_context(fake.client(rate_limit=None))
     bare = await stack.enter_async_context(fake.client(rate_limit=None))
-    bare._sender._telemetry = None  # as if opentelemetry-api were not installed
+    bare._sender.telemetry = None  # as if opentelemetry-api were not installed
     session = await stack.enter_async_context(aiohttp.ClientSession())
     # httpx keeps only 20 idle connections by default; at concurrency 50 it would then
     # reconnect all the time, which is not what a careful user would measure.

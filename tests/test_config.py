@@ -118,9 +118,9 @@ def test_explicit_region_is_not_overridden_by_the_environment(
 
 def test_in_flight_requests_fit_the_httpx_pool() -> None:
     """With a user's httpx client, no request waits for a connection after its permit."""
-    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=21))
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=30))
     chat = TencentChat(1400000000, "k", http_client=client)
-    assert chat.max_in_flight == 3  # 21 connections shared by 7 endpoints
+    assert chat.max_in_flight == 3  # 30 connections shared by 10 endpoints
     assert TencentChat(1400000000, "k").max_in_flight == 256  # aiohttp: no pool cap
 
 
@@ -142,3 +142,49 @@ async def test_close_refuses_a_grace_that_is_not_a_finite_number(timeout: float)
     with pytest.raises(ValidationError, match="timeout must be a finite number"):
         await chat.aclose(timeout=timeout)
     await chat.aclose()
+
+
+class _LyingFloat(float):
+    """A float subclass whose comparisons and conversions say what suits it."""
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return True
+
+    def __float__(self) -> float:
+        return 1.0
+
+
+class _Count(int):
+    def __int__(self) -> int:
+        return 1
+
+
+def test_require_number_returns_the_plain_number_of_a_subclass() -> None:
+    from tencent_chat_robots._config import require_number
+
+    timeout = require_number("timeout", _LyingFloat(2.5), minimum=0.001)
+    assert (type(timeout), timeout) == (float, 2.5)
+    count = require_number("burst", _Count(7), minimum=1, integer=True)
+    assert (type(count), count) == (int, 7)
+    assert type(require_number("rate", 5, minimum=1)) is int  # a plain int stays one
+    # Checked by its value, not by its own comparisons.
+    with pytest.raises(ValidationError, match=r"timeout must be a finite number >= 0\.001"):
+        require_number("timeout", _LyingFloat(-1.0), minimum=0.001)
+    with pytest.raises(ValidationError, match="must be a whole number"):
+        require_number("burst", True, minimum=0, integer=True)
+    with pytest.raises(ValidationError, match="must be a finite number"):
+        require_number("rate", False, minimum=0)
+
+
+def test_a_client_stores_its_timeout_and_retries_as_plain_numbers() -> None:
+    chat = TencentChat(1400000000, "k", timeout=_LyingFloat(4.0), max_retries=_Count(2))
+    assert chat.options is not None
+    assert type(chat.options.timeout) is float
+    assert type(chat.options.max_retries) is int
+    assert (chat.options.timeout, chat.options.max_retries) == (4.0, 2)

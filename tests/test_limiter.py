@@ -281,7 +281,7 @@ def test_high_rates_get_a_wider_burst_and_keep_the_bound() -> None:
     assert RateLimiter(5000).burst == 10
 
     async def main(loop: VirtualClockLoop) -> list[float]:
-        limiter = RateLimiter(5000)
+        limiter = RateLimiter(5000, rates={KEY: 5000})  # named: above its documented rate
 
         async def staller() -> None:
             for _ in range(200):  # the loop keeps waking 1 ms late, as a busy one does

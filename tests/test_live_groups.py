@@ -48,9 +48,9 @@ async def test_group_errors_are_typed(respx_chat: RespxChat, code: int, cls: typ
     ("args", "match"),
     [
         (("", ["@RBT#1"]), r"GroupId \(group_id\) must not be empty"),
-        (("@TGS#x", []), r"Member_Account \(member_account\) must not be empty"),
+        (("@TGS#x", []), r"Member_Account \(robot_accounts\) must not be empty"),
         (("@TGS#x", "@RBT#1"), "must be a list of account ids, not str"),
-        (("@TGS#x", ["@RBT#1", ""]), r"Member_Account \(member_account\)\[1\] must be a non-empty"),
+        (("@TGS#x", ["@RBT#1", ""]), r"Member_Account \(robot_accounts\)\[1\] must be a non-empty"),
         (("@TGS#x", ["@RBT#1", 5]), r"\[1\] must be a non-empty string, got 5"),
         ((None, ["@RBT#1"]), "must be a string, not NoneType"),
         (("@TGS#x", ["@RBT#\ud800"]), r"\[0\] is not valid Unicode text"),

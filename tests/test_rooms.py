@@ -51,7 +51,7 @@ async def test_room_errors_keep_the_request_id(respx_chat: RespxChat, code: int,
     ("args", "match"),
     [
         (("", "@RBT#1"), r"RoomId \(room_id\) must not be empty"),
-        (("room", ""), r"Member_Account \(member_account\) must not be empty"),
+        (("room", ""), r"Member_Account \(robot_account\) must not be empty"),
         ((7, "@RBT#1"), "must be a string, not int"),
         (("room", ["@RBT#1"]), "must be a string, not list"),
         (("room-\udcff", "@RBT#1"), "is not valid Unicode text"),

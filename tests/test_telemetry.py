@@ -254,7 +254,7 @@ async def test_without_opentelemetry_installed_the_client_runs_without_it(
     monkeypatch.setattr(telemetry_module, "otel_context", None)
     transport = ScriptedTransport(ok())
     async with make_chat(transport) as chat:
-        assert chat._sender._telemetry is None
+        assert chat._sender.telemetry is None
         result = await chat.create_robot("@RBT#001")
     assert result.random == _sent_random(transport, 0)
     assert otel.spans() == []

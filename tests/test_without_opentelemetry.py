@@ -39,7 +39,7 @@ async def test_each_attempt_asks_the_limiter_for_its_own_endpoint(
     records: list[AttemptRecord] = []
     transport = ScriptedTransport(fail(60007, "too fast"), ok(), ok())
     async with make_chat(transport, limiter=limiter, on_attempt=records.append) as chat:
-        assert chat._sender._telemetry is None
+        assert chat._sender.telemetry is None
         await chat.delete_robot("@RBT#1")  # refused for frequency, then retried
         await chat.get_all_robots()
     assert limiter.keys == [Endpoint.DELETE_ROBOT, Endpoint.DELETE_ROBOT, Endpoint.GET_ALL_ROBOTS]

@@ -7,9 +7,10 @@
 from typing import TYPE_CHECKING
 
 from ._bulk import BulkOutcome, BulkRun
-from ._calls import Call, Endpoint
+from ._calls import Call
 from ._client import TencentChat
 from ._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
+from ._endpoints import Endpoint
 from ._exceptions import (
     ERROR_CODES,
     APIConnectionError,

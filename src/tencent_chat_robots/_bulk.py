@@ -6,10 +6,10 @@ stream, and a slow consumer slows the calls rather than piling up outcomes. The 
 follows Little's law: the endpoints' rates times the shortest recent time a request
 spent on the wire (with headroom), plus the calls sitting out a retry's backoff.
 
-Stopping goes through the request loop's :class:`CallGroup`: ``stop()`` ends the calls
-still waiting (they were not sent) and lets those on the wire finish; ``cancel()`` ends
-those too. Either way each such call's outcome is a :class:`BulkStoppedError` saying
-whether it may have reached the server.
+Stopping goes through the run's :class:`BulkGroup`, the scope its calls are made in:
+``stop()`` ends the calls still waiting (they were not sent) and lets those on the wire
+finish; ``cancel()`` ends those too. Either way each such call's outcome is a
+:class:`BulkStoppedError` saying whether it may have reached the server.
 """
 
 from __future__ import annotations
@@ -18,23 +18,27 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sized,
+)
+from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._base_client import CURRENT_GROUP, CallGroup, stopped_error
-from ._calls import Endpoint
 from ._config import require_number
-from ._constants import DEFAULT_RATE_LIMIT
-from ._exceptions import ClientClosedError, TencentChatError, ValidationError
+from ._endpoints import ENDPOINTS
+from ._exceptions import BulkStoppedError, ClientClosedError, TencentChatError, ValidationError
+from ._lifecycle import CallScope, Lifecycle, PendingCall
+from ._observers import CallObserver
 from ._redact import redact
-from ._transport import _failure as transport_failure
 
-if TYPE_CHECKING:
-    from ._client import TencentChat
-
-__all__ = ["BulkOutcome", "BulkRun"]
+__all__ = ["BulkGroup", "BulkOutcome", "BulkRun"]
 
 T = TypeVar("T")
 
@@ -50,6 +54,51 @@ _RESIZE_EVERY = 0.1  # seconds
 _RECENT = 1.0  # an endpoint counts towards the pool while called in the last second
 _END: Any = object()
 _AGAIN: Any = object()
+
+
+class BulkGroup(CallScope, CallObserver):
+    """The calls of one bulk run: stopped together, and watched for what sizes its pool:
+    time on the wire and calls waiting out a retry's backoff."""
+
+    __slots__ = ("_older_min", "_samples", "_window_min", "backing_off")
+
+    _WINDOW = 256  # answers per window of the shortest time on the wire
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backing_off = 0
+        self._older_min = self._window_min = math.inf
+        self._samples = 0
+
+    @property
+    def wire_seconds(self) -> float:
+        """The shortest time on the wire lately: the network's, without queueing.
+
+        Not the mean: time waiting for a busy event loop to read the answer counts on
+        the wire too, and a pool sized by it would grow the queue that made it.
+        """
+        shortest = min(self._older_min, self._window_min)
+        return 0.0 if shortest == math.inf else shortest  # no answer yet: start small
+
+    def attempt_ended(
+        self,
+        call: PendingCall,
+        attempt: int,
+        started: float,
+        outcome: BaseException | None,
+        request_id: str | None,
+    ) -> None:
+        self._window_min = min(self._window_min, asyncio.get_running_loop().time() - started)
+        self._samples += 1
+        if self._samples >= self._WINDOW:
+            self._older_min, self._window_min, self._samples = self._window_min, math.inf, 0
+
+    def backoff(self, waiting: bool) -> None:
+        self.backing_off += 1 if waiting else -1
+
+
+def _stopped_error(endpoint: str) -> BulkStoppedError:
+    return BulkStoppedError(f"the bulk run was stopped; {endpoint} was not sent", endpoint=endpoint)
 
 
 @attrs.frozen(slots=True)
@@ -93,9 +142,12 @@ class BulkRun:
 
     def __init__(
         self,
-        chat: TencentChat,
         calls: Iterable[Any] | AsyncIterable[Any],
         *,
+        make: Callable[[Any, BulkGroup], Awaitable[Any]],
+        lifecycle: Lifecycle,
+        max_in_flight: int,
+        rate_for: Callable[[str], float],
         ordered: bool = False,
         concurrency: int | None = None,
         total: int | None = None,
@@ -117,17 +169,15 @@ class BulkRun:
                 f"calls must be an iterable or async iterable of Call, got {type(calls).__name__}"
             )
         self.total = total
-        self._chat = chat
+        self._make_call = make
+        self._lifecycle = lifecycle
+        self._unregister: Callable[[], None] | None = None
         self._ordered = ordered
         self._fixed = concurrency
-        self._ceiling = concurrency or min(_MAX_WORKERS, chat.max_in_flight * len(Endpoint.ALL))
+        self._ceiling = concurrency or min(_MAX_WORKERS, max_in_flight * len(ENDPOINTS))
         self._capacity = 2 * self._ceiling  # items taken and not yet handed out
-        limiter = chat.limiter
-        rate = getattr(limiter, "rate", None) if limiter is not None else math.inf
-        if not isinstance(rate, (int, float)):  # a limiter that does not say: the default
-            rate = chat.rate_limit or DEFAULT_RATE_LIMIT
-        self._rate = float(rate)
-        self._group = CallGroup()
+        self._rate_for = rate_for
+        self._group = BulkGroup()
 
         self.taken = self.done = self.succeeded = self.failed = self.in_flight = 0
         self._handed = 0  # outcomes handed to the consumer
@@ -255,20 +305,21 @@ class BulkRun:
     def _finish(self) -> None:
         if self._resizer is not None:
             self._resizer.cancel()
-        self._chat._sender.groups.discard(self._group)
+        if self._unregister is not None:
+            self._unregister()
+            self._unregister = None
 
     # -- the workers ---------------------------------------------------------------------
 
     def _start(self) -> None:
         self._started = True
         self._news, self._take_lock = asyncio.Event(), asyncio.Lock()
-        if self._chat.closed:
+        if self._lifecycle.closed:
             self._stopping = self._client_closed = True
             self._error = self._closed_error()
             return
         # Told at once when the client closes: a worker may be waiting on ``calls``.
-        self._group.on_close = self._note_closed
-        self._chat._sender.groups.add(self._group)
+        self._unregister = self._lifecycle.on_close(self._note_closed)
         self._resize()
         if self._fixed is None:
             self._resizer = asyncio.create_task(self._keep_resizing())
@@ -276,8 +327,8 @@ class BulkRun:
     def _resize(self) -> None:
         if self._fixed is None:
             now = asyncio.get_running_loop().time()
-            endpoints = sum(1 for t in self._seen.values() if now - t < _RECENT) or 1
-            rate = self._rate * endpoints
+            recent = [e for e, t in self._seen.items() if now - t < _RECENT]
+            rate = sum(map(self._rate_for, recent)) if recent else self._rate_for("")
             wanted = rate * self._group.wire_seconds * _HEADROOM + _SPARE + self._group.backing_off
             self._target = max(_MIN_WORKERS, math.ceil(min(self._ceiling, wanted)))
         while len(self._workers) < self._target and not self.stopped:
@@ -372,35 +423,27 @@ class BulkRun:
         self.stop()
 
     async def _make(self, index: int, item: Any) -> BulkOutcome[Any]:
-        if self._group.stopping and not self._chat.closed:
+        if self._group.stopping and not self._lifecycle.closed:
             # Stopped while this worker was taking the item: never started.
-            return BulkOutcome(index, item, error=self._stopped_error(item))
+            endpoint = getattr(item, "endpoint", "the call")
+            return BulkOutcome(index, item, error=_stopped_error(str(endpoint)))
         endpoint = getattr(item, "endpoint", None)
         if isinstance(endpoint, str):
             self._seen[endpoint] = asyncio.get_running_loop().time()
         self.in_flight += 1
-        # Only the call joins the group: the calls ``calls`` itself makes are not the run's.
-        joined = CURRENT_GROUP.set(self._group)
         try:
-            result = await self._chat.call(item)
+            result = await self._make_call(item, self._group)
         except ClientClosedError as error:
             self._note_closed()
             return BulkOutcome(index, item, error=error)
         except TencentChatError as error:
             return BulkOutcome(index, item, error=error)
-        except Exception as foreign:  # not the SDK's: the item still gets its outcome
-            # Treated as the built-in transports treat such an error: cut off below the
-            # call (its frames may hold the signed URL), and a RequestError if its text
-            # shows a secret; only a bug that survives that ends the run.
-            bug = transport_failure(foreign, ())
-            if isinstance(bug, TencentChatError):
-                return BulkOutcome(index, item, error=bug)
+        except Exception as bug:  # not the SDK's (scrubbed under the call): ends the run
             self._end_with(bug)
             failure = TencentChatError(f"{type(bug).__name__} under the call: {redact(str(bug))}")
             failure.__cause__ = bug
             return BulkOutcome(index, item, error=failure)
         finally:
-            CURRENT_GROUP.reset(joined)
             self.in_flight -= 1
         return BulkOutcome(index, item, result=result)
 
@@ -416,10 +459,6 @@ class BulkRun:
             "the client was closed during a bulk run; items from index"
             f" {self.taken} on were not taken"
         )
-
-    @staticmethod
-    def _stopped_error(item: Any) -> TencentChatError:
-        return stopped_error(str(getattr(item, "endpoint", "the call")), False)
 
 
 class _Outcomes(AsyncIterator[BulkOutcome[Any]]):

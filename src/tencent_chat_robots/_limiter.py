@@ -24,18 +24,27 @@ import asyncio
 import collections
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 import anyio
 
 from ._config import require_number
 from ._constants import MAX_RATE_LIMIT, WINDOW_MARGIN
+from ._endpoints import ENDPOINTS, pace_for, resolve_rates
 from ._exceptions import QueueTimeoutError
-from ._options import Priority, priority_rank
+from ._options import PRIORITIES, Priority, priority_rank
 from ._waiters import Line
 
-__all__ = ["Limiter", "PausableLimiter", "Priority", "PriorityLimiter", "RateLimiter"]
+__all__ = [
+    "FullLimiter",
+    "Limiter",
+    "PausableLimiter",
+    "Priority",
+    "PriorityLimiter",
+    "RateLimiter",
+    "adapt_limiter",
+]
 
 _WINDOW = 1.0
 # Waits shorter than this are rounding noise in float clock arithmetic; sleeping on
@@ -46,6 +55,7 @@ _SPAN = _WINDOW + WINDOW_MARGIN
 # The most logged starts a deadline check walks (see _KeyLimiter.start_time).
 _WALK = 256
 _BURST_SECONDS = 0.002
+_RANKS = {name: rank for rank, name in enumerate(PRIORITIES)}
 
 
 @runtime_checkable
@@ -96,16 +106,82 @@ class PausableLimiter(Limiter, Protocol):
     async def pause(self, key: str, seconds: float) -> None: ...
 
 
-def serves_priorities(limiter: Limiter) -> bool:
+class FullLimiter(PriorityLimiter, Protocol):
+    """What the admission gate uses: a :class:`PriorityLimiter` that can also predict a
+    wait and be paused (see :func:`adapt_limiter`)."""
+
+    def predicted_wait(
+        self, key: str, *, priority: Priority, also_ahead: int, deadline: float
+    ) -> float: ...
+
+    async def pause(self, key: str, seconds: float) -> None: ...
+
+
+def serves_priorities(limiter: object) -> bool:
     """Whether ``limiter.acquire`` takes the ``priority`` and ``deadline`` keywords."""
     try:
-        parameters = inspect.signature(limiter.acquire).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: assume the old protocol
+        parameters = inspect.signature(limiter.acquire).parameters.values()  # type: ignore[attr-defined]
+    except (TypeError, ValueError, AttributeError):  # no signature to read: the old protocol
         return False
     # Named, not just **kwargs: a wrapper forwarding **kwargs to a limiter of the old
     # protocol (or a mock) would pass them on to an acquire that takes none.
     names = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
     return {"priority", "deadline"} <= names
+
+
+def adapt_limiter(limiter: Limiter) -> FullLimiter:
+    """``limiter`` as the full protocol, read once (nothing is probed per call).
+
+    What it lacks is filled in: a one-class ``acquire(key)`` serves every class, its
+    ``deadline`` enforced by cancelling the wait; with no ``predicted_wait`` nothing is
+    refused early; with no ``pause`` a refusal for frequency pauses nothing.
+    """
+    if (
+        serves_priorities(limiter)
+        and callable(getattr(limiter, "predicted_wait", None))
+        and isinstance(limiter, PausableLimiter)
+    ):
+        return limiter  # type: ignore[return-value]  # checked just above
+    return _AdaptedLimiter(limiter)
+
+
+class _AdaptedLimiter:
+    """A user's limiter of a smaller protocol, completed (see :func:`adapt_limiter`)."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+        self._ranked = serves_priorities(limiter)
+        predict = getattr(limiter, "predicted_wait", None)
+        self._predict: Callable[..., float] | None = predict if callable(predict) else None
+        self._pause = limiter.pause if isinstance(limiter, PausableLimiter) else None
+        self.rate = getattr(limiter, "rate", None)
+
+    def __repr__(self) -> str:
+        return repr(self.limiter)
+
+    async def acquire(
+        self, key: str, *, priority: Priority = "interactive", deadline: float | None = None
+    ) -> None:
+        if self._ranked:
+            await self.limiter.acquire(key, priority=priority, deadline=deadline)  # type: ignore[call-arg]
+        elif deadline is None:
+            await self.limiter.acquire(key)
+        else:
+            with anyio.CancelScope(deadline=deadline) as scope:
+                await self.limiter.acquire(key)
+            if scope.cancelled_caught:
+                raise QueueTimeoutError("no rate permit in time", endpoint=key)
+
+    def predicted_wait(
+        self, key: str, *, priority: Priority, also_ahead: int, deadline: float
+    ) -> float:
+        if self._predict is None:
+            return 0.0  # unknown: the caller waits, and times out if the permit is late
+        return self._predict(key, priority=priority, also_ahead=also_ahead, deadline=deadline)
+
+    async def pause(self, key: str, seconds: float) -> None:
+        if self._pause is not None:
+            await self._pause(key, seconds)
 
 
 class _KeyLimiter:
@@ -209,10 +285,12 @@ class _KeyLimiter:
         now = self._clock()
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
-            # Used from a new event loop (a second asyncio.run): what was queued on the
-            # last one was cancelled with it, and its timer is gone.
-            self._loop, self._timer, self._offered, self._line = loop, None, None, Line()
-        if not self._line and self._offered is None and self.delay(now) <= _EPSILON:
+            if self._loop is not None:
+                # Used from a new event loop (a second asyncio.run): what was queued on
+                # the last one was cancelled with it, and its timer is gone.
+                self._timer, self._offered, self._line = None, None, Line()
+            self._loop = loop
+        if not self._line.waiting and self._offered is None and self.delay(now) <= _EPSILON:
             self.grant(now)
             return
         if deadline is not None and not again:
@@ -269,8 +347,20 @@ class _KeyLimiter:
             self._offered = self._line.serve()
 
 
+def _default_burst(rate: float) -> int:
+    # Two absorb a late timer at the documented rates; at thousands per second a timer
+    # cannot fire every interval, so the burst covers ~2 ms of starts.
+    return max(2, math.ceil(rate * _BURST_SECONDS))
+
+
 class RateLimiter:
     """In-process limiter: ``rate`` starts per key in any sliding second, in two classes.
+
+    ``rate`` is given in terms of the 200/s APIs: an API documented at another rate is
+    paced at the same share of its own (``RateLimiter(190)`` paces the 100/s live-room
+    APIs at 95), and none above its documented rate. ``rates`` names APIs (method name
+    or path) to pace at exactly the rate given, e.g. under a quota Tencent raised for
+    them; any other key (one of your own) is paced at ``rate``.
 
     A waiting ``"interactive"`` caller gets the key's next start before any ``"bulk"``
     one; first come first served within a class. ``burst`` (default 2, more above
@@ -285,27 +375,36 @@ class RateLimiter:
         self,
         rate: float,
         *,
+        rates: Mapping[str, float] | None = None,
         burst: int | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        require_number("rate", rate, minimum=1, maximum=MAX_RATE_LIMIT)
-        if burst is None:
-            # Two absorb a late timer at the documented rates; at thousands per second
-            # a timer cannot fire every interval, so the burst covers ~2 ms of starts.
-            burst = max(2, math.ceil(rate * _BURST_SECONDS))
-        require_number("burst", burst, minimum=1, integer=True)
+        rate = require_number("rate", rate, minimum=1, maximum=MAX_RATE_LIMIT)
+        self.rates = resolve_rates(rates)
+        if burst is not None:
+            burst = require_number("burst", burst, minimum=1, integer=True)
+        self._given_burst = burst
         self.rate = rate
-        self.burst = burst
+        self.burst = burst or _default_burst(rate)
         self._clock = clock or anyio.current_time
         self._keys: dict[str, _KeyLimiter] = {}
+        for spec in ENDPOINTS:  # made now, not on the first call of each
+            self._key(spec.path)
 
     def __repr__(self) -> str:
-        return f"RateLimiter(rate={self.rate!r}, burst={self.burst!r})"
+        named = f", rates={self.rates!r}" if self.rates else ""
+        return f"RateLimiter(rate={self.rate!r}{named}, burst={self.burst!r})"
+
+    def rate_for(self, key: str) -> float:
+        """The starts per sliding second ``key`` is allowed."""
+        return pace_for(key, self.rate, self.rates)
 
     def _key(self, key: str) -> _KeyLimiter:
         limiter = self._keys.get(key)
         if limiter is None:
-            limiter = self._keys[key] = _KeyLimiter(key, self.rate, self.burst, self._clock)
+            rate = self.rate_for(key)
+            burst = self._given_burst or _default_burst(rate)
+            limiter = self._keys[key] = _KeyLimiter(key, rate, burst, self._clock)
         return limiter
 
     async def acquire(
@@ -318,9 +417,11 @@ class RateLimiter:
         ahead (in this class and above, plus any pause) leave none for this one by
         ``deadline``, or when ``deadline`` passes; nothing is counted for it then.
         """
-        rank = priority_rank(priority)
+        rank = _RANKS.get(priority) if type(priority) is str else None
+        if rank is None:  # not a plain name: read it as the options do, or refuse it
+            rank = priority_rank(priority)
         due = math.inf if deadline is None else self._due(deadline)
-        await self._key(key).acquire(rank, deadline, due)
+        await (self._keys.get(key) or self._key(key)).acquire(rank, deadline, due)
 
     def predicted_wait(
         self, key: str, *, priority: Priority = "interactive", also_ahead: int = 0, deadline: float

@@ -7,7 +7,7 @@ anything is sent, with a message naming the field and the rule.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from cattrs import Converter
@@ -22,7 +22,11 @@ __all__ = [
     "DeleteRobotRequest",
     "GetAllRobotsRequest",
     "GetAllRobotsResponse",
+    "GetLiveRoomRobotsResponse",
     "LiveGroupRobotsRequest",
+    "LiveRoomRequest",
+    "LiveRoomRobotList",
+    "LiveRoomRobotsRequest",
     "RoomRobotRequest",
     "converter",
 ]
@@ -32,6 +36,9 @@ _KEY = "vendor_key"
 ROBOT_PREFIX = "@RBT#"
 MAX_ROBOT_ID_BYTES = 32
 MAX_PROFILE_FIELD_BYTES = 500
+MAX_LIVE_ROOM_ID_BYTES = 48
+# A TUILiveKit live room holds at most three robots (robot-conversation.md, section 3).
+MAX_LIVE_ROOM_ROBOTS = 3
 
 
 def _require_str(field: str, value: object) -> str:
@@ -60,9 +67,20 @@ def _robot_id(_: object, attribute: attrs.Attribute[str], value: object) -> None
 
 
 def _non_empty(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if isinstance(value, str) and value.isascii() and value:
+        return  # the common case, settled without a call: ASCII text encodes
     field = _label(attribute)
     if not _require_str(field, value):
         raise ValidationError(f"{field} must not be empty")
+
+
+def _copied(value: object) -> object:
+    """A list as a tuple: the caller changing it later does not change the request.
+
+    Anything else stays as it is for the validator to judge (a string is refused, not
+    split into characters).
+    """
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _profile_field(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
@@ -93,6 +111,26 @@ def _member_list(_: object, attribute: attrs.Attribute[Sequence[str]], value: ob
         _require_str(f"{field}[{index}]", member)
 
 
+def _live_room_id(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    field = _label(attribute)
+    text = _require_str(field, value)
+    size = len(text.encode())
+    if not 0 < size <= MAX_LIVE_ROOM_ID_BYTES:
+        raise ValidationError(
+            f"{field} must be 1 to {MAX_LIVE_ROOM_ID_BYTES} UTF-8 bytes, got {size}"
+        )
+
+
+def _live_room_robots(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _member_list(instance, attribute, value)
+    count = len(cast("Sequence[str]", value))
+    if count > MAX_LIVE_ROOM_ROBOTS:
+        raise ValidationError(
+            f"{_label(attribute)} names {count} robots; a live room holds at most"
+            f" {MAX_LIVE_ROOM_ROBOTS}"
+        )
+
+
 @attrs.frozen(slots=True)
 class CreateRobotRequest:
     """Body of ``openim_robot_http_svc/create_robot``."""
@@ -120,7 +158,7 @@ class RoomRobotRequest:
     """Body of ``room_engine_http_srv/add_robot`` and ``.../delete_robot``."""
 
     room_id: str = _field("RoomId", validator=_non_empty)
-    member_account: str = _field("Member_Account", validator=_non_empty)
+    robot_account: str = _field("Member_Account", validator=_non_empty)
 
 
 @attrs.frozen(slots=True)
@@ -128,8 +166,26 @@ class LiveGroupRobotsRequest:
     """Body of ``group_open_avchatroom_http_svc/add_robots`` and ``.../del_robots``."""
 
     group_id: str = _field("GroupId", validator=_non_empty)
-    # Validated before copying so that a string is refused, not split into characters.
-    member_account: Sequence[str] = _field("Member_Account", validator=_member_list)
+    robot_accounts: Sequence[str] = _field(
+        "Member_Account", converter=_copied, validator=_member_list
+    )
+
+
+@attrs.frozen(slots=True)
+class LiveRoomRobotsRequest:
+    """Body of ``live_engine_http_srv/add_robot`` and ``.../del_robot``."""
+
+    room_id: str = _field("RoomId", validator=_live_room_id)
+    robot_accounts: Sequence[str] = _field(
+        "RobotList_Account", converter=_copied, validator=_live_room_robots
+    )
+
+
+@attrs.frozen(slots=True)
+class LiveRoomRequest:
+    """Body of ``live_engine_http_srv/get_robot``."""
+
+    room_id: str = _field("RoomId", validator=_live_room_id)
 
 
 @attrs.frozen(slots=True)
@@ -160,6 +216,21 @@ class GetAllRobotsResponse:
 
 
 @attrs.frozen(slots=True)
+class LiveRoomRobotList:
+    """The ``Response`` object of ``live_engine_http_srv/get_robot``."""
+
+    robot_list_account: list[str] = _field("RobotList_Account", factory=list)
+
+
+@attrs.frozen(slots=True)
+class GetLiveRoomRobotsResponse:
+    """Answer of ``live_engine_http_srv/get_robot``."""
+
+    response: LiveRoomRobotList = _field("Response", factory=LiveRoomRobotList)
+    request_id: str | None = _field("RequestId", default=None)
+
+
+@attrs.frozen(slots=True)
 class AttemptRecord:
     """One try of one call, as reported to ``TencentChat(on_attempt=...)``.
 
@@ -184,8 +255,12 @@ _MODELS = (
     GetAllRobotsRequest,
     RoomRobotRequest,
     LiveGroupRobotsRequest,
+    LiveRoomRobotsRequest,
+    LiveRoomRequest,
     ActionResult,
     GetAllRobotsResponse,
+    LiveRoomRobotList,
+    GetLiveRoomRobotsResponse,
 )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import attrs
 
 from ._constants import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, RATE_LIMITED_RETRY_DELAY
+from ._endpoints import ENDPOINTS
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -28,14 +29,14 @@ USERSIG_EXPIRED = 70001
 # A gateway in front of the service failed; the service itself may come back.
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 
-# Codes that mean "already in the state you asked for", per endpoint. They settle a call
-# as a success only after an attempt whose outcome is unknown: that attempt may have
-# done the work, and the retry then finds it done. Only room removal needs this; the
-# other endpoints answer a repeat with success (create_robot by its page; delete_robot
-# and the room and live-group adds and removals set a state, so the fake, following
-# the pages, answers a repeat with OK), so their retries succeed by themselves.
+# Codes that mean "already in the state you asked for", per endpoint (its row's
+# ``already_done``). They settle a call as a success only after an attempt whose outcome
+# is unknown: that attempt may have done the work, and the retry then finds it done.
+# Only room removal needs this; the other endpoints answer a repeat with success
+# (create_robot by its page; the others set a state, so the fake, following the pages,
+# answers a repeat with OK), so their retries succeed by themselves.
 ALREADY_DONE: Mapping[str, frozenset[int]] = {
-    "room_engine_http_srv/delete_robot": frozenset({100005}),  # not a member (any more)
+    spec.path: spec.already_done for spec in ENDPOINTS if spec.already_done
 }
 
 

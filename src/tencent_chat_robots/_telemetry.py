@@ -20,7 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._exceptions import APIError, BadResponseError, RequestError
+from ._lifecycle import PendingCall
 from ._logs import logger
+from ._observers import CallObserver
 
 try:
     from opentelemetry import context as otel_context
@@ -41,7 +43,7 @@ else:
         if isinstance(cls, type)
     )
 
-__all__ = ["ENV_ENABLED", "AttemptTrace", "CallTrace", "Telemetry", "make_telemetry"]
+__all__ = ["ENV_ENABLED", "CallTrace", "Telemetry", "make_telemetry"]
 
 ENV_ENABLED = "OTEL_PYTHON_INSTRUMENTATION_TENCENT_CHAT_ROBOTS_ENABLED"
 _SCOPE = "tencent_chat_robots"
@@ -52,16 +54,18 @@ _WAIT_BUCKETS = [0, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def make_telemetry(base_url: str, operations: Mapping[str, str]) -> Telemetry | None:
+def make_telemetry(
+    base_url: str, operations: Mapping[str, str], shown_url: Callable[[str, int], str]
+) -> Telemetry | None:
     """A :class:`Telemetry` if ``opentelemetry-api`` is installed, else ``None``.
 
     ``operations`` names each endpoint's method (``add_robot_to_room``): the call span's
-    name.
+    name. ``shown_url(endpoint, random)`` is a request's URL with its UserSig redacted.
     """
     if otel_context is None:
         return None
     emit = os.environ.get(ENV_ENABLED, "true").strip().lower() != "false"
-    return Telemetry(base_url, operations, emit=emit)
+    return Telemetry(base_url, operations, shown_url, emit=emit)
 
 
 def error_type(error: BaseException) -> str:
@@ -76,12 +80,20 @@ def error_type(error: BaseException) -> str:
 class Telemetry:
     """The tracer and instruments of one client, and what every span of it shares."""
 
-    def __init__(self, base_url: str, operations: Mapping[str, str], *, emit: bool) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        operations: Mapping[str, str],
+        shown_url: Callable[[str, int], str],
+        *,
+        emit: bool,
+    ) -> None:
         from . import __version__
 
         parts = urlsplit(base_url)  # its userinfo, if any, never goes into an attribute
         self.emit = emit
         self.operations = operations
+        self.shown_url = shown_url
         self.server: dict[str, Any] = {
             "server.address": parts.hostname or "",
             "server.port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 443),
@@ -106,20 +118,33 @@ class Telemetry:
             description="Calls finished, by endpoint and outcome.",
         )
 
-    def start_call(self, endpoint: str, priority: str) -> CallTrace:
-        """Open the INTERNAL span of one call of ``endpoint``."""
-        return CallTrace(self, endpoint, priority)
 
+class CallTrace(CallObserver):
+    """One call: its INTERNAL span (when tracing), parent of its attempts' CLIENT spans.
 
-class CallTrace:
-    """One call: its INTERNAL span (when tracing), parent of its attempts' spans."""
+    During an attempt the context that hides the request from the stock HTTP
+    instrumentations is attached; it is detached when the attempt ends.
+    """
 
-    __slots__ = ("endpoint", "measure", "span", "telemetry")
+    __slots__ = (
+        "attempt_span",
+        "endpoint",
+        "measure",
+        "permit_wait",
+        "sent_at",
+        "span",
+        "telemetry",
+        "token",
+    )
 
     def __init__(self, telemetry: Telemetry, endpoint: str, priority: str) -> None:
         self.telemetry = telemetry
         self.endpoint = endpoint
         self.span: trace.Span | None = None
+        self.attempt_span: trace.Span | None = None
+        self.token: object = None
+        self.permit_wait: float | None = None
+        self.sent_at = 0.0
         emit = telemetry.emit
         self.measure = emit and not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
         if emit and not isinstance(trace.get_tracer_provider(), _UNSET_TRACING):
@@ -136,26 +161,88 @@ class CallTrace:
             except Exception:
                 _failed("starting a call's span")
 
-    def start_attempt(
-        self, number: int, random: int, permit_wait: float | None, url_full: Callable[[], str]
-    ) -> AttemptTrace:
-        """Open the CLIENT span of attempt ``number`` and hide the request from others.
+    def attempt_started(self, call: PendingCall, attempt: int, permit_wait: float | None) -> None:
+        """Open the attempt's CLIENT span and hide the request from other instrumentations."""
+        self.permit_wait = permit_wait
+        self.attempt_span = None
+        context = otel_context.get_current()
+        if self.span is not None:
+            # What is known before sending goes in at the start, where samplers see it.
+            random = call.random or 0
+            starting: dict[str, Any] = {
+                "http.request.method": "POST",
+                **self.telemetry.server,
+                "url.full": self.telemetry.shown_url(self.endpoint, random),
+                "tencent_chat.endpoint": self.endpoint,
+                "tencent_chat.random": random,
+            }
+            if attempt > 1:
+                starting["http.request.resend_count"] = attempt - 1
+            if permit_wait is not None:
+                starting["tencent_chat.permit_wait"] = permit_wait
+            parent = trace.set_span_in_context(self.span, context)
+            try:
+                self.attempt_span = self.telemetry.tracer.start_span(
+                    "POST", parent, kind=trace.SpanKind.CLIENT, attributes=starting
+                )
+                context = trace.set_span_in_context(self.attempt_span, context)
+            except Exception:
+                _failed("starting an attempt's span")
+        context = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, context)
+        self.token = otel_context.attach(context)
+        self.sent_at = _now() if self.measure else 0.0
 
-        ``url_full`` makes the URL with its UserSig redacted (called only when tracing).
-        """
-        return AttemptTrace(self, number, random, permit_wait, url_full)
+    def attempt_ended(
+        self,
+        call: PendingCall,
+        attempt: int,
+        started: float,
+        outcome: BaseException | None,
+        request_id: str | None,
+    ) -> None:
+        """Detach the context; close the attempt's span with what it ended with."""
+        if self.token is None:
+            return
+        otel_context.detach(self.token)  # type: ignore[arg-type]
+        self.token = None
+        if self.measure or self.attempt_span is not None:
+            try:
+                self._attempt_done(outcome, request_id)
+            except Exception:
+                _failed("ending an attempt's span")
 
-    def finish(
-        self, error: BaseException | None, random: int | None, request_id: str | None
+    def _attempt_done(self, error: BaseException | None, request_id: str | None) -> None:
+        status = _status_code(error)
+        if self.measure:
+            telemetry = self.telemetry
+            measured: dict[str, Any] = {
+                "http.request.method": "POST",
+                **telemetry.server,
+                "tencent_chat.endpoint": self.endpoint,
+            }
+            if status is not None:
+                measured["http.response.status_code"] = status
+            if error is not None:
+                measured["error.type"] = error_type(error)
+            telemetry.duration.record(_now() - self.sent_at, measured)
+            if self.permit_wait is not None:
+                by_endpoint = {"tencent_chat.endpoint": self.endpoint}
+                telemetry.permit_wait.record(self.permit_wait, by_endpoint)
+        if self.attempt_span is not None:
+            ending = {"http.response.status_code": status, "tencent_chat.request_id": request_id}
+            _end(self.attempt_span, ending, error)
+
+    def call_ended(
+        self, call: PendingCall, outcome: BaseException | None, request_id: str | None
     ) -> None:
         """Close the call's span; count the call by its outcome."""
         if self.measure or self.span is not None:
             try:
-                self._finish(error, random, request_id)
+                self._call_done(outcome, call.random, request_id)
             except Exception:
                 _failed("ending a call's span")
 
-    def _finish(
+    def _call_done(
         self, error: BaseException | None, random: int | None, request_id: str | None
     ) -> None:
         if self.measure:
@@ -169,81 +256,6 @@ class CallTrace:
         if self.span is not None:
             ending = {"tencent_chat.random": random, "tencent_chat.request_id": request_id}
             _end(self.span, ending, error, record_exception=True)
-
-
-class AttemptTrace:
-    """One HTTP attempt: its CLIENT span, and the context that hides it from the stock
-    HTTP instrumentations, attached until :meth:`finish`."""
-
-    __slots__ = ("call", "permit_wait", "span", "started", "token")
-
-    def __init__(
-        self,
-        call: CallTrace,
-        number: int,
-        random: int,
-        permit_wait: float | None,
-        url_full: Callable[[], str],
-    ) -> None:
-        self.call = call
-        self.permit_wait = permit_wait
-        self.span: trace.Span | None = None
-        context = otel_context.get_current()
-        if call.span is not None:
-            # What is known before sending goes in at the start, where samplers see it.
-            starting: dict[str, Any] = {
-                "http.request.method": "POST",
-                **call.telemetry.server,
-                "url.full": url_full(),
-                "tencent_chat.endpoint": call.endpoint,
-                "tencent_chat.random": random,
-            }
-            if number > 1:
-                starting["http.request.resend_count"] = number - 1
-            if permit_wait is not None:
-                starting["tencent_chat.permit_wait"] = permit_wait
-            parent = trace.set_span_in_context(call.span, context)
-            try:
-                self.span = call.telemetry.tracer.start_span(
-                    "POST", parent, kind=trace.SpanKind.CLIENT, attributes=starting
-                )
-                context = trace.set_span_in_context(self.span, context)
-            except Exception:
-                _failed("starting an attempt's span")
-        context = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, context)
-        self.token = otel_context.attach(context)
-        self.started = _now() if call.measure else 0.0
-
-    def finish(self, error: BaseException | None, request_id: str | None) -> None:
-        """Detach the context; close the span with what the attempt ended with."""
-        otel_context.detach(self.token)
-        if self.call.measure or self.span is not None:
-            try:
-                self._finish(error, request_id)
-            except Exception:
-                _failed("ending an attempt's span")
-
-    def _finish(self, error: BaseException | None, request_id: str | None) -> None:
-        call, span = self.call, self.span
-        status = _status_code(error)
-        if call.measure:
-            telemetry = call.telemetry
-            measured: dict[str, Any] = {
-                "http.request.method": "POST",
-                **telemetry.server,
-                "tencent_chat.endpoint": call.endpoint,
-            }
-            if status is not None:
-                measured["http.response.status_code"] = status
-            if error is not None:
-                measured["error.type"] = error_type(error)
-            telemetry.duration.record(_now() - self.started, measured)
-            if self.permit_wait is not None:
-                by_endpoint = {"tencent_chat.endpoint": call.endpoint}
-                telemetry.permit_wait.record(self.permit_wait, by_endpoint)
-        if span is not None:
-            ending = {"http.response.status_code": status, "tencent_chat.request_id": request_id}
-            _end(span, ending, error)
 
 
 def _failed(doing: str) -> None:

@@ -62,15 +62,16 @@ class _Turn(asyncio.Future[None]):
 class Line:
     """Waiting futures in priority classes; see the module docstring."""
 
-    __slots__ = ("_dead", "_live", "_queues")
+    __slots__ = ("_dead", "_live", "_queues", "waiting")
 
     def __init__(self) -> None:
         self._queues = tuple(collections.deque[_Turn]() for _ in PRIORITIES)
         self._live = [0] * len(PRIORITIES)  # waiters of each class not yet done
         self._dead = [0] * len(PRIORITIES)  # done futures still in each class's queue
+        self.waiting = 0  # waiters of every class: read on every call, so kept, not summed
 
     def __bool__(self) -> bool:
-        return any(self._live)
+        return self.waiting > 0
 
     def ahead(self, rank: int) -> int:
         """How many waiting callers a newcomer of ``rank`` would be served after."""
@@ -79,6 +80,7 @@ class Line:
     def left(self, rank: int) -> None:
         """A waiter of ``rank`` gave up (cancelled, or out of time) without a turn."""
         self._live[rank] -= 1
+        self.waiting -= 1
         self._dead[rank] += 1
         if self._dead[rank] >= _COMPACT_AT and self._dead[rank] > self._live[rank]:
             queue = self._queues[rank]
@@ -98,6 +100,7 @@ class Line:
                 turn = queue.popleft()
                 if not turn.done():
                     self._live[rank] -= 1
+                    self.waiting -= 1
                     turn.set_result(None)
                     return rank
                 self._dead[rank] -= 1
@@ -130,6 +133,7 @@ class Line:
         else:
             self._queues[rank].append(turn)
         self._live[rank] += 1
+        self.waiting += 1
         timer = None
         if deadline is not None:
             timer = loop.call_at(deadline, self._expire, turn, giver)
@@ -178,7 +182,8 @@ class InFlightSlots:
     def take(self, rank: int) -> bool:
         """Take a slot if one is free for ``rank`` now; false if the caller must wait."""
         # Only while no caller of this class or above waits: release() serves those.
-        if self._in_use < self._caps[rank] and not self._line.ahead(rank):
+        line = self._line
+        if self._in_use < self._caps[rank] and not (line.waiting and line.ahead(rank)):
             self._in_use += 1
             return True
         return False
@@ -203,6 +208,8 @@ class InFlightSlots:
     def release(self) -> None:
         """Hand the slot to the next waiter allowed one, or free it."""
         self._in_use -= 1
+        if not self._line.waiting:
+            return
         lowest = 1 if self._in_use < self._caps[1] else 0
         if self._line.serve(lowest) is not None:
             self._in_use += 1
