@@ -381,3 +381,48 @@ def test_priority_is_read_from_its_text_and_stored_plain() -> None:
     assert view.options.rank == 1
     with pytest.raises(ValidationError, match="priority"):
         chat.with_options(priority=_OddText("urgent"))
+
+
+def test_max_retries_is_bounded_at_one_hundred() -> None:
+    """More than 100 retries is a mistake that would hold a call for hours: refused."""
+    assert _chat(ScriptedTransport(), max_retries=100).options == CallOptions(max_retries=100)
+    for make in (
+        lambda: _chat(ScriptedTransport(), max_retries=101),
+        lambda: _chat(ScriptedTransport()).with_options(max_retries=101),
+        lambda: CallOptions(max_retries=101),
+    ):
+        with pytest.raises(ValidationError, match=r"^max_retries must be .* <= 100, got 101$"):
+            make()
+
+
+class _Seconds(float):
+    pass
+
+
+class _Count(int):
+    pass
+
+
+def test_a_view_stores_plain_numbers_whatever_subclass_it_was_given() -> None:
+    view = _chat(ScriptedTransport()).with_options(
+        max_wait=_Seconds(0.5), timeout=_Seconds(2.0), max_retries=_Count(2)
+    )
+    assert type(view.options.max_wait) is float
+    assert type(view.options.timeout) is float
+    assert type(view.options.max_retries) is int
+    assert view.options == CallOptions(max_wait=0.5, timeout=2.0, max_retries=2)
+
+
+@pytest.mark.parametrize(
+    "options", [{"priority": "urgent"}, {"timeout": 0}, {"max_retries": 101}, {"max_wait": -1}]
+)
+def test_a_refused_setting_leaves_frames_whose_locals_can_be_shown(
+    options: dict[str, Any],
+) -> None:
+    """Error trackers repr every local of every frame, the half-made CallOptions too."""
+    import traceback
+
+    with pytest.raises(ValidationError) as caught:
+        _chat(ScriptedTransport(), **options)
+    shown = traceback.TracebackException.from_exception(caught.value, capture_locals=True)
+    assert "CallOptions(" in "".join(shown.format())

@@ -501,8 +501,8 @@ async def test_an_error_of_a_user_hook_goes_on_as_it_is_without_the_library_fram
         with pytest.raises(_HookBug) as caught:
             await chat.get_all_robots()
     files = [frame.filename for frame in traceback.extract_tb(caught.value.__traceback__)]
-    # Cut below the transport: httpx's frames hold the URL.
-    assert files[-1].endswith("_transport.py")
+    # Cut below the request layer: httpx's frames hold the URL.
+    assert files[-1].endswith("_base_client.py")
     assert not any("httpx" in name for name in files)
     _assert_no_secret(_with_locals(caught.value), _current_usersig(chat))
 
@@ -648,3 +648,28 @@ async def test_a_huge_error_info_is_kept_to_its_first_two_thousand_characters() 
     with pytest.raises(APIError) as caught:
         await chat.delete_robot("@RBT#1")
     assert caught.value.info == "x" * 2000
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("can_renew_usersig=True", "can_renew_usersig=True"),  # a longer name: no secret
+        ("RetryState(CAN_RENEW_USERSIG=False)", "RetryState(CAN_RENEW_USERSIG=False)"),
+        ("adminUserSig=abc", "adminUserSig=abc"),
+        ("usersig=abc&random=1", "usersig=REDACTED&random=1"),  # the start of the text
+        ("/v4/a/b?usersig=abc", "/v4/a/b?usersig=REDACTED"),
+        ("?sdkappid=1&UserSig=abc&x=1", "?sdkappid=1&UserSig=REDACTED&x=1"),
+        ("signed with usersig=abc", "signed with usersig=REDACTED"),
+        ("<a href='/v4/a/b?usersig%3Dabc'>", "<a href='/v4/a/b?usersig%3DREDACTED'>"),
+        # A URL encoded whole (a login page's next=): the & is %26, still a separator.
+        (
+            "next=%2Fv4%2Fa%3Fsdkappid%3D1%26usersig%3Dabc",
+            "next=%2Fv4%2Fa%3Fsdkappid%3D1%26usersig%3DREDACTED",
+        ),
+    ],
+)
+def test_usersig_is_a_parameter_only_where_its_name_starts(text: str, redacted: str) -> None:
+    from tencent_chat_robots._redact import redact, shows_secret
+
+    assert redact(text) == redacted
+    assert shows_secret(text) is (text != redacted)

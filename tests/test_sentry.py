@@ -575,3 +575,18 @@ def test_a_breadcrumb_that_is_no_mapping_does_not_cost_the_others(signer: UserSi
     theirs = {"type": "http", "data": {"url": "http://other/", "http.query": "page=2"}}
     event = {"breadcrumbs": {"values": ["odd", ours, theirs]}}
     assert scrub_event(event, {}) == {"breadcrumbs": {"values": ["odd", theirs]}}
+
+
+def test_a_name_ending_in_usersig_is_no_secret(signer: UserSigProvider) -> None:
+    """A frame's RetryState shows can_renew_usersig=True: a setting, not the UserSig."""
+    state = "RetryState(endpoint='a/b', attempt=2, can_renew_usersig=True)"
+    extra = {"state": state, "flags": {"can_renew_usersig": "False"}}
+    event = {
+        "extra": extra,
+        "message": f"{state} after POST /v4/a/b?sdkappid=1&usersig={signer.current()}&x=1",
+    }
+
+    scrubbed = scrub_event(event, {})
+
+    assert scrubbed["extra"] is extra  # nothing in it changed
+    assert scrubbed["message"] == f"{state} after POST /v4/a/b?sdkappid=1&usersig=[Filtered]&x=1"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import httpx
 import pytest
 from aiohttp import web
 
+import tencent_chat_robots
 from tencent_chat_robots import (
     AiohttpTransport,
     APIConnectionError,
@@ -18,6 +24,7 @@ from tencent_chat_robots import (
 from tencent_chat_robots._transport import pool_size
 
 from ._servers import loopback_server, refused_url
+from .conftest import RespxChat
 
 QUERY = "?sdkappid=1&identifier=a&usersig=SIG&random=1&contenttype=json"
 
@@ -201,11 +208,11 @@ async def test_an_httpx_client_is_closed_only_by_its_owner() -> None:
 
 
 async def test_an_httpx_client_without_a_readable_pool_counts_as_the_default_100() -> None:
-    """README: each endpoint gets max_connections // 7 requests, 14 with httpx's 100."""
+    """README: each endpoint gets max_connections // 10 requests, 10 with httpx's 100."""
     mocked = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     async with mocked:
         assert pool_size(HttpxTransport(mocked)) == 100
-        assert TencentChat(1400000000, "key", http_client=mocked).max_in_flight == 14
+        assert TencentChat(1400000000, "key", http_client=mocked).max_in_flight == 10
 
 
 async def test_httpx_requests_carry_the_timeout_but_never_wait_on_the_pool_against_it() -> None:
@@ -226,3 +233,148 @@ def test_a_pool_of_one_is_a_cap_and_zero_is_none() -> None:
     assert pool_size(AiohttpTransport(max_connections=1)) == 1
     assert pool_size(AiohttpTransport(max_connections=0)) is None
     assert pool_size(object()) is None  # a transport of the user's own: nothing known
+
+
+# -- Error texts: the endpoint, the limit and the cause, in plain words ----------------
+
+
+@asynccontextmanager
+async def raw_server(answer: bytes) -> AsyncIterator[str]:
+    """A loopback server reading one request, writing ``answer`` as it is and closing."""
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        for line in head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                await reader.readexactly(int(line.partition(b":")[2]))
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(respond, "127.0.0.1", 0)
+    async with server:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+CUT_SHORT = b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"ErrorCode":'
+ADD_ROBOT = "room_engine_http_srv/add_robot"
+
+
+async def test_a_body_cut_short_is_named_plainly_not_as_an_http_400() -> None:
+    """aiohttp's own text, <ContentLengthError: 400, message=...>, reads as an HTTP 400."""
+    adapter = AiohttpTransport()
+    async with raw_server(CUT_SHORT) as host:
+        with pytest.raises(APIConnectionError) as caught:
+            await adapter.post(f"http://{host}/v4/{ADD_ROBOT}{QUERY}", b"{}", timeout=5)
+    await adapter.aclose()
+    assert str(caught.value) == (
+        f"connection to {host} failed for {ADD_ROBOT}:"
+        " response body shorter than its Content-Length (ContentLengthError)"
+    )
+    assert caught.value.request_sent is True
+    assert caught.value.__cause__ is not None  # aiohttp's own error stays chained
+
+
+async def test_a_body_cut_short_over_httpx_names_the_endpoint_and_the_fault() -> None:
+    async with raw_server(CUT_SHORT) as host, httpx.AsyncClient() as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await HttpxTransport(client).post(
+                f"http://{host}/v4/{ADD_ROBOT}{QUERY}", b"{}", timeout=5
+            )
+    text = str(caught.value)
+    assert text.startswith(f"connection to {host} failed for {ADD_ROBOT}: ")
+    assert text.endswith(" (RemoteProtocolError)")
+
+
+async def test_a_time_out_names_the_endpoint_and_the_seconds(transport) -> None:  # type: ignore[no-untyped-def]
+    async with loopback_server() as (base, _):
+        with pytest.raises(APITimeoutError) as caught:
+            await transport.post(f"{base}/v4/slow/x{QUERY}", b"{}", timeout=0.2)
+    name = "TimeoutError" if isinstance(transport, AiohttpTransport) else "ReadTimeout"
+    assert str(caught.value) == f"slow/x timed out after 0.2s (no answer; {name})"
+
+
+@pytest.mark.parametrize(
+    ("fault", "text"),
+    [
+        (httpx.ConnectTimeout("connect timed out"), "could not connect; ConnectTimeout"),
+        (httpx.WriteTimeout("write timed out"), "request not fully sent; WriteTimeout"),
+        (httpx.ReadTimeout("read timed out"), "no answer; ReadTimeout"),
+    ],
+)
+async def test_an_httpx_time_out_says_what_it_interrupted(
+    fault: httpx.TimeoutException, text: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise fault
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(APITimeoutError) as caught:
+            await HttpxTransport(client).post(f"http://h/v4/{ADD_ROBOT}{QUERY}", b"{}", timeout=10)
+    assert str(caught.value) == f"{ADD_ROBOT} timed out after 10s ({text}: {fault})"
+
+
+async def test_a_refused_connection_names_host_and_endpoint_not_query_or_password(
+    transport,  # type: ignore[no-untyped-def]
+) -> None:
+    host = refused_url().removeprefix("http://")
+    with pytest.raises(APIConnectionError) as caught:
+        await transport.post(
+            f"http://gateway:hunter2@{host}/prefix/v4/{ADD_ROBOT}{QUERY}", b"{}", timeout=5
+        )
+    text = str(caught.value)
+    assert text.startswith(f"connection to {host} failed for {ADD_ROBOT}: ")
+    for hidden in ("hunter2", "gateway", "?", "sdkappid", "SIG", "usersig"):
+        assert hidden not in text
+    assert caught.value.request_sent is False
+
+
+# -- User-Agent ----------------------------------------------------------------------
+
+
+def _agent(library: str, version: str) -> str:
+    python = ".".join(map(str, sys.version_info[:3]))
+    return (
+        f"tencent-chat-robots/{tencent_chat_robots.__version__} Python/{python} {library}/{version}"
+    )
+
+
+async def test_every_request_says_which_sdk_and_stack_sent_it(transport) -> None:  # type: ignore[no-untyped-def]
+    import aiohttp
+
+    expected = (
+        _agent("aiohttp", aiohttp.__version__)
+        if isinstance(transport, AiohttpTransport)
+        else _agent("httpx", httpx.__version__)
+    )
+    async with loopback_server() as (base, seen):
+        for _ in range(2):
+            await transport.post(f"{base}/v4/ok/ok{QUERY}", b"{}", timeout=5)
+    assert [request.headers["User-Agent"] for request in seen] == [expected, expected]
+    assert seen[0].headers["Content-Type"] == "application/json"
+
+
+async def test_a_user_agent_set_on_the_users_httpx_client_is_kept() -> None:
+    agents: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        agents.append(request.headers["User-Agent"])
+        return httpx.Response(200)
+
+    mocked = httpx.MockTransport(handler)
+    async with httpx.AsyncClient(transport=mocked, headers={"User-Agent": "my-app/2"}) as client:
+        adapter = HttpxTransport(client)
+        await adapter.post(f"http://h/v4/ok/ok{QUERY}", b"{}", timeout=5)
+        del client.headers["User-Agent"]  # none configured any more: the SDK's is sent
+        await adapter.post(f"http://h/v4/ok/ok{QUERY}", b"{}", timeout=5)
+        assert "User-Agent" not in client.headers  # the user's client is not changed
+    assert agents == ["my-app/2", _agent("httpx", httpx.__version__)]
+
+
+async def test_a_client_on_the_users_httpx_client_sends_the_sdks_user_agent(
+    respx_chat: RespxChat,
+) -> None:
+    respx_chat.answer(ADD_ROBOT, {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+    await respx_chat.chat.add_robot_to_room("room-1", "@RBT#1")
+    [call] = respx_chat.router.calls
+    assert call.request.headers["User-Agent"] == _agent("httpx", httpx.__version__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TypeGuard
+from typing import Literal, TypeGuard, overload
 from urllib.parse import urlsplit
 
 from ._constants import (
@@ -147,6 +147,14 @@ def resolve_endpoint_root(base_url: object, region: object) -> tuple[str, Region
     return parsed.base_url, parsed
 
 
+@overload
+def require_number(
+    name: str, value: object, *, minimum: float, maximum: float = ..., integer: Literal[True]
+) -> int: ...
+@overload
+def require_number(
+    name: str, value: object, *, minimum: float, maximum: float = ..., integer: Literal[False] = ...
+) -> float: ...
 def require_number(
     name: str,
     value: object,
@@ -154,15 +162,33 @@ def require_number(
     minimum: float,
     maximum: float = math.inf,
     integer: bool = False,
-) -> None:
-    """Refuse ``value`` unless it is a finite number (an int if ``integer``) in range."""
+) -> float:
+    """``value`` as a plain ``int`` or ``float`` if it is a finite number (an int if
+    ``integer``) in range; else a :class:`ValidationError`."""
+    plain = _plain_number(value)
     if (
-        isinstance(value, bool)  # a bool is an int, but never a sensible setting here
-        or not isinstance(value, (int, float))
-        or (integer and not isinstance(value, int))
+        plain is None
+        or (integer and not isinstance(plain, int))
         # Also refuses nan and inf: an endless timeout or rate is never what was meant.
-        or not (minimum <= value <= maximum and value < math.inf)
+        or not (minimum <= plain <= maximum and plain < math.inf)
     ):
         kind = "a whole number" if integer else "a finite number"
         upper = f" and <= {maximum:g}" if maximum < math.inf else ""
         raise ValidationError(f"{name} must be {kind} >= {minimum:g}{upper}, got {value!r}")
+    return plain
+
+
+def _plain_number(value: object) -> float | None:
+    """``value`` as the built-in ``int`` or ``float`` it is an instance of, else ``None``.
+
+    A subclass (a numpy-like scalar, an enum member) is not kept: its own comparisons and
+    arithmetic are not trusted to check it here and to act the same way where it is used.
+    ``int.__int__`` and ``float.__float__`` read the value itself, whatever it overrides.
+    """
+    if isinstance(value, bool):  # a bool is an int, but never a sensible setting here
+        return None
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    return None

@@ -44,3 +44,9 @@ ENV_SECRET_KEY = "TENCENT_CHAT_SECRET_KEY"
 ENV_ADMIN = "TENCENT_CHAT_ADMIN"
 ENV_REGION = "TENCENT_CHAT_REGION"
 ENV_BASE_URL = "TENCENT_CHAT_BASE_URL"
+
+# The most times a call may be tried again. Backoff grows to MAX_RETRY_DELAY, so 100
+# retries already keep one call going for 6 to 13 minutes of pauses alone (plus each
+# attempt's timeout); a larger count is a mistake (a duration typed as a count, say)
+# that would hold the call and its endpoint's slot for hours instead of failing.
+MAX_RETRIES_LIMIT = 100

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
 
 from ._config import require_number
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_TIMEOUT
+from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES_LIMIT, MAX_TIMEOUT
 from ._exceptions import ValidationError
 
 __all__ = ["PRIORITIES", "CallOptions", "Priority", "priority_rank"]
@@ -29,25 +30,45 @@ def priority_rank(priority: object) -> int:
 
 
 def _plain_priority(value: Any) -> Any:
-    """The class's own name for ``value`` (a str subclass becomes the plain text)."""
-    return PRIORITIES[priority_rank(value)] if isinstance(value, str) else value
+    """The class's own name for ``value`` (a str subclass becomes the plain text).
+
+    Never raises (the validator refuses what it leaves as it is): a converter raising
+    mid-``__init__`` would leave an object whose repr fails in a traceback's locals.
+    """
+    rank = _RANKS.get(str.__str__(value)) if isinstance(value, str) else None
+    return value if rank is None else PRIORITIES[rank]
 
 
 def _check_priority(_: object, __: object, value: Any) -> None:
     priority_rank(value)
 
 
-def _check_max_wait(_: object, __: object, value: Any) -> None:
-    if value is not None:
-        require_number("max_wait", value, minimum=0, maximum=MAX_TIMEOUT)
+def _storing(check: Callable[[Any], object]) -> Callable[[Any, Any, Any], None]:
+    """A validator that stores what ``check`` returns (a plain number) for the field.
+
+    Not a converter: one raising mid-``__init__`` would leave an object without its later
+    fields, whose repr fails in every traceback that records locals. Validators run once
+    every field is set.
+    """
+
+    def validator(instance: Any, attribute: Any, value: Any) -> None:
+        object.__setattr__(instance, attribute.name, check(value))  # frozen: attrs' own way
+
+    return validator
 
 
-def _check_timeout(_: object, __: object, value: Any) -> None:
-    require_number("timeout", value, minimum=0.001, maximum=MAX_TIMEOUT)
+def _plain_max_wait(value: Any) -> float | None:
+    if value is None:
+        return None
+    return require_number("max_wait", value, minimum=0, maximum=MAX_TIMEOUT)
 
 
-def _check_max_retries(_: object, __: object, value: Any) -> None:
-    require_number("max_retries", value, minimum=0, integer=True)
+def _plain_timeout(value: Any) -> float:
+    return require_number("timeout", value, minimum=0.001, maximum=MAX_TIMEOUT)
+
+
+def _plain_max_retries(value: Any) -> int:
+    return require_number("max_retries", value, minimum=0, maximum=MAX_RETRIES_LIMIT, integer=True)
 
 
 @attrs.frozen(slots=True)
@@ -57,15 +78,17 @@ class CallOptions:
     ``priority`` is the class a call waits in for its endpoint's in-flight slot and rate
     permit; ``max_wait`` the most (seconds) one attempt may wait for both (``None``: no
     limit); ``timeout`` the most one attempt may take on the wire; ``max_retries`` how
-    many times a transient failure is tried again.
+    many times a transient failure is tried again (at most ``MAX_RETRIES_LIMIT``, 100).
     """
 
     priority: Priority = attrs.field(
         default="interactive", converter=_plain_priority, validator=_check_priority
     )
-    max_wait: float | None = attrs.field(default=None, validator=_check_max_wait)
-    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_timeout)
-    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_check_max_retries)
+    max_wait: float | None = attrs.field(default=None, validator=_storing(_plain_max_wait))
+    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_storing(_plain_timeout))
+    max_retries: int = attrs.field(
+        default=DEFAULT_MAX_RETRIES, validator=_storing(_plain_max_retries)
+    )
     rank: int = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:

@@ -35,7 +35,10 @@ __all__ = [
 ]
 
 # Also the percent-encoded form, as a page that echoes the URL inside a link shows it.
-_USERSIG = re.compile(r"(usersig(?:=|%3D))[^&\s\"'<>]*", re.IGNORECASE)
+# Only where a parameter name starts: after a non-word character (``?``, ``&``, a space),
+# at the start, or after a percent escape (``%26usersig%3D``, a URL encoded whole); not
+# inside a longer name, such as the ``can_renew_usersig=True`` of a repr.
+_USERSIG = re.compile(r"(?:(?<!\w)|(?<=%[0-9A-F]{2}))(usersig(?:=|%3D))[^&\s\"'<>]*", re.IGNORECASE)
 REDACTED = "REDACTED"  # plain letters, so it survives URL-encoding
 
 # A piece of a secret cut out of its context (a truncated copy, a parser's window of
@@ -51,8 +54,9 @@ def shows_secret(text: str) -> bool:
 
 
 def redact(text: str, substitute: str = REDACTED) -> str:
-    """``text`` without secrets: every ``usersig=`` (or ``usersig%3D``) value, and every
-    live secret (see :func:`live_secrets`) whole, percent-encoded or cut, replaced."""
+    """``text`` without secrets: every ``usersig=`` (or ``usersig%3D``) parameter's value,
+    and every live secret (see :func:`live_secrets`) whole, percent-encoded or cut,
+    replaced."""
     if "usersig" in text.lower():
         text = _USERSIG.sub(lambda match: match.group(1) + substitute, text)
     secrets = _matcher()

@@ -107,10 +107,10 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     """Sentry event processor: ``event`` without this SDK's secrets.
 
     Drops the HTTP breadcrumbs of requests carrying a UserSig, then replaces every live
-    secret (also a truncated one) with ``[Filtered]`` and every ``usersig=`` value with
-    ``REDACTED``, in every string, key and object repr of the event. Nested structures
-    are copied where they change, never edited: breadcrumbs and span data are shared
-    with Sentry's scope and spans.
+    secret (also a truncated one) and the value of every ``usersig=`` parameter (not of
+    a longer name such as ``can_renew_usersig=``) with ``[Filtered]``, in every string,
+    key and object repr of the event. Nested structures are copied where they change,
+    never edited: breadcrumbs and span data are shared with Sentry's scope and spans.
 
     Never raises. A top-level part that cannot be scrubbed is dropped from the event:
     Sentry would otherwise send it unscrubbed (it catches a processor's error and goes

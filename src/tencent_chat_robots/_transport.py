@@ -3,18 +3,24 @@
 The default adapter drives a pooled ``aiohttp.ClientSession`` (several times cheaper per
 call than plain httpx); the other wraps any ``httpx.AsyncClient`` a user brings, with
 its proxies and settings. Both turn transport faults into the SDK's own exceptions and
-keep the UserSig out of what they chain.
+keep the UserSig out of what they chain; their errors name the endpoint and the cause
+in plain words, never the query string. Every request says who sends it in its
+``User-Agent``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from contextlib import AbstractAsyncContextManager
+from functools import cache
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 import httpx
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, RequestError
@@ -24,6 +30,21 @@ from ._sentry import strip_sentry_tracing
 __all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport", "pool_size"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# What an httpx.AsyncClient sends unless its user set a User-Agent of their own.
+_HTTPX_DEFAULT_AGENT = f"python-httpx/{httpx.__version__}"
+
+
+@cache
+def _user_agent(library: str, version: str) -> str:
+    """``tencent-chat-robots/<version> Python/<x.y.z> <library>/<version>``.
+
+    As SDKs do: a server's (or a proxy's) logs then show which SDK and stack sent a
+    request, which support needs to tell a client bug from a server one.
+    """
+    from . import __version__  # here, not at the top: the package imports this module
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"tencent-chat-robots/{__version__} Python/{python} {library}/{version}"
 
 
 def _size(content: bytes) -> str:
@@ -111,28 +132,112 @@ _NOT_SENT: tuple[type[BaseException], ...] = (
 )
 
 
-def _connection_error(err: BaseException) -> APIConnectionError:
-    detail = redact(str(err)) or type(err).__name__
+_CONNECT_TIMEOUTS = (
+    httpx.ConnectTimeout,
+    getattr(aiohttp, "ConnectionTimeoutError", httpx.ConnectTimeout),  # aiohttp 3.10+
+)
+# Plain words for aiohttp's body faults: their own texts read like an HTTP answer
+# ("<ContentLengthError: 400, message=...>", where 400 is the parser's code).
+_PLAIN_FAULTS = {
+    "ClientPayloadError": "response body incomplete or malformed",
+    "ContentLengthError": "response body shorter than its Content-Length",
+    "TransferEncodingError": "response body's chunked encoding cut off or malformed",
+    "ContentEncodingError": "response body could not be decompressed",
+    "DecompressSizeError": "response body too large once decompressed",
+}
+_DETAIL_LIMIT = 200  # characters of a fault's own text kept in a message
+
+
+def _where(url: str) -> tuple[str, str]:
+    """``(host, endpoint)`` of ``url`` for an error text: never its query (the UserSig)
+    nor a proxy's ``user:password@``; the endpoint is the path after ``/v4/``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the server", "the request"
+    host = parts.netloc.rpartition("@")[2] or "the server"
+    return host, parts.path.rpartition("/v4/")[2] or parts.path or "the request"
+
+
+def _underlying(err: BaseException) -> BaseException:
+    """The fault to name: aiohttp wraps its parser's error (the cause) in a
+    ClientPayloadError or ClientResponseError, and the OS error in a ClientConnectorError."""
+    fault: BaseException = err
+    if isinstance(err, (aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
+        for _ in range(4):  # aiohttp may wrap it twice; a chain may loop
+            if not isinstance(fault.__cause__, HttpProcessingError):
+                break
+            fault = fault.__cause__
+    elif isinstance(err, aiohttp.ClientConnectorError) and _own_text(err.os_error):
+        fault = err.os_error
+    return fault
+
+
+def _own_text(fault: BaseException) -> str:
+    if isinstance(fault, (HttpProcessingError, aiohttp.ClientResponseError)):
+        # Their str() leads with the parser's code (400), which reads as the server's.
+        return f"malformed response: {fault.message}"
+    if isinstance(fault, OSError) and isinstance(fault.strerror, str) and fault.strerror:
+        return fault.strerror  # without the "[Errno 111]" of its str()
+    return str(fault)
+
+
+def _cause(err: BaseException) -> tuple[str, str]:
+    """``(class name, short description)`` of the fault behind ``err``, redacted."""
+    fault = _underlying(err)
+    name = type(fault).__name__
+    text = _PLAIN_FAULTS.get(name) or _own_text(fault)
+    # Redacted before it is cut, so that no cut leaves a piece too short to recognise.
+    line = redact(text).strip().partition("\n")[0].rstrip(":. ")
+    if len(line) > _DETAIL_LIMIT:
+        line = line[:_DETAIL_LIMIT] + "..."
+    return name, line
+
+
+def _phase(err: BaseException) -> str:
+    """What a time-out interrupted."""
+    if isinstance(err, _CONNECT_TIMEOUTS):
+        return "could not connect"
+    if isinstance(err, httpx.WriteTimeout):
+        return "request not fully sent"
+    if isinstance(err, httpx.PoolTimeout):
+        return "no free connection"
+    return "no answer"
+
+
+def _connection_error(err: BaseException, url: str, timeout: float) -> APIConnectionError:
+    host, endpoint = _where(url)
+    name, detail = _cause(err)
     sent = not isinstance(err, _NOT_SENT)
     if isinstance(err, _TIMEOUTS):
-        return APITimeoutError(f"request timed out ({detail})", request_sent=sent)
-    return APIConnectionError(f"connection failed: {detail}", request_sent=sent)
+        cause = f"{name}: {detail}" if detail else name
+        message = f"{endpoint} timed out after {timeout:g}s ({_phase(err)}; {cause})"
+        return APITimeoutError(redact(message), request_sent=sent)
+    cause = f"{detail} ({name})" if detail else name
+    message = f"connection to {host} failed for {endpoint}: {cause}"
+    return APIConnectionError(redact(message), request_sent=sent)
 
 
-def _failure(err: BaseException, faults: tuple[type[BaseException], ...]) -> BaseException:
+def _failure(
+    err: BaseException,
+    faults: tuple[type[BaseException], ...],
+    url: str = "",
+    timeout: float = 0.0,
+) -> BaseException:
     """What ``post`` raises for ``err`` from its HTTP library; raise it outside the except.
 
-    A transport fault (one of ``faults``) becomes :class:`APIConnectionError`. Anything
-    else (a cancellation, Ctrl-C, an error of a user's httpx hook or mock) goes on as it
-    is, but cut off below the transport, whose frames hold the signed URL; unless its
-    text shows a secret: then it becomes a :class:`RequestError` (not retried). What is
-    chained is scrubbed.
+    A transport fault (one of ``faults``) becomes :class:`APIConnectionError`, naming
+    ``url``'s endpoint (and ``timeout`` if it timed out). Anything else (a cancellation,
+    Ctrl-C, an error of a user's httpx hook or mock) goes on as it is, but cut off below
+    the transport, whose frames hold the signed URL; unless its text shows a secret:
+    then it becomes a :class:`RequestError` (not retried). What is chained is scrubbed.
     """
     if isinstance(err, faults):
-        failure: BaseException = _connection_error(err)
+        failure: BaseException = _connection_error(err, url, timeout)
     elif isinstance(err, Exception) and shows_secret(f"{err!s} {err!r}"):
         detail = redact(str(err)) or "no details"
-        failure = RequestError(f"the HTTP library failed: {type(err).__name__}: {detail}")
+        where = f" for {_where(url)[1]}" if url else ""  # no url: a bulk item's error
+        failure = RequestError(f"the HTTP library failed{where}: {type(err).__name__}: {detail}")
     else:
         _redact_notes(err)
         for link in ("__cause__", "__context__"):
@@ -177,9 +282,8 @@ class AiohttpTransport:
         if self._closed:
             raise _closed("this transport")
         connector = aiohttp.TCPConnector(limit=self.max_connections or 0, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector, headers=_JSON_HEADERS, skip_auto_headers=("User-Agent",)
-        )
+        headers = {**_JSON_HEADERS, "User-Agent": _user_agent("aiohttp", aiohttp.__version__)}
+        self._session = aiohttp.ClientSession(connector=connector, headers=headers)
         strip_sentry_tracing(self._session)  # Sentry's spans and breadcrumbs record the URL
         return self._session
 
@@ -200,7 +304,7 @@ class AiohttpTransport:
                 )
             )
         except BaseException as err:
-            failure = _failure(err, _AIOHTTP_FAULTS)
+            failure = _failure(err, _AIOHTTP_FAULTS, url, timeout)
         # A traceback keeps this frame's last locals. The URL's repr is redacted, but
         # rich's and structlog's tracebacks cut a long string by slicing it (a plain str).
         url = ""
@@ -237,7 +341,19 @@ class HttpxTransport:
         self._client = client
         self._owns_client = owns_client
         self.max_connections = _httpx_pool_size(client)
+        self._headers_with_agent = {
+            **_JSON_HEADERS,
+            "User-Agent": _user_agent("httpx", httpx.__version__),
+        }
         install_httpx_log_filter()
+
+    def _headers(self) -> dict[str, str]:
+        # Per request, not on the client: a client passed in is the user's, and a
+        # User-Agent they set on it (now or later) is theirs to keep; httpx's is replaced.
+        configured = self._client.headers.get("User-Agent")
+        if configured is None or configured == _HTTPX_DEFAULT_AGENT:
+            return self._headers_with_agent
+        return _JSON_HEADERS
 
     async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
         if self._client.is_closed:  # else httpx raises a bare RuntimeError
@@ -247,16 +363,22 @@ class HttpxTransport:
             response = await self._client.post(
                 url,
                 content=content,
-                headers=_JSON_HEADERS,
+                headers=self._headers(),
                 # Waiting for a pooled connection is not the server being slow.
                 timeout=httpx.Timeout(timeout, pool=None),
             )
             return RawResponse(response.status_code, response.content)
         except BaseException as err:
-            failure = _failure(err, _HTTPX_FAULTS)
+            failure = _failure(err, _HTTPX_FAULTS, url, timeout)
         url = ""  # as in AiohttpTransport.post
         raise failure
 
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
+
+
+def foreign_failure(err: Exception, endpoint: str) -> BaseException:
+    """What the request loop raises for an error a transport let through (a user's own
+    transport's, or a bug in one): scrubbed as the built-in transports scrub theirs."""
+    return _failure(err, (), f"/v4/{endpoint}")
