@@ -9,6 +9,7 @@ import tencent_chat_robots
 DOCUMENTED = {
     "DEFAULT_RATE_LIMIT",
     "DOCUMENTED_RATE_LIMIT",
+    "ENDPOINTS",
     "ERROR_CODES",
     "APIConnectionError",
     "APIError",
@@ -25,6 +26,7 @@ DOCUMENTED = {
     "CallOptions",
     "ClientClosedError",
     "Endpoint",
+    "EndpointSpec",
     "HttpxTransport",
     "InternalServerError",
     "InvalidParameterError",

@@ -10,7 +10,7 @@ from ._bulk import BulkOutcome, BulkRun
 from ._calls import Call
 from ._client import TencentChat
 from ._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
-from ._endpoints import Endpoint
+from ._endpoints import ENDPOINTS, Endpoint, EndpointSpec
 from ._exceptions import (
     ERROR_CODES,
     APIConnectionError,
@@ -68,6 +68,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "DEFAULT_RATE_LIMIT",
     "DOCUMENTED_RATE_LIMIT",
+    "ENDPOINTS",
     "ERROR_CODES",
     "APIConnectionError",
     "APIError",
@@ -84,6 +85,7 @@ __all__ = [
     "CallOptions",
     "ClientClosedError",
     "Endpoint",
+    "EndpointSpec",
     "HttpxTransport",
     "InternalServerError",
     "InvalidParameterError",

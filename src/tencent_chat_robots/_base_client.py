@@ -250,6 +250,8 @@ class RequestSender:
                 raise
             except Exception as err:  # not the SDK's: a user's transport, or a bug in one
                 outcome = foreign_failure(err, call.endpoint)  # raised below, unchained
+                if isinstance(outcome, RequestError):
+                    tag(outcome, call)
             except BaseException as err:  # cancelled: the call ends here
                 outcome = err
                 raise

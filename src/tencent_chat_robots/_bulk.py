@@ -153,9 +153,11 @@ class BulkRun:
         total: int | None = None,
     ) -> None:
         if concurrency is not None:
-            require_number("concurrency", concurrency, minimum=1, maximum=10_000, integer=True)
+            concurrency = require_number(
+                "concurrency", concurrency, minimum=1, maximum=10_000, integer=True
+            )
         if total is not None:
-            require_number("total", total, minimum=0, integer=True)
+            total = require_number("total", total, minimum=0, integer=True)
         self._sync: Iterator[Any] | None = None
         self._async: AsyncIterator[Any] | None = None
         if isinstance(calls, AsyncIterable):

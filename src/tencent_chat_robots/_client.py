@@ -50,7 +50,7 @@ def _limiter_for(rate_limit: float | Mapping[str, float]) -> RateLimiter:
     if isinstance(rate_limit, Mapping):
         limiter = RateLimiter(DEFAULT_RATE_LIMIT, rates=rate_limit)
     else:
-        require_number("rate_limit", rate_limit, minimum=1, maximum=MAX_RATE_LIMIT)
+        rate_limit = require_number("rate_limit", rate_limit, minimum=1, maximum=MAX_RATE_LIMIT)
         limiter = RateLimiter(rate_limit)
     for spec in ENDPOINTS:
         pace = limiter.rate_for(spec.path)
@@ -139,7 +139,7 @@ class TencentChat:
         self._options = CallOptions(
             priority=priority, max_wait=max_wait, timeout=timeout, max_retries=max_retries
         )
-        require_number("max_in_flight", max_in_flight, minimum=1, integer=True)
+        max_in_flight = require_number("max_in_flight", max_in_flight, minimum=1, integer=True)
         if http_client is not None and transport is not None:
             raise ValidationError("pass http_client= or transport=, not both")
 
@@ -253,7 +253,7 @@ class TencentChat:
         the client opened are closed (not an ``http_client`` you passed in). Calls made
         afterwards raise :class:`ClientClosedError`.
         """
-        require_number("timeout", timeout, minimum=0, maximum=MAX_TIMEOUT)
+        timeout = require_number("timeout", timeout, minimum=0, maximum=MAX_TIMEOUT)
         try:
             await self._sender.lifecycle.aclose(timeout)
         finally:

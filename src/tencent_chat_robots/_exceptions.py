@@ -90,10 +90,15 @@ class RequestError(TencentChatError):
 
     @property
     def retryable(self) -> bool:
-        """Whether the SDK retries this kind of failure (the rule lives in ``_retry``)."""
-        from ._retry import is_transient  # _retry builds on these classes
+        """Whether the SDK tries a call that failed so again, retries allowing.
 
-        return is_transient(self)
+        Asked of ``_retry.retry_decision`` itself, for a first attempt of a client that
+        can sign a fresh UserSig (so an expired one, 70001, counts as retryable).
+        """
+        from ._retry import RetryState, retry_decision  # _retry builds on these classes
+
+        state = RetryState(self.endpoint or "", retries_left=1, can_renew_usersig=True)
+        return retry_decision(self, state).retry
 
 
 class ClientClosedError(RequestError):
