@@ -230,7 +230,8 @@ class AuthenticationError(APIError):
 
 
 class PermissionDeniedError(APIError):
-    """The caller lacks the right (admin only, edition, IP allow-list...)."""
+    """The caller lacks the right (admin only, edition, IP allow-list...), or the room is
+    not of the kind the API serves (100006: not a TUILiveKit live room)."""
 
 
 class InvalidParameterError(APIError):

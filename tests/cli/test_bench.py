@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tencent_chat_robots import Endpoint
+from tencent_chat_robots._endpoints import ENDPOINTS as TABLE
+from tencent_chat_robots._endpoints import EndpointSpec
 from tencent_chat_robots._waiters import InFlightSlots, slots_for_bulk
 from tencent_chat_robots.cli import _bench
 from tencent_chat_robots.cli._bench import ENDPOINTS, _result_paths
@@ -67,6 +69,7 @@ def test_json_report_file_and_plot(tmp_path: Path) -> None:
     assert report["errors"] == {}
     assert report["attempts"] == 60 + report["retries"]
     assert report["rate_limit"] == 500
+    assert report["pace"] <= 500
     assert report["documented_rate_limit"] == 200
     assert 0 < report["max_per_second"] <= 500
     assert 0 < report["max_per_second_arrived"] <= 200
@@ -87,17 +90,34 @@ def test_json_report_file_and_plot(tmp_path: Path) -> None:
     assert len(data) > 20_000  # two panels with axes and labels, not an empty canvas
 
 
-@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
-def test_every_endpoint_gets_valid_calls_on_the_fake(endpoint: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("spec", TABLE, ids=lambda spec: spec.method)
+def test_every_endpoint_gets_valid_calls_on_the_fake(spec: EndpointSpec, tmp_path: Path) -> None:
     # 25 calls: rooms of 10 robots, so the room calls span three rooms.
     result = run_bench(
-        "--json", "bench", "--endpoint", endpoint, "--calls", "25", "--out", str(tmp_path)
+        "--json", "bench", "--endpoint", spec.method, "--calls", "25", "--out", str(tmp_path)
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["path"] == ENDPOINTS[endpoint]
+    assert report["path"] == spec.path
     assert (report["calls"], report["succeeded"], report["failed"]) == (25, 25, 0)
-    assert report["max_per_second"] <= 190
+    # Paced at 95% of the API's own documented rate, which the server enforces.
+    documented = 100 if spec.path.startswith("live_engine_http_srv/") else 200
+    assert report["documented_rate_limit"] == documented
+    assert report["pace"] == documented * 0.95
+    assert report["max_per_second"] <= report["pace"]
+    assert report["max_per_second_arrived"] <= documented
+
+
+def test_endpoints_are_named_by_method_and_by_their_former_names() -> None:
+    assert {name: ENDPOINTS[name] for name in ("add_robot_to_room", "room_add_robot")} == {
+        "add_robot_to_room": Endpoint.ROOM_ADD_ROBOT,
+        "room_add_robot": Endpoint.ROOM_ADD_ROBOT,
+    }
+    assert ENDPOINTS["room_delete_robot"] == Endpoint.ROOM_DELETE_ROBOT
+    assert ENDPOINTS["live_group_add_robots"] == Endpoint.LIVE_GROUP_ADD_ROBOTS
+    assert ENDPOINTS["live_group_del_robots"] == Endpoint.LIVE_GROUP_DEL_ROBOTS
+    # Every API of the table, by its method name: a new row needs no edit here.
+    assert {spec.method: spec.path for spec in TABLE}.items() <= ENDPOINTS.items()
 
 
 def test_prints_a_summary_for_people(tmp_path: Path) -> None:
@@ -245,6 +265,66 @@ def test_real_server_with_named_objects(served: Served, tmp_path: Path) -> None:
     assert (report["calls"], report["succeeded"]) == (40, 40)
     assert len(served.fake.calls) == 40
     assert served.fake.live_group_members("@TGS#live") == ["@RBT#a", "@RBT#b"]
+
+
+def test_real_server_with_named_live_rooms(served: Served, tmp_path: Path) -> None:
+    for robot in ("@RBT#a", "@RBT#b"):
+        served.fake.create_robot(robot)
+    for room in ("live-1", "live-2"):
+        served.fake.create_live_room(room)
+    result = served.invoke(
+        "--json",
+        "bench",
+        "--endpoint",
+        "add_robots_to_live_room",
+        "--live-room",
+        "live-1",
+        "--live-room",
+        "live-2",
+        "--robot",
+        "@RBT#a",
+        "--robot",
+        "@RBT#b",
+        "--calls",
+        "12",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["calls"], report["succeeded"]) == (12, 12)
+    # Each call names all the robots, the rooms in turn.
+    bodies = [call.body for call in served.fake.calls]
+    assert bodies[:2] == [
+        {"RoomId": "live-1", "RobotList_Account": ["@RBT#a", "@RBT#b"]},
+        {"RoomId": "live-2", "RobotList_Account": ["@RBT#a", "@RBT#b"]},
+    ]
+    assert served.fake.live_room_robots("live-2") == ["@RBT#a", "@RBT#b"]
+
+
+FOUR_ROBOTS = ("--robot", "@RBT#a", "--robot", "@RBT#b", "--robot", "@RBT#c", "--robot", "@RBT#d")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--endpoint", "add_robots_to_live_room"), "needs --robot and --live-room"),
+        (("--endpoint", "get_live_room_robots", "--robot", "@RBT#a"), "needs --live-room"),
+        (
+            ("--endpoint", "add_robots_to_live_room", "--live-room", "live-1", *FOUR_ROBOTS),
+            "a live room holds at most 3",
+        ),
+        (("--endpoint", "get_live_room_robots", "--live-room", "x" * 49), "1 to 48 UTF-8 bytes"),
+    ],
+)
+def test_live_room_objects_are_checked_before_the_run(
+    served: Served, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = served.invoke("bench", *args, "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert served.fake.calls == []
 
 
 def test_result_files_never_overwrite_an_earlier_run(tmp_path: Path) -> None:

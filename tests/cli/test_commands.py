@@ -139,3 +139,117 @@ def test_arguments_breaking_the_sdk_rules_exit_2_without_a_call(
     assert "error:" in result.stderr
     assert "Traceback" not in result.output
     assert served.fake.calls == []
+
+
+# --- live rooms (TUILiveKit): at most three robots, RoomId at most 48 bytes ---------------
+
+LIVE_ROBOTS = ("@RBT#a", "@RBT#b", "@RBT#c", "@RBT#d")
+
+
+@pytest.fixture
+def live(served: Served) -> Served:
+    served.fake.create_live_room("live-1")
+    for robot in LIVE_ROBOTS:
+        served.fake.create_robot(robot)
+    return served
+
+
+def test_live_room_add_list_and_remove(live: Served) -> None:
+    added = live.invoke("live-room", "add", "live-1", "@RBT#a", "@RBT#b")
+    assert added.exit_code == 0, added.output
+    assert "added @RBT#a, @RBT#b to live room live-1" in added.stdout
+    assert live.fake.live_room_robots("live-1") == ["@RBT#a", "@RBT#b"]
+    # All in one call, as the command promises.
+    adds = [c for c in live.fake.calls if c.endpoint == Endpoint.LIVE_ROOM_ADD_ROBOT]
+    (body,) = [c.body for c in adds]
+    assert body == {"RoomId": "live-1", "RobotList_Account": ["@RBT#a", "@RBT#b"]}
+
+    listed = live.invoke("live-room", "list", "live-1")
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.split() == ["@RBT#a", "@RBT#b"]
+
+    removed = live.invoke("live-room", "remove", "live-1", "@RBT#a")
+    assert removed.exit_code == 0, removed.output
+    assert "removed @RBT#a from live room live-1" in removed.stdout
+    assert live.fake.live_room_robots("live-1") == ["@RBT#b"]
+    assert live.invoke("live-room", "remove", "live-1", "@RBT#b").exit_code == 0
+    assert "no robots" in live.invoke("live-room", "list", "live-1").stdout
+
+
+def test_live_room_json_output(live: Served) -> None:
+    added = live.invoke("--json", "live-room", "add", "live-1", "@RBT#a", "@RBT#c")
+    answer = json.loads(added.stdout)
+    assert answer["ok"] is True
+    assert answer["room_id"] == "live-1"
+    assert answer["robot_ids"] == ["@RBT#a", "@RBT#c"]
+    # Live-room answers carry a RequestId, as room ones do.
+    assert isinstance(answer["request_id"], str)
+    assert answer["request_id"].startswith("Id-")
+
+    listed = live.invoke("--json", "live-room", "list", "live-1")
+    assert json.loads(listed.stdout) == ["@RBT#a", "@RBT#c"]
+
+    removed = live.invoke("--json", "live-room", "remove", "live-1", "@RBT#c")
+    assert json.loads(removed.stdout)["robot_ids"] == ["@RBT#c"]
+    assert json.loads(live.invoke("--json", "live-room", "list", "live-1").stdout) == ["@RBT#a"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("live-room", "add", "live-1", *LIVE_ROBOTS), "a live room holds at most 3"),
+        (("live-room", "remove", "live-1", *LIVE_ROBOTS), "a live room holds at most 3"),
+        (("live-room", "add", "x" * 49, "@RBT#a"), "must be 1 to 48 UTF-8 bytes, got 49"),
+        (("live-room", "list", "é" * 25), "must be 1 to 48 UTF-8 bytes, got 50"),
+        (("live-room", "add", "live-1", "@RBT#a", ""), "must be a non-empty string"),
+    ],
+)
+def test_live_room_arguments_breaking_the_sdk_rules_exit_2_without_a_call(
+    live: Served, args: tuple[str, ...], message: str
+) -> None:
+    result = live.invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert live.fake.calls == []
+    assert live.fake.live_room_robots("live-1") == []
+
+
+def test_live_room_commands_need_their_arguments() -> None:
+    for args in (("live-room", "add", "live-1"), ("live-room", "remove", "live-1")):
+        result = invoke(*args)
+        assert result.exit_code == 2
+        assert "ROBOT_ID" in result.stderr
+    result = invoke("live-room", "list")
+    assert result.exit_code == 2
+    assert "ROOM_ID" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "code"),
+    [
+        (("live-room", "add", "no-such-room", "@RBT#a"), "NotFoundError", "100004"),
+        (("live-room", "list", "no-such-room"), "NotFoundError", "100004"),
+        (("live-room", "add", "conference-1", "@RBT#a"), "PermissionDeniedError", "100006"),
+        (("live-room", "remove", "conference-1", "@RBT#a"), "PermissionDeniedError", "100006"),
+        (("live-room", "add", "live-1", "@RBT#never"), "InvalidParameterError", "100002"),
+    ],
+)
+def test_live_room_api_errors_exit_1_with_the_error_class(
+    live: Served, args: tuple[str, ...], error: str, code: str
+) -> None:
+    live.fake.create_room("conference-1")  # a TUIRoom room, not a live room
+    result = live.invoke(*args)
+    assert result.exit_code == 1
+    assert error in result.stderr
+    assert code in result.stderr
+    assert "Traceback" not in result.output
+    assert len(live.fake.calls) == 1
+
+
+def test_a_fourth_robot_across_calls_is_the_servers_to_refuse(live: Served) -> None:
+    assert live.invoke("live-room", "add", "live-1", *LIVE_ROBOTS[:3]).exit_code == 0
+    result = live.invoke("live-room", "add", "live-1", "@RBT#d")
+    assert result.exit_code == 1
+    assert "InvalidParameterError" in result.stderr
+    assert live.fake.live_room_robots("live-1") == list(LIVE_ROBOTS[:3])

@@ -12,17 +12,24 @@ import pytest
 from click.testing import CliRunner
 
 from tencent_chat_robots import Endpoint, TencentChat
-from tencent_chat_robots.cli import _demo
+from tencent_chat_robots.cli import _demo, _fake_server
 from tencent_chat_robots.cli._context import ChatOptions
 from tencent_chat_robots.cli._main import cli
 
 from ._spies import received, spy_bulk_runs, spy_fakes, spy_permits
 
+# The documented rate of each API: 200/s, and 100/s for the live-room (live_engine) ones.
+LIVE_ROOM_ENDPOINTS = (
+    Endpoint.LIVE_ROOM_ADD_ROBOT,
+    Endpoint.LIVE_ROOM_DEL_ROBOT,
+    Endpoint.LIVE_ROOM_GET_ROBOT,
+)
+
 
 def test_demo_small_run_succeeds_within_the_limit() -> None:
     result = CliRunner().invoke(
         cli,
-        ["--json", "demo", "--rooms", "12", "--live-groups", "6"],
+        ["--json", "demo", "--rooms", "12", "--live-groups", "6", "--live-rooms", "10"],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -32,13 +39,22 @@ def test_demo_small_run_succeeds_within_the_limit() -> None:
     assert set(rows) == set(Endpoint.ALL)
     assert rows[Endpoint.CREATE_ROBOT]["calls"] == 20
     assert rows[Endpoint.ROOM_ADD_ROBOT]["calls"] == 12 * 10
-    # Scripted faults on create_robot and room add_robot were retried, not lost.
+    # Every live room gets its robots in one call; a fifth are emptied, the rest listed.
+    assert rows[Endpoint.LIVE_ROOM_ADD_ROBOT]["calls"] == 10
+    assert rows[Endpoint.LIVE_ROOM_DEL_ROBOT]["calls"] == 2
+    assert rows[Endpoint.LIVE_ROOM_GET_ROBOT]["calls"] == 8
+    # Scripted faults on create_robot, room add_robot and live-room add_robot were
+    # retried, not lost.
     assert rows[Endpoint.CREATE_ROBOT]["retries"] >= 2
     assert rows[Endpoint.ROOM_ADD_ROBOT]["retries"] >= 3
-    for row in rows.values():
+    assert rows[Endpoint.LIVE_ROOM_ADD_ROBOT]["retries"] >= 2
+    for endpoint, row in rows.items():
+        limit = 100 if endpoint in LIVE_ROOM_ENDPOINTS else 200
+        assert row["documented_rate"] == limit
+        assert row["pace"] == limit * 0.95
         assert row["succeeded"] == row["calls"]
-        assert row["max_per_second"] <= 190
-        assert row["max_per_second_arrived"] <= 200
+        assert row["max_per_second"] <= row["pace"]
+        assert row["max_per_second_arrived"] <= limit
 
 
 def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
@@ -48,13 +64,16 @@ def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
     permits = spy_permits(monkeypatch)
     fakes = spy_fakes(monkeypatch, _demo)
     result = CliRunner().invoke(
-        cli, ["--json", "demo", "--rooms", "5", "--live-groups", "5"], catch_exceptions=False
+        cli,
+        ["--json", "demo", "--rooms", "5", "--live-groups", "5", "--live-rooms", "5"],
+        catch_exceptions=False,
     )
 
     assert result.exit_code == 0, result.output
     rows = {row["endpoint"]: row for row in json.loads(result.stdout)["endpoints"]}
-    # create, provision (rooms, groups, the list), cleanup, delete: one run each, in turn.
-    assert [run.total for run in runs] == [20, 5 * 10 + 5 * 5 + 1, 1 * 10 + 1, 20]
+    # create, provision (rooms, groups, live rooms, the list of robots), cleanup (a room,
+    # a group, a live room emptied, four live rooms listed), delete: one run each, in turn.
+    assert [run.total for run in runs] == [20, 5 * 10 + 5 * 5 + 5 + 1, 10 + 1 + 1 + 4, 20]
     assert all(run.done == run.succeeded == run.total for run in runs)
     attempts = {endpoint: row["attempts"] for endpoint, row in rows.items()}
     assert permits == {(endpoint, "bulk"): n for endpoint, n in attempts.items()}
@@ -64,13 +83,23 @@ def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
 
 def test_demo_prints_a_table_for_people() -> None:
     result = CliRunner().invoke(
-        cli, ["demo", "--rooms", "2", "--live-groups", "1"], catch_exceptions=False
+        cli,
+        ["demo", "--rooms", "2", "--live-groups", "1", "--live-rooms", "5"],
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     assert "Demo summary" in result.output
-    for label in ("create_robot", "room add_robot", "group del_robots"):
-        assert label in result.output
+    rows = {line.split("  ")[0].strip(): line for line in result.output.splitlines()}
+    labels = ("robots create", "room add", "group remove", "live-room add", "live-room remove")
+    for label in (*labels, "live-room list"):
+        assert label in rows
+    # live-room add: its 5 calls, and the 2 scripted internal errors retried.
+    live_room_add = rows["live-room add"].split()
+    assert live_room_add[2] == "5"
+    assert int(live_room_add[6]) >= 2
     assert "every call succeeded" in result.output
+    pacing = "190/s where the server allows 200/s, 95/s where the server allows 100/s"
+    assert pacing in " ".join(result.output.split())  # however the line was wrapped
 
 
 def test_fake_server_command_serves_other_programs() -> None:
@@ -82,6 +111,8 @@ def test_fake_server_command_serves_other_programs() -> None:
             "fake-server",
             "--room",
             "room-1",
+            "--live-room",
+            "live-1",
             "--secret-key",
             "k",
         ],
@@ -93,13 +124,14 @@ def test_fake_server_command_serves_other_programs() -> None:
         base_url = process.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:")
 
-        async def use_it() -> list[str]:
+        async def use_it() -> tuple[list[str], list[str]]:
             async with TencentChat(1400000000, "k", base_url=base_url) as chat:
                 await chat.create_robot("@RBT#1")
                 await chat.add_robot_to_room("room-1", "@RBT#1")
-                return await chat.get_all_robots()
+                await chat.add_robots_to_live_room("live-1", ["@RBT#1"])
+                return await chat.get_all_robots(), await chat.get_live_room_robots("live-1")
 
-        assert asyncio.run(use_it()) == ["@RBT#1"]
+        assert asyncio.run(use_it()) == (["@RBT#1"], ["@RBT#1"])
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -120,6 +152,42 @@ def test_fake_server_refuses_a_malformed_live_group_id() -> None:
     result = CliRunner().invoke(cli, ["fake-server", "--live-group", "bad id"])
     assert result.exit_code == 2
     assert "invalid live group id" in result.output
+
+
+def test_fake_server_refuses_a_live_room_id_over_48_bytes() -> None:
+    result = CliRunner().invoke(cli, ["fake-server", "--live-room", "x" * 49])
+    assert result.exit_code == 2
+    assert "invalid live room id" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "live_room_limit", "other_limit"),
+    [
+        ((), 100, 200),  # each endpoint's documented rate
+        (("--rate-limit", "50"), 50, 50),
+        (("--rate-limit", "0"), None, None),
+    ],
+)
+def test_fake_server_limits_and_live_rooms(
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    live_room_limit: int | None,
+    other_limit: int | None,
+) -> None:
+    fakes = spy_fakes(monkeypatch, _fake_server)
+    with socket.socket() as taken:  # the command stops once its fake is made and seeded
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(
+            cli, ["fake-server", "--port", port, "--live-room", "live-1", *args]
+        )
+    assert result.exit_code == 2
+    (fake,) = fakes
+    assert fake.live_room_robots("live-1") == []
+    assert fake.rate_limit[Endpoint.LIVE_ROOM_ADD_ROBOT] == live_room_limit
+    assert fake.rate_limit[Endpoint.ROOM_ADD_ROBOT] == other_limit
 
 
 def test_options_never_print_the_secret_key() -> None:

@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
+from tencent_chat_robots import Endpoint
 from tencent_chat_robots._usersig import verify_usersig
-from tencent_chat_robots.testing import FAKE_BASE_URL, ASGIAppTransport, Call, FakeTencentChat
+from tencent_chat_robots.testing import (
+    ENDPOINTS,
+    FAKE_BASE_URL,
+    ASGIAppTransport,
+    Call,
+    FakeTencentChat,
+    _state,
+)
 
 CREATE = "openim_robot_http_svc/create_robot"
 GET_ALL = "openim_robot_http_svc/get_all_robots"
@@ -21,7 +29,21 @@ def test_defaults() -> None:
         "fake-secret-key",
         "administrator",
     )
-    assert fake.rate_limit == 200
+    # Each endpoint's documented rate: 200/s on the robot pages, 100/s for live rooms.
+    assert fake.rate_limit == {
+        "openim_robot_http_svc/create_robot": 200,
+        "openim_robot_http_svc/get_all_robots": 200,
+        "openim_robot_http_svc/delete_robot": 200,
+        "room_engine_http_srv/add_robot": 200,
+        "room_engine_http_srv/delete_robot": 200,
+        "group_open_avchatroom_http_svc/add_robots": 200,
+        "group_open_avchatroom_http_svc/del_robots": 200,
+        "live_engine_http_srv/add_robot": 100,
+        "live_engine_http_srv/del_robot": 100,
+        "live_engine_http_srv/get_robot": 100,
+    }
+    with pytest.raises(TypeError):  # a view: the limits are set at construction
+        fake.rate_limit["live_engine_http_srv/add_robot"] = 1  # type: ignore[index]
     assert (fake.latency, fake.latency_spread, fake.error_rate) == (0.0, 0.0, 0.0)
     assert fake.robots == []
     assert fake.calls == []
@@ -102,13 +124,16 @@ def test_state_can_be_arranged_without_rest_calls() -> None:
     fake = FakeTencentChat()
     fake.create_room("room-1")
     fake.create_live_group("@TGS#g")
+    fake.create_live_room("live-1")
     fake.create_robot("@RBT#1", Nick="Jarvis")
     fake.add_room_member("room-1", "@RBT#1")
     fake.add_live_group_members("@TGS#g", ["@RBT#1"])
+    fake.add_live_room_robots("live-1", ["@RBT#1"])
     assert fake.robots == ["@RBT#1"]
     assert fake.robot_profile("@RBT#1") == {"Nick": "Jarvis"}
     assert fake.room_members("room-1") == ["@RBT#1"]
     assert fake.live_group_members("@TGS#g") == ["@RBT#1"]
+    assert fake.live_room_robots("live-1") == ["@RBT#1"]
     assert fake.calls == []
 
 
@@ -121,6 +146,8 @@ def test_arranging_follows_the_documented_rules() -> None:
         fake.create_robot("robot")
     with pytest.raises(ValueError, match="100004"):
         fake.add_room_member("no-room", "@RBT#1")
+    with pytest.raises(ValueError, match="100004"):
+        fake.add_live_room_robots("no-room", ["@RBT#1"])
 
 
 async def test_history_can_be_bounded_for_a_long_running_fake() -> None:
@@ -130,3 +157,16 @@ async def test_history_can_be_bounded_for_a_long_running_fake() -> None:
             await chat.get_all_robots()
     assert len(fake.calls) == 5
     assert len(fake.arrivals("openim_robot_http_svc/get_all_robots")) == 5
+
+
+async def test_the_fake_serves_every_row_of_the_sdk_endpoint_table(api) -> None:
+    assert ENDPOINTS == Endpoint.ALL
+    assert set(api.fake.rate_limit) == set(Endpoint.ALL)
+    for endpoint in Endpoint.ALL:
+        assert await api.code(endpoint, {}) != 60002  # a route, with rules of its own
+
+
+def test_a_table_row_without_rules_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_state, "ENDPOINTS", (*Endpoint.ALL, "new_svc/new_command"))
+    with pytest.raises(RuntimeError, match="no rules for new_svc/new_command"):
+        FakeTencentChat()

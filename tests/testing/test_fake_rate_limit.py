@@ -1,4 +1,8 @@
-"""The 200 calls/second/endpoint limit (60007), with an injected clock, and arrival records."""
+"""Each endpoint's calls/second limit (60007), with an injected clock, and arrival records.
+
+The documented rates: 200/s for each robot, room and live-group API, 100/s for each
+live-room (live_engine) API.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,21 @@ from tencent_chat_robots.testing._app import _PRUNE_AT
 
 GET_ALL = "openim_robot_http_svc/get_all_robots"
 CREATE = "openim_robot_http_svc/create_robot"
+LIVE_GET = "live_engine_http_srv/get_robot"
+LIVE_ADD = "live_engine_http_srv/add_robot"
+ROOM_ADD = "room_engine_http_srv/add_robot"
+DOCUMENTED_RATES = {
+    "openim_robot_http_svc/create_robot": 200,
+    "openim_robot_http_svc/get_all_robots": 200,
+    "openim_robot_http_svc/delete_robot": 200,
+    "room_engine_http_srv/add_robot": 200,
+    "room_engine_http_srv/delete_robot": 200,
+    "group_open_avchatroom_http_svc/add_robots": 200,
+    "group_open_avchatroom_http_svc/del_robots": 200,
+    "live_engine_http_srv/add_robot": 100,
+    "live_engine_http_srv/del_robot": 100,
+    "live_engine_http_srv/get_robot": 100,
+}
 
 
 async def burst(api, n: int, endpoint: str = GET_ALL, **query: str | None) -> list[int]:
@@ -23,6 +42,27 @@ async def test_201st_call_in_a_second_is_refused(api, clock) -> None:
     # (t-1, t]: one second later the first 200 have left the window.
     clock.advance(1.0)
     assert await api.code(GET_ALL) == 0
+
+
+@pytest.mark.parametrize(("endpoint", "rate"), DOCUMENTED_RATES.items())
+async def test_each_endpoint_is_limited_at_its_documented_rate(
+    api, clock, endpoint: str, rate: int
+) -> None:
+    # An empty body: refused by the endpoint's own rules, but every arrival counts.
+    codes = await burst(api, rate + 1, endpoint)
+    assert 60007 not in codes[:rate]
+    assert codes[rate] == 60007
+    clock.advance(1.0)
+    assert await api.code(endpoint, {}) != 60007
+
+
+async def test_a_live_room_call_past_100_is_refused(api, clock) -> None:
+    api.fake.create_live_room("live-1")
+    body = {"RoomId": "live-1"}
+    assert [await api.code(LIVE_GET, body) for _ in range(101)] == [0] * 100 + [60007]
+    assert api.fake.max_arrivals_in_window(LIVE_GET) == 101
+    # The 200/s endpoints are not held to 100.
+    assert await burst(api, 101) == [0] * 101
 
 
 async def test_window_is_half_open(api, clock) -> None:
@@ -66,19 +106,52 @@ async def test_bad_paths_and_methods_are_not_arrivals(api) -> None:
 
 
 @pytest.mark.parametrize("fake_options", [{"rate_limit": 3}])
-async def test_limit_is_configurable(api, clock) -> None:
+async def test_one_number_limits_every_endpoint(api, clock) -> None:
     assert await burst(api, 4) == [0, 0, 0, 60007]
+    assert (await burst(api, 4, LIVE_GET))[3] == 60007
+    assert set(api.fake.rate_limit.values()) == {3}
 
 
 @pytest.mark.parametrize("fake_options", [{"rate_limit": None}])
 async def test_limit_can_be_disabled(api) -> None:
     assert await burst(api, 300) == [0] * 300
+    assert 60007 not in await burst(api, 150, LIVE_GET)
     assert api.fake.max_arrivals_in_window(GET_ALL) == 300
+    assert set(api.fake.rate_limit.values()) == {None}
 
 
-def test_rate_limit_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="rate_limit"):
-        FakeTencentChat(rate_limit=0)
+@pytest.mark.parametrize(
+    "fake_options",
+    # Named by path (with or without /v4/) or by TencentChat method; None: no limit.
+    [{"rate_limit": {LIVE_GET: 2, "/v4/" + ROOM_ADD: 1, "get_all_robots": None}}],
+)
+async def test_limits_can_be_set_per_endpoint(api, clock) -> None:
+    assert (await burst(api, 3, LIVE_GET))[2] == 60007
+    assert (await burst(api, 2, ROOM_ADD))[1] == 60007
+    assert 60007 not in await burst(api, 250)
+    # The endpoints not named keep their documented rates.
+    assert api.fake.rate_limit == {
+        **DOCUMENTED_RATES,
+        LIVE_GET: 2,
+        ROOM_ADD: 1,
+        GET_ALL: None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "match"),
+    [
+        (0, "rate_limit must be a whole number >= 1"),
+        (1.5, "rate_limit must be a whole number"),
+        (True, "rate_limit must be a whole number"),
+        ("200", "rate_limit must be a whole number"),
+        ({LIVE_ADD: 0}, r"rate_limit\['live_engine_http_srv/add_robot'\] must be"),
+        ({"live_engine_http_srv/add_robots": 5}, "unknown endpoint"),
+    ],
+)
+def test_a_bad_rate_limit_is_refused(rate_limit: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        FakeTencentChat(rate_limit=rate_limit)  # type: ignore[arg-type]
 
 
 async def test_arrival_records(api, clock) -> None:

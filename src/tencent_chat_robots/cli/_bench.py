@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
+import inspect
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,12 @@ from rich.table import Table
 from rich.text import Text
 
 from .._bulk import BulkOutcome
-from .._calls import METHODS, Call, Endpoint
-from .._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
+from .._calls import Call
+from .._constants import DEFAULT_RATE_LIMIT
+from .._endpoints import BY_METHOD, BY_PATH, EndpointSpec
+from .._endpoints import ENDPOINTS as TABLE
 from .._exceptions import ValidationError
+from .._limiter import RateLimiter
 from .._waiters import slots_for_bulk
 from ..testing import FakeTencentChat
 from ._context import (
@@ -46,105 +51,173 @@ from ._stats import RunStats
 
 __all__ = ["ENDPOINTS", "bench"]
 
-# Short names (the vendor's command names, prefixed by the service for rooms and groups).
-ENDPOINTS = {
-    "create_robot": Endpoint.CREATE_ROBOT,
-    "get_all_robots": Endpoint.GET_ALL_ROBOTS,
-    "delete_robot": Endpoint.DELETE_ROBOT,
-    "room_add_robot": Endpoint.ROOM_ADD_ROBOT,
-    "room_delete_robot": Endpoint.ROOM_DELETE_ROBOT,
-    "live_group_add_robots": Endpoint.LIVE_GROUP_ADD_ROBOTS,
-    "live_group_del_robots": Endpoint.LIVE_GROUP_DEL_ROBOTS,
+# Short names of earlier versions (the vendor's command, prefixed by the service for
+# rooms and live groups), still accepted; the names are now the API's method names.
+_FORMER_NAMES = {
+    "room_add_robot": "add_robot_to_room",
+    "room_delete_robot": "remove_robot_from_room",
+    "live_group_add_robots": "add_robots_to_live_group",
+    "live_group_del_robots": "remove_robots_from_live_group",
 }
-_ROOM_CALLS = ("room_add_robot", "room_delete_robot")
-_GROUP_CALLS = ("live_group_add_robots", "live_group_del_robots")
+# What --endpoint takes, to the API's path: each row's method name, then former names.
+ENDPOINTS: dict[str, str] = {
+    **{spec.method: spec.path for spec in TABLE},
+    **{former: BY_METHOD[method].path for former, method in _FORMER_NAMES.items()},
+}
 
 # The fake's generated objects: every call valid, and distinct where the server keeps state.
 _FAKE_ROBOTS = 20  # the documented maximum per app
-_PER_ROOM = 10  # the documented maximum of robots in one room
-_PER_GROUP_CALL = 4  # robots named by each live-group call
+_CALLS_PER_CONTAINER = 10  # calls naming one room (or live group, or live room)
 
 _INSTALL_HINT = "pip install 'tencent-chat-robots[bench]'"
 
 
 @attrs.frozen
-class Workload:
-    """The objects the calls name (only those the endpoint takes); ``call(i)`` the i-th call."""
+class _Kind:
+    """A kind of container robots are placed in: a command group (``spec.cli[0]``)."""
 
-    short: str
+    option: str  # the bench option naming existing ones on a real server
+    capacity: int  # robots the fake's containers get (a room's limit; a live group: a few)
+    prefix: str  # of the fake's generated ids
+    create: Callable[[FakeTencentChat, str], None]
+    fill: Callable[[FakeTencentChat, str, list[str]], None]  # robots in, without a call
+
+
+def _add_room_members(fake: FakeTencentChat, room: str, robots: list[str]) -> None:
+    for robot in robots:
+        fake.add_room_member(room, robot)
+
+
+_KINDS = {
+    "room": _Kind("--room", 10, "bench-room-", FakeTencentChat.create_room, _add_room_members),
+    "group": _Kind(
+        "--group",
+        4,
+        "@TGS#bench",
+        FakeTencentChat.create_live_group,
+        FakeTencentChat.add_live_group_members,
+    ),
+    "live-room": _Kind(
+        "--live-room",
+        3,
+        "bench-live-",
+        FakeTencentChat.create_live_room,
+        FakeTencentChat.add_live_room_robots,
+    ),
+}
+
+
+@functools.cache
+def _robot_argument(method: str) -> str | None:
+    """How the ``Call`` constructor names robots: ``"one"``, ``"all"`` (a list), or None."""
+    signature = inspect.signature(getattr(Call, method))
+    positional = [p for p in signature.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    # A container (room, live group, live room) comes first; robots last.
+    robots = positional[1:] if _KINDS.get(BY_METHOD[method].cli[0]) else positional
+    if not robots:
+        return None
+    # Annotations are kept as text (postponed evaluation): "str", or "Sequence[str]".
+    return "one" if robots[-1].annotation in ("str", str) else "all"
+
+
+@attrs.frozen
+class Workload:
+    """The objects the calls name (only those the API takes); ``call(i)`` the i-th call."""
+
+    name: str  # as given to --endpoint
     robots: tuple[str, ...] = ()
-    rooms: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
+    containers: tuple[str, ...] = ()  # rooms, live groups or live rooms
+
+    @property
+    def spec(self) -> EndpointSpec:
+        return BY_PATH[ENDPOINTS[self.name]]
+
+    @property
+    def kind(self) -> _Kind | None:
+        return _KINDS.get(self.spec.cli[0])
+
+    @property
+    def distinct_calls(self) -> int:
+        """How many calls there are before they repeat."""
+        one = _robot_argument(self.spec.method) == "one"
+        return max(1, len(self.containers)) * (len(self.robots) if one else 1)
 
     def call(self, i: int) -> Call[Any]:
-        """The endpoint's ``Call`` constructor with the i-th objects."""
-        factory: Callable[..., Call[Any]] = getattr(Call, METHODS[ENDPOINTS[self.short]])
-        if self.rooms:  # robots cycle fastest: consecutive calls fill a room, then the next
-            room = self.rooms[(i // len(self.robots)) % len(self.rooms)]
-            return factory(room, self.robots[i % len(self.robots)])
-        if self.groups:  # every call names all the robots
-            return factory(self.groups[i % len(self.groups)], self.robots)
-        return factory(self.robots[i % len(self.robots)]) if self.robots else factory()
+        """The API's ``Call`` constructor with the i-th objects."""
+        factory: Callable[..., Call[Any]] = getattr(Call, self.spec.method)
+        robots = _robot_argument(self.spec.method)
+        args: list[object] = []
+        if self.containers:
+            # One robot a call: robots cycle fastest, so calls fill a room, then the next.
+            turn = i // len(self.robots) if robots == "one" else i
+            args.append(self.containers[turn % len(self.containers)])
+        if robots == "one":
+            args.append(self.robots[i % len(self.robots)])
+        elif robots == "all":  # every call names them all
+            args.append(self.robots)
+        return factory(*args)
 
     def arrange(self, fake: FakeTencentChat) -> None:
-        """Make every object exist on the fake (a delete finds what it deletes)."""
-        for robot in self.robots if self.short != "create_robot" else ():
+        """Make every object exist on the fake (a removal finds what it removes)."""
+        verb = self.spec.cli[1]
+        for robot in self.robots if verb != "create" else ():
             fake.create_robot(robot)
-        for room in self.rooms:
-            fake.create_room(room)
-            for robot in self.robots if self.short == "room_delete_robot" else ():
-                fake.add_room_member(room, robot)
-        for group in self.groups:
-            fake.create_live_group(group)
-            if self.short == "live_group_del_robots":
-                fake.add_live_group_members(group, list(self.robots))
+        kind = self.kind
+        if kind is None:
+            return
+        for container in self.containers:
+            kind.create(fake, container)
+            if verb == "remove":
+                kind.fill(fake, container, list(self.robots))
 
 
-def _fake_workload(short: str, calls: int) -> Workload:
+def _fake_workload(name: str, calls: int) -> Workload:
+    workload = Workload(name)
     robots = tuple(f"@RBT#bench{i:02d}" for i in range(_FAKE_ROBOTS))
-    containers = math.ceil(calls / _PER_ROOM)
-    if short in _ROOM_CALLS:
-        rooms = tuple(f"bench-room-{k:05d}" for k in range(containers))
-        return Workload(short, robots=robots[:_PER_ROOM], rooms=rooms)
-    if short in _GROUP_CALLS:
-        groups = tuple(f"@TGS#bench{k:05d}" for k in range(containers))
-        return Workload(short, robots=robots[:_PER_GROUP_CALL], groups=groups)
-    return Workload(short, robots=robots if short != "get_all_robots" else ())
+    if _robot_argument(workload.spec.method) is None:
+        robots = ()
+    kind = workload.kind
+    if kind is None:
+        return attrs.evolve(workload, robots=robots)
+    count = math.ceil(calls / _CALLS_PER_CONTAINER)
+    containers = tuple(f"{kind.prefix}{k:05d}" for k in range(count))
+    return attrs.evolve(workload, robots=robots[: kind.capacity], containers=containers)
 
 
 def _given_workload(
-    short: str, robots: Sequence[str], rooms: Sequence[str], groups: Sequence[str]
+    name: str, robots: Sequence[str], containers: Mapping[str, Sequence[str]]
 ) -> Workload:
-    """The objects named by --robot/--room/--group; a usage error if some are missing."""
-    needed = {
-        "--robot": short != "get_all_robots",
-        "--room": short in _ROOM_CALLS,
-        "--group": short in _GROUP_CALLS,
-    }
-    given = {"--robot": robots, "--room": rooms, "--group": groups}
-    missing = [name for name, need in needed.items() if need and not given[name]]
+    """The objects named by --robot and by the container options (``containers``, by
+    option); a usage error if the API needs some that are not given."""
+    workload = Workload(name)
+    kind = workload.kind
+    wanted: dict[str, tuple[str, ...]] = {}
+    if _robot_argument(workload.spec.method) is not None:
+        wanted["--robot"] = tuple(robots)
+    if kind is not None:
+        wanted[kind.option] = tuple(containers.get(kind.option, ()))
+    missing = [option for option, named in wanted.items() if not named]
     if missing:
         raise click.UsageError(
-            f"--endpoint {short} needs {' and '.join(missing)}"
+            f"--endpoint {name} needs {' and '.join(missing)}"
             " (naming existing objects on a real server)"
         )
-    workload = Workload(
-        short,
-        robots=tuple(robots) if needed["--robot"] else (),
-        rooms=tuple(rooms) if needed["--room"] else (),
-        groups=tuple(groups) if needed["--group"] else (),
+    workload = attrs.evolve(
+        workload,
+        robots=wanted.get("--robot", ()),
+        containers=wanted[kind.option] if kind else (),
     )
     try:  # each named object in a call: a malformed id is refused before the run
-        for i in range(len(workload.robots) * max(1, len(workload.rooms)) + len(workload.groups)):
+        for i in range(workload.distinct_calls):
             workload.call(i)
     except ValidationError as err:
         raise click.UsageError(str(err)) from None
     return workload
 
 
-def _result_paths(out_dir: Path, short: str, started_at: datetime.datetime) -> tuple[Path, Path]:
+def _result_paths(out_dir: Path, name: str, started_at: datetime.datetime) -> tuple[Path, Path]:
     """``bench-<endpoint>-<timestamp>.json`` and ``.png``, never overwriting an earlier run."""
-    stem = f"bench-{short}-{started_at:%Y%m%d-%H%M%S}"
+    stem = f"bench-{name}-{started_at:%Y%m%d-%H%M%S}"
     candidate, n = stem, 1
     while (out_dir / f"{candidate}.json").exists() or (out_dir / f"{candidate}.png").exists():
         n += 1
@@ -171,9 +244,9 @@ def _summary(report: dict[str, Any]) -> Table:
         "failed calls": f"{report['failed']} ({errors})" if report["failed"] else "0",
         "retries": f"{report['retries']}"
         + (f" (attempt errors: {attempt_errors})" if attempt_errors else ""),
-        "max in 1 s": f"{report['max_per_second']} sent (client pace {report['rate_limit']:g}/s)"
+        "max in 1 s": f"{report['max_per_second']} sent (client pace {report['pace']:g}/s)"
         + (
-            f", {arrived} arrived (server limit {DOCUMENTED_RATE_LIMIT}/s)"
+            f", {arrived} arrived (server limit {report['documented_rate_limit']}/s)"
             if arrived is not None
             else ""
         ),
@@ -195,7 +268,7 @@ async def _run_bench(
     base_url: str | None,
 ) -> dict[str, Any]:
     """The calls as one bulk run, with a progress bar; the report."""
-    endpoint = ENDPOINTS[workload.short]
+    endpoint = workload.spec.path
     rate_limit = options.rate_limit or DEFAULT_RATE_LIMIT
     out: Console = error_console if options.json_output else console
     started_at = datetime.datetime.now().astimezone()
@@ -217,6 +290,8 @@ async def _run_bench(
             keys = {"sdkappid": fake.sdkappid, "secret_key": fake.secret_key, "admin": fake.admin}
             chat = options.client(**settings, **keys, base_url=url)
         out.print(Text.assemble(*note), soft_wrap=True)
+        limiter = chat.limiter
+        pace = limiter.rate_for(endpoint) if isinstance(limiter, RateLimiter) else rate_limit
         bulk_run = chat.bulk(
             (workload.call(i) for i in range(calls)), concurrency=concurrency, total=calls
         )
@@ -230,20 +305,21 @@ async def _run_bench(
         async with chat:
             with progress_bar(out) as progress:
                 began = time.monotonic()
-                await drive(bulk_run, progress, f"{workload.short} ×{calls}", on_outcome)
+                await drive(bulk_run, progress, f"{workload.name} ×{calls}", on_outcome)
                 elapsed = time.monotonic() - began
         arrived = None if fake is None else fake.max_arrivals_in_window(endpoint)
     row = stats.of(endpoint).as_dict()
     return {
         **row,
-        "endpoint": workload.short,
+        "endpoint": workload.name,
         "path": endpoint,
         "server": server,
         "started_at": started_at.isoformat(timespec="seconds"),
         "elapsed_seconds": round(elapsed, 3),
         "throughput_calls_per_second": round(row["calls"] / elapsed, 1) if elapsed > 0 else 0.0,
-        "rate_limit": rate_limit,
-        "documented_rate_limit": DOCUMENTED_RATE_LIMIT,
+        "rate_limit": rate_limit,  # --rate-limit, in terms of the 200/s APIs
+        "pace": pace,  # what the client paced this endpoint at
+        "documented_rate_limit": workload.spec.documented_rate,
         "concurrency": concurrency,
         "workers_max": most,
         "max_per_second_arrived": arrived,
@@ -273,11 +349,15 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
 @click.command()
 @click.option(
     "--endpoint",
-    "short",
+    "name",
     required=True,
     type=click.Choice(list(ENDPOINTS)),
     metavar="NAME",
-    help="The endpoint to load (listed above).",
+    help="The API to load, by its method name: "
+    + ", ".join(spec.method for spec in TABLE)
+    + " (or a former name: "
+    + ", ".join(_FORMER_NAMES)
+    + ").",
 )
 @click.option(
     "--calls", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="N calls."
@@ -298,6 +378,12 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
     "--group", "groups", multiple=True, help="Real server: an existing live group (repeat)."
 )
 @click.option(
+    "--live-room",
+    "live_rooms",
+    multiple=True,
+    help="Real server: an existing live room (repeat).",
+)
+@click.option(
     "--out",
     "out_dir",
     default="bench-results",
@@ -308,34 +394,31 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
 @click.pass_context
 def bench(
     ctx: click.Context,
-    short: str,
+    name: str,
     calls: int,
     concurrency: int | None,
     base_url: str | None,
     robots: tuple[str, ...],
     rooms: tuple[str, ...],
     groups: tuple[str, ...],
+    live_rooms: tuple[str, ...],
     out_dir: Path,
 ) -> None:
-    """Load one endpoint with N calls in one bulk run, and report how it went.
-
-    \b
-    Endpoints: create_robot, get_all_robots, delete_robot, room_add_robot,
-    room_delete_robot, live_group_add_robots, live_group_del_robots.
+    """Load one API (--endpoint) with N calls in one bulk run, and report how it went.
 
     By default the calls go to an embedded fake server on loopback, which first gets
     valid objects for every call (20 robots; rooms of 10 robots; live groups with 4
-    robots named per call). With --base-url or credentials (global options or
-    TENCENT_CHAT_* variables) the calls go to that server instead and name the
-    objects you give: --robot for every endpoint but get_all_robots (robots cycle,
-    live-group calls name them all), --room for room_*, --group for live_group_*.
-    They must already exist. Against a real server only repeatable calls make sense:
-    get_all_robots, create_robot of an existing robot, room_add_robot of a member,
-    live_group_add_robots; the delete endpoints really delete (room_delete_robot
-    fails after the first call). --robot/--room/--group also work on the fake, to
-    rehearse.
+    robots named per call; live rooms of 3). With --base-url or credentials (global
+    options or TENCENT_CHAT_* variables) the calls go to that server instead and name
+    the objects you give: --robot for every API that names robots (robots cycle;
+    live-group and live-room calls name them all), --room for rooms, --group for live
+    groups, --live-room for live rooms. They must already exist. Against a real server
+    only repeatable calls make sense: the list APIs, create_robot of an existing robot,
+    adding robots already in; removals really remove (remove_robot_from_room fails
+    after the first call). The same options also work on the fake, to rehearse.
 
-    Pace: the global --rate-limit (default 190/s); the documented limit is 200/s.
+    Pace: the global --rate-limit (default 190/s) for the 200/s APIs, the same share of
+    their own rate for the others (95/s for the 100/s live-room APIs).
     Reports throughput, latency p50/p90/p99 per attempt, errors by class, retries, the
     workers of the run and the most requests started in any sliding second; writes a
     JSON file and a PNG plot (needs matplotlib: the [bench] extra) to --out. Exit code
@@ -350,13 +433,14 @@ def bench(
     if not os.access(out_dir, os.W_OK):
         exit_with(f"cannot write to {out_dir}", code=2)
     fake: FakeTencentChat | None = None
+    containers = {"--room": rooms, "--group": groups, "--live-room": live_rooms}
     if base_url or options.base_url or options.sdkappid or options.secret_key:
-        workload = _given_workload(short, robots, rooms, groups)
+        workload = _given_workload(name, robots, containers)
     else:
         fake = FakeTencentChat()
-        named = robots or rooms or groups
+        named = robots or any(containers.values())
         workload = (
-            _given_workload(short, robots, rooms, groups) if named else _fake_workload(short, calls)
+            _given_workload(name, robots, containers) if named else _fake_workload(name, calls)
         )
         try:
             workload.arrange(fake)

@@ -1,4 +1,5 @@
-"""Commands for single calls: `robots list|create|delete`, `room add|remove`, `group add|remove`."""
+"""Commands for single calls: `robots list|create|delete`, `room add|remove`,
+`group add|remove`, `live-room add|remove|list`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TypeVar
 import click
 from rich.text import Text
 
+from .._calls import Call
 from .._client import TencentChat
 from .._exceptions import ValidationError
 from .._models import (
@@ -19,15 +21,15 @@ from .._models import (
 )
 from ._context import console, exit_with, options_of, print_json, run
 
-__all__ = ["COMMANDS", "group", "robots", "room"]
+__all__ = ["COMMANDS", "group", "live_room", "robots", "room"]
 
 T = TypeVar("T")
 
 
-def _check(build: Callable[[], object]) -> None:
+def _check(build: Callable[[], T]) -> T:
     """Apply the SDK's own argument rules before connecting; a broken rule exits 2."""
     try:
-        build()
+        return build()
     except ValidationError as err:
         exit_with(str(err), code=2)
 
@@ -52,6 +54,17 @@ def _report(ctx: click.Context, result: ActionResult, message: Text, **fields: o
         console.print(message)
 
 
+def _print_ids(ctx: click.Context, ids: list[str]) -> None:
+    """Robot UserIDs one per line (or "no robots"), or a JSON list with --json."""
+    if options_of(ctx).json_output:
+        print_json(ids)
+    elif ids:
+        for user_id in ids:
+            console.print(user_id)
+    else:
+        console.print("no robots", style="dim")
+
+
 # --- robots -----------------------------------------------------------------------------
 
 
@@ -67,14 +80,7 @@ def robots() -> None:
 @click.pass_context
 def list_robots(ctx: click.Context) -> None:
     """Print the UserID of every valid robot, one per line."""
-    ids = _call(ctx, lambda chat: chat.get_all_robots())
-    if options_of(ctx).json_output:
-        print_json(ids)
-    elif ids:
-        for user_id in ids:
-            console.print(user_id)
-    else:
-        console.print("no robots", style="dim")
+    _print_ids(ctx, _call(ctx, lambda chat: chat.get_all_robots()))
 
 
 @robots.command("create")
@@ -213,5 +219,68 @@ def group_remove(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) 
     )
 
 
-COMMANDS = (robots, room, group)
+# --- live rooms -------------------------------------------------------------------------
+
+
+@click.group("live-room")
+def live_room() -> None:
+    """Put robots into TUILiveKit live rooms, take them out, list them.
+
+    A live room holds at most three robots; ROOM_ID is at most 48 bytes.
+    """
+
+
+@live_room.command("add", short_help="Put robots (at most three) into a live room.")
+@click.argument("room_id")
+@click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
+@click.pass_context
+def live_room_add(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...]) -> None:
+    """Put robots ROBOT_ID... (at most three) into live room ROOM_ID.
+
+    One call for all of them: if one is refused, none is added. Robots already in the
+    room may be named again; the server refuses a call that would leave more than three.
+    """
+    ids = list(robot_ids)
+    call = _check(lambda: Call.add_robots_to_live_room(room_id, ids))
+    result = _call(ctx, lambda chat: chat.call(call))
+    _report(
+        ctx,
+        result,
+        Text.assemble("added ", _names(ids), " to live room ", (room_id, "bold")),
+        room_id=room_id,
+        robot_ids=ids,
+    )
+
+
+@live_room.command("remove", short_help="Take robots out of a live room.")
+@click.argument("room_id")
+@click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
+@click.pass_context
+def live_room_remove(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...]) -> None:
+    """Take robots ROBOT_ID... (at most three) out of live room ROOM_ID.
+
+    One call for all of them: if one is refused, none is removed.
+    """
+    ids = list(robot_ids)
+    call = _check(lambda: Call.remove_robots_from_live_room(room_id, ids))
+    result = _call(ctx, lambda chat: chat.call(call))
+    _report(
+        ctx,
+        result,
+        Text.assemble("removed ", _names(ids), " from live room ", (room_id, "bold")),
+        room_id=room_id,
+        robot_ids=ids,
+    )
+
+
+@live_room.command("list", short_help="Print the robots in a live room.")
+@click.argument("room_id")
+@click.pass_context
+def live_room_list(ctx: click.Context, room_id: str) -> None:
+    """Print the UserID of every robot in live room ROOM_ID, one per line."""
+    call = _check(lambda: Call.get_live_room_robots(room_id))
+    _print_ids(ctx, _call(ctx, lambda chat: chat.call(call)))
+
+
+COMMANDS = (robots, room, group, live_room)
 """The groups to register on the top-level ``cli``."""

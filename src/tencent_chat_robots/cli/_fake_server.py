@@ -23,6 +23,12 @@ __all__ = ["fake_server"]
     "--live-group", "groups", multiple=True, help="A live group that exists from the start."
 )
 @click.option(
+    "--live-room",
+    "live_rooms",
+    multiple=True,
+    help="A TUILiveKit live room that exists from the start.",
+)
+@click.option(
     "--error-rate",
     default=0.0,
     type=click.FloatRange(0, 1),
@@ -37,10 +43,10 @@ __all__ = ["fake_server"]
 @click.option(
     "--rate-limit",
     "limit",
-    default=200,
+    default=None,
     type=click.IntRange(min=0),
-    show_default=True,
-    help="Calls/s per endpoint; 0 for none.",
+    help="Calls/s allowed to every endpoint; 0 for none. Default: each endpoint's"
+    " documented rate (200/s; 100/s for live rooms).",
 )
 @click.option(
     "--keep-calls",
@@ -57,9 +63,10 @@ def fake_server(
     admin: str,
     rooms: tuple[str, ...],
     groups: tuple[str, ...],
+    live_rooms: tuple[str, ...],
     error_rate: float,
     latency_spread: float,
-    limit: int,
+    limit: int | None,
     keep_calls: int,
 ) -> None:
     """Run the fake server until interrupted, printing its base URL."""
@@ -68,7 +75,7 @@ def fake_server(
         sdkappid=app_id,
         secret_key=key,
         admin=admin,
-        rate_limit=limit or None,
+        rate_limit="documented" if limit is None else limit or None,
         error_rate=error_rate,
         latency_spread=latency_spread,
     )
@@ -77,6 +84,8 @@ def fake_server(
             fake.create_room(room)
         for group in groups:
             fake.create_live_group(group)
+        for live_room in live_rooms:
+            fake.create_live_room(live_room)
     except ValueError as err:
         exit_with(str(err), code=2)
 

@@ -43,7 +43,7 @@ def plot_report(path: Path, report: Mapping[str, Any]) -> None:
         retried=[n > 1 for n in samples["attempt"]],
         latencies_ms=samples["latency_ms"],
         percentiles_ms={name: report["latency_ms"][name] for name in ("p50", "p90", "p99")},
-        rate_limit=report["rate_limit"],
+        rate_limit=report["pace"],
         documented_limit=report["documented_rate_limit"],
     )
 

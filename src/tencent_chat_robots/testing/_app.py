@@ -2,20 +2,21 @@
 
 Every request goes through these checks, first failure wins:
 
-1. Not ``POST``, path not ``/v4/{service}/{command}`` or not one of the seven
-   endpoints -> 60002. (Not an arrival: no endpoint to count it against.)
+1. Not ``POST``, path not ``/v4/{service}/{command}`` or not a path of the SDK's
+   endpoint table -> 60002. (Not an arrival: no endpoint to count it against.)
 2. The arrival is counted against the endpoint's 1-second window at receipt time
    (+ uniform(0, ``latency_spread``)).
 3. Scripted dropped connection -> no answer (``after_processing`` ones run 5-9 first).
 4. Scripted HTTP 502 -> an HTML error page.
-5. More than ``rate_limit`` arrivals in the window ``(t-1, t]``, this one included -> 60007.
+5. More arrivals than the endpoint's limit (``rate_limits``; by default its documented
+   rate: 200/s, 100/s for live_engine) in the window ``(t-1, t]``, this one included -> 60007.
 6. Query string: ``sdkappid`` or ``identifier`` missing/empty -> 60012; ``sdkappid`` not an
    unsigned integer, ``random`` missing or outside 0..4294967295, or ``contenttype`` not
    ``json`` -> 60002; ``sdkappid`` not this app's -> 60006; ``usersig`` missing/empty ->
    70002; ``verify_usersig`` failure -> its code (70003, 70014, 70013, 70009, 70001);
    ``identifier`` not the app admin -> 60010.
-7. A scripted error code, else an internal error (10002, or 100001 for room_engine) at
-   ``error_rate``.
+7. A scripted error code, else an internal error (10002, or 100001 for room_engine and
+   live_engine) at ``error_rate``.
 8. Body not JSON or not a JSON object -> 60003.
 9. The endpoint's own rules (:mod:`._state`).
 
@@ -23,7 +24,8 @@ Checks 1-2 and the gateway faults 3-4 come before the rate limit because they mo
 happens in front of the API; the limit comes before authentication because the server
 counts every arrival, authenticated or not. State changes happen at receipt; ``latency``
 is slept afterwards, before the answer (or the drop). Every answer of a
-``room_engine_http_srv`` path carries a ``RequestId``, failures included.
+``room_engine_http_srv`` or ``live_engine_http_srv`` path carries a ``RequestId``,
+failures included.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from itertools import count
 from typing import Any, NamedTuple
@@ -43,7 +45,7 @@ from urllib.parse import parse_qsl
 from .._exceptions import AuthenticationError
 from .._usersig import verify_usersig
 from ._faults import ConnectionDropped, FaultPlan
-from ._state import ENDPOINTS, ROOM_SERVICE, Answer, ChatState, internal_error_code
+from ._state import ENDPOINTS, Answer, ChatState, carries_request_id, internal_error_code
 from ._window import SlidingWindow
 
 __all__ = ["ASGIApp", "Call", "FakeApp", "Receive", "Scope", "Send"]
@@ -144,7 +146,7 @@ class FakeApp:
         admin: str,
         state: ChatState,
         faults: FaultPlan,
-        rate_limit: int | None,
+        rate_limits: Mapping[str, int | None],
         clock: Callable[[], float],
         lock: threading.Lock,
         keep_history: int | None = None,
@@ -154,7 +156,9 @@ class FakeApp:
         self.admin = admin
         self.state = state
         self.faults = faults
-        self.rate_limit = rate_limit
+        # Per endpoint path: the most arrivals allowed in any second (None, or a path
+        # left out: no limit).
+        self.rate_limits = dict(rate_limits)
         self.clock = clock
         self.lock = lock
         # A server left running (the fake-server command) keeps only the latest records.
@@ -231,7 +235,8 @@ class FakeApp:
         return in_window
 
     def _process(self, endpoint: str, in_window: int, query: bytes, body: Any) -> Answer:
-        if self.rate_limit is not None and in_window > self.rate_limit:
+        limit = self.rate_limits.get(endpoint)
+        if limit is not None and in_window > limit:
             return Answer(60007, _INFO[60007])
         code, info = self._check_query(query)
         if code:
@@ -281,7 +286,7 @@ class FakeApp:
             "ErrorCode": answer.code,
             "ErrorInfo": answer.info,
         }
-        if endpoint.startswith(ROOM_SERVICE + "/"):
+        if carries_request_id(endpoint):
             envelope["RequestId"] = f"Id-{uuid.uuid4().hex}-O-Seq-{next(self._seq)}"
         if answer.fields:
             envelope.update(answer.fields)

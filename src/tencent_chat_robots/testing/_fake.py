@@ -4,41 +4,79 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from .._endpoints import BY_METHOD, BY_PATH, Endpoint
 from .._usersig import generate_usersig
 from ._app import Call, FakeApp
 from ._asgi_transport import ASGIAppTransport
 from ._faults import FaultPlan
 from ._serve import serve
-from ._state import ADD_ROBOTS, CREATE_ROBOT, ENDPOINTS, ROOM_ADD_ROBOT, ChatState
+from ._state import ENDPOINTS, ChatState
 
 if TYPE_CHECKING:
     from .._client import TencentChat
 
-__all__ = ["FAKE_BASE_URL", "FakeTencentChat"]
+__all__ = ["FAKE_BASE_URL", "FakeTencentChat", "RateLimitSetting", "resolve_rate_limits"]
 
 FAKE_BASE_URL = "http://fake.tencent-chat.invalid"
 
+RateLimitSetting: TypeAlias = int | Mapping[str, int | None] | Literal["documented"] | None
+"""``FakeTencentChat(rate_limit=...)``: see :func:`resolve_rate_limits`."""
+
 
 def _endpoint(endpoint: str) -> str:
-    name = endpoint.removeprefix("/").removeprefix("v4/")
+    """The path ``endpoint`` names: a path (``/v4/`` optional) or a ``TencentChat`` method."""
+    spec = BY_METHOD.get(endpoint)
+    name = spec.path if spec else endpoint.removeprefix("/").removeprefix("v4/")
     if name not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {', '.join(ENDPOINTS)}")
     return name
 
 
-class FakeTencentChat:
-    """An in-memory Tencent Cloud Chat app serving the seven robot REST endpoints.
+def _limit(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, or None for no limit: {value!r}")
+    return value
 
-    ``clock`` (default :func:`time.monotonic`, must not go backwards) times arrivals for
-    the rate limit and :class:`Call` records; UserSig expiry uses the wall clock.
+
+def resolve_rate_limits(rate_limit: RateLimitSetting) -> dict[str, int | None]:
+    """Each endpoint path's limit of arrivals per second (``None``: no limit).
+
+    ``"documented"``: each endpoint's documented rate (200/s; 100/s for live_engine).
+    ``None``: no limit anywhere. An int: that limit for every endpoint. A mapping of
+    endpoints (paths or method names) to limits: those, the others documented.
+    """
+    limits: dict[str, int | None] = {path: spec.documented_rate for path, spec in BY_PATH.items()}
+    if rate_limit == "documented":
+        return limits
+    if rate_limit is None or not isinstance(rate_limit, Mapping):
+        checked = _limit("rate_limit", rate_limit)
+        return dict.fromkeys(limits, checked)
+    for endpoint, limit in rate_limit.items():
+        limits[_endpoint(endpoint)] = _limit(f"rate_limit[{endpoint!r}]", limit)
+    return limits
+
+
+class FakeTencentChat:
+    """An in-memory Tencent Cloud Chat app serving the robot REST endpoints.
+
+    It serves every path of the SDK's endpoint table, each by the rules its vendor page
+    documents (:mod:`._state`). ``rate_limit``: see :func:`resolve_rate_limits`; by
+    default each endpoint refuses (60007) arrivals past its documented rate in any
+    second. ``clock`` (default :func:`time.monotonic`, must not go backwards) times
+    arrivals for the rate limit and :class:`Call` records; UserSig expiry uses the wall
+    clock.
     ``seed`` makes ``error_rate`` and ``latency_spread`` draws reproducible.
     ``keep_history`` caps :attr:`calls` and each endpoint's arrival history to the latest
     records (``None``: keep all), for a fake left running under load.
-    Endpoints are named ``"service/command"``, e.g. ``"room_engine_http_srv/add_robot"``.
+    Endpoints are named ``"service/command"``, e.g. ``"room_engine_http_srv/add_robot"``
+    (``"/v4/..."`` too), or by their ``TencentChat`` method, e.g. ``"add_robot_to_room"``.
     """
 
     def __init__(
@@ -47,9 +85,10 @@ class FakeTencentChat:
         sdkappid: int = 1400000000,
         secret_key: str = "fake-secret-key",
         admin: str = "administrator",
-        rate_limit: int | None = 200,
+        rate_limit: RateLimitSetting = "documented",
         max_robots: int = 20,
         max_robots_per_room: int = 10,
+        max_robots_per_live_room: int = 3,
         clock: Callable[[], float] = time.monotonic,
         latency: float = 0.0,
         latency_spread: float = 0.0,
@@ -57,10 +96,13 @@ class FakeTencentChat:
         seed: int | None = None,
         keep_history: int | None = None,
     ) -> None:
-        if rate_limit is not None and rate_limit < 1:
-            raise ValueError("rate_limit must be at least 1, or None for no limit")
+        rate_limits = resolve_rate_limits(rate_limit)
         self._lock = threading.Lock()
-        self._state = ChatState(max_robots=max_robots, max_robots_per_room=max_robots_per_room)
+        self._state = ChatState(
+            max_robots=max_robots,
+            max_robots_per_room=max_robots_per_room,
+            max_robots_per_live_room=max_robots_per_live_room,
+        )
         self._faults = FaultPlan(
             latency=latency, latency_spread=latency_spread, error_rate=error_rate, seed=seed
         )
@@ -70,7 +112,7 @@ class FakeTencentChat:
             admin=admin,
             state=self._state,
             faults=self._faults,
-            rate_limit=rate_limit,
+            rate_limits=rate_limits,
             clock=clock,
             lock=self._lock,
             keep_history=keep_history,
@@ -91,9 +133,13 @@ class FakeTencentChat:
         return self._app.admin
 
     @property
-    def rate_limit(self) -> int | None:
-        """Calls allowed per endpoint in any 1-second window; ``None``: unlimited."""
-        return self._app.rate_limit
+    def rate_limit(self) -> Mapping[str, int | None]:
+        """Per endpoint path, the arrivals allowed in any 1-second window (``None``: no limit).
+
+        A read-only view: by default ``{"openim_robot_http_svc/create_robot": 200, ...,
+        "live_engine_http_srv/add_robot": 100, ...}``.
+        """
+        return types.MappingProxyType(self._app.rate_limits)
 
     @property
     def app(self) -> FakeApp:
@@ -124,7 +170,7 @@ class FakeTencentChat:
         """``async with fake.serve() as base_url:`` runs uvicorn on a loopback port."""
         return serve(self._app, host, port)
 
-    # --- rooms and live groups (no REST API creates them) ---
+    # --- rooms, live groups and live rooms (no REST API creates them) ---
 
     def create_room(self, room_id: str) -> None:
         """Create an empty room (no-op if it exists)."""
@@ -146,6 +192,20 @@ class FakeTencentChat:
         with self._lock:
             self._state.dismiss_live_group(group_id)
 
+    def create_live_room(self, room_id: str) -> None:
+        """Create an empty TUILiveKit live room (no-op if it exists).
+
+        ValueError if ``room_id`` is not 1 to 48 UTF-8 bytes, or names a TUIRoom room
+        (live_engine calls naming a TUIRoom room or a live group get 100006).
+        """
+        with self._lock:
+            self._state.create_live_room(room_id)
+
+    def dismiss_live_room(self, room_id: str) -> None:
+        """Dissolve a live room; later calls naming it get 100004. KeyError if unknown."""
+        with self._lock:
+            self._state.dismiss_live_room(room_id)
+
     # --- arranging state directly (as if earlier REST calls had done it) ---
 
     def create_robot(self, user_id: str, **profile: str) -> None:
@@ -154,15 +214,21 @@ class FakeTencentChat:
         ``profile`` takes the vendor's keys: ``Nick``, ``FaceUrl``, ``SelfSignature``.
         ValueError, naming the code the server would answer, if the rules refuse it.
         """
-        self._arrange(CREATE_ROBOT, {"UserID": user_id, **profile})
+        self._arrange(Endpoint.CREATE_ROBOT, {"UserID": user_id, **profile})
 
     def add_room_member(self, room_id: str, robot: str) -> None:
         """Put a robot into a room without a REST call; ValueError if the rules refuse."""
-        self._arrange(ROOM_ADD_ROBOT, {"RoomId": room_id, "Member_Account": robot})
+        self._arrange(Endpoint.ROOM_ADD_ROBOT, {"RoomId": room_id, "Member_Account": robot})
 
     def add_live_group_members(self, group_id: str, robots: list[str]) -> None:
         """Pin robots to a live group without a REST call; ValueError if the rules refuse."""
-        self._arrange(ADD_ROBOTS, {"GroupId": group_id, "Member_Account": list(robots)})
+        body = {"GroupId": group_id, "Member_Account": list(robots)}
+        self._arrange(Endpoint.LIVE_GROUP_ADD_ROBOTS, body)
+
+    def add_live_room_robots(self, room_id: str, robots: list[str]) -> None:
+        """Put robots into a live room without a REST call; ValueError if the rules refuse."""
+        body = {"RoomId": room_id, "RobotList_Account": list(robots)}
+        self._arrange(Endpoint.LIVE_ROOM_ADD_ROBOT, body)
 
     def _arrange(self, endpoint: str, body: dict[str, Any]) -> None:
         with self._lock:
@@ -192,6 +258,11 @@ class FakeTencentChat:
         """Robots in a live group, in joining order. KeyError if the group does not exist."""
         with self._lock:
             return self._state.live_group_members(group_id)
+
+    def live_room_robots(self, room_id: str) -> list[str]:
+        """Robots in a live room, in joining order. KeyError if the room does not exist."""
+        with self._lock:
+            return self._state.live_room_robots(room_id)
 
     # --- call inspection ---
 
@@ -265,7 +336,10 @@ class FakeTencentChat:
 
     @property
     def error_rate(self) -> float:
-        """Probability of an internal error (10002; 100001 for rooms) per authenticated call."""
+        """Probability of an internal error per authenticated call.
+
+        10002; 100001 for rooms and live rooms (the room_engine and live_engine services).
+        """
         return self._faults.error_rate
 
     @error_rate.setter

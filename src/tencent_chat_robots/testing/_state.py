@@ -1,7 +1,9 @@
-"""The fake app's data (robots, rooms, live groups) and each endpoint's documented rules.
+"""The fake app's data (robots, rooms, live groups, live rooms) and each endpoint's rules.
 
 Pure synchronous logic: requests arrive here already authenticated, as a parsed JSON object.
-Within an endpoint the first failing check wins, in this order:
+The rules are written by hand from the vendor's pages (not from the client's code), one
+method per path of the SDK's endpoint table. Within an endpoint the first failing check
+wins, in this order:
 
 - create_robot: UserID (string, ``@RBT#`` prefix, <= 32 UTF-8 bytes) 10004; Nick/FaceUrl/
   SelfSignature not strings 10004, over 500 bytes 40601; a new valid robot past
@@ -13,6 +15,14 @@ Within an endpoint the first failing check wins, in this order:
 - live group add/del: GroupId not a string, Member_Account not a non-empty array of
   strings 10004; malformed GroupId 10015; unknown group 10010; add: a member not a valid
   robot 10004; del: a member never created as a robot 10004. All or nothing.
+- live room (TUILiveKit) add_robot/del_robot/get_robot: RoomId not a non-empty string,
+  or over 48 UTF-8 bytes, 100002; (add/del) RobotList_Account not a non-empty array of
+  non-empty strings 100002; RoomId of no live room 100004, but 100006 if it names a
+  TUIRoom room or a live group instead; add: a member not a valid robot 100002, more
+  than ``max_robots_per_live_room`` (3) robots in the room afterwards 100002 (no code is
+  documented: see ``LIVE_ROOM_FULL``; already in: OK); del: a member never created as a
+  robot 100002 (one not in the room: OK). All or nothing. get_robot answers
+  ``Response.RobotList_Account``.
 """
 
 from __future__ import annotations
@@ -21,45 +31,33 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeGuard
 
+from .._endpoints import Endpoint
+
 __all__ = [
-    "ADD_ROBOTS",
-    "CREATE_ROBOT",
-    "DELETE_ROBOT",
-    "DEL_ROBOTS",
     "ENDPOINTS",
-    "GET_ALL_ROBOTS",
-    "ROOM_ADD_ROBOT",
-    "ROOM_DELETE_ROBOT",
     "Answer",
     "ChatState",
+    "carries_request_id",
     "group_id_is_valid",
     "internal_error_code",
 ]
 
-CREATE_ROBOT = "openim_robot_http_svc/create_robot"
-GET_ALL_ROBOTS = "openim_robot_http_svc/get_all_robots"
-DELETE_ROBOT = "openim_robot_http_svc/delete_robot"
-ROOM_ADD_ROBOT = "room_engine_http_srv/add_robot"
-ROOM_DELETE_ROBOT = "room_engine_http_srv/delete_robot"
-ADD_ROBOTS = "group_open_avchatroom_http_svc/add_robots"
-DEL_ROBOTS = "group_open_avchatroom_http_svc/del_robots"
-
-ENDPOINTS: tuple[str, ...] = (
-    CREATE_ROBOT,
-    GET_ALL_ROBOTS,
-    DELETE_ROBOT,
-    ROOM_ADD_ROBOT,
-    ROOM_DELETE_ROBOT,
-    ADD_ROBOTS,
-    DEL_ROBOTS,
-)
+# The paths the fake serves: every row of the SDK's endpoint table.
+ENDPOINTS: tuple[str, ...] = Endpoint.ALL
 
 ROBOT_PREFIX = "@RBT#"
 MAX_ROBOT_ID_BYTES = 32
 MAX_PROFILE_BYTES = 500
 MAX_GROUP_ID_BYTES = 48
+MAX_LIVE_ROOM_ID_BYTES = 48
 PROFILE_FIELDS = ("Nick", "FaceUrl", "SelfSignature")
-ROOM_SERVICE = "room_engine_http_srv"
+# The TUIRoom and TUILiveKit services: codes of their own (100001 for an internal
+# error), and a RequestId in every answer, failures included.
+ENGINE_SERVICES = frozenset({"room_engine_http_srv", "live_engine_http_srv"})
+# No code is documented for a fourth robot in a live room. 100002 ("invalid parameter")
+# is one live_engine documents, so a client written from the page handles it; room_engine's
+# 100700 is not among live_engine's codes, and the fake answers no code a page does not list.
+LIVE_ROOM_FULL = 100002
 
 
 class Answer(NamedTuple):
@@ -73,9 +71,18 @@ class Answer(NamedTuple):
 OK = Answer(0)
 
 
+def _is_engine(endpoint: str) -> bool:
+    return endpoint.partition("/")[0] in ENGINE_SERVICES
+
+
 def internal_error_code(endpoint: str) -> int:
     """The "system error, retry" code of the endpoint's service."""
-    return 100001 if endpoint.startswith(ROOM_SERVICE + "/") else 10002
+    return 100001 if _is_engine(endpoint) else 10002
+
+
+def carries_request_id(endpoint: str) -> bool:
+    """Whether every answer of ``endpoint``'s service has a ``RequestId``."""
+    return _is_engine(endpoint)
 
 
 def _utf8_len(text: str) -> int:
@@ -101,6 +108,10 @@ def _nonempty_str(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value != ""
 
 
+def _nonempty_str_list(value: object) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and bool(value) and all(_nonempty_str(v) for v in value)
+
+
 class _Robot:
     __slots__ = ("profile", "valid")
 
@@ -110,32 +121,50 @@ class _Robot:
 
 
 class ChatState:
-    """One app's robots, rooms and live groups, and the rules the endpoints enforce."""
+    """One app's robots, rooms, live groups and live rooms, and the endpoints' rules."""
 
-    def __init__(self, *, max_robots: int = 20, max_robots_per_room: int = 10) -> None:
-        if max_robots < 0 or max_robots_per_room < 0:
+    def __init__(
+        self,
+        *,
+        max_robots: int = 20,
+        max_robots_per_room: int = 10,
+        max_robots_per_live_room: int = 3,
+    ) -> None:
+        if min(max_robots, max_robots_per_room, max_robots_per_live_room) < 0:
             raise ValueError("limits must not be negative")
         self.max_robots = max_robots
         self.max_robots_per_room = max_robots_per_room
+        self.max_robots_per_live_room = max_robots_per_live_room
         # Dicts keep insertion order: robots list in creation order, members in join order.
         self._robots: dict[str, _Robot] = {}
         self._rooms: dict[str, dict[str, None]] = {}
         self._groups: dict[str, dict[str, None]] = {}
+        self._live_rooms: dict[str, dict[str, None]] = {}
         self._rules: dict[str, Callable[[dict[str, Any]], Answer]] = {
-            CREATE_ROBOT: self._create_robot,
-            GET_ALL_ROBOTS: self._get_all_robots,
-            DELETE_ROBOT: self._delete_robot,
-            ROOM_ADD_ROBOT: self._room_add_robot,
-            ROOM_DELETE_ROBOT: self._room_delete_robot,
-            ADD_ROBOTS: self._group_add_robots,
-            DEL_ROBOTS: self._group_del_robots,
+            Endpoint.CREATE_ROBOT: self._create_robot,
+            Endpoint.GET_ALL_ROBOTS: self._get_all_robots,
+            Endpoint.DELETE_ROBOT: self._delete_robot,
+            Endpoint.ROOM_ADD_ROBOT: self._room_add_robot,
+            Endpoint.ROOM_DELETE_ROBOT: self._room_delete_robot,
+            Endpoint.LIVE_GROUP_ADD_ROBOTS: self._group_add_robots,
+            Endpoint.LIVE_GROUP_DEL_ROBOTS: self._group_del_robots,
+            Endpoint.LIVE_ROOM_ADD_ROBOT: self._live_room_add_robot,
+            Endpoint.LIVE_ROOM_DEL_ROBOT: self._live_room_del_robot,
+            Endpoint.LIVE_ROOM_GET_ROBOT: self._live_room_get_robot,
         }
+        # A row added to the SDK's table without rules here would fail at its first
+        # request; fail at once instead, naming it.
+        unruled = set(ENDPOINTS) - set(self._rules)
+        if unruled:
+            raise RuntimeError(f"the fake has no rules for {', '.join(sorted(unruled))}")
 
     # --- set-up and inspection (the fake's Python face) ---
 
     def create_room(self, room_id: str) -> None:
         if not _nonempty_str(room_id):
             raise ValueError("room_id must be a non-empty string")
+        if room_id in self._live_rooms:
+            raise ValueError(f"{room_id!r} is a live room: a RoomId names one kind of room")
         self._rooms.setdefault(room_id, {})
 
     def dismiss_room(self, room_id: str) -> None:
@@ -149,6 +178,16 @@ class ChatState:
     def dismiss_live_group(self, group_id: str) -> None:
         del self._groups[group_id]
 
+    def create_live_room(self, room_id: str) -> None:
+        if not _nonempty_str(room_id) or _utf8_len(room_id) > MAX_LIVE_ROOM_ID_BYTES:
+            raise ValueError(f"invalid live room id {room_id!r}: 1 to 48 UTF-8 bytes")
+        if room_id in self._rooms:
+            raise ValueError(f"{room_id!r} is a TUIRoom room: a RoomId names one kind of room")
+        self._live_rooms.setdefault(room_id, {})
+
+    def dismiss_live_room(self, room_id: str) -> None:
+        del self._live_rooms[room_id]
+
     def robots(self) -> list[str]:
         return [uid for uid, robot in self._robots.items() if robot.valid]
 
@@ -160,6 +199,9 @@ class ChatState:
 
     def live_group_members(self, group_id: str) -> list[str]:
         return list(self._groups[group_id])
+
+    def live_room_robots(self, room_id: str) -> list[str]:
+        return list(self._live_rooms[room_id])
 
     def _is_valid_robot(self, user_id: object) -> bool:
         robot = self._robots.get(user_id) if isinstance(user_id, str) else None
@@ -282,3 +324,64 @@ class ChatState:
         for member in members:
             group.pop(member, None)
         return OK
+
+    def _live_room_request(
+        self, body: dict[str, Any], *, names_robots: bool = True
+    ) -> tuple[Answer | None, str, list[str]]:
+        room_id = body.get("RoomId")
+        if not _nonempty_str(room_id):
+            return Answer(100002, "RoomId must be a non-empty string"), "", []
+        if _utf8_len(room_id) > MAX_LIVE_ROOM_ID_BYTES:
+            return Answer(100002, "RoomId must be at most 48 bytes"), "", []
+        robots: list[str] = []
+        if names_robots:
+            named = body.get("RobotList_Account")
+            if not _nonempty_str_list(named):
+                message = "RobotList_Account must be a non-empty array of non-empty strings"
+                return Answer(100002, message), "", []
+            robots = named
+        if room_id not in self._live_rooms:
+            if room_id in self._rooms or room_id in self._groups:
+                return Answer(100006, "RoomId is not a Live room"), "", []
+            return Answer(100004, "room does not exist or was dissolved"), "", []
+        return None, room_id, robots
+
+    def _live_room_add_robot(self, body: dict[str, Any]) -> Answer:
+        refusal, room_id, robots = self._live_room_request(body)
+        if refusal is not None:
+            return refusal
+        for robot in robots:
+            if not self._is_valid_robot(robot):
+                return Answer(100002, f"{robot!r} is not a valid robot account")
+        room = self._live_rooms[room_id]
+        after = {**room, **dict.fromkeys(robots)}  # adding a robot already in is a no-op
+        limit = self.max_robots_per_live_room
+        if len(after) > limit:
+            return Answer(
+                LIVE_ROOM_FULL,
+                f"a live room holds at most {limit} robots: this one has {len(room)},"
+                f" the request would make it {len(after)}",
+            )
+        # All-or-nothing: validated before anything changes.
+        room.update(after)
+        return OK
+
+    def _live_room_del_robot(self, body: dict[str, Any]) -> Answer:
+        refusal, room_id, robots = self._live_room_request(body)
+        if refusal is not None:
+            return refusal
+        for robot in robots:
+            # As for live groups: a robot deleted since it was added may still be removed.
+            if not _is_robot_id(robot) or robot not in self._robots:
+                return Answer(100002, f"{robot!r} is not a robot account")
+        # Removing sets a state: a robot not in the room is already where it was asked to be.
+        room = self._live_rooms[room_id]
+        for robot in robots:
+            room.pop(robot, None)
+        return OK
+
+    def _live_room_get_robot(self, body: dict[str, Any]) -> Answer:
+        refusal, room_id, _ = self._live_room_request(body, names_robots=False)
+        if refusal is not None:
+            return refusal
+        return Answer(0, "", {"Response": {"RobotList_Account": self.live_room_robots(room_id)}})
