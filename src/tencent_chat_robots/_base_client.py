@@ -23,7 +23,6 @@ from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import anyio
-import attrs
 
 from ._auth import UserSigProvider
 from ._endpoints import ENDPOINTS
@@ -193,7 +192,9 @@ class RequestSender:
             raise result
         if isinstance(result, ActionResult):
             # Only endpoints answering ActionResult settle (see _endpoints' already_done).
-            return cast(T, attrs.evolve(result, random=call.random, settled_on_retry=settled))
+            return cast(
+                T, ActionResult(result.request_id, settled_on_retry=settled, random=call.random)
+            )
         return result
 
     @staticmethod
@@ -231,7 +232,8 @@ class RequestSender:
             call.random = random.getrandbits(32)
             for watcher in observers:
                 watcher.attempt_started(call, number, permit_wait)
-            started = anyio.current_time()
+            loop = self.lifecycle.loop  # anyio.current_time() costs microseconds a call
+            started = anyio.current_time() if loop is None else loop.time()
             call.on_wire = True
             outcome: BaseException | None = None
             data: dict[str, Any] = {}

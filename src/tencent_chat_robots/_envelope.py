@@ -54,7 +54,8 @@ def _read_envelope(response: RawResponse, endpoint: str) -> dict[str, Any] | Ten
     if status != 200:
         return _bad_response(f"HTTP {status} from {endpoint}", status, content, endpoint)
     try:
-        data = json.loads(content)
+        # Decoded first (a BOM allowed): json.loads of bytes sniffs for UTF-16 and -32.
+        data = json.loads(content.removeprefix(b"\xef\xbb\xbf").decode())
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         data = None
     code = data.get("ErrorCode") if isinstance(data, dict) else None

@@ -157,7 +157,7 @@ class Lifecycle:
         self._pending: set[PendingCall] = set()
         self._close_hooks: list[Callable[[], object]] = []
         self._drained: anyio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the one the client serves
 
     def start(self, endpoint: str, scope: CallScope | None) -> PendingCall:
         """Register a new call of ``endpoint``; raise if it must not start."""
@@ -165,7 +165,7 @@ class Lifecycle:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # another anyio backend: nothing loop-bound to check
             loop = None
-        if loop is not self._loop:
+        if loop is not self.loop:
             self._adopt(loop)
         call = PendingCall(endpoint, asyncio.current_task() if loop is not None else None, scope)
         if self.closed or (scope is not None and scope.stopping):
@@ -190,15 +190,15 @@ class Lifecycle:
         return ending_error(call, self.closed)
 
     def _adopt(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        if self._loop is not None:
+        if self.loop is not None:
             # Connections, locks and timers belong to the loop that made them; using them
             # from another loop fails deep inside the transport with no useful message.
             raise TencentChatError(
                 "this TencentChat was first used on another event loop"
-                f"{' (now closed)' if self._loop.is_closed() else ''}; a client serves one"
+                f"{' (now closed)' if self.loop.is_closed() else ''}; a client serves one"
                 " loop: create it inside the code that runs on it (one per asyncio.run())"
             )
-        self._loop = loop
+        self.loop = loop
 
     def on_close(self, hook: Callable[[], object]) -> Callable[[], None]:
         """Call ``hook`` when the client closes; returns what unregisters it."""

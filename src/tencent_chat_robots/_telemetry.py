@@ -13,8 +13,10 @@ Attribute names follow the HTTP client semantic conventions; the SDK's own are u
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
+from time import monotonic as _clock
 from time import perf_counter as _now
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +54,8 @@ _DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2
 # A permit is mostly instant, else a share of a second per caller queued ahead.
 _WAIT_BUCKETS = [0, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# While no provider is set, how often (seconds) to look whether one was set since.
+_LOOK_AGAIN_EVERY = 1.0
 
 
 def make_telemetry(
@@ -117,6 +121,21 @@ class Telemetry:
             unit="{call}",
             description="Calls finished, by endpoint and outcome.",
         )
+        self._tracing = self._measuring = False
+        self._look_again_at = -math.inf
+
+    def providers(self) -> tuple[bool, bool]:
+        """Whether the application set a tracer provider, and a meter provider.
+
+        Asking the API costs two environment look-ups a call while none is set, so an
+        answer of "not set" is kept for a second; "set" is kept for good (the API lets
+        a global provider be set once).
+        """
+        if not (self._tracing and self._measuring) and _clock() >= self._look_again_at:
+            self._tracing = not isinstance(trace.get_tracer_provider(), _UNSET_TRACING)
+            self._measuring = not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
+            self._look_again_at = _clock() + _LOOK_AGAIN_EVERY
+        return self._tracing, self._measuring
 
 
 class CallTrace(CallObserver):
@@ -146,8 +165,9 @@ class CallTrace(CallObserver):
         self.permit_wait: float | None = None
         self.sent_at = 0.0
         emit = telemetry.emit
-        self.measure = emit and not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
-        if emit and not isinstance(trace.get_tracer_provider(), _UNSET_TRACING):
+        tracing, measuring = telemetry.providers() if emit else (False, False)
+        self.measure = measuring
+        if tracing:
             name = telemetry.operations.get(endpoint, endpoint)
             try:
                 self.span = telemetry.tracer.start_span(
