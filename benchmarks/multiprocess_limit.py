@@ -111,13 +111,17 @@ async def _worker(
         bound: Any = chat.limiter
         script_calls: list[float] = []
         if not local_rate:
-            ask = bound._ask
+            script = bound.script
 
-            async def counting_ask(*args: Any, **kwargs: Any) -> Any:
-                script_calls.append(time.monotonic())
-                return await ask(*args, **kwargs)
+            class CountingScript:  # the limiter's seam for what it asks Redis
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(script, name)
 
-            bound._ask = counting_ask
+                async def ask(self, *args: Any, **kwargs: Any) -> Any:
+                    script_calls.append(time.monotonic())
+                    return await script.ask(*args, **kwargs)
+
+            bound.script = CountingScript()
         acquire = bound.acquire
 
         async def timed_acquire(key: str, **kwargs: Any) -> None:

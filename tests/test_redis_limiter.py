@@ -1,12 +1,14 @@
-"""The Redis-shared limiter against fakeredis (with Lua): the script, then the client side.
+"""The Redis-shared limiter against fakeredis (with Lua), through its public seams.
 
-The script's guarantee is proved on a Redis clock the tests move (fakeredis reads
-``time.time()`` for ``TIME``). Timing between processes (who gets which start, late
-wakers, hung Redis) runs on a virtual-clock event loop that Redis's clock follows; the
-rest of the queueing, fault and fallback behaviour runs on real time, kept short.
-Bounds are checked on the grant times the script reports, which are exact in Redis's
-clock: a caller starts a little after its grant, and that latency is the only slack
-between the two (see the module docstring).
+Each limiter is one process of a fleet, on a Redis client of its own (``from_url`` with
+fakeredis's connection). Its Redis calls are watched or broken through its ``script``
+(a wrapper put in its place, :func:`hook_script`). Timing between processes (who gets
+which start, late wakers, hung Redis) runs on a virtual-clock event loop that Redis's
+clock follows; the rest of the queueing, fault and fallback behaviour runs on real time,
+kept short. Bounds are checked on the grant times the script reports, which are exact in
+Redis's clock: a caller starts a little after its grant, and that latency is the only
+slack between the two. The script itself is tested through its binding in
+test_redis_script.py.
 """
 
 from __future__ import annotations
@@ -19,29 +21,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import anyio
 import fakeredis
 import fakeredis.commands_mixins.server_mixin as fakeredis_server
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tencent_chat_robots import (
     AttemptRecord,
     Endpoint,
+    LimiterUnavailableError,
     PausableLimiter,
     RateLimitError,
-    TencentChatError,
-)
-from tencent_chat_robots._exceptions import ValidationError
-from tencent_chat_robots._redis_limiter import (
-    LimiterUnavailableError,
     RedisRateLimiter,
-    _Reply,
+    TencentChatError,
+    ValidationError,
 )
-from tencent_chat_robots._redis_script import SCRIPT as _SCRIPT
 from tencent_chat_robots.testing import FakeTencentChat
 
 from ._virtual_time import VirtualClockLoop, run_virtual
@@ -51,6 +47,9 @@ T = TypeVar("T")
 KEY = "openim_robot_http_svc/get_all_robots"
 SDKAPPID = 1400000000
 SECOND_US = 1_000_000
+
+# A script call made through hook_script: "interactive", "bulk" or "pause", and the call.
+Around = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 @pytest.fixture
@@ -66,10 +65,52 @@ async def redis(server: fakeredis.FakeServer) -> AsyncIterator[fakeredis.FakeAsy
 
 
 def limiter_on(server: fakeredis.FakeServer, **options: Any) -> RedisRateLimiter:
-    """A limiter with a Redis client of its own, like one process of the fleet."""
+    """A limiter with a Redis client of its own, like one process of the fleet; its
+    ``aclose`` closes that client."""
     options.setdefault("rate", 50)
     options.setdefault("sdkappid", SDKAPPID)
-    return RedisRateLimiter(fakeredis.FakeAsyncRedis(server=server), **options)
+    return RedisRateLimiter.from_url(
+        "redis://fakeredis", connection_class=FakeAsyncRedisConnection, server=server, **options
+    )
+
+
+async def close(*limiters: RedisRateLimiter) -> None:
+    for limiter in limiters:
+        await limiter.aclose()
+
+
+class ScriptHook:
+    """Put in place of a limiter's ``script``: each call goes through ``around``."""
+
+    def __init__(self, script: Any, around: Around) -> None:
+        self.script, self.around = script, around
+
+    def __getattr__(self, name: str) -> Any:  # sha, token
+        return getattr(self.script, name)
+
+    async def ask(self, key: str, pace: Any, **options: Any) -> Any:
+        kind = "bulk" if options.get("bulk") else "interactive"
+        return await self.around(kind, lambda: self.script.ask(key, pace, **options))
+
+    async def pause(self, key: str, pace: Any, seconds: float) -> None:
+        await self.around("pause", lambda: self.script.pause(key, pace, seconds))
+
+
+def hook_script(limiter: RedisRateLimiter, around: Around) -> None:
+    """Route each of ``limiter``'s Redis calls through ``around(kind, call)``."""
+    limiter.script = ScriptHook(limiter.script, around)  # type: ignore[assignment]
+
+
+def record_replies(limiter: RedisRateLimiter, replies: list[Any]) -> None:
+    """Append every reply to ``limiter``'s asks."""
+
+    async def recording(kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        reply = await call()
+        if kind != "pause":
+            replies.append(reply)
+        return reply
+
+    hook_script(limiter, recording)
 
 
 def record_grants(limiter: RedisRateLimiter, grants: list[float]) -> None:
@@ -79,23 +120,30 @@ def record_grants(limiter: RedisRateLimiter, grants: list[float]) -> None:
     gives it up, it stays recorded (as in Redis's ring), so there may be a few more
     grants than starts.
     """
-    ask = limiter._ask
 
-    async def spy(key: str, pause_us: int, **options: Any) -> _Reply:
-        reply = await ask(key, pause_us, **options)
-        if reply.granted:
-            grants.append(reply.redis_time)
+    async def recording(kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        reply = await call()
+        if kind != "pause" and reply.granted:
+            grants.append(reply.start_us)
         return reply
 
-    limiter._ask = spy  # type: ignore[method-assign]
+    hook_script(limiter, recording)
 
 
-def sustained(times: list[float]) -> float:
+def nobody_waits(limiter: RedisRateLimiter, key: str = KEY) -> bool:
+    """No caller of ``key`` is queued in this process: ``predicted_wait`` owes an interval
+    for each one queued beyond the burst, here filled up by ``also_ahead``."""
+    also_ahead = limiter.burst - 1
+    wait = limiter.predicted_wait(key, priority="bulk", also_ahead=also_ahead, deadline=math.inf)
+    return wait == 0
+
+
+def sustained(times: list[int] | list[float]) -> float:
     """Starts per second from the first to the last (µs timestamps)."""
     return (len(times) - 1) * SECOND_US / (max(times) - min(times))
 
 
-def most_in_closed_window(times: list[float], window: float) -> int:
+def most_in_closed_window(times: list[int] | list[float], window: float) -> int:
     """The most timestamps in any interval ``[t, t + window]``, both ends included.
 
     A server counting arrivals may close its window at both ends; a limit of ``rate``
@@ -111,9 +159,6 @@ def most_in_closed_window(times: list[float], window: float) -> int:
     return best
 
 
-# --- the script, on a Redis clock the test moves --------------------------------------
-
-
 class RedisClock:
     """Stands in for the ``time`` module fakeredis reads ``TIME`` from."""
 
@@ -126,145 +171,32 @@ class RedisClock:
 
 @contextmanager
 def redis_clock() -> Iterator[RedisClock]:
+    """fakeredis's clock, moved only by the test."""
     clock = RedisClock()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fakeredis_server, "time", clock)
         yield clock
 
 
-def run(main: Callable[[RedisRateLimiter, RedisClock], Awaitable[Any]], **options: Any) -> Any:
-    """Run ``main`` with a fresh fakeredis limiter whose Redis clock only moves when told."""
+class LoopRedisClock:
+    """Redis's ``TIME`` follows the virtual event loop's clock."""
 
-    async def body() -> Any:
-        with redis_clock() as clock:
-            limiter = limiter_on(fakeredis.FakeServer(), **options)
-            try:
-                return await main(limiter, clock)
-            finally:
-                await limiter._client.aclose()
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        self.loop = loop
 
-    return asyncio.run(body())
+    def time(self) -> float:
+        return 1_700_000_000 + self.loop.time()
 
 
-def test_interactive_starts_are_booked_however_far_ahead() -> None:
-    """10/s: a burst of two now, then each interactive ask is booked the next start, 0.1 s
-    apart however far ahead, the ring holding the eleventh to 1.002 s; one that would
-    miss its deadline is refused, booking nothing."""
+def run_fleet(main: Callable[[fakeredis.FakeServer, VirtualClockLoop], Awaitable[T]]) -> T:
+    """Run ``main`` on a virtual-clock loop, with a fresh fakeredis on the same clock."""
 
-    async def main(limiter: RedisRateLimiter, clock: RedisClock) -> None:
-        client = limiter._client
-        t0 = clock.now_us
-        assert await limiter._ask(KEY, 0) == _Reply(True, 0, t0)
-        assert await limiter._ask(KEY, 0) == _Reply(True, 0, t0)  # the burst of two
-        for n in range(1, 9):  # other processes asking at the same instant
-            assert await limiter._ask(KEY, 0) == _Reply(True, n / 10, t0 + n * 100_000)
-        before = await client.hgetall(limiter.redis_key(KEY))
-        # Redis's clock stands still meanwhile; the loop's deadline is as good as now.
-        too_late = await limiter._ask(KEY, 0, deadline=anyio.current_time() + 0.95)
-        assert too_late == _Reply(False, 1.002, t0, 0, too_late=True)
-        assert await client.hgetall(limiter.redis_key(KEY)) == before
-        in_time = await limiter._ask(KEY, 0, deadline=anyio.current_time() + 1.1)
-        assert in_time == _Reply(True, 1.002, t0 + 1_002_000)
+    async def body(loop: VirtualClockLoop) -> T:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fakeredis_server, "time", LoopRedisClock(loop))
+            return await main(fakeredis.FakeServer(), loop)
 
-    run(main, rate=10)
-
-
-def test_the_ring_caps_a_sliding_second_where_pacing_alone_would_not() -> None:
-    """Burst 5 at 10/s: pacing allows an 11th start at 0.6 s, the ring holds it to 1 s."""
-
-    async def main(limiter: RedisRateLimiter, clock: RedisClock) -> list[float]:
-        grants: list[float] = []
-        while len(grants) < 12:
-            reply = await limiter._ask(KEY, 0)
-            if reply.granted:
-                grants.append(reply.redis_time)
-            else:
-                clock.now_us += round(reply.wait * SECOND_US)
-        return grants
-
-    grants = run(main, rate=10, burst=5)
-    assert grants[10] - grants[0] == SECOND_US + 2_000  # the ring's 2 ms of margin
-    assert most_in_closed_window(grants, SECOND_US) == 10
-
-
-@pytest.mark.parametrize(("rate", "burst"), [(10, 5), (40, 2), (190, 2), (7.5, 3)])
-def test_no_two_grants_rate_apart_are_a_second_or_less_apart(rate: float, burst: int) -> None:
-    """A server counting arrivals in a closed second must never see ``rate + 1``.
-
-    Each ask lands exactly when the script said (the ring's boundary, to the µs), the
-    case where grant ``k + rate`` used to be exactly one second after grant ``k``.
-    """
-
-    async def main(limiter: RedisRateLimiter, clock: RedisClock) -> list[float]:
-        grants: list[float] = []
-        while len(grants) < 3 * rate:
-            reply = await limiter._ask(KEY, 0)
-            if reply.granted:
-                grants.append(reply.redis_time)
-            clock.now_us += round(reply.wait * SECOND_US)
-        return grants
-
-    grants = run(main, rate=rate, burst=burst)
-    n = int(rate)
-    assert min(grants[i + n] - grants[i] for i in range(len(grants) - n)) > SECOND_US
-    assert most_in_closed_window(grants, SECOND_US) == n
-    assert sustained(grants) >= 0.99 * n  # the margin costs 0.1%
-
-
-def test_late_wakers_still_sustain_the_rate() -> None:
-    """Each caller asks 1 ms after it is told to: the burst absorbs it, nothing is lost."""
-
-    async def main(limiter: RedisRateLimiter, clock: RedisClock) -> list[float]:
-        grants: list[float] = []
-        while len(grants) < 400:
-            reply = await limiter._ask(KEY, 0)
-            if reply.granted:
-                grants.append(reply.redis_time)
-            clock.now_us += round(reply.wait * SECOND_US) + 1_000
-        return grants
-
-    grants = run(main, rate=190)
-    assert most_in_closed_window(grants, SECOND_US) <= 190
-    assert sustained(grants) >= 0.99 * 190
-
-
-follow = st.tuples(st.just("follow"), st.integers(0, 3_000))  # ask when told, late by µs
-idle = st.tuples(st.just("idle"), st.integers(0, 1_500_000))  # ask after any gap
-other = st.tuples(st.just("other"), st.just(0))  # another process asks at the same instant
-pause = st.tuples(st.just("pause"), st.integers(1, 2_000_000))
-
-
-@settings(max_examples=30, deadline=None)
-@given(
-    rate=st.floats(min_value=1, max_value=60),
-    burst=st.integers(min_value=1, max_value=4),
-    steps=st.lists(st.one_of(follow, follow, follow, idle, other, pause), min_size=1, max_size=250),
-)
-def test_the_script_bound_holds_for_any_pattern_of_asks(
-    rate: float, burst: int, steps: list[tuple[str, int]]
-) -> None:
-    async def main(limiter: RedisRateLimiter, clock: RedisClock) -> list[float]:
-        grants: list[float] = []
-        told = 0
-        for kind, amount in steps:
-            if kind == "pause":
-                await limiter._ask(KEY, amount)
-                continue
-            clock.now_us += told + amount if kind == "follow" else amount
-            reply = await limiter._ask(KEY, 0)
-            if kind != "other":
-                told = round(reply.wait * SECOND_US)
-            if reply.granted:
-                assert reply.redis_time - round(reply.wait * SECOND_US) == clock.now_us
-                grants.append(reply.redis_time)
-        return grants
-
-    grants = run(main, rate=rate, burst=burst)
-    assert grants == sorted(grants)  # booked or not, recorded in time order
-    assert most_in_closed_window(grants, SECOND_US) <= int(rate)
-    # Pacing: burst + 1 consecutive starts never share one interval.
-    interval = math.ceil(SECOND_US / rate)
-    assert all(grants[i + burst] - grants[i] >= interval for i in range(len(grants) - burst))
+    return run_virtual(body)
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -292,6 +224,7 @@ async def test_keys_are_namespaced_by_sdkappid_and_endpoint_and_expire(
     assert 900 < await redis.pttl("pfx:1400000001:svc/a") <= 1_401
     await one.pause("svc/a", 5.0)
     assert 5_000 < await redis.pttl("pfx:1400000001:svc/a") <= 5_401
+    await close(one, other_app)
 
 
 # --- one process: the queue ------------------------------------------------------------
@@ -314,7 +247,7 @@ def test_waiters_are_served_first_come_first_served() -> None:
             if i % 7 == 0:
                 await asyncio.sleep(0.003)  # newcomers keep arriving while others wait
         await asyncio.gather(*tasks)
-        await limiter._client.aclose()
+        await limiter.aclose()
         return order
 
     assert run_fleet(main) == list(range(300))
@@ -326,24 +259,23 @@ def test_only_the_head_of_the_queue_talks_to_redis() -> None:
 
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> tuple[int, int]:
         limiter = limiter_on(server, rate=2000)
-        script = limiter._script
         calls = 0
         in_flight = 0
         most_in_flight = 0
 
-        async def counting(**kwargs: Any) -> Any:
+        async def counting(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
             nonlocal calls, in_flight, most_in_flight
             calls += 1
             in_flight += 1
             most_in_flight = max(most_in_flight, in_flight)
             try:
-                return await script(**kwargs)
+                return await call()
             finally:
                 in_flight -= 1
 
-        limiter._script = counting  # type: ignore[assignment]
+        hook_script(limiter, counting)
         await asyncio.gather(*(limiter.acquire(KEY) for _ in range(2_000)))
-        await limiter._client.aclose()
+        await limiter.aclose()
         return calls, most_in_flight
 
     calls, most_in_flight = run_fleet(main)
@@ -364,6 +296,7 @@ async def test_the_bound_holds_across_processes_sharing_redis(
     for limiter in limiters:
         record_grants(limiter, grants)
     await asyncio.gather(*(limiter.acquire(KEY) for limiter in limiters for _ in range(40)))
+    await close(*limiters)
     assert len(grants) >= 120  # more if a late waker gave up its booked start
     assert most_in_closed_window(grants, SECOND_US) <= 50
     assert sustained(grants) >= 0.95 * 50
@@ -380,6 +313,7 @@ async def test_pause_holds_back_every_process(
     seconds, micros = await redis.time()
     await refused.pause(KEY, 0.3)
     await other.acquire(KEY)
+    await close(refused, other)
     assert grants[0] >= seconds * SECOND_US + micros + 300_000
 
 
@@ -388,7 +322,7 @@ async def test_client_pauses_the_shared_schedule_after_a_frequency_refusal(
 ) -> None:
     fake = FakeTencentChat()
     limiter = limiter_on(server, rate=190, sdkappid=fake.sdkappid)
-    async with fake.client(limiter=limiter) as chat:
+    async with limiter, fake.client(limiter=limiter) as chat:
         await asyncio.gather(*(chat.get_all_robots() for _ in range(20)))
         fake.fail_next(Endpoint.GET_ALL_ROBOTS, 60007)
         seconds, micros = await redis.time()
@@ -402,62 +336,113 @@ async def test_client_pauses_the_shared_schedule_after_a_frequency_refusal(
 async def test_noscript_after_a_flush_is_recovered(
     server: fakeredis.FakeServer, redis: fakeredis.FakeAsyncRedis
 ) -> None:
-    limiter = limiter_on(server, rate=100)
-    await limiter.acquire(KEY)
-    await redis.script_flush()
-    assert await redis.script_exists(limiter._script.sha) == [False]
-    await limiter.acquire(KEY)
-    assert await redis.script_exists(limiter._script.sha) == [True]
+    async with limiter_on(server, rate=100) as limiter:
+        await limiter.acquire(KEY)
+        await redis.script_flush()
+        assert await redis.script_exists(limiter.script.sha) == [False]
+        await limiter.acquire(KEY)
+        assert await redis.script_exists(limiter.script.sha) == [True]
+
+
+# --- each key at its own rate ---------------------------------------------------------
+
+
+def test_each_key_is_paced_at_its_own_rate() -> None:
+    """``rate=190``: a 200/s API at 190, a 100/s live-room API at 95 (the same share of
+    its own), an API named in ``rates`` at its rate, a key of one's own at 190. Two
+    seconds of calls of each, from a process of its own."""
+    calls = {Endpoint.LIVE_ROOM_ADD_ROBOT: 190, KEY: 380, Endpoint.ROOM_ADD_ROBOT: 100}
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
+        processes = {
+            key: limiter_on(server, rate=190, rates={"add_robot_to_room": 50}) for key in calls
+        }
+        grants: dict[str, list[float]] = {key: [] for key in calls}
+        for key, process in processes.items():
+            record_grants(process, grants[key])
+        await asyncio.gather(
+            *(process.acquire(key) for key, process in processes.items() for _ in range(calls[key]))
+        )
+        rates = {key: process.rate_for(key) for key, process in processes.items()}
+        rates["svc/mine"] = processes[KEY].rate_for("svc/mine")
+        await close(*processes.values())
+        return grants, rates
+
+    grants, rates = run_fleet(main)
+    assert rates == {
+        Endpoint.LIVE_ROOM_ADD_ROBOT: 95,
+        KEY: 190,
+        Endpoint.ROOM_ADD_ROBOT: 50,
+        "svc/mine": 190,
+    }
+    for key, granted in grants.items():
+        assert len(granted) >= calls[key]
+        assert most_in_closed_window(granted, SECOND_US) <= rates[key], key
+        assert sustained(granted) >= 0.97 * rates[key], key
+
+
+async def test_rates_are_kept_by_from_url_and_for_app(server: fakeredis.FakeServer) -> None:
+    shared = RedisRateLimiter.from_url(
+        "redis://fakeredis",
+        rate=100,
+        rates={"add_robot_to_room": 50, "svc/mine": 7},
+        connection_class=FakeAsyncRedisConnection,
+        server=server,
+    )
+    async with shared:
+        bound = shared.for_app(SDKAPPID)
+        assert bound.rates == shared.rates == {Endpoint.ROOM_ADD_ROBOT: 50, "svc/mine": 7}
+        assert [bound.rate_for(key) for key in (Endpoint.ROOM_ADD_ROBOT, "svc/mine", KEY)] == [
+            50,
+            7,
+            100,
+        ]
+        assert repr(bound) == (
+            "RedisRateLimiter(rate=100, rates={'room_engine_http_srv/add_robot': 50, "
+            "'svc/mine': 7}, sdkappid=1400000000, prefix='tencent-chat-robots', "
+            "fallback='error')"
+        )
+    with pytest.raises(ValidationError, match="rates"):
+        limiter_on(server, rates={"no_such_api": 5})
+    with pytest.raises(ValidationError, match=r"^rates\['add_robot_to_room'\]"):
+        limiter_on(server, rates={"add_robot_to_room": 0.5})
+
+
+def test_the_local_fallback_paces_each_key_at_its_share_of_its_own_rate() -> None:
+    """``rate=950, fleet_size=4``, Redis down: each process paces a key at a quarter of
+    the key's own pace: the live-room API's is capped at its documented 100/s (25/s
+    here, not 950 / 4 / 2), a 200/s API's at 200 (50/s), a key of one's own at 237.5."""
+
+    async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> list[float]:
+        limiter = limiter_on(server, rate=950, fallback="local", fleet_size=4, retry_budget=0)
+        server.connected = False
+        took = []
+        for key in (Endpoint.LIVE_ROOM_ADD_ROBOT, KEY, "svc/mine"):
+            began = loop.time()
+            await asyncio.gather(*(limiter.acquire(key) for _ in range(12)))
+            took.append(loop.time() - began)
+        await limiter.aclose()
+        return took
+
+    # A burst of two, then ten intervals.
+    assert run_fleet(main) == pytest.approx([10 / 25, 10 / 50, 10 / 237.5], abs=1e-3)
 
 
 # --- the fleet on a virtual clock: who gets which start -------------------------------
 
 
-class LoopRedisClock:
-    """Redis's ``TIME`` follows the virtual event loop's clock."""
-
-    def __init__(self, loop: VirtualClockLoop) -> None:
-        self.loop = loop
-
-    def time(self) -> float:
-        return 1_700_000_000 + self.loop.time()
-
-
-def run_fleet(main: Callable[[fakeredis.FakeServer, VirtualClockLoop], Awaitable[T]]) -> T:
-    """Run ``main`` on a virtual-clock loop, with a fresh fakeredis on the same clock."""
-
-    async def body(loop: VirtualClockLoop) -> T:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(fakeredis_server, "time", LoopRedisClock(loop))
-            return await main(fakeredis.FakeServer(), loop)
-
-    return run_virtual(body)
-
-
 def farther_from_redis(limiter: RedisRateLimiter, seconds: float) -> None:
     """Each of ``limiter``'s script calls reaches Redis ``seconds`` later."""
-    ask = limiter._ask
 
-    async def delayed(key: str, pause_us: int, **options: Any) -> _Reply:
+    async def delayed(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
         await asyncio.sleep(seconds)
-        return await ask(key, pause_us, **options)
+        return await call()
 
-    limiter._ask = delayed  # type: ignore[method-assign]
+    hook_script(limiter, delayed)
 
 
 async def sleep0() -> None:
     await asyncio.sleep(0)
-
-
-def record_replies(limiter: RedisRateLimiter, replies: list[_Reply]) -> None:
-    ask = limiter._ask
-
-    async def spy(key: str, pause_us: int, **options: Any) -> _Reply:
-        reply = await ask(key, pause_us, **options)
-        replies.append(reply)
-        return reply
-
-    limiter._ask = spy  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("farther", [1, 3])
@@ -483,8 +468,7 @@ def test_processes_farther_from_redis_get_their_share(farther: int) -> None:
             *(one(near, 0) for _ in range(150)),
             *(one(limiter, n) for n, limiter in enumerate(others, 1) for _ in range(30)),
         )
-        for limiter in [near, *others]:
-            await limiter._client.aclose()
+        await close(near, *others)
         return [who for _, who in starts[:100]]
 
     # The first 100 starts, a second's worth: the near process cannot have run out of
@@ -499,7 +483,7 @@ def test_a_caller_that_wakes_late_gives_up_its_booked_start() -> None:
 
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
         limiter = limiter_on(server, rate=10)
-        replies: list[_Reply] = []
+        replies: list[Any] = []
         record_replies(limiter, replies)
 
         async def stall(at: float, until: float) -> None:
@@ -517,16 +501,16 @@ def test_a_caller_that_wakes_late_gives_up_its_booked_start() -> None:
         t0 = loop.time()
         assert [await acquire(), await acquire()] == [0, 0]  # the burst of two
         assert await acquire() == pytest.approx(0.1)  # booked 0.1 s ahead, kept
-        assert [r.wait for r in replies] == [pytest.approx(0.1)]
+        assert [r.start_in for r in replies] == [pytest.approx(0.1)]
         # Waking 4 ms late, within the tolerance: the booked start is kept.
         assert await acquire(stall_at=0.15, until=0.204) == pytest.approx(0.204)
-        assert [r.wait for r in replies] == [pytest.approx(0.1)]
+        assert [r.start_in for r in replies] == [pytest.approx(0.1)]
         # Booked for 0.3 s, waking at 0.35 s: given up, and the next free start booked.
         assert await acquire(stall_at=0.25, until=0.35) == pytest.approx(0.4)
         assert [r.granted for r in replies] == [True, True]
-        assert [r.wait for r in replies] == pytest.approx([0.096, 0.05])
-        assert replies[1].redis_time - replies[0].redis_time == 100_000
-        await limiter._client.aclose()
+        assert [r.start_in for r in replies] == pytest.approx([0.096, 0.05])
+        assert replies[1].start_us - replies[0].start_us == 100_000
+        await limiter.aclose()
 
     run_fleet(main)
 
@@ -555,15 +539,15 @@ def test_a_hung_redis_fails_every_queued_caller_within_one_retry_budget(
         )
         never = asyncio.Event()
 
-        async def hung(**_: Any) -> Any:
+        async def hung(*_: Any) -> Any:
             await never.wait()
 
-        limiter._script = hung  # type: ignore[assignment]
+        hook_script(limiter, hung)
         began = loop.time()
         results = await asyncio.gather(
             *(limiter.acquire(KEY) for _ in range(20)), return_exceptions=True
         )
-        await limiter._client.aclose()
+        await limiter.aclose()
         return loop.time() - began, results
 
     elapsed, results = run_fleet(main)
@@ -586,7 +570,7 @@ def test_pause_in_local_fallback_pauses_this_process() -> None:
         await limiter.pause(KEY, 0.25)  # no error: paused here, Redis not told
         began = loop.time()
         await limiter.acquire(KEY)
-        await limiter._client.aclose()
+        await limiter.aclose()
         return loop.time() - began
 
     assert run_fleet(main) == pytest.approx(0.25)
@@ -601,19 +585,18 @@ def redis_blip(
     """From loop time ``start`` to ``end``, Redis refuses ``limiter``'s script calls or
     (``hung``) holds each until ``end``, as ``CLIENT PAUSE`` does. Returns the times of the
     calls made meanwhile."""
-    script = limiter._script
     calls: list[float] = []
 
-    async def blipping(**kwargs: Any) -> Any:
+    async def blipping(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
         now = loop.time()
         if start <= now < end:
             calls.append(now)
             if not hung:
                 raise RedisConnectionError("Error 111 connecting to redis. Connection refused.")
             await asyncio.sleep(end - now)
-        return await script(**kwargs)
+        return await call()
 
-    limiter._script = blipping  # type: ignore[assignment]
+    hook_script(limiter, blipping)
     return calls
 
 
@@ -627,17 +610,16 @@ def test_one_failed_redis_call_fails_no_queued_call(caplog: pytest.LogCaptureFix
 
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
         limiter = limiter_on(server, rate=40)
-        script = limiter._script
         calls = 0
 
-        async def failing_once(**kwargs: Any) -> Any:
+        async def failing_once(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
             nonlocal calls
             calls += 1
             if calls == 20:
                 raise RedisConnectionError("Connection reset by peer")
-            return await script(**kwargs)
+            return await call()
 
-        limiter._script = failing_once  # type: ignore[assignment]
+        hook_script(limiter, failing_once)
         starts: list[float] = []
 
         async def one() -> None:
@@ -645,7 +627,7 @@ def test_one_failed_redis_call_fails_no_queued_call(caplog: pytest.LogCaptureFix
             starts.append(loop.time())
 
         results = await asyncio.gather(*(one() for _ in range(300)), return_exceptions=True)
-        await limiter._client.aclose()
+        await limiter.aclose()
         return results, starts
 
     results, starts = run_fleet(main)
@@ -688,8 +670,7 @@ def test_a_blip_within_the_retry_budget_fails_nothing_and_keeps_the_shared_limit
         results = await asyncio.gather(
             *(one(limiter) for limiter in limiters for _ in range(200)), return_exceptions=True
         )
-        for limiter in limiters:
-            await limiter._client.aclose()
+        await close(*limiters)
         return results, starts, blips
 
     results, starts, blips = run_fleet(main)
@@ -727,16 +708,15 @@ def test_after_a_fallback_the_next_acquisition_is_back_on_the_shared_limit(
         t0 = loop.time()
         failed_at: float | None = None
         if scenario == "one-failure":
-            script = first._script
 
-            async def failing_once(**kwargs: Any) -> Any:
+            async def failing_once(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
                 nonlocal failed_at
                 if failed_at is None and loop.time() >= t0 + 1.0:
                     failed_at = loop.time() - t0
                     raise RedisConnectionError("Connection reset by peer")
-                return await script(**kwargs)
+                return await call()
 
-            first._script = failing_once  # type: ignore[assignment]
+            hook_script(first, failing_once)
         else:
             redis_blip(first, loop, t0 + 1.0, t0 + 2.5, hung=False)
         starts: list[float] = []
@@ -751,8 +731,7 @@ def test_after_a_fallback_the_next_acquisition_is_back_on_the_shared_limit(
             await asyncio.gather(*(one(limiter) for _ in range(200)))
 
         await asyncio.gather(*(one(first) for _ in range(200)), later(second))
-        for limiter in (first, second):
-            await limiter._client.aclose()
+        await close(first, second)
         if scenario == "one-failure":
             assert failed_at is not None
             return starts, failed_at
@@ -781,17 +760,17 @@ def test_errors_that_are_not_transient_are_not_retried(error: Exception) -> None
         limiter = limiter_on(server, rate=100)
         calls = 0
 
-        async def broken(**_: Any) -> Any:
+        async def broken(*_: Any) -> Any:
             nonlocal calls
             calls += 1
             raise error
 
-        limiter._script = broken  # type: ignore[assignment]
+        hook_script(limiter, broken)
         began = loop.time()
         results = await asyncio.gather(
             *(limiter.acquire(KEY) for _ in range(10)), return_exceptions=True
         )
-        await limiter._client.aclose()
+        await limiter.aclose()
         return results, calls, loop.time() - began
 
     results, calls, elapsed = run_fleet(main)
@@ -810,8 +789,7 @@ def test_a_pause_reaches_the_fleet_through_a_blip(caplog: pytest.LogCaptureFixtu
         redis_blip(refused, loop, t0, t0 + 0.3, hung=False)
         await refused.pause(KEY, 1.0)
         await other.acquire(KEY)
-        for limiter in (refused, other):
-            await limiter._client.aclose()
+        await close(refused, other)
         return loop.time() - t0
 
     # The pause counts from when it reached Redis, at the end of the blip at the latest.
@@ -837,6 +815,7 @@ async def test_unreachable_redis_fails_every_waiter_together_with_a_typed_error(
     error = results[0]
     assert isinstance(error, TencentChatError)
     assert "Redis" in str(error)
+    await limiter.aclose()
 
 
 async def test_pause_never_raises_for_redis(
@@ -850,6 +829,7 @@ async def test_pause_never_raises_for_redis(
     lost = [r for r in caplog.records if "Could not pause" in r.getMessage()]
     assert len(lost) == 2
     assert all(r.levelno == logging.WARNING and KEY in r.getMessage() for r in lost)
+    await limiter.aclose()
 
 
 async def test_a_frequency_refusal_is_reported_even_when_redis_cannot_be_paused(
@@ -858,17 +838,19 @@ async def test_a_frequency_refusal_is_reported_even_when_redis_cannot_be_paused(
     """The client pauses the limiter on 60007: Redis failing then must not hide the 60007."""
     fake = FakeTencentChat()
     limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid, retry_budget=0.1)
-    ask = limiter._ask
 
-    async def no_pause(key: str, pause_us: int, **options: Any) -> _Reply:
-        if pause_us:
+    async def no_pause(kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        if kind == "pause":
             raise RedisConnectionError("Redis went away")
-        return await ask(key, pause_us, **options)
+        return await call()
 
-    limiter._ask = no_pause  # type: ignore[method-assign]
+    hook_script(limiter, no_pause)
     attempts: list[AttemptRecord] = []
     fake.fail_next(Endpoint.GET_ALL_ROBOTS, 60007)
-    async with fake.client(limiter=limiter, max_retries=0, on_attempt=attempts.append) as chat:
+    async with (
+        limiter,
+        fake.client(limiter=limiter, max_retries=0, on_attempt=attempts.append) as chat,
+    ):
         with pytest.raises(RateLimitError):
             await chat.get_all_robots()
     assert [type(record.error) for record in attempts] == [RateLimitError]
@@ -909,7 +891,7 @@ async def test_the_client_fails_clearly_and_sends_nothing(server: fakeredis.Fake
     fake = FakeTencentChat()
     limiter = limiter_on(server, rate=100, sdkappid=fake.sdkappid, retry_budget=0.1)
     server.connected = False
-    async with fake.client(limiter=limiter) as chat:
+    async with limiter, fake.client(limiter=limiter) as chat:
         with pytest.raises(LimiterUnavailableError):
             await chat.get_all_robots()
     assert fake.calls == []
@@ -939,6 +921,7 @@ async def test_local_fallback_paces_at_a_share_of_the_rate_and_warns(
     await limiter.acquire(KEY)
     assert await redis.exists(limiter.redis_key(KEY)) == 1
     assert "answers again" in caplog.records[-1].getMessage()
+    await limiter.aclose()
 
 
 # --- configuration and lifetime ------------------------------------------------------
@@ -957,6 +940,11 @@ def test_rejects_nonsense_configuration(server: fakeredis.FakeServer) -> None:
         limiter_on(server, fallback="local")
     with pytest.raises(ValueError, match=r"rate / fleet_size must be at least 1 call per"):
         limiter_on(server, rate=10, fallback="local", fleet_size=20)
+    # Every key's share: the live-room APIs are paced at half of rate, 5/s here.
+    with pytest.raises(ValueError, match=r"rate / fleet_size .* live_engine_http_srv/"):
+        limiter_on(server, rate=10, fallback="local", fleet_size=8)
+    with pytest.raises(ValueError, match=r"rate / fleet_size .* svc/mine"):
+        limiter_on(server, rate=100, rates={"svc/mine": 3}, fallback="local", fleet_size=4)
 
 
 _BAD_NUMBERS = [
@@ -985,34 +973,13 @@ def test_rejects_numbers_out_of_range_or_not_finite_naming_the_argument(
         RedisRateLimiter.from_url("redis://127.0.0.1:6379", **options)
 
 
-# A stand-in for Redis's Lua API, as Redis 3.2-4.x behaves: a write after TIME (a
-# non-deterministic command) is refused unless the script replicates its effects.
-_LUA_REDIS = """
-time_read, replicating, refuses_writes_after_time = false, false, true
-redis = {}
-function redis.replicate_commands() replicating = true; return true end
-function redis.call(command, key, ...)
-  if command == 'TIME' then time_read = true; return {'1700000000', '0'} end
-  if command == 'HMGET' then return {false, false, false, false, false, false} end
-  if command == 'HGET' then return false end
-  if command == 'PTTL' then return -2 end
-  if time_read and refuses_writes_after_time and not replicating then
-    error('Write commands not allowed after non deterministic commands')
-  end
-  return 1
-end
-KEYS = {'k'}
-ARGV = {'100000', '100000', '10', '1000000', '0', '300000', '100000', CLASS, '-1', 'tok', '0'}
-"""
-
-
-@pytest.mark.parametrize("priority", ["i", "b"], ids=["interactive", "bulk"])
-def test_the_script_replicates_its_effects_on_old_redis(priority: str) -> None:
-    lupa = pytest.importorskip("lupa.lua51")
-    runtime = lupa.LuaRuntime()
-    lua_redis = f"CLASS = '{priority}'" + _LUA_REDIS
-    runtime.execute(lua_redis)
-    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000, 0]
-    # Redis 5+ replicates effects anyway; should a later one drop the call, no matter.
-    runtime.execute(lua_redis + "redis.replicate_commands = nil; refuses_writes_after_time = false")
-    assert list(runtime.execute(_SCRIPT).values()) == [1, 0, 1_700_000_000_000_000, 0]
+def test_settings_are_read_only_and_shown_as_before(server: fakeredis.FakeServer) -> None:
+    limiter = limiter_on(server, rate=190, fallback="local", fleet_size=2)
+    assert (limiter.rate, limiter.burst, limiter.fleet_size) == (190, 2, 2)
+    assert repr(limiter) == (
+        "RedisRateLimiter(rate=190, sdkappid=1400000000, prefix='tencent-chat-robots', "
+        "fallback='local')"
+    )
+    with pytest.raises(AttributeError, match="read-only"):
+        limiter.rate = 400  # type: ignore[misc]
+    assert limiter.rate == limiter.settings.rate == 190

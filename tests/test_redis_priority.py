@@ -1,8 +1,8 @@
-"""Priority classes in the Redis-shared limiter: the bulk line, interactive first, deadlines.
+"""Priority classes in the Redis-shared limiter: interactive first, bulk turns, deadlines.
 
-Processes are limiters of their own on one fakeredis (one token, one client each). The
-script's rules run on a Redis clock the test moves; timing between processes runs on
-the virtual-clock loop that Redis's clock follows (see test_redis_limiter.py).
+Processes are limiters of their own on one fakeredis (one token, one client each),
+timed on the virtual-clock loop that Redis's clock follows (see test_redis_limiter.py).
+The bulk line's rules in the script itself are tested in test_redis_script.py.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ import asyncio
 import collections
 import itertools
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
+import attrs
 import fakeredis
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from fakeredis.aioredis import FakeAsyncRedisConnection
 
-from tencent_chat_robots._exceptions import QueueTimeoutError, ValidationError
-from tencent_chat_robots._redis_limiter import RedisRateLimiter, _Endpoint, _Reply
-from tencent_chat_robots._redis_script import GRACE as _GRACE
-from tencent_chat_robots._redis_script import HORIZON as _HORIZON
+from tencent_chat_robots import QueueTimeoutError, RedisRateLimiter, ValidationError
+from tencent_chat_robots._redis_script import GRACE, HORIZON
 from tencent_chat_robots.testing import FakeTencentChat
 
 from ._virtual_time import VirtualClockLoop
@@ -30,251 +28,35 @@ from .test_redis_limiter import (
     KEY,
     SDKAPPID,
     SECOND_US,
+    close,
+    hook_script,
     limiter_on,
     most_in_closed_window,
+    nobody_waits,
     record_grants,
-    redis_clock,
     run_fleet,
 )
 
 
-async def line_of(limiter: RedisRateLimiter) -> list[str]:
-    """The tokens in the endpoint's bulk line, front first."""
-    state = {
-        k.decode(): v.decode()
-        for k, v in (await limiter._client.hgetall(limiter.redis_key(KEY))).items()
-    }
-    head, tail = int(state.get("qh", 0)), int(state.get("qt", 0))
-    return [state[f"q{i}"] for i in range(head, tail)]
-
-
 def count_calls(limiter: RedisRateLimiter) -> list[str]:
-    """Record the class of each of ``limiter``'s script calls."""
-    ask = limiter._ask
+    """Record the class of each of ``limiter``'s script calls ("pause" for a pause)."""
     calls: list[str] = []
 
-    async def counting(key: str, pause_us: int, **options: Any) -> _Reply:
-        calls.append("pause" if pause_us else "bulk" if options.get("bulk") else "interactive")
-        return await ask(key, pause_us, **options)
+    async def counting(kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        calls.append(kind)
+        return await call()
 
-    limiter._ask = counting  # type: ignore[method-assign]
+    hook_script(limiter, counting)
     return calls
 
 
-async def close(*limiters: RedisRateLimiter) -> None:
-    for limiter in limiters:
-        await limiter._client.aclose()
-
-
-# --- the script, on a Redis clock the test moves --------------------------------------
-
-
-class Process:
-    """One process's bulk head, following the script's answers to the microsecond."""
-
-    def __init__(self, limiter: RedisRateLimiter, name: str) -> None:
-        self.limiter, self.name = limiter, name
-        self.next_ask = 0
-
-
-def test_bulk_processes_take_turns_at_one_call_per_start() -> None:
-    """Four processes with bulk backlogs, each asking exactly when told and holding one
-    booked start at a time: round robin, one script call per start, the rate sustained."""
-
-    async def main() -> tuple[list[tuple[float, str]], int]:
-        with redis_clock() as clock:
-            server = fakeredis.FakeServer()
-            processes = [Process(limiter_on(server, rate=50), name) for name in "ABCD"]
-            grants: list[tuple[float, str]] = []
-            calls = 0
-            while len(grants) < 200:
-                process = min(processes, key=lambda p: p.next_ask)
-                clock.now_us = max(clock.now_us, process.next_ask)
-                reply = await process.limiter._ask(KEY, 0, bulk=True, more=True)
-                calls += 1
-                assert not reply.too_late
-                if reply.granted:
-                    grants.append((reply.redis_time, process.name))
-                    # Its next caller asks at its turn, once this one has started.
-                    process.next_ask = max(
-                        reply.redis_time, clock.now_us + round(reply.next_wait * SECOND_US)
-                    )
-                else:
-                    process.next_ask = clock.now_us + round(reply.wait * SECOND_US)
-            await close(*(p.limiter for p in processes))
-            return grants, calls
-
-    grants, calls = asyncio.run(main())
-    times = [t for t, _ in grants]
-    assert times == sorted(times)
-    assert most_in_closed_window(times, SECOND_US) <= 50
-    assert (len(times) - 1) * SECOND_US / (times[-1] - times[0]) >= 0.99 * 50
-    order = [name for _, name in grants]
-    # Turn by turn (two neighbours may swap): every process in any six consecutive
-    # starts, and as many starts each.
-    assert all(len(set(order[i : i + 6])) == 4 for i in range(len(order) - 5))
-    assert max(map(order.count, "ABCD")) - min(map(order.count, "ABCD")) <= 2  # the burst
-    assert calls <= 200 + 4  # each process's first ask may only join the line
-
-
-def test_interactive_is_booked_right_behind_the_bulk_bookings() -> None:
-    """Bulk books at most three intervals ahead, so an interactive ask at any moment of
-    a saturated line gets a start at most four intervals away; bulk goes on after it."""
-
-    async def main() -> list[float]:
-        with redis_clock() as clock:
-            server = fakeredis.FakeServer()
-            bulk = [Process(limiter_on(server, rate=100), name) for name in "ABC"]
-            web = limiter_on(server, rate=100)
-            waits: list[float] = []
-            interactive_at = clock.now_us + 50_000
-            for _ in range(600):
-                process = min(bulk, key=lambda p: p.next_ask)
-                if interactive_at <= process.next_ask:
-                    clock.now_us = max(clock.now_us, interactive_at)
-                    reply = await web._ask(KEY, 0)
-                    assert reply.granted
-                    waits.append(reply.wait)
-                    interactive_at += 37_000  # off the beat of the 10 ms interval
-                    continue
-                clock.now_us = max(clock.now_us, process.next_ask)
-                reply = await process.limiter._ask(KEY, 0, bulk=True, more=True)
-                step = reply.next_wait if reply.granted else reply.wait
-                process.next_ask = clock.now_us + round(step * SECOND_US)
-                if reply.granted:
-                    process.next_ask = max(process.next_ask, reply.redis_time)
-            await close(web, *(p.limiter for p in bulk))
-            return waits
-
-    waits = asyncio.run(main())
-    assert len(waits) >= 20
-    assert max(waits) <= (_HORIZON + 1) * 0.01 + 1e-6
-
-
-def test_a_process_that_stops_asking_is_dropped_after_the_grace() -> None:
-    """C dies holding an entry in the line. The others pass it at once (two of them may
-    book), so no start is lost, and it is gone from the line once it is overdue."""
-
-    async def main() -> tuple[list[int], list[str], list[str], str]:
-        with redis_clock() as clock:
-            server = fakeredis.FakeServer()
-            a, b, c = (Process(limiter_on(server, rate=50), name) for name in "ABC")
-            grants: list[int] = []
-            for process in (c, a, b):  # C first: at the front of the line
-                await process.limiter._ask(KEY, 0, bulk=True, more=True)
-                clock.now_us += 1
-            line_before = await line_of(a.limiter)
-            live = [a, b]
-            for p in live:
-                p.next_ask = clock.now_us
-            while clock.now_us < 1_700_000_000 * SECOND_US + 2 * SECOND_US:
-                process = min(live, key=lambda p: p.next_ask)
-                clock.now_us = max(clock.now_us, process.next_ask)
-                reply = await process.limiter._ask(KEY, 0, bulk=True, more=True)
-                if reply.granted:
-                    grants.append(reply.redis_time)
-                    process.next_ask = max(
-                        reply.redis_time, clock.now_us + round(reply.next_wait * SECOND_US)
-                    )
-                else:
-                    process.next_ask = clock.now_us + round(reply.wait * SECOND_US)
-            line_after = await line_of(a.limiter)
-            await close(a.limiter, b.limiter, c.limiter)
-            return grants, line_before, line_after, c.limiter._token()
-
-    grants, before, after, dead = asyncio.run(main())
-    assert before[0] == dead
-    assert dead not in after
-    assert len(after) == 2
-    gaps = [later - earlier for earlier, later in itertools.pairwise(grants)]
-    assert max(gaps) <= 3 * 20_000  # a start or two missed, never a stall of the grace
-    assert len(grants) >= 0.97 * 50 * 2
-
-
-def test_a_bulk_ask_that_would_come_too_late_books_nothing_and_leaves_the_line() -> None:
-    async def main() -> None:
-        with redis_clock():
-            server = fakeredis.FakeServer()
-            ahead = [limiter_on(server, rate=10) for _ in range(4)]
-            late = limiter_on(server, rate=10)
-            for limiter in ahead:  # each with more callers: back in the line if it booked
-                await limiter._ask(KEY, 0, bulk=True, more=True)
-            before = await late._client.hgetall(late.redis_key(KEY))
-            line = await line_of(late)
-            assert len(line) == 4
-            # Two booked at once (the burst), so the next free start is 0.1 s ahead, and
-            # four turns come before its own: 0.1 + 4 * 0.1002 s (the ring's spacing).
-            reply = await late._ask(KEY, 0, bulk=True, deadline=anyio.current_time() + 0.45)
-            assert reply.too_late
-            assert reply.wait == pytest.approx(0.5008)
-            after = await late._client.hgetall(late.redis_key(KEY))
-            assert after == before  # it joined, and left again
-            assert await line_of(late) == line
-            await close(late, *ahead)
-
-    asyncio.run(main())
-
-
-ask = st.tuples(
-    st.sampled_from(["A", "B", "C"]),
-    st.sampled_from(["interactive", "bulk", "bulk-more"]),
-    st.integers(0, 60_000),  # µs since the previous ask
-    st.one_of(st.none(), st.integers(0, 300_000)),  # max_wait µs
-)
-pause = st.tuples(st.just("P"), st.just("pause"), st.integers(0, 5_000), st.integers(1, 500_000))
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    rate=st.floats(min_value=5, max_value=60),
-    steps=st.lists(st.one_of(ask, ask, ask, pause), min_size=1, max_size=200),
-)
-def test_the_bound_and_the_line_hold_for_any_mix_of_classes(
-    rate: float, steps: list[tuple[str, str, int, int | None]]
-) -> None:
-    """Three processes asking in both classes, with deadlines and pauses, at any times:
-    grants in time order, at most ``rate`` in any closed second, nothing booked past a
-    deadline, and each process in the line at most once, its index matching."""
-
-    async def main() -> list[float]:
-        with redis_clock() as clock:
-            server = fakeredis.FakeServer()
-            limiters = {name: limiter_on(server, rate=rate) for name in "ABC"}
-            grants: list[float] = []
-            for name, kind, gap, amount in steps:
-                clock.now_us += gap
-                if kind == "pause":
-                    await limiters["A"]._ask(KEY, amount or 1)
-                    continue
-                deadline = None if amount is None else anyio.current_time() + amount / 1e6
-                reply = await limiters[name]._ask(
-                    KEY, 0, bulk=kind != "interactive", deadline=deadline, more=kind == "bulk-more"
-                )
-                if reply.granted:
-                    assert amount is None or reply.redis_time - clock.now_us <= amount
-                    grants.append(reply.redis_time)
-                state = {
-                    k.decode(): v.decode()
-                    for k, v in (
-                        await limiters["A"]._client.hgetall(limiters["A"].redis_key(KEY))
-                    ).items()
-                }
-                # A caller refused in mid-line leaves a gap there, skipped once it
-                # reaches the front.
-                line = {
-                    i: state[f"q{i}"]
-                    for i in range(int(state.get("qh", 0)), int(state.get("qt", 0)))
-                    if f"q{i}" in state
-                }
-                assert len(line) == len(set(line.values()))
-                for i, token in line.items():
-                    assert state[f"w{token}"] == str(i)
-            await close(*limiters.values())
-            return grants
-
-    grants = asyncio.run(main())
-    assert grants == sorted(grants)
-    assert most_in_closed_window(grants, SECOND_US) <= int(rate)
+async def schedule_of(server: fakeredis.FakeServer, limiter: RedisRateLimiter) -> Any:
+    """The endpoint's schedule in Redis (its hash), read by a client of the test's."""
+    client = fakeredis.FakeAsyncRedis(server=server)
+    try:
+        return await client.hgetall(limiter.redis_key(KEY))
+    finally:
+        await client.aclose()
 
 
 # --- processes on a virtual clock -----------------------------------------------------
@@ -316,7 +98,7 @@ def test_an_interactive_call_does_not_wait_behind_bulk_backlogs_anywhere() -> No
     waits, grants, calls = run_fleet(main)
     for label, observed in waits.items():
         assert len(observed) == 25, label
-        assert max(observed) <= (_HORIZON + 1) * 0.01 + 1e-6, label
+        assert max(observed) <= (HORIZON + 1) * 0.01 + 1e-6, label
     assert most_in_closed_window(grants, SECOND_US) <= 100
     assert len(grants) >= 0.97 * 100 * 2.5
     assert calls <= 1.1 * len(grants)
@@ -346,7 +128,7 @@ def test_interactive_callers_queued_in_one_process_go_before_its_bulk_ones() -> 
     last_interactive = len(order) - 1 - order[::-1].index("interactive")
     # At most the bulk starts booked before the interactive calls came (within the horizon).
     assert order[first_interactive : last_interactive + 1].count("bulk") == 0
-    assert first_interactive <= 12 + _HORIZON
+    assert first_interactive <= 12 + HORIZON
 
 
 def test_the_bulk_line_shares_fairly_among_many_processes() -> None:
@@ -356,15 +138,12 @@ def test_the_bulk_line_shares_fairly_among_many_processes() -> None:
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> Any:
         limiters = [limiter_on(server, rate=190) for _ in range(8)]
         for n, limiter in enumerate(limiters, 1):
-            ask = limiter._ask
 
-            async def delayed(
-                key: str, pause_us: int, ask: Any = ask, n: int = n, **options: Any
-            ) -> _Reply:
+            async def delayed(_: str, call: Callable[[], Awaitable[Any]], n: int = n) -> Any:
                 await asyncio.sleep(n / 10_000)
-                return await ask(key, pause_us, **options)
+                return await call()
 
-            limiter._ask = delayed  # type: ignore[method-assign]
+            hook_script(limiter, delayed)
         counted = [count_calls(limiter) for limiter in limiters]
         starts: list[tuple[float, int]] = []
 
@@ -395,7 +174,7 @@ def test_deadlines_raise_at_once_when_the_start_is_plainly_too_late() -> None:
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
         limiter = limiter_on(server, rate=100)
         await limiter.pause(KEY, 0.5)
-        state = await limiter._client.hgetall(limiter.redis_key(KEY))
+        state = await schedule_of(server, limiter)
         began = loop.time()
         for priority in ("interactive", "bulk"):
             with pytest.raises(QueueTimeoutError) as raised:
@@ -403,7 +182,7 @@ def test_deadlines_raise_at_once_when_the_start_is_plainly_too_late() -> None:
             assert raised.value.predicted_wait == pytest.approx(0.5, abs=0.011)
             assert raised.value.endpoint == KEY
         assert loop.time() == began
-        assert await limiter._client.hgetall(limiter.redis_key(KEY)) == {
+        assert await schedule_of(server, limiter) == {
             **state,
             b"qh": b"1",
             b"qt": b"1",  # the bulk caller joined the line and left it
@@ -447,19 +226,37 @@ def test_predicted_wait_counts_this_processs_queues_and_the_clients_slot_waiters
         assert limiter.predicted_wait(
             KEY, priority="bulk", also_ahead=6, deadline=deadline
         ) == pytest.approx(0.5)
-        endpoint = limiter._endpoints[KEY] = _Endpoint()
-        endpoint.interactive.waiting, endpoint.bulk.waiting = 4, 3
+        # Four interactive and three bulk callers queued, Redis holding the heads' calls
+        # (so that neither holds a booked start yet).
+        answer = asyncio.Event()
+
+        async def held(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
+            await answer.wait()
+            return await call()
+
+        hook_script(limiter, held)
+        queued = [asyncio.ensure_future(limiter.acquire(KEY)) for _ in range(4)]
+        queued += [asyncio.ensure_future(limiter.acquire(KEY, priority="bulk")) for _ in range(3)]
+        await asyncio.sleep(0)
         # Bulk callers wait behind both classes; interactive ones only behind their own.
         waits = [
             limiter.predicted_wait(KEY, priority=p, also_ahead=1, deadline=deadline)
             for p in ("interactive", "bulk")
         ]
         assert waits == pytest.approx([0.4, 0.7])
-        # An interactive head holding a start 1 s ahead: the others come after it.
-        endpoint.interactive.booked = loop.time() + 1.0
+        answer.set()
+        await asyncio.gather(*queued)
+        assert nobody_waits(limiter)
+        # An interactive head holding a start 1 s ahead (after a pause), three behind it:
+        # the others come after it.
+        other = "svc/other"
+        await limiter.pause(other, 1.0)
+        queued = [asyncio.ensure_future(limiter.acquire(other)) for _ in range(4)]
+        await asyncio.sleep(0.01)
         assert limiter.predicted_wait(
-            KEY, priority="interactive", deadline=deadline
-        ) == pytest.approx(1.0 + 4 * 0.1)
+            other, priority="interactive", deadline=deadline
+        ) == pytest.approx(0.99 + 4 * 0.1)
+        await asyncio.gather(*queued)
         await close(limiter)
 
     run_fleet(main)
@@ -471,15 +268,14 @@ def test_a_deadline_passing_while_waiting_raises_and_leaves_the_queue_usable() -
 
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
         limiter = limiter_on(server, rate=100, timeout=0.5)
-        script = limiter._script
         hang = True
 
-        async def hanging(**kwargs: Any) -> Any:
+        async def hanging(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
             if hang:
                 await asyncio.sleep(10)
-            return await script(**kwargs)
+            return await call()
 
-        limiter._script = hanging  # type: ignore[assignment]
+        hook_script(limiter, hanging)
         began = loop.time()
         for priority in ("interactive", "bulk"):
             with pytest.raises(QueueTimeoutError) as raised:
@@ -489,9 +285,7 @@ def test_a_deadline_passing_while_waiting_raises_and_leaves_the_queue_usable() -
         hang = False
         await limiter.acquire(KEY)
         await limiter.acquire(KEY, priority="bulk")
-        assert [
-            q.waiting for q in (limiter._endpoints[KEY].interactive, limiter._endpoints[KEY].bulk)
-        ] == [0, 0]
+        assert nobody_waits(limiter)
         await close(limiter)
 
     run_fleet(main)
@@ -537,15 +331,15 @@ def test_cancelling_a_caller_at_any_point_stalls_no_one_for_longer_than_the_grac
         await limiter.acquire(KEY, priority=priority)  # type: ignore[arg-type]
         waited = loop.time() - began
         await asyncio.gather(*backlog)
-        queues = limiter._endpoints[KEY]
+        empty = nobody_waits(limiter)
         await close(limiter, *others)
-        return waited, starts, grants, [q.waiting for q in (queues.interactive, queues.bulk)]
+        return waited, starts, grants, empty
 
-    waited, starts, grants, waiting = run_fleet(main)
-    assert waiting == [0, 0]
-    assert waited <= _GRACE + 0.1  # its turn in a line of three at most, after the grace
+    waited, starts, grants, empty = run_fleet(main)
+    assert empty
+    assert waited <= GRACE + 0.1  # its turn in a line of three at most, after the grace
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert max(gaps) <= _GRACE
+    assert max(gaps) <= GRACE
     assert most_in_closed_window(grants, SECOND_US) <= 50
 
 
@@ -634,21 +428,28 @@ async def redis(server: fakeredis.FakeServer) -> Any:
     await client.aclose()
 
 
-async def test_from_url_without_sdkappid_closes_its_client_and_only_it() -> None:
-    shared = RedisRateLimiter.from_url("redis://127.0.0.1:1", rate=100)
-    bound = shared.for_app(SDKAPPID)
-    assert (bound.sdkappid, bound._client, bound._owns_client) == (SDKAPPID, shared._client, False)
+async def test_from_url_without_sdkappid_closes_its_client_and_only_it(
+    server: fakeredis.FakeServer,
+) -> None:
     closed: list[str] = []
 
-    async def aclose() -> None:
-        closed.append("client")
+    class Connection(FakeAsyncRedisConnection):
+        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+            closed.append("connection")
+            await super().disconnect(*args, **kwargs)
 
-    shared._client.aclose = aclose  # type: ignore[method-assign]
+    shared = RedisRateLimiter.from_url(
+        "redis://fakeredis", rate=100, connection_class=Connection, server=server
+    )
+    bound = shared.for_app(SDKAPPID)
+    assert bound.sdkappid == SDKAPPID
+    assert bound.settings == attrs.evolve(shared.settings, sdkappid=SDKAPPID)
+    await bound.acquire(KEY)  # a connection of the shared client's pool
     await bound.aclose()
     assert closed == []
     async with shared:
         pass
-    assert closed == ["client"]
+    assert closed == ["connection"]
 
 
 def test_priority_is_checked() -> None:
@@ -680,14 +481,13 @@ def test_a_start_booked_in_time_but_answered_too_late_is_refused_when_the_answer
     async def main(server: fakeredis.FakeServer, loop: VirtualClockLoop) -> None:
         limiter = limiter_on(server, rate=10, burst=1)
         await limiter.acquire(KEY)  # the next start is 0.1 s away
-        script = limiter._script
 
-        async def slow_answer(**kwargs: Any) -> Any:
-            reply = await script(**kwargs)
+        async def slow_answer(_: str, call: Callable[[], Awaitable[Any]]) -> Any:
+            reply = await call()
             await asyncio.sleep(0.004)
             return reply
 
-        limiter._script = slow_answer  # type: ignore[assignment]
+        hook_script(limiter, slow_answer)
         asked = loop.time()
         with pytest.raises(QueueTimeoutError) as raised:
             await limiter.acquire(KEY, deadline=asked + 0.1005)
@@ -720,9 +520,9 @@ def test_a_process_forked_after_the_limiter_was_made_joins_the_line_as_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     limiter = RedisRateLimiter(fakeredis.FakeAsyncRedis(), rate=10, sdkappid=SDKAPPID)
-    parent = limiter._token()
-    assert limiter._token() == parent
+    parent = limiter.script.token
+    assert limiter.script.token == parent
     monkeypatch.setattr(os, "getpid", lambda: -1)
-    child = limiter._token()
+    child = limiter.script.token
     assert child != parent
-    assert limiter._token() == child
+    assert limiter.script.token == child

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal, TypeGuard, overload
+from collections.abc import Callable
+from typing import Any, Literal, TypeGuard, overload
 from urllib.parse import urlsplit
 
 from ._constants import (
@@ -192,3 +193,28 @@ def _plain_number(value: object) -> float | None:
     if isinstance(value, float):
         return float.__float__(value)
     return None
+
+
+def number_validator(
+    *, minimum: float, maximum: float = math.inf, integer: bool = False, optional: bool = False
+) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator that checks a field with :func:`require_number`, named after the
+    field, and stores the plain number it returns (``None`` passes if ``optional``).
+
+    Not a converter: one raising mid-``__init__`` would leave an object without its later
+    fields, whose repr fails in every traceback that records locals. Validators run once
+    every field is set.
+    """
+
+    def store(instance: Any, field: Any, value: Any) -> None:
+        if value is None and optional:
+            return
+        name = field.name
+        plain = (
+            require_number(name, value, minimum=minimum, maximum=maximum, integer=True)
+            if integer
+            else require_number(name, value, minimum=minimum, maximum=maximum)
+        )
+        object.__setattr__(instance, name, plain)  # frozen: attrs' own way
+
+    return store

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
 
-from ._config import require_number
+from ._config import number_validator
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES_LIMIT, MAX_TIMEOUT
 from ._exceptions import ValidationError
 
@@ -43,34 +42,6 @@ def _check_priority(_: object, __: object, value: Any) -> None:
     priority_rank(value)
 
 
-def _storing(check: Callable[[Any], object]) -> Callable[[Any, Any, Any], None]:
-    """A validator that stores what ``check`` returns (a plain number) for the field.
-
-    Not a converter: one raising mid-``__init__`` would leave an object without its later
-    fields, whose repr fails in every traceback that records locals. Validators run once
-    every field is set.
-    """
-
-    def validator(instance: Any, attribute: Any, value: Any) -> None:
-        object.__setattr__(instance, attribute.name, check(value))  # frozen: attrs' own way
-
-    return validator
-
-
-def _plain_max_wait(value: Any) -> float | None:
-    if value is None:
-        return None
-    return require_number("max_wait", value, minimum=0, maximum=MAX_TIMEOUT)
-
-
-def _plain_timeout(value: Any) -> float:
-    return require_number("timeout", value, minimum=0.001, maximum=MAX_TIMEOUT)
-
-
-def _plain_max_retries(value: Any) -> int:
-    return require_number("max_retries", value, minimum=0, maximum=MAX_RETRIES_LIMIT, integer=True)
-
-
 @attrs.frozen(slots=True)
 class CallOptions:
     """How a client's calls are made; a ``with_options`` view is the same client with others.
@@ -84,10 +55,15 @@ class CallOptions:
     priority: Priority = attrs.field(
         default="interactive", converter=_plain_priority, validator=_check_priority
     )
-    max_wait: float | None = attrs.field(default=None, validator=_storing(_plain_max_wait))
-    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_storing(_plain_timeout))
+    max_wait: float | None = attrs.field(
+        default=None, validator=number_validator(minimum=0, maximum=MAX_TIMEOUT, optional=True)
+    )
+    timeout: float = attrs.field(
+        default=DEFAULT_TIMEOUT, validator=number_validator(minimum=0.001, maximum=MAX_TIMEOUT)
+    )
     max_retries: int = attrs.field(
-        default=DEFAULT_MAX_RETRIES, validator=_storing(_plain_max_retries)
+        default=DEFAULT_MAX_RETRIES,
+        validator=number_validator(minimum=0, maximum=MAX_RETRIES_LIMIT, integer=True),
     )
     rank: int = attrs.field(init=False, repr=False, eq=False)
 

@@ -1,16 +1,27 @@
-"""The Lua script behind :class:`RedisRateLimiter`: one endpoint's shared schedule.
+"""The Lua script behind :class:`RedisRateLimiter` (one endpoint's shared schedule), and
+its typed binding: :class:`ScriptBinding` calls it with named arguments and returns a
+:class:`Reply` whose fields each mean one thing.
 
 One atomic call per grant, booking, refusal or pause, reading the time with Redis
-``TIME`` so that the hosts' clocks never enter into it. The rules and why they keep
-the bound are in ``_redis_limiter``'s docstring; what the script keeps, takes and
-answers is below.
+``TIME`` so that the hosts' clocks never enter into it. The rules and why they keep the
+bound: docs/design/redis-limiter.md. What the script keeps, takes and answers is below.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import secrets
+from typing import TYPE_CHECKING
+
+import attrs
+
 from ._constants import WINDOW_MARGIN
 
-__all__ = ["GRACE", "HORIZON", "SCRIPT", "WINDOW_US"]
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["GRACE", "HORIZON", "SCRIPT", "WINDOW_US", "Pace", "Reply", "ScriptBinding"]
 
 # The ring's window: start k + floor(rate) is granted only more than a second after
 # start k, by the same margin as in-process (see WINDOW_MARGIN for why).
@@ -33,9 +44,10 @@ GRACE = 0.1
 #   qh, qt          the bulk line: entries qh .. qt-1, oldest first, are fields
 #   q<i>            q<i> = a process's token, at most one entry per token;
 #   w<token>, d<token>   the index of its entry, and when its turn was told to come.
-# ARGV: interval, tolerance ((burst - 1) * interval), capacity, window, pause, horizon,
-# grace (µs); class ('i' or 'b'), max_wait (µs; -1: none), token, more ('1': the
-# process has more bulk callers). Returns {status, wait, time, next}:
+# ARGV (built by ScriptBinding._call only): interval, tolerance ((burst - 1) * interval),
+# capacity, window, pause, horizon, grace (µs); class ('i' or 'b'), max_wait (µs; -1:
+# none), token, more ('1': the process has more bulk callers). Returns {status, wait,
+# time, next}, which ScriptBinding.ask turns into a Reply:
 #   1, wait 0: the caller starts now (time is now);
 #   1, wait > 0: the start at `time` is booked for the caller, who sleeps `wait`; for
 #     bulk with more, the process is back in the line, its turn in `next`;
@@ -200,3 +212,135 @@ redis.call('HSET', key, 'qh', tostring(qh), 'qt', tostring(qt))
 keep(math.max(told, now) + grace)
 return reply
 """
+
+# The script's status codes (0: nothing booked, ask again later).
+_GRANTED, _TOO_LATE = 1, 2
+
+
+@attrs.frozen
+class Pace:
+    """One key's rules, in the script's units: from its rate and burst (see :meth:`of`)."""
+
+    interval_us: int  # between starts
+    tolerance_us: int  # how far a late caller may catch up: (burst - 1) intervals
+    capacity: int  # the ring's size: the most starts in any sliding second
+
+    @classmethod
+    def of(cls, rate: float, burst: int) -> Pace:
+        # Rounding the interval up errs on the slow side; the ring keeps the bound exact.
+        interval = math.ceil(1_000_000 / rate)
+        return cls(interval, (burst - 1) * interval, int(rate))
+
+    @property
+    def interval(self) -> float:
+        """Seconds between starts."""
+        return self.interval_us / 1e6
+
+    @property
+    def horizon_us(self) -> int:
+        """How far ahead of now bulk starts may be booked."""
+        return HORIZON * self.interval_us
+
+
+@attrs.frozen
+class Reply:
+    """The script's answer to one ask. Exactly one of ``start_us``, ``retry_after`` and
+    ``predicted_wait`` is set (``next_turn`` only with ``start_us``); seconds count from
+    ``now_us``."""
+
+    now_us: int  # Redis's TIME when the script ran (µs)
+    start_us: int | None = None  # the start booked for the caller (µs); None: none
+    # Booked, for a bulk process with more callers (back in the line): s until its turn.
+    next_turn: float | None = None
+    retry_after: float | None = None  # bulk, not its turn: s until it should ask again
+    predicted_wait: float | None = None  # refused for max_wait: s its start was away
+
+    @property
+    def granted(self) -> bool:
+        return self.start_us is not None
+
+    @property
+    def start_in(self) -> float:
+        """Seconds from ``now_us`` to the booked start (0: start now); granted only."""
+        if self.start_us is None:
+            raise ValueError("nothing was booked")
+        return (self.start_us - self.now_us) / 1e6
+
+
+class ScriptBinding:
+    """The script on one Redis client, for this process: its calls by name.
+
+    ``key`` is the Redis key of one endpoint's schedule. The script is loaded again by
+    redis-py when Redis answers NOSCRIPT (restarted or flushed), so callers need not.
+    """
+
+    def __init__(self, client: Redis) -> None:
+        self._script = client.register_script(SCRIPT)
+        self._tokens = (os.getpid(), secrets.token_hex(8))
+
+    @property
+    def sha(self) -> str:
+        """The script's SHA1, as ``SCRIPT EXISTS`` knows it."""
+        return self._script.sha
+
+    @property
+    def token(self) -> str:
+        """This process's entry in the bulk lines: drawn anew in a process forked after
+        construction (e.g. gunicorn --preload), which would otherwise share its parent's."""
+        pid, token = self._tokens
+        if pid != os.getpid():
+            self._tokens = pid, token = os.getpid(), secrets.token_hex(8)
+        return token
+
+    async def ask(
+        self,
+        key: str,
+        pace: Pace,
+        *,
+        bulk: bool = False,
+        max_wait: float | None = None,
+        more: bool = False,
+    ) -> Reply:
+        """Ask for a start: booked (``start_us``), refused for ``max_wait`` (seconds;
+        ``predicted_wait``) or, for ``bulk``, not yet its turn (``retry_after``).
+
+        An interactive caller is booked the next free start however far ahead; a bulk
+        one joins the line, books on its turn, and with ``more`` (this process has more
+        bulk callers) rejoins the line in the same call (``next_turn``).
+        """
+        max_wait_us = -1 if max_wait is None else max(0, math.floor(max_wait * 1e6))
+        status, wait_us, time_us, next_us = await self._call(
+            key, pace, 0, "b" if bulk else "i", max_wait_us, more
+        )
+        if status == _GRANTED:
+            next_turn = next_us / 1e6 if bulk and more else None
+            return Reply(time_us - wait_us, start_us=time_us, next_turn=next_turn)
+        if status == _TOO_LATE:
+            return Reply(time_us, predicted_wait=wait_us / 1e6)
+        return Reply(time_us, retry_after=wait_us / 1e6)
+
+    async def pause(self, key: str, pace: Pace, seconds: float) -> None:
+        """Start nothing of ``key`` for ``seconds`` (at least a µs), in the whole fleet."""
+        await self._call(key, pace, max(1, round(seconds * 1e6)), "i", -1, False)
+
+    async def _call(
+        self, key: str, pace: Pace, pause_us: int, kind: str, max_wait_us: int, more: bool
+    ) -> tuple[int, int, int, int]:
+        reply = await self._script(
+            keys=[key],
+            args=[
+                pace.interval_us,
+                pace.tolerance_us,
+                pace.capacity,
+                WINDOW_US,
+                pause_us,
+                pace.horizon_us,
+                round(GRACE * 1e6),
+                kind,
+                max_wait_us,
+                self.token,
+                int(more),
+            ],
+        )
+        status, wait_us, time_us, next_us = (int(value) for value in reply)
+        return status, wait_us, time_us, next_us

@@ -11,8 +11,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from tencent_chat_robots import TencentChat
-from tencent_chat_robots._redis_limiter import RedisRateLimiter
+from tencent_chat_robots import RedisRateLimiter, TencentChat
 
 
 async def _gather(

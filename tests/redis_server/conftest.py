@@ -32,14 +32,14 @@ class RedisServer:
     def __init__(self, port: int) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}"
-        self._process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
         assert binary, "redis-server must be on PATH (apt-get install redis-server)"
         # --save "" and --appendonly no: nothing survives a restart, scripts included.
         options = ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
-        self._process = subprocess.Popen(
+        self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", *options],
             stdout=subprocess.DEVNULL,
         )
@@ -47,7 +47,7 @@ class RedisServer:
         client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
         try:
             while True:  # poll until it answers: the only readiness signal it gives
-                assert self._process.poll() is None, "redis-server exited at start-up"
+                assert self.process.poll() is None, "redis-server exited at start-up"
                 try:
                     if client.ping():
                         return
@@ -60,19 +60,19 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: the way a crash looks to clients (connections reset, no goodbye)."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
 
     def stop(self) -> None:
         """SIGSTOP: a hung server, still accepting connections but answering nothing."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGSTOP)
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGCONT)
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)

@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
-from tencent_chat_robots import AttemptRecord, Endpoint
-from tencent_chat_robots._redis_limiter import LimiterUnavailableError, RedisRateLimiter
+from tencent_chat_robots import (
+    AttemptRecord,
+    Endpoint,
+    LimiterUnavailableError,
+    RedisRateLimiter,
+)
 from tencent_chat_robots.testing import FakeTencentChat
 
 from .._servers import fake_in_thread
