@@ -38,7 +38,7 @@ from ._gate import Gates
 from ._lifecycle import CallScope, Lifecycle, PendingCall, ending_error, tag
 from ._limiter import FullLimiter
 from ._logs import logger
-from ._models import ActionResult, converter
+from ._models import converter
 from ._observers import AttemptLog, CallObserver, request_id_of
 from ._options import CallOptions
 from ._redact import REDACTED, SignedURL, redact, without_userinfo
@@ -186,15 +186,10 @@ class RequestSender:
                 await self._back_off(decision.delay, observers)
         # Structured in a frame that returns, and this frame lets go of the answer, for the
         # reason given in _envelope.
-        result = structure(data, result_type, call.endpoint, call.random)
+        result = structure(data, result_type, call.endpoint, call.random, settled=settled)
         data = {}
         if isinstance(result, BadResponseError):
             raise result
-        if isinstance(result, ActionResult):
-            # Only endpoints answering ActionResult settle (see _endpoints' already_done).
-            return cast(
-                T, ActionResult(result.request_id, settled_on_retry=settled, random=call.random)
-            )
         return result
 
     @staticmethod

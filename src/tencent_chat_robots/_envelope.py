@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import cattrs
 
 from ._exceptions import BadResponseError, TencentChatError, error_class_for
-from ._models import converter
+from ._models import ActionResult, converter
 from ._redact import redact
 from ._transport import RawResponse
 
@@ -82,9 +82,24 @@ def _read_envelope(response: RawResponse, endpoint: str) -> dict[str, Any] | Ten
 
 
 def structure(
-    data: dict[str, Any], result_type: type[T], endpoint: str, sent_random: int | None
+    data: dict[str, Any],
+    result_type: type[T],
+    endpoint: str,
+    sent_random: int | None,
+    *,
+    settled: bool = False,
 ) -> T | BadResponseError:
-    """``data`` as ``result_type``, or the error saying its fields have the wrong type."""
+    """``data`` as ``result_type``, or the error saying its fields have the wrong type.
+
+    An :class:`ActionResult` also carries the exchange's ``sent_random`` and whether a
+    retry ``settled`` the call.
+    """
+    if result_type is ActionResult:
+        request_id = data.get("RequestId")
+        if request_id is None or type(request_id) is str:  # most answers: no converter
+            return ActionResult(  # type: ignore[return-value]  # T is ActionResult here
+                request_id, settled_on_retry=settled, random=sent_random
+            )
     try:
         return converter.structure(data, result_type)
     except (cattrs.BaseValidationError, TypeError, ValueError) as err:
