@@ -42,6 +42,10 @@ class Workload:
         self.room_adds = [(f"add-{r}", robot) for r in rooms for robot in STABLE_ROBOTS][:calls]
         self.room_dels = [(f"del-{r}", robot) for r in rooms for robot in STABLE_ROBOTS][:calls]
         self.groups = [f"@TGS#bench{g}" for g in range(calls)]
+        # A live room holds at most three robots: one call per room, one robot each.
+        self.live_adds = [f"live-add-{r}" for r in range(calls)]
+        self.live_dels = [f"live-del-{r}" for r in range(calls)]
+        self.live_gets = [f"live-get-{r % 10}" for r in range(calls)]
 
     def calls(self, endpoint: str) -> list[Call[Any]]:
         """``endpoint``'s calls, for the SDK: ``await chat.call(call)``."""
@@ -59,7 +63,15 @@ class Workload:
         members = [STABLE_ROBOTS[0]]
         if endpoint == Endpoint.LIVE_GROUP_ADD_ROBOTS:
             return [Call.add_robots_to_live_group(g, members) for g in self.groups]
-        return [Call.remove_robots_from_live_group(g, members) for g in self.groups]
+        if endpoint == Endpoint.LIVE_GROUP_DEL_ROBOTS:
+            return [Call.remove_robots_from_live_group(g, members) for g in self.groups]
+        if endpoint == Endpoint.LIVE_ROOM_ADD_ROBOT:
+            return [Call.add_robots_to_live_room(r, members) for r in self.live_adds]
+        if endpoint == Endpoint.LIVE_ROOM_DEL_ROBOT:
+            return [Call.remove_robots_from_live_room(r, members) for r in self.live_dels]
+        if endpoint == Endpoint.LIVE_ROOM_GET_ROBOT:
+            return [Call.get_live_room_robots(r) for r in self.live_gets]
+        raise ValueError(f"no workload for {endpoint}")
 
     def bodies(self, endpoint: str) -> list[dict[str, Any]]:
         """The same calls' JSON bodies, vendor keys, written by hand as a raw client would."""
@@ -75,7 +87,15 @@ class Workload:
         if endpoint == Endpoint.ROOM_DELETE_ROBOT:
             return [{"RoomId": r, "Member_Account": m} for r, m in self.room_dels]
         members = [STABLE_ROBOTS[0]]
-        return [{"GroupId": g, "Member_Account": members} for g in self.groups]
+        if endpoint in (Endpoint.LIVE_GROUP_ADD_ROBOTS, Endpoint.LIVE_GROUP_DEL_ROBOTS):
+            return [{"GroupId": g, "Member_Account": members} for g in self.groups]
+        if endpoint == Endpoint.LIVE_ROOM_ADD_ROBOT:
+            return [{"RoomId": r, "RobotList_Account": members} for r in self.live_adds]
+        if endpoint == Endpoint.LIVE_ROOM_DEL_ROBOT:
+            return [{"RoomId": r, "RobotList_Account": members} for r in self.live_dels]
+        if endpoint == Endpoint.LIVE_ROOM_GET_ROBOT:
+            return [{"RoomId": r} for r in self.live_gets]
+        raise ValueError(f"no workload for {endpoint}")
 
     def arrange(self, fake: Any) -> None:
         """Create the state the calls need, directly in the fake (no REST calls)."""
@@ -89,6 +109,11 @@ class Workload:
         for group in self.groups:
             fake.create_live_group(group)
             fake.add_live_group_members(group, [STABLE_ROBOTS[0]])
+        for room in self.live_adds:
+            fake.create_live_room(room)
+        for room in [*self.live_dels, *sorted(set(self.live_gets))]:
+            fake.create_live_room(room)
+            fake.add_live_room_robots(room, [STABLE_ROBOTS[0]])
 
 
 def _serve_fake(conn: Connection, options: dict[str, Any], calls: int) -> None:

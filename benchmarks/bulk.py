@@ -10,7 +10,7 @@ from its baseline every time.
 
 1. Memory and lag against size, through the runner: N calls (10,000, 50,000, 200,000 and
    1,000,000; ``--quick``: 1,000 and 5,000) through ``chat.bulk`` with the limiter fast
-   (``rate_limit=FAST``, 4,000/s; the fake has no limit), so that a million calls take a
+   (``rate_limit={ENDPOINT: FAST}``, 4,000/s; the fake has no limit), so that a million calls take a
    few minutes and the run measures the client.
    Per run, after a warm-up of 300 calls and ``gc.collect()``: peak RSS growth (the
    kernel's high-water mark ``VmHWM``, reset through ``/proc/self/clear_refs`` at the
@@ -306,7 +306,9 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     n, mode = spec["calls"], spec["mode"]
     through = _through_runner if mode == "runner" else _through_gather
-    options = {} if spec["rate_limit"] == "default" else {"rate_limit": spec["rate_limit"]}
+    # FAST is far above the API's documented 200/s: it must be named to be paced so.
+    rate = spec["rate_limit"]
+    options = {} if rate == "default" else {"rate_limit": {ENDPOINT: rate}}
     async with TencentChat(
         SDKAPPID, SECRET_KEY, admin=ADMIN, base_url=spec["base_url"], **options
     ) as chat:

@@ -43,6 +43,9 @@ WARM_UP = 300
 MAX_ACQUIRE_GROWTH = 1.3  # CPU per limiter acquisition, largest size / smallest
 
 
+GET_ALL = Endpoint.GET_ALL_ROBOTS
+
+
 def _rate(size: int) -> int:
     """Pacing such that ``size`` starts take about two seconds."""
     # --quick only checks that the script still runs: pace it four times faster.
@@ -138,7 +141,8 @@ async def _memory_pass(chat: TencentChat, size: int) -> dict[str, Any]:
 
 
 async def _sdk(fake: FakeProcess, size: int) -> dict[str, Any]:
-    async with fake.client(rate_limit=_rate(size), max_retries=0) as chat:
+    # Named: an API is paced above its documented rate only if named.
+    async with fake.client(rate_limit={GET_ALL: _rate(size)}, max_retries=0) as chat:
         await asyncio.gather(*(chat.get_all_robots() for _ in range(WARM_UP)))
         timed = await _timed_pass(chat, size)
         fake.reset()  # the fake's call log is not ours to grow without end
@@ -148,8 +152,8 @@ async def _sdk(fake: FakeProcess, size: int) -> dict[str, Any]:
 
 
 async def _limiter_alone(size: int) -> dict[str, Any]:
-    limiter = RateLimiter(_rate(size))
-    key = Endpoint.GET_ALL_ROBOTS
+    key = GET_ALL
+    limiter = RateLimiter(_rate(size), rates={key: _rate(size)})
     await asyncio.gather(*(limiter.acquire("warm-up") for _ in range(10)))
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()

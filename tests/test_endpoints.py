@@ -144,6 +144,32 @@ def test_live_room_rules_are_checked_before_sending(
         Call.add_robots_to_live_room(*args)  # type: ignore[arg-type]
 
 
+def test_a_robot_named_twice_counts_once_and_a_removal_may_name_more_than_three() -> None:
+    Call.add_robots_to_live_room("live-1", ["@RBT#1", "@RBT#1", "@RBT#2", "@RBT#3"])
+    # The room holds three at most; taking out four names is harmless.
+    Call.remove_robots_from_live_room("live-1", ["@RBT#1", "@RBT#2", "@RBT#3", "@RBT#4"])
+
+
+def test_a_huge_list_is_refused_by_its_length_before_it_is_read() -> None:
+    robots = ["@RBT#1", 5, *["@RBT#2"] * 2_000_000]  # an item of the wrong type, early
+    with pytest.raises(ValidationError, match="names 2000002 robots"):
+        Call.add_robots_to_live_room("live-1", robots)  # type: ignore[list-item]
+
+
+def test_a_huge_bad_value_is_quoted_short() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Call.get_live_room_robots("\ud800" * 1_000_000)
+    assert len(str(caught.value)) < 200
+
+
+def test_any_sequence_of_robots_is_taken_and_copied() -> None:
+    from collections import deque
+
+    call = Call.add_robots_to_live_room("live-1", deque(["@RBT#1", "@RBT#2"]))
+    assert call.body.robot_accounts == ("@RBT#1", "@RBT#2")  # type: ignore[attr-defined]
+    assert call.key() == ["add_robots_to_live_room", "live-1", ["@RBT#1", "@RBT#2"]]
+
+
 def test_three_robots_fit_and_a_list_is_copied() -> None:
     robots = ["@RBT#1", "@RBT#2", "@RBT#3"]
     call = Call.add_robots_to_live_room("live-1", robots)

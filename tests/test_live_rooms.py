@@ -125,16 +125,22 @@ async def test_a_room_that_is_not_a_live_room_is_refused(live: FakeChat) -> None
     assert fake.room_members("conference-1") == []
 
 
-@pytest.mark.parametrize("method", ["add_robots_to_live_room", "remove_robots_from_live_room"])
-async def test_a_fourth_robot_is_refused_before_anything_is_sent(
-    live: FakeChat, method: str
-) -> None:
+async def test_a_fourth_robot_is_refused_before_anything_is_sent(live: FakeChat) -> None:
     fake, chat = live
     with pytest.raises(ValidationError, match="at most 3"):
-        await getattr(chat, method)("live-1", ROBOTS)
+        await chat.add_robots_to_live_room("live-1", ROBOTS)
     with pytest.raises(ValidationError, match="at most 3"):
-        getattr(Call, method)("live-1", ROBOTS)
+        Call.add_robots_to_live_room("live-1", ROBOTS)
     assert fake.calls == []
+
+
+async def test_taking_out_four_robots_is_sent_as_the_room_holds_at_most_three(
+    live: FakeChat,
+) -> None:
+    fake, chat = live
+    await chat.add_robots_to_live_room("live-1", ROBOTS[:3])
+    await chat.remove_robots_from_live_room("live-1", ROBOTS)  # the fourth was never in
+    assert fake.live_room_robots("live-1") == []
 
 
 @pytest.mark.parametrize("room_id", ["x" * 49, "é" * 25])  # 49 and 50 UTF-8 bytes

@@ -100,6 +100,8 @@ def on_clock(main: Callable[[fakeredis.FakeServer, RedisClock], Awaitable[T]]) -
 def test_a_pace_is_the_scripts_units() -> None:
     assert Pace.of(190, 2) == Pace(interval_us=5264, tolerance_us=5264, capacity=190)
     assert Pace.of(7.5, 3) == Pace(interval_us=133_334, tolerance_us=266_668, capacity=7)
+    # A key paced below 1/s (a 100/s API's share of rate=1.5) keeps a ring of one start.
+    assert Pace.of(0.75, 2) == Pace(interval_us=1_333_334, tolerance_us=1_333_334, capacity=1)
     assert Pace.of(10, 1).interval == 0.1
     assert Pace.of(10, 1).horizon_us == HORIZON * 100_000
 

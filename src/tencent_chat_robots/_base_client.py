@@ -170,9 +170,10 @@ class RequestSender:
                     raise
                 failed, state = state, next_state(state, error, decision)
                 call.request_sent = state.maybe_processed
-                ended = ending_error(call, self.lifecycle.closed, after=error)
-                if ended is not None:
-                    raise ended from error
+                if self.lifecycle.closed or (call.scope is not None and call.scope.stopping):
+                    raise cast(
+                        RequestError, ending_error(call, self.lifecycle.closed, after=error)
+                    ) from error
                 logger.warning(
                     "retrying %s after %s (attempt %d, waiting %.2fs): %s",
                     call.endpoint,

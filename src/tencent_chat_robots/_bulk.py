@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._calls import Call
 from ._config import require_number
 from ._endpoints import ENDPOINTS
 from ._exceptions import BulkStoppedError, ClientClosedError, TencentChatError, ValidationError
@@ -186,6 +187,7 @@ class BulkRun:
         self._ready: deque[BulkOutcome[Any]] = deque()
         self._by_index: dict[int, BulkOutcome[Any]] = {}  # ordered=True
         self._workers: set[asyncio.Task[None]] = set()
+        self._holding: dict[asyncio.Task[Any], tuple[int, Any]] = {}  # a worker's item
         self._taking: set[asyncio.Task[Any]] = set()
         self._take_lock: asyncio.Lock | None = None
         self._news: asyncio.Event | None = None  # an outcome, or a worker ended
@@ -347,6 +349,14 @@ class BulkRun:
         self._workers.discard(task)
         if self._news is not None:
             self._news.set()
+        held = self._holding.pop(task, None)
+        if held is not None:  # it died under a call (cancelled from inside it, say)
+            index, item = held
+            failure = TencentChatError(
+                f"the call of item {index} ended without an outcome (its worker was"
+                f" {'cancelled' if task.cancelled() else 'stopped by an error'})"
+            )
+            self._deliver(BulkOutcome(index, item, error=failure))
         if not task.cancelled() and task.exception() is not None:
             self._end_with(task.exception())  # a bug: raised to the consumer, not lost
 
@@ -368,18 +378,25 @@ class BulkRun:
             if item is _AGAIN:
                 continue
             index = self.taken - 1
+            task = asyncio.current_task()
+            assert task is not None
+            self._holding[task] = (index, item)  # if this worker dies, the item still ends
             outcome = await self._make(index, item)
-            self.done += 1
-            if outcome.error is None:
-                self.succeeded += 1
-            else:
-                self.failed += 1
-            if self._ordered:
-                self._by_index[index] = outcome
-            else:
-                self._ready.append(outcome)
-            assert self._news is not None
-            self._news.set()
+            del self._holding[task]
+            self._deliver(outcome)
+
+    def _deliver(self, outcome: BulkOutcome[Any]) -> None:
+        self.done += 1
+        if outcome.error is None:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        if self._ordered:
+            self._by_index[outcome.index] = outcome
+        else:
+            self._ready.append(outcome)
+        assert self._news is not None
+        self._news.set()
 
     async def _take(self) -> Any:
         """The next item of ``calls``, or ``_END`` when there is none to take."""
@@ -425,13 +442,13 @@ class BulkRun:
         self.stop()
 
     async def _make(self, index: int, item: Any) -> BulkOutcome[Any]:
+        if not isinstance(item, Call):  # nothing of it is read: any attribute may raise
+            error = ValidationError(f"expected a Call, got {type(item).__name__}")
+            return BulkOutcome(index, item, error=error)
         if self._group.stopping and not self._lifecycle.closed:
             # Stopped while this worker was taking the item: never started.
-            endpoint = getattr(item, "endpoint", "the call")
-            return BulkOutcome(index, item, error=_stopped_error(str(endpoint)))
-        endpoint = getattr(item, "endpoint", None)
-        if isinstance(endpoint, str):
-            self._seen[endpoint] = asyncio.get_running_loop().time()
+            return BulkOutcome(index, item, error=_stopped_error(item.endpoint))
+        self._seen[item.endpoint] = asyncio.get_running_loop().time()
         self.in_flight += 1
         try:
             result = await self._make_call(item, self._group)

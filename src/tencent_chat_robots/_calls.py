@@ -59,8 +59,8 @@ class Call(Generic[T]):
                 f"{self.method} does not take the arguments {_short(self.arguments)}"
             ) from None
         for name, value in pairs.items():
-            if isinstance(value, list):  # the body holds a copy, and so does the call
-                pairs[name] = tuple(value)
+            if isinstance(value, Sequence) and not isinstance(value, (str, bytes, tuple)):
+                pairs[name] = tuple(value)  # the body holds a copy, and so does the call
         object.__setattr__(self, "arguments", tuple(pairs.items()))
         object.__setattr__(self, "spec", spec)
         object.__setattr__(self, "body", body)

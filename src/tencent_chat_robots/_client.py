@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+import attrs
 import httpx
 
 from ._auth import UserSigProvider
@@ -29,7 +31,7 @@ from ._constants import (
     MAX_RATE_LIMIT,
     MAX_TIMEOUT,
 )
-from ._endpoints import ENDPOINTS, PACE_FRACTION, Endpoint
+from ._endpoints import ENDPOINTS, PACE_FRACTION, Endpoint, resolve_rates
 from ._exceptions import ValidationError
 from ._lifecycle import finish_despite_cancel
 from ._limiter import Limiter, RateLimiter, adapt_limiter
@@ -48,7 +50,9 @@ __all__ = ["Endpoint", "TencentChat"]
 def _limiter_for(rate_limit: float | Mapping[str, float]) -> RateLimiter:
     """The built-in limiter for ``rate_limit`` (a number, or rates of named APIs)."""
     if isinstance(rate_limit, Mapping):
-        limiter = RateLimiter(DEFAULT_RATE_LIMIT, rates=rate_limit)
+        limiter = RateLimiter(
+            DEFAULT_RATE_LIMIT, rates=resolve_rates(rate_limit, documented_only=True)
+        )
     else:
         rate_limit = require_number("rate_limit", rate_limit, minimum=1, maximum=MAX_RATE_LIMIT)
         limiter = RateLimiter(rate_limit)
@@ -140,9 +144,21 @@ class TencentChat:
             priority=priority, max_wait=max_wait, timeout=timeout, max_retries=max_retries
         )
         max_in_flight = require_number("max_in_flight", max_in_flight, minimum=1, integer=True)
+        if on_attempt is not None and (
+            inspect.iscoroutinefunction(on_attempt) or not callable(on_attempt)
+        ):
+            # Called synchronously after every try: a coroutine would never be awaited.
+            raise ValidationError(
+                "on_attempt must be a plain function (it may schedule a task of its own)"
+            )
         if http_client is not None and transport is not None:
             raise ValidationError("pass http_client= or transport=, not both")
 
+        if limiter is not None and rate_limit not in (None, DEFAULT_RATE_LIMIT):
+            # A limiter paces by its own rates: a rate_limit beside it would do nothing.
+            raise ValidationError(
+                "pass limiter= or rate_limit=, not both (give the limiter its rates)"
+            )
         if limiter is None and rate_limit is not None:
             limiter = _limiter_for(rate_limit)
         # A shared limiter namespaced by the client's own app. Looked up on the class: a
@@ -300,7 +316,7 @@ class TencentChat:
         number ``concurrency``, or by default follow the endpoints' rates and the
         latency observed. See :class:`BulkRun` for stopping and progress counts.
         """
-        sender, options = self._sender, self.with_options(priority=priority)._options
+        sender, options = self._sender, attrs.evolve(self._options, priority=priority)
 
         async def make(call: Call[Any], group: BulkGroup) -> Any:
             if not isinstance(call, Call):

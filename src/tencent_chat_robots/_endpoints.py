@@ -30,6 +30,7 @@ from ._models import (
     GetAllRobotsResponse,
     GetLiveRoomRobotsResponse,
     LiveGroupRobotsRequest,
+    LiveRoomAddRobotsRequest,
     LiveRoomRequest,
     LiveRoomRobotsRequest,
     RoomRobotRequest,
@@ -170,7 +171,7 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
     EndpointSpec(
         "add_robots_to_live_room",
         Endpoint.LIVE_ROOM_ADD_ROBOT,
-        LiveRoomRobotsRequest,
+        LiveRoomAddRobotsRequest,
         ActionResult,
         None,
         100,
@@ -201,13 +202,13 @@ BY_METHOD: Mapping[str, EndpointSpec] = {spec.method: spec for spec in ENDPOINTS
 BY_PATH: Mapping[str, EndpointSpec] = {spec.path: spec for spec in ENDPOINTS}
 
 
-def _path_of(name: object) -> str:
+def _path_of(name: object, *, documented_only: bool) -> str:
     """The path an API is named by in ``rates``: its method name or its path."""
     if isinstance(name, str):
-        spec = BY_METHOD.get(name)
+        spec = BY_METHOD.get(name) or BY_PATH.get(name)
         if spec is not None:
             return spec.path
-        if "/" in name:  # a path, documented or a key of the user's own
+        if "/" in name and not documented_only:  # a key of the user's own limiter
             return name
     raise ValidationError(
         f"rates: {name!r} names no API: use a method name such as 'add_robot_to_room'"
@@ -215,8 +216,14 @@ def _path_of(name: object) -> str:
     )
 
 
-def resolve_rates(rates: Mapping[str, float] | None) -> dict[str, float]:
-    """``rates`` keyed by path (method names resolved), each rate checked."""
+def resolve_rates(
+    rates: Mapping[str, float] | None, *, documented_only: bool = False
+) -> dict[str, float]:
+    """``rates`` keyed by path (method names resolved), each rate checked.
+
+    ``documented_only``: every key must name an API of the table (a client's own
+    ``rate_limit``), not a key of the user's own.
+    """
     from ._config import require_number
     from ._constants import MAX_RATE_LIMIT
 
@@ -226,13 +233,15 @@ def resolve_rates(rates: Mapping[str, float] | None) -> dict[str, float]:
         raise ValidationError(f"rates must be a mapping of API to calls/s, got {rates!r}")
     resolved: dict[str, float] = {}
     for name, rate in rates.items():
-        path = _path_of(name)
+        path = _path_of(name, documented_only=documented_only)
+        if path in resolved:
+            raise ValidationError(f"rates: {name!r} names {path}, which is named twice")
         resolved[path] = require_number(f"rates[{name!r}]", rate, minimum=1, maximum=MAX_RATE_LIMIT)
     return resolved
 
 
 def pace_for(key: str, rate: float, rates: Mapping[str, float]) -> float:
-    """The calls per sliding second a limiter allows ``key``.
+    """The calls per sliding second a limiter allows ``key`` (a path, or a method name).
 
     A key named in ``rates`` (resolved by :func:`resolve_rates`) gets its rate as given:
     naming an API is how a raised Tencent quota, which is per API, is used. Any other
@@ -240,10 +249,10 @@ def pace_for(key: str, rate: float, rates: Mapping[str, float]) -> float:
     another rate gets the same share of its own (``rate=190`` paces a 100/s API at 95),
     and no API is paced above its documented rate unless it is named.
     """
-    named = rates.get(key)
+    spec = BY_PATH.get(key) or BY_METHOD.get(key)
+    named = rates.get(key if spec is None else spec.path)
     if named is not None:
         return named
-    spec = BY_PATH.get(key)
     if spec is None or math.isinf(rate):
         return rate
     documented = spec.documented_rate

@@ -15,9 +15,11 @@ from time import perf_counter
 import anyio
 
 from ._constants import RATE_LIMITED_PAUSE
-from ._exceptions import QueueTimeoutError
+from ._exceptions import QueueTimeoutError, RequestError, TencentChatError
 from ._limiter import FullLimiter
+from ._logs import logger
 from ._options import CallOptions
+from ._redact import redact
 from ._waiters import InFlightSlots
 
 __all__ = ["Gate", "Gates"]
@@ -57,13 +59,24 @@ class Gate:
             self._slots.release()
             if isinstance(err, QueueTimeoutError):
                 raise self._too_late(err, options) from None
+            if isinstance(err, Exception) and not isinstance(err, TencentChatError):
+                # A user's limiter failed: the call fails, as one of the SDK's, unsent.
+                raise RequestError(
+                    f"{self.endpoint} was not sent: the limiter failed:"
+                    f" {type(err).__name__}: {redact(str(err))}",
+                    endpoint=self.endpoint,
+                ) from err
             raise
         return perf_counter() - asked
 
     async def refused_for_rate(self) -> None:
         """The server refused a call for frequency: everyone sharing the limiter holds off."""
-        if self._limiter is not None:
+        if self._limiter is None:
+            return
+        try:
             await self._limiter.pause(self.endpoint, RATE_LIMITED_PAUSE)
+        except Exception:  # the refusal is what the caller must see, not the limiter's bug
+            logger.exception("the limiter failed to pause %s after a 60007", self.endpoint)
 
     def _refuse_if_late(self, limiter: FullLimiter, options: CallOptions, deadline: float) -> None:
         """Raise at once if the callers queued for slots ahead owe more starts than fit.

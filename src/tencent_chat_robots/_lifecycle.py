@@ -80,8 +80,12 @@ def tag(error: RequestError, call: PendingCall) -> RequestError:
     return error
 
 
-def _fate(request_sent: bool) -> str:
-    return "may have reached the server" if request_sent else "was not sent"
+def _fate(call: PendingCall) -> str:
+    if call.request_sent:
+        return "may have reached the server"
+    if call.random is not None:  # every attempt sent was answered, with an error
+        return "was answered with an error and not sent again"
+    return "was not sent"
 
 
 def ending_error(
@@ -102,11 +106,11 @@ def ending_error(
             return None
     endpoint, sent = call.endpoint, call.request_sent
     if call.ended_by is not None:  # its task was cancelled while the call was pending
-        when = f" while {endpoint} was pending; the request {_fate(sent)}"
+        when = f" while {endpoint} was pending; the request {_fate(call)}"
     elif after is not None:
         when = f"; {endpoint} is not retried after: {after}"
     else:
-        when = f"; {endpoint} {_fate(sent)}"
+        when = f"; {endpoint} {_fate(call)}"
     error: RequestError
     if by == _CLOSED:
         hint = " (make a new TencentChat)" if new else ""
@@ -184,8 +188,19 @@ class Lifecycle:
             self._drained.set()
 
     def cancelled(self, call: PendingCall) -> RequestError | None:
-        """The error for ``call``, whose task was cancelled: ``None`` if not by us."""
-        if call.ended_by is None or _cancelled_by_others(call.task):
+        """The error for ``call``, which a cancellation ended: ``None`` if its caller's task
+        is being cancelled by someone other than us (the cancellation goes on)."""
+        if call.ended_by is None:
+            cancelling = getattr(call.task, "cancelling", None)  # Python 3.11+
+            if cancelling is None or cancelling():
+                return None
+            # No one cancelled the caller: the CancelledError came from under the call (a
+            # transport awaiting a future that someone else cancelled).
+            return tag(
+                RequestError(f"{call.endpoint} failed: a cancellation was raised under the call"),
+                call,
+            )
+        if _cancelled_by_others(call.task):
             return None
         return ending_error(call, self.closed)
 

@@ -6,8 +6,9 @@ anything is sent, with a message naming the field and the rule.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 import attrs
 from cattrs import Converter
@@ -24,6 +25,7 @@ __all__ = [
     "GetAllRobotsResponse",
     "GetLiveRoomRobotsResponse",
     "LiveGroupRobotsRequest",
+    "LiveRoomAddRobotsRequest",
     "LiveRoomRequest",
     "LiveRoomRobotList",
     "LiveRoomRobotsRequest",
@@ -47,7 +49,7 @@ def _require_str(field: str, value: object) -> str:
     try:
         value.encode()
     except UnicodeEncodeError:  # a lone surrogate, e.g. from undecodable bytes
-        raise ValidationError(f"{field} is not valid Unicode text: {value!r}") from None
+        raise ValidationError(f"{field} is not valid Unicode text: {reprlib.repr(value)}") from None
     return value
 
 
@@ -74,13 +76,17 @@ def _non_empty(_: object, attribute: attrs.Attribute[str], value: object) -> Non
         raise ValidationError(f"{field} must not be empty")
 
 
-def _copied(value: object) -> object:
-    """A list as a tuple: the caller changing it later does not change the request.
+def _is_sequence(value: object) -> TypeGuard[Sequence[Any]]:
+    """A sequence of items, not text (a string is refused, not split into characters)."""
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
 
-    Anything else stays as it is for the validator to judge (a string is refused, not
-    split into characters).
+
+def _copied(value: object) -> object:
+    """A sequence as a tuple: the caller changing it later does not change the request.
+
+    Anything else stays as it is for the validator to judge.
     """
-    return tuple(value) if isinstance(value, list) else value
+    return tuple(value) if _is_sequence(value) and not isinstance(value, tuple) else value
 
 
 def _profile_field(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
@@ -101,13 +107,15 @@ def _field(key: str, **kwargs: Any) -> Any:
 
 def _member_list(_: object, attribute: attrs.Attribute[Sequence[str]], value: object) -> None:
     field = _label(attribute)
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+    if not _is_sequence(value):
         raise ValidationError(f"{field} must be a list of account ids, not {type(value).__name__}")
     if not value:
         raise ValidationError(f"{field} must not be empty")
     for index, member in enumerate(value):
         if not isinstance(member, str) or not member:
-            raise ValidationError(f"{field}[{index}] must be a non-empty string, got {member!r}")
+            raise ValidationError(
+                f"{field}[{index}] must be a non-empty string, got {reprlib.repr(member)}"
+            )
         _require_str(f"{field}[{index}]", member)
 
 
@@ -121,9 +129,17 @@ def _live_room_id(_: object, attribute: attrs.Attribute[str], value: object) -> 
         )
 
 
-def _live_room_robots(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _member_list(instance, attribute, value)
-    count = len(cast("Sequence[str]", value))
+# A list this long cannot name at most three robots sensibly: refused before it is read.
+_MAX_LIVE_ROOM_LIST = 64
+
+
+def _robots_for_live_room(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """At most three distinct robots, as a live room holds (a robot named twice counts once)."""
+    listed = len(value) if _is_sequence(value) else 0
+    count = listed if listed > _MAX_LIVE_ROOM_LIST else -1
+    if count < 0:
+        _member_list(instance, attribute, value)
+        count = len(set(cast("Sequence[str]", value)))
     if count > MAX_LIVE_ROOM_ROBOTS:
         raise ValidationError(
             f"{_label(attribute)} names {count} robots; a live room holds at most"
@@ -172,12 +188,22 @@ class LiveGroupRobotsRequest:
 
 
 @attrs.frozen(slots=True)
-class LiveRoomRobotsRequest:
-    """Body of ``live_engine_http_srv/add_robot`` and ``.../del_robot``."""
+class LiveRoomAddRobotsRequest:
+    """Body of ``live_engine_http_srv/add_robot``: at most three robots."""
 
     room_id: str = _field("RoomId", validator=_live_room_id)
     robot_accounts: Sequence[str] = _field(
-        "RobotList_Account", converter=_copied, validator=_live_room_robots
+        "RobotList_Account", converter=_copied, validator=_robots_for_live_room
+    )
+
+
+@attrs.frozen(slots=True)
+class LiveRoomRobotsRequest:
+    """Body of ``live_engine_http_srv/del_robot``."""
+
+    room_id: str = _field("RoomId", validator=_live_room_id)
+    robot_accounts: Sequence[str] = _field(
+        "RobotList_Account", converter=_copied, validator=_member_list
     )
 
 
@@ -255,6 +281,7 @@ _MODELS = (
     GetAllRobotsRequest,
     RoomRobotRequest,
     LiveGroupRobotsRequest,
+    LiveRoomAddRobotsRequest,
     LiveRoomRobotsRequest,
     LiveRoomRequest,
     ActionResult,

@@ -38,7 +38,11 @@ __all__ = [
 # Only where a parameter name starts: after a non-word character (``?``, ``&``, a space),
 # at the start, or after a percent escape (``%26usersig%3D``, a URL encoded whole); not
 # inside a longer name, such as the ``can_renew_usersig=True`` of a repr.
-_USERSIG = re.compile(r"(?:(?<!\w)|(?<=%[0-9A-F]{2}))(usersig(?:=|%3D))[^&\s\"'<>]*", re.IGNORECASE)
+# Or after a JSON escape (``\u0026usersig=``, as Go's encoder writes ``&``).
+_USERSIG = re.compile(
+    r"(?:(?<!\w)|(?<=%[0-9A-F]{2})|(?<=\\u00[0-9A-F]{2}))(usersig(?:=|%3D))[^&\s\"'<>]*",
+    re.IGNORECASE,
+)
 REDACTED = "REDACTED"  # plain letters, so it survives URL-encoding
 
 # A piece of a secret cut out of its context (a truncated copy, a parser's window of

@@ -141,6 +141,11 @@ class RedisRateLimiter:
         cooldown: float = 1.0,
         retry_budget: float = 1.0,
     ) -> None:
+        if isinstance(client, str):  # a URL where the client belongs
+            raise ValidationError(
+                "RedisRateLimiter takes a redis.asyncio.Redis client; for a URL use"
+                " RedisRateLimiter.from_url(url, rate=...)"
+            )
         self.settings = RedisLimiterSettings(
             rate=rate,
             rates={} if rates is None else rates,

@@ -229,7 +229,9 @@ class Pace:
     def of(cls, rate: float, burst: int) -> Pace:
         # Rounding the interval up errs on the slow side; the ring keeps the bound exact.
         interval = math.ceil(1_000_000 / rate)
-        return cls(interval, (burst - 1) * interval, int(rate))
+        # A ring of at least one start: a key paced below 1/s (a 100/s API's share of a
+        # low rate) keeps its last start, as the in-process limiter does.
+        return cls(interval, (burst - 1) * interval, max(1, int(rate)))
 
     @property
     def interval(self) -> float:

@@ -100,7 +100,7 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
         else:
             err.request = httpx.Request(request.method, redact(str(request.url)))
     _redact_notes(err)
-    if shows_secret(f"{err!s} {err!r}"):
+    if shows_secret(_shown(err)):
         return _Scrubbed(f"{type(err).__name__}: {redact(str(err))}")
     if depth < 8:  # an exception chain can loop back on itself
         if err.__cause__ is not None:
@@ -108,6 +108,19 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
         if err.__context__ is not None:
             err.__context__ = _scrub(err.__context__, depth + 1)
     return err
+
+
+def _shown(err: BaseException) -> str:
+    """All of ``err`` that a tool may print or pickle: its text, its arguments and its
+    attributes. Strings are read as plain text: a :class:`SignedURL` hides its value
+    from ``repr`` but not from ``str`` or pickle."""
+    parts = [str(err), repr(err)]
+    for value in (*err.args, *getattr(err, "__dict__", {}).values()):
+        try:
+            parts.append(str.__str__(value) if isinstance(value, str) else repr(value))
+        except Exception:  # a repr that fails shows nothing
+            continue
+    return " ".join(parts)
 
 
 def _redact_notes(err: BaseException) -> None:
@@ -234,7 +247,7 @@ def _failure(
     """
     if isinstance(err, faults):
         failure: BaseException = _connection_error(err, url, timeout)
-    elif isinstance(err, Exception) and shows_secret(f"{err!s} {err!r}"):
+    elif isinstance(err, Exception) and shows_secret(_shown(err)):
         detail = redact(str(err)) or "no details"
         where = f" for {_where(url)[1]}" if url else ""  # no url: a bulk item's error
         failure = RequestError(f"the HTTP library failed{where}: {type(err).__name__}: {detail}")

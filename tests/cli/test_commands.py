@@ -198,7 +198,6 @@ def test_live_room_json_output(live: Served) -> None:
     ("args", "message"),
     [
         (("live-room", "add", "live-1", *LIVE_ROBOTS), "a live room holds at most 3"),
-        (("live-room", "remove", "live-1", *LIVE_ROBOTS), "a live room holds at most 3"),
         (("live-room", "add", "x" * 49, "@RBT#a"), "must be 1 to 48 UTF-8 bytes, got 49"),
         (("live-room", "list", "é" * 25), "must be 1 to 48 UTF-8 bytes, got 50"),
         (("live-room", "add", "live-1", "@RBT#a", ""), "must be a non-empty string"),

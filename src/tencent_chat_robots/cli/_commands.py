@@ -257,7 +257,7 @@ def live_room_add(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...]) 
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
 def live_room_remove(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...]) -> None:
-    """Take robots ROBOT_ID... (at most three) out of live room ROOM_ID.
+    """Take robots ROBOT_ID... out of live room ROOM_ID.
 
     One call for all of them: if one is refused, none is removed.
     """
