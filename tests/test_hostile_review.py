@@ -224,3 +224,26 @@ async def test_a_close_in_the_backoff_after_an_answered_attempt_says_so() -> Non
         await call
     assert caught.value.request_sent is False
     assert "answered with an error and not sent again" in str(caught.value)
+
+
+class _ClosingTransport:
+    """A user's transport that closes the client it serves."""
+
+    chat: TencentChat
+
+    async def post(self, url: str, content: bytes, *, timeout: float) -> Any:
+        await self.chat.aclose()
+        raise AssertionError("not reached")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_closing_a_client_from_inside_its_own_call_is_refused_not_a_deadlock() -> None:
+    transport = _ClosingTransport()
+    transport.chat = chat = _chat(transport, rate_limit=None, max_retries=0)
+    with pytest.raises(TencentChatError) as caught:
+        await asyncio.wait_for(chat.get_all_robots(), 5)  # a bound, not a synchronisation
+    assert "cannot be closed from inside one of its own calls" in str(caught.value)
+    assert not chat.closed
+    await chat.aclose()

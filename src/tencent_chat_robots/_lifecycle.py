@@ -222,6 +222,13 @@ class Lifecycle:
 
     async def aclose(self, grace: float) -> None:
         """Refuse new calls, end waiting ones now and those on the wire after ``grace`` s."""
+        current = asyncio.current_task() if self.loop is not None else None
+        if current is not None and any(call.task is current for call in self._pending):
+            # It would wait for the call it is part of, and that call for it: for ever.
+            raise TencentChatError(
+                "a client cannot be closed from inside one of its own calls (its transport"
+                " or limiter): close it from the code that made it"
+            )
         self.closed = True
         if self._drained is None:  # one event for every closer; no call is added from now
             self._drained = anyio.Event()
