@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -39,7 +40,7 @@ from ._lifecycle import CallScope, Lifecycle, PendingCall, ending_error, tag
 from ._limiter import FullLimiter
 from ._logs import logger
 from ._models import converter
-from ._observers import AttemptLog, CallObserver, request_id_of
+from ._observers import AttemptLog, CallObserver
 from ._options import CallOptions
 from ._redact import REDACTED, SignedURL, redact, without_userinfo
 from ._retry import RetryState, next_state, retry_decision
@@ -111,7 +112,8 @@ class RequestSender:
         ``scope`` (a bulk run's) may stop the call; ``observer`` watches it too.
         """
         call = self.lifecycle.start(endpoint, scope)
-        install_sentry_scrubber()  # once Sentry is imported: a flag test until then
+        if "sentry_sdk" in sys.modules:  # Sentry is never imported here
+            install_sentry_scrubber()
         observers = self._observers
         if self.telemetry is not None:
             observers = (*observers, CallTrace(self.telemetry, endpoint, options.priority))
@@ -256,7 +258,12 @@ class RequestSender:
             finally:
                 call.on_wire = False
                 if observers:
-                    request_id = request_id_of(outcome, data)
+                    raw_id = (
+                        outcome.request_id
+                        if isinstance(outcome, RequestError)
+                        else data.get("RequestId")
+                    )
+                    request_id = raw_id if isinstance(raw_id, str) else None
                     for watcher in observers:
                         watcher.attempt_ended(call, number, started, outcome, request_id)
         finally:

@@ -12,18 +12,12 @@ from collections.abc import Callable
 
 import anyio
 
-from ._exceptions import RequestError, TencentChatError
+from ._exceptions import TencentChatError
 from ._lifecycle import PendingCall
 from ._logs import logger
 from ._models import AttemptRecord
 
-__all__ = ["AttemptLog", "CallObserver", "OnAttempt", "request_id_of"]
-
-
-def request_id_of(outcome: BaseException | None, data: dict[str, object]) -> str | None:
-    """The ``RequestId`` of an attempt's answer, from its error or its data."""
-    raw = outcome.request_id if isinstance(outcome, RequestError) else data.get("RequestId")
-    return raw if isinstance(raw, str) else None
+__all__ = ["AttemptLog", "CallObserver", "OnAttempt"]
 
 
 class CallObserver:

@@ -121,21 +121,20 @@ class Telemetry:
             unit="{call}",
             description="Calls finished, by endpoint and outcome.",
         )
-        self._tracing = self._measuring = False
-        self._look_again_at = -math.inf
+        self.tracing = self.measuring = False
+        self.look_again_at = -math.inf
 
-    def providers(self) -> tuple[bool, bool]:
-        """Whether the application set a tracer provider, and a meter provider.
+    def look_again(self) -> None:
+        """Ask the API whether the application set a tracer or a meter provider.
 
-        Asking the API costs two environment look-ups a call while none is set, so an
-        answer of "not set" is kept for a second; "set" is kept for good (the API lets
-        a global provider be set once).
+        Asking costs two environment look-ups while none is set, so calls ask at most
+        once a second (``look_again_at``); a provider once set stays (the API lets a
+        global provider be set once).
         """
-        if not (self._tracing and self._measuring) and _clock() >= self._look_again_at:
-            self._tracing = not isinstance(trace.get_tracer_provider(), _UNSET_TRACING)
-            self._measuring = not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
-            self._look_again_at = _clock() + _LOOK_AGAIN_EVERY
-        return self._tracing, self._measuring
+        self.tracing = not isinstance(trace.get_tracer_provider(), _UNSET_TRACING)
+        self.measuring = not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
+        forever = self.tracing and self.measuring
+        self.look_again_at = math.inf if forever else _clock() + _LOOK_AGAIN_EVERY
 
 
 class CallTrace(CallObserver):
@@ -164,10 +163,10 @@ class CallTrace(CallObserver):
         self.token: object = None
         self.permit_wait: float | None = None
         self.sent_at = 0.0
-        emit = telemetry.emit
-        tracing, measuring = telemetry.providers() if emit else (False, False)
-        self.measure = measuring
-        if tracing:
+        if telemetry.emit and telemetry.look_again_at <= _clock():
+            telemetry.look_again()
+        self.measure = telemetry.emit and telemetry.measuring
+        if telemetry.emit and telemetry.tracing:
             name = telemetry.operations.get(endpoint, endpoint)
             try:
                 self.span = telemetry.tracer.start_span(
