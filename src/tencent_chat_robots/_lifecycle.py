@@ -191,7 +191,7 @@ class Lifecycle:
         """The error for ``call``, which a cancellation ended: ``None`` if its caller's task
         is being cancelled by someone other than us (the cancellation goes on)."""
         if call.ended_by is None:
-            cancelling = getattr(call.task, "cancelling", None)  # Python 3.11+
+            cancelling = getattr(call.task, "cancelling", None)  # 3.11+, or a backport
             if cancelling is None or cancelling():
                 return None
             # No one cancelled the caller: the CancelledError came from under the call (a
