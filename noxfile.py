@@ -63,6 +63,9 @@ def bench(session: nox.Session) -> None:
         session.run("python", "benchmarks/report.py")
 
 
+THRESHOLD = 92  # issue 17: the core in under an hour on 2 CPUs, 92% of mutants killed
+
+
 @nox.session
 def mutation(session: nox.Session) -> None:
     """Mutation testing (mutmut 3) of the request path; not part of CI.
@@ -70,7 +73,9 @@ def mutation(session: nox.Session) -> None:
     Mutates the modules listed under ``[tool.mutmut]`` in pyproject.toml, runs the
     core tests against each mutant (mutmut copies the project into ``mutants/`` and the
     tests import the mutated copy from there), prints every mutant that was not killed
-    and the kill score per file, and fails below 90% killed. Starts from an empty
+    and the kill score per file, and fails below 92% killed (timeouts count as killed:
+    pytest-timeout bounds each test, mutmut's multiplier the whole run, see
+    ``[tool.mutmut]``). Starts from an empty
     ``mutants/``; ``-- 'tencent_chat_robots._retry*'`` re-runs only the matching mutants
     of the previous run.
     """
@@ -96,5 +101,5 @@ def mutation(session: nox.Session) -> None:
     done, mutants = total["killed"] + total["timeout"], total.total()
     score = 100 * done / mutants if mutants else 0.0
     session.log(f"kill score: {done}/{mutants} = {score:.1f}% (timeouts count as killed)")
-    if score < 90:
-        session.error(f"kill score {score:.1f}% is under 90%")
+    if score < THRESHOLD:
+        session.error(f"kill score {score:.1f}% is under {THRESHOLD}%")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -7,14 +8,44 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, settings
 
 import tencent_chat_robots._retry as retry_module
 from tencent_chat_robots import RawResponse, TencentChat
+from tencent_chat_robots._redact import live_secrets
 
 SDKAPPID = 1400000000
 SECRET_KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 ADMIN = "administrator"
 BASE_URL = "https://adminapisgp.im.qcloud.com"
+
+# `nox -s mutation` (``--hypothesis-profile=mutation``): the same examples for every
+# mutant, and no deadline, as mutmut's trampolines slow every call of a mutated module.
+settings.register_profile(
+    "mutation",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_dropped_short_secret() -> None:
+    """A client another test dropped stays live until the collector frees its reference
+    cycles; with a throwaway key such as ``"k"`` every ``k`` of this test's logs, errors
+    and Sentry events would be redacted. Collected first then (the check is cheap)."""
+    if any(len(secret) < 20 for secret in live_secrets()):
+        gc.collect()
+
+
+def pytest_sessionfinish() -> None:
+    """Leaves no dropped client to a process that goes on after the session: mutmut
+    freezes the collector after its own test sessions and forks each mutant's run from
+    there, so a client left in a reference cycle would stay live (and its secret key
+    redacted from every string) in every mutant's tests."""
+    gc.collect()
+
 
 Answer = RawResponse | BaseException | dict[str, Any]
 
