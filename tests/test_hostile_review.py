@@ -247,3 +247,24 @@ async def test_closing_a_client_from_inside_its_own_call_is_refused_not_a_deadlo
     assert "cannot be closed from inside one of its own calls" in str(caught.value)
     assert not chat.closed
     await chat.aclose()
+
+
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class _UsersOwnError(ValueError):
+    pass
+
+
+async def test_a_foreign_error_that_cannot_be_printed_is_still_scrubbed() -> None:
+    chat = _chat(_QuotingTransport(lambda url: ValueError(_Unprintable(), url)), max_retries=0)
+    with pytest.raises(RequestError) as caught:  # its arguments hold the signed URL
+        await chat.get_all_robots()
+    assert caught.value.__context__ is None
+    assert chat._sender._usersig.current() not in str(caught.value)
+    chat = _chat(_QuotingTransport(lambda url: _UsersOwnError(_Unprintable())), max_retries=0)
+    with pytest.raises(_UsersOwnError) as plain:  # no secret anywhere: the user's own error
+        await chat.get_all_robots()
+    assert plain.value.__context__ is None

@@ -271,7 +271,3 @@ class RequestSender:
         if outcome is not None:
             raise outcome
         return data
-
-    async def aclose(self, grace: float) -> None:
-        """Refuse new calls, end waiting ones now and those on the wire after ``grace`` s."""
-        await self.lifecycle.aclose(grace)

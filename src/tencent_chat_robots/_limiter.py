@@ -154,7 +154,6 @@ class _AdaptedLimiter:
         predict = getattr(limiter, "predicted_wait", None)
         self._predict: Callable[..., float] | None = predict if callable(predict) else None
         self._pause = limiter.pause if isinstance(limiter, PausableLimiter) else None
-        self.rate = getattr(limiter, "rate", None)
 
     def __repr__(self) -> str:
         return repr(self.limiter)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from functools import cache
 from typing import Protocol
@@ -101,7 +102,7 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
             err.request = httpx.Request(request.method, redact(str(request.url)))
     _redact_notes(err)
     if shows_secret(_shown(err)):
-        return _Scrubbed(f"{type(err).__name__}: {redact(str(err))}")
+        return _Scrubbed(f"{type(err).__name__}: {redact(_text(err, str))}")
     if depth < 8:  # an exception chain can loop back on itself
         if err.__cause__ is not None:
             err.__cause__ = _scrub(err.__cause__, depth + 1)
@@ -114,13 +115,19 @@ def _shown(err: BaseException) -> str:
     """All of ``err`` that a tool may print or pickle: its text, its arguments and its
     attributes. Strings are read as plain text: a :class:`SignedURL` hides its value
     from ``repr`` but not from ``str`` or pickle."""
-    parts = [str(err), repr(err)]
+    parts = [_text(err, str), _text(err, repr)]
     for value in (*err.args, *getattr(err, "__dict__", {}).values()):
-        try:
-            parts.append(str.__str__(value) if isinstance(value, str) else repr(value))
-        except Exception:  # a repr that fails shows nothing
-            continue
+        parts.append(str.__str__(value) if isinstance(value, str) else _text(value, repr))
     return " ".join(parts)
+
+
+def _text(value: object, show: Callable[[object], str]) -> str:
+    """``show(value)``, or a placeholder if a user's ``__str__``/``__repr__`` fails (it
+    must not turn the scrubbing of an error into an error of its own)."""
+    try:
+        return show(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
 
 
 def _redact_notes(err: BaseException) -> None:
@@ -248,7 +255,7 @@ def _failure(
     if isinstance(err, faults):
         failure: BaseException = _connection_error(err, url, timeout)
     elif isinstance(err, Exception) and shows_secret(_shown(err)):
-        detail = redact(str(err)) or "no details"
+        detail = redact(_text(err, str)) or "no details"
         where = f" for {_where(url)[1]}" if url else ""  # no url: a bulk item's error
         failure = RequestError(f"the HTTP library failed{where}: {type(err).__name__}: {detail}")
     else:
