@@ -36,7 +36,7 @@ from ._exceptions import (
     TencentChatError,
 )
 from ._gate import Gates
-from ._lifecycle import CallScope, Lifecycle, PendingCall, ending_error, tag
+from ._lifecycle import CallScope, Lifecycle, PendingCall, tag
 from ._limiter import FullLimiter
 from ._logs import logger
 from ._models import converter
@@ -172,10 +172,7 @@ class RequestSender:
                     raise
                 failed, state = state, next_state(state, error, decision)
                 call.request_sent = state.maybe_processed
-                if self.lifecycle.closed or (call.scope is not None and call.scope.stopping):
-                    raise cast(
-                        RequestError, ending_error(call, self.lifecycle.closed, after=error)
-                    ) from error
+                self.lifecycle.check(call, after=error)
                 logger.warning(
                     "retrying %s after %s (attempt %d, waiting %.2fs): %s",
                     call.endpoint,
@@ -223,9 +220,7 @@ class RequestSender:
             err.request_sent = call.request_sent
             raise tag(err, call) from None
         try:
-            if self.lifecycle.closed or (call.scope is not None and call.scope.stopping):
-                # Closed or stopped while this caller was being resumed.
-                raise cast(RequestError, ending_error(call, self.lifecycle.closed))
+            self.lifecycle.check(call)  # closed or stopped while this caller was resumed
 
             call.random = random.getrandbits(32)
             for watcher in observers:

@@ -21,6 +21,8 @@ from typing import Any
 
 import attrs
 
+from ._config import require_number
+from ._constants import MAX_RATE_LIMIT
 from ._exceptions import ValidationError
 from ._models import (
     ActionResult,
@@ -224,9 +226,6 @@ def resolve_rates(
     ``documented_only``: every key must name an API of the table (a client's own
     ``rate_limit``), not a key of the user's own.
     """
-    from ._config import require_number
-    from ._constants import MAX_RATE_LIMIT
-
     if rates is None:
         return {}
     if not isinstance(rates, Mapping):

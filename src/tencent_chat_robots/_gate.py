@@ -117,7 +117,7 @@ class Gates(dict[str, Gate]):
         self.max_in_flight = max_in_flight
         self.limiter = limiter
         for endpoint in endpoints:
-            self[endpoint] = Gate(endpoint, max_in_flight, limiter)
+            self.__missing__(endpoint)
 
     def __missing__(self, endpoint: str) -> Gate:
         gate = self[endpoint] = Gate(endpoint, self.max_in_flight, self.limiter)

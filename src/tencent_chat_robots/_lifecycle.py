@@ -172,12 +172,21 @@ class Lifecycle:
         if loop is not self.loop:
             self._adopt(loop)
         call = PendingCall(endpoint, asyncio.current_task() if loop is not None else None, scope)
-        if self.closed or (scope is not None and scope.stopping):
-            raise cast(RequestError, ending_error(call, self.closed, new=True))
+        self.check(call, new=True)
         self._pending.add(call)
         if scope is not None:
             scope.calls.add(call)
         return call
+
+    def check(
+        self, call: PendingCall, *, after: BaseException | None = None, new: bool = False
+    ) -> None:
+        """Raise :func:`ending_error` if the client is closed or ``call``'s run is stopping
+        (``after``: the failure a retry would have followed, chained; ``new``: the call
+        has not started)."""
+        if self.closed or (call.scope is not None and call.scope.stopping):
+            error = cast(RequestError, ending_error(call, self.closed, after=after, new=new))
+            raise error from after
 
     def finish(self, call: PendingCall) -> None:
         """``call`` is over, however it ended."""
