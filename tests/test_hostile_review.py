@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import sys
+import traceback
 from typing import Any
 
 import httpx
@@ -20,6 +22,9 @@ from tencent_chat_robots import (
     ValidationError,
 )
 from tencent_chat_robots._redact import redact
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 from .conftest import SDKAPPID, SECRET_KEY, ScriptedTransport, fail, ok
 
@@ -268,3 +273,90 @@ async def test_a_foreign_error_that_cannot_be_printed_is_still_scrubbed() -> Non
     with pytest.raises(_UsersOwnError) as plain:  # no secret anywhere: the user's own error
         await chat.get_all_robots()
     assert plain.value.__context__ is None
+
+
+class _PredictionFails:
+    """A priority limiter whose prediction raises (reached when max_wait is set and every
+    in-flight slot is taken)."""
+
+    async def acquire(
+        self, key: str, *, priority: str = "interactive", deadline: float | None = None
+    ) -> None:
+        await asyncio.sleep(0)
+
+    def predicted_wait(self, key: str, **_: Any) -> float:
+        raise ValueError("limiter bug")
+
+    async def pause(self, key: str, seconds: float) -> None:
+        return None
+
+
+async def test_a_limiter_failing_to_predict_is_a_request_error_naming_the_endpoint() -> None:
+    release = asyncio.Event()
+
+    async def held(request: Any) -> Any:
+        await release.wait()
+        return ok()
+
+    class _Held(ScriptedTransport):
+        async def post(self, url: str, content: bytes, *, timeout: float) -> Any:
+            await release.wait()
+            return await super().post(url, content, timeout=timeout)
+
+    chat = _chat(_Held(), limiter=_PredictionFails(), max_in_flight=1)
+    first = asyncio.ensure_future(chat.delete_robot("@RBT#1"))  # holds the only slot
+    await asyncio.sleep(0)
+    with pytest.raises(RequestError, match="was not sent: the limiter failed") as caught:
+        await chat.with_options(max_wait=1.0).delete_robot("@RBT#2")
+    assert isinstance(caught.value.__cause__, ValueError)
+    release.set()
+    await first
+    await chat.aclose()
+
+
+def _chained(depth: int, secret: str) -> BaseException:
+    err: BaseException = ValueError(f"innermost {secret}")
+    for level in range(depth):
+        try:
+            raise RuntimeError(f"wrapper {level}") from err
+        except RuntimeError as wrapper:
+            err = wrapper
+    return err
+
+
+class _ChainTransport:
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    async def post(self, url: str, content: bytes, *, timeout: float) -> Any:
+        raise self.make(url)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_long_foreign_chain_is_cut_where_its_scrubbing_stops() -> None:
+    chat = _chat(_ChainTransport(lambda url: _chained(12, url)), max_retries=0)
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the user's own type
+        await chat.get_all_robots()
+    usersig = chat._sender._usersig.current()
+    text = "".join(traceback.format_exception(caught.value))
+    assert usersig not in text
+
+
+async def test_the_members_of_a_foreign_exception_group_lose_their_frames() -> None:
+    def make(url: str) -> BaseException:
+        def inner() -> None:
+            full = str.__str__(url)  # a local holding the signed URL
+            raise ValueError(f"upstream refused {len(full)}")
+
+        try:
+            inner()
+        except ValueError as member:
+            return BaseExceptionGroup("unhandled errors", [member])
+        raise AssertionError
+
+    chat = _chat(_ChainTransport(make), max_retries=0)
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await chat.get_all_robots()
+    assert all(member.__traceback__ is None for member in caught.value.exceptions)

@@ -50,6 +50,10 @@ class Gate:
                 await self._slots.wait(rank, deadline)
             except QueueTimeoutError as err:
                 raise self._too_late(err, options) from None
+            except TencentChatError:
+                raise
+            except Exception as err:  # the limiter's prediction failed
+                raise self._limiter_failed(err) from err
         if limiter is None:
             return None
         asked = perf_counter()
@@ -60,12 +64,7 @@ class Gate:
             if isinstance(err, QueueTimeoutError):
                 raise self._too_late(err, options) from None
             if isinstance(err, Exception) and not isinstance(err, TencentChatError):
-                # A user's limiter failed: the call fails, as one of the SDK's, unsent.
-                raise RequestError(
-                    f"{self.endpoint} was not sent: the limiter failed:"
-                    f" {type(err).__name__}: {redact(str(err))}",
-                    endpoint=self.endpoint,
-                ) from err
+                raise self._limiter_failed(err) from err
             raise
         return perf_counter() - asked
 
@@ -95,6 +94,14 @@ class Gate:
                 endpoint=self.endpoint,
                 predicted_wait=wait,
             )
+
+    def _limiter_failed(self, err: Exception) -> RequestError:
+        """A user's limiter failed: the call fails, as one of the SDK's, unsent."""
+        return RequestError(
+            f"{self.endpoint} was not sent: the limiter failed:"
+            f" {type(err).__name__}: {redact(str(err))}",
+            endpoint=self.endpoint,
+        )
 
     def _too_late(self, err: QueueTimeoutError, options: CallOptions) -> QueueTimeoutError:
         # A limiter may refuse a call with no max_wait (a queue of its own that is full).

@@ -103,11 +103,17 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
     _redact_notes(err)
     if shows_secret(_shown(err)):
         return _Scrubbed(f"{type(err).__name__}: {redact(_text(err, str))}")
+    for inner in getattr(err, "exceptions", ()):  # an ExceptionGroup's members
+        if isinstance(inner, BaseException) and depth < 8:
+            _scrub(inner, depth + 1)  # in place: a group's members cannot be replaced
     if depth < 8:  # an exception chain can loop back on itself
         if err.__cause__ is not None:
             err.__cause__ = _scrub(err.__cause__, depth + 1)
         if err.__context__ is not None:
             err.__context__ = _scrub(err.__context__, depth + 1)
+    else:  # cut here, rather than chain what was not read
+        err.__cause__ = err.__context__ = None
+        err.__suppress_context__ = True
     return err
 
 
@@ -260,6 +266,9 @@ def _failure(
         failure = RequestError(f"the HTTP library failed{where}: {type(err).__name__}: {detail}")
     else:
         _redact_notes(err)
+        for inner in getattr(err, "exceptions", ()):  # an ExceptionGroup's members
+            if isinstance(inner, BaseException):
+                _scrub(inner, 1)
         for link in ("__cause__", "__context__"):
             if getattr(err, link) is not None:
                 setattr(err, link, _scrub(getattr(err, link)))
