@@ -336,7 +336,7 @@ class _ChainTransport:
 
 
 async def test_a_long_foreign_chain_is_cut_where_its_scrubbing_stops() -> None:
-    chat = _chat(_ChainTransport(lambda url: _chained(12, url)), max_retries=0)
+    chat = _chat(_ChainTransport(lambda url: _chained(70, url)), max_retries=0)
     with pytest.raises(Exception) as caught:  # noqa: PT011 - the user's own type
         await chat.get_all_robots()
     usersig = chat._sender._usersig.current()

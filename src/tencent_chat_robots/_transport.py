@@ -86,12 +86,20 @@ class _Scrubbed(Exception):
     """Stands in for a transport error whose text carried the UserSig."""
 
 
-def _scrub(err: BaseException, depth: int = 0) -> BaseException:
+# How far down an exception chain scrubbing reads; a longer chain is cut there.
+_CHAIN_DEPTH = 64
+
+
+def _scrub(err: BaseException, depth: int = 0, seen: set[int] | None = None) -> BaseException:
     """``err`` made safe to chain: no URL with a UserSig in its text, request or causes.
 
     Its traceback goes too, with its causes': the frames of aiohttp and httpx hold the
     URL in local variables, which error trackers and ``capture_locals`` record.
     """
+    seen = set() if seen is None else seen
+    if id(err) in seen:  # a chain that loops back on itself: already scrubbed
+        return err
+    seen.add(id(err))
     err.__traceback__ = None
     if isinstance(err, httpx.RequestError):
         try:
@@ -103,14 +111,14 @@ def _scrub(err: BaseException, depth: int = 0) -> BaseException:
     _redact_notes(err)
     if shows_secret(_shown(err)):
         return _Scrubbed(f"{type(err).__name__}: {redact(_text(err, str))}")
-    for inner in getattr(err, "exceptions", ()):  # an ExceptionGroup's members
-        if isinstance(inner, BaseException) and depth < 8:
-            _scrub(inner, depth + 1)  # in place: a group's members cannot be replaced
-    if depth < 8:  # an exception chain can loop back on itself
+    if depth < _CHAIN_DEPTH:
+        for inner in getattr(err, "exceptions", ()):  # an ExceptionGroup's members
+            if isinstance(inner, BaseException):
+                _scrub(inner, depth + 1, seen)  # in place: members cannot be replaced
         if err.__cause__ is not None:
-            err.__cause__ = _scrub(err.__cause__, depth + 1)
+            err.__cause__ = _scrub(err.__cause__, depth + 1, seen)
         if err.__context__ is not None:
-            err.__context__ = _scrub(err.__context__, depth + 1)
+            err.__context__ = _scrub(err.__context__, depth + 1, seen)
     else:  # cut here, rather than chain what was not read
         err.__cause__ = err.__context__ = None
         err.__suppress_context__ = True
