@@ -275,7 +275,7 @@ def test_missing_plan_file_exits_2(tmp_path: Path) -> None:
 def test_good_plan_without_credentials_exits_2(tmp_path: Path) -> None:
     result = invoke("provision", write(tmp_path, "plan.json", json_plan({"user_id": "@RBT#1"})))
     assert result.exit_code == 2
-    assert "sdkappid is required" in result.stderr
+    assert "give --sdkappid or set TENCENT_CHAT_SDKAPPID" in result.stderr
     assert "Traceback" not in result.output
 
 

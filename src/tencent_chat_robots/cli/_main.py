@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from .._constants import DEFAULT_RATE_LIMIT
 from ._bench import bench
 from ._commands import COMMANDS
-from ._context import ChatOptions
+from ._context import error_console, failure_document, print_json, shared_options
 from ._demo import demo
 from ._fake_server import fake_server
 from ._provision import provision
@@ -16,54 +17,38 @@ __all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--sdkappid", envvar="TENCENT_CHAT_SDKAPPID", help="App SDKAppID.")
-@click.option(
-    "--secret-key",
-    envvar="TENCENT_CHAT_SECRET_KEY",
-    help="App secret key (better set through TENCENT_CHAT_SECRET_KEY).",
-)
-@click.option("--admin", envvar="TENCENT_CHAT_ADMIN", help="App admin account.")
-@click.option(
-    "--region", envvar="TENCENT_CHAT_REGION", help="china, singapore, seoul, frankfurt, ..."
-)
-@click.option(
-    "--base-url", envvar="TENCENT_CHAT_BASE_URL", help="Send to this URL instead (a fake server)."
-)
-@click.option(
-    "--rate-limit",
-    type=click.FloatRange(min=1),
-    default=None,
-    help=f"Calls per second per endpoint (default {DEFAULT_RATE_LIMIT}).",
-)
-@click.option("--json", "json_output", is_flag=True, help="Print JSON for scripts.")
 @click.version_option(package_name="tencent-chat-robots")
-@click.pass_context
-def cli(
-    ctx: click.Context,
-    sdkappid: str | None,
-    secret_key: str | None,
-    admin: str | None,
-    region: str | None,
-    base_url: str | None,
-    rate_limit: float | None,
-    json_output: bool,
-) -> None:
-    """Manage Tencent Cloud Chat robots, or try it all on an embedded fake server (demo)."""
-    ctx.obj = ChatOptions(
-        sdkappid=sdkappid,
-        secret_key=secret_key,
-        admin=admin,
-        region=region,
-        base_url=base_url,
-        rate_limit=rate_limit,
-        json_output=json_output,
-    )
+def cli() -> None:
+    """Manage Tencent Cloud Chat robots, or try it all on an embedded fake server (demo).
+
+    The connection options (--sdkappid, --secret-key, --admin, --region, --base-url,
+    --rate-limit, --redis-url, --json) go before or after a command's name.
+    """
 
 
 for command in (*COMMANDS, provision, demo, bench, fake_server):
     cli.add_command(command)
+# The fake server takes the credentials it accepts; the client's settings are not its own.
+shared_options(
+    cli, on_group=True, unused={"fake-server": ("region", "base_url", "rate_limit", "redis_url")}
+)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
     """Console-script entry point."""
-    cli(prog_name="tencent-chat-robots")
+    argv = sys.argv[1:] if args is None else args
+    try:
+        cli.main(argv, prog_name="tencent-chat-robots", standalone_mode=False)
+    except click.ClickException as err:
+        # A usage error is still one JSON object on stdout with --json.
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        if "--json" in options:
+            print_json(failure_document(err.format_message(), code=err.exit_code))
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except click.exceptions.Abort:
+        error_console.print("Aborted!")
+        raise SystemExit(1) from None
+    except click.exceptions.Exit as done:
+        raise SystemExit(done.exit_code) from None
+    raise SystemExit(0)
