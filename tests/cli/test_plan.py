@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tencent_chat_robots import Call
-from tencent_chat_robots.cli._plan import PlanError, load_plan
+from tencent_chat_robots.cli._plan import BLOCK, PlanError, load_plan
 
 HEADER = "user_id,nick,face_url,self_signature,rooms,live_groups\n"
 ROBOTS = [f"@RBT#{i:02d}" for i in range(20)]
@@ -122,24 +122,22 @@ PLACED = "@RBT#1,,,,room-1,\n@RBT#1,,,,room-2,\n@RBT#2,,,,room-3,\n"
 
 
 @pytest.mark.parametrize(
-    ("edited", "read", "message"),
+    "edited",
     [
         # A robot the first pass never saw: never created, never checked.
-        (
-            "@RBT#1,,,,room-1,\n@RBT#9,,,,room-2,\n@RBT#2,,,,room-3,\n",
-            [("room-1", "@RBT#1")],
-            "line 3: robot @RBT#9 was not in the plan checked",
-        ),
-        # A placement moved to another robot: one too many for it.
-        (
-            "@RBT#1,,,,room-1,\n@RBT#2,,,,room-2,\n@RBT#2,,,,room-3,\n",
-            [("room-1", "@RBT#1"), ("room-2", "@RBT#2")],
-            "line 4: @RBT#2 has more room placements than the 1 checked",
-        ),
+        "@RBT#1,,,,room-1,\n@RBT#9,,,,room-2,\n@RBT#2,,,,room-3,\n",
+        # A placement moved to another robot.
+        "@RBT#1,,,,room-1,\n@RBT#2,,,,room-2,\n@RBT#2,,,,room-3,\n",
+        # Another room, the same robots and counts (the counts alone missed it).
+        "@RBT#1,,,,room-1,\n@RBT#1,,,,hall-2,\n@RBT#2,,,,room-3,\n",
+        # Two rows swapped.
+        "@RBT#1,,,,room-2,\n@RBT#1,,,,room-1,\n@RBT#2,,,,room-3,\n",
+        # A placement dropped, the size kept by a blank cell.
+        "@RBT#1,,,,room-1,\n@RBT#2,,,,room-3,\n@RBT#1,,,,,      \n",
     ],
 )
-def test_a_row_changed_in_place_is_refused_where_it_is_read(
-    tmp_path: Path, edited: str, read: list[tuple[str, str]], message: str
+def test_a_row_changed_in_place_stops_its_block_before_any_of_its_placements(
+    tmp_path: Path, edited: str
 ) -> None:
     path = tmp_path / "plan.csv"
     path.write_text(HEADER + PLACED, encoding="utf-8")
@@ -147,20 +145,42 @@ def test_a_row_changed_in_place_is_refused_where_it_is_read(
     rewrite_unnoticed(path, HEADER + edited)
 
     placements = plan.room_placements()
-    assert [next(placements) for _ in read] == read
     with pytest.raises(PlanError) as caught:
-        next(placements)
-    assert str(caught.value) == f"{path}: the plan changed during the run: {message}"
+        next(placements)  # the block's rows are all read and compared before the first goes
+    assert str(caught.value) == (
+        f"{path}: the plan changed during the run: rows from line 2 on differ from the rows checked"
+    )
 
 
-def test_fewer_placements_for_a_robot_are_refused_at_the_end(tmp_path: Path) -> None:
-    path = tmp_path / "plan.csv"
-    path.write_text(HEADER + PLACED, encoding="utf-8")
+def test_a_change_in_a_later_block_lets_only_the_blocks_before_it_go(tmp_path: Path) -> None:
+    path = big_plan(tmp_path / "plan.csv", 3 * BLOCK)
     plan = load_plan(path)
-    rewrite_unnoticed(path, HEADER + "@RBT#1,,,,room-1,\n@RBT#2,,,,room-3,\n@RBT#1,,,,,      \n")
+    text = path.read_text(encoding="utf-8")
+    # The room of the block's last row, on line 1 + 2 * BLOCK: same length, same robot.
+    last = f"room-{2 * BLOCK - 1:07d}"
+    rewrite_unnoticed(path, text.replace(last, last.replace("room-", "hall-")))
 
-    with pytest.raises(PlanError, match="@RBT#1 has 1 room placements, not the 2 checked"):
-        list(plan.room_placements())
+    placements = plan.room_placements()
+    first_block = [next(placements) for _ in range(BLOCK)]
+    assert first_block[-1] == (f"room-{BLOCK - 1:07d}", ROBOTS[(BLOCK - 1) % len(ROBOTS)])
+    with pytest.raises(PlanError, match=f"rows from line {BLOCK + 2} on differ"):
+        next(placements)
+
+
+def test_rows_added_at_the_end_are_refused(tmp_path: Path) -> None:
+    path = big_plan(tmp_path / "plan.csv", BLOCK)
+    extra = "@RBT#00,,,,extra,\n"
+    rows = path.read_text(encoding="utf-8").removeprefix(HEADER)
+    # The header's names are read stripped: its padding makes room for the row added.
+    padded = HEADER.replace("\n", " " * len(extra) + "\n")
+    path.write_text(padded + rows, encoding="utf-8")
+    plan = load_plan(path)
+    rewrite_unnoticed(path, HEADER + rows + extra)
+
+    placements = plan.room_placements()
+    assert len([next(placements) for _ in range(BLOCK)]) == BLOCK
+    with pytest.raises(PlanError, match=f"rows from line {BLOCK + 2} on were not in the plan"):
+        next(placements)
 
 
 def test_a_plan_modified_after_it_was_checked_is_refused_before_its_first_placement(
@@ -180,3 +200,60 @@ def test_a_plan_modified_after_it_was_checked_is_refused_before_its_first_placem
     placements = plan.room_placements()
     with pytest.raises(PlanError, match="the file was modified after it was checked"):
         next(placements)
+
+
+def test_a_bad_byte_far_into_the_file_is_reported_by_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    rows = "".join(f"@RBT#1,,,,room-{i},\n" for i in range(5000))  # far past a read chunk
+    path.write_bytes((HEADER + rows).encode() + b"@RBT#1,caf\xe9,,,room-x,\n")
+
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert str(caught.value) == (
+        f"{path}: line 5002: not UTF-8 text (byte 0xe9 at byte 11 of the line): save the"
+        " plan as UTF-8 (in Excel: CSV UTF-8)"
+    )
+
+
+def test_gbk_text_that_passes_as_utf8_is_warned_of(tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    # 小 in GBK is D0 A1, which is also UTF-8: for С (Cyrillic).
+    path.write_bytes(HEADER.encode() + b"@RBT#1," + "小".encode("gbk") + b"bot,,,r,\n")
+
+    plan = load_plan(path)
+    assert plan.creates == (Call.create_robot("@RBT#1", nick="\u0421bot"),)
+    assert plan.warnings == (
+        "line 2: nick 'Сbot' reads as '小bot' in GBK: if the file was saved as GBK, re-save"
+        " it as UTF-8",
+    )
+
+
+@pytest.mark.parametrize("nick", ["Café", "Привет", "小助手", "Σωκράτης", "plain"])
+def test_real_text_is_not_taken_for_gbk(tmp_path: Path, nick: str) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text(HEADER + f"@RBT#1,{nick},,,r,\n", encoding="utf-8")
+    assert load_plan(path).warnings == ()
+
+
+def test_unknown_columns_are_read_past_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text("user_id,notes,rooms,owner\n@RBT#1,first one,room-1,ann\n", encoding="utf-8")
+
+    plan = load_plan(path)
+    assert list(plan.room_placements()) == [("room-1", "@RBT#1")]
+    assert plan.warnings == (
+        "line 1: column(s) 'notes', 'owner' ignored; known: user_id, nick, face_url,"
+        " self_signature, rooms, live_groups",
+    )
+
+
+def test_a_plan_without_its_header_says_the_first_line_must_be_it(tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text("@RBT#001,Helper,,,room-1,\n", encoding="utf-8")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert str(caught.value) == (
+        f"{path}: the first line must be the header, naming the columns (user_id, nick,"
+        " face_url, self_signature, rooms, live_groups; only user_id is required), not"
+        " '@RBT#001,Helper,,,room-1,'"
+    )

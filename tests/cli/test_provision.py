@@ -232,7 +232,7 @@ MALFORMED = [
     ("plan.csv", "user_id,rooms\n@RBT#1,\n@RBT#2,r\nRBT#3,r\n", "line 4: UserID (user_id) must"),
     ("plan.csv", "", "empty CSV"),
     ("plan.csv", "user_id,nick\n", "the plan lists no robots"),
-    ("plan.csv", "user_id,room\n@RBT#1,r\n", "unknown column(s) 'room'"),
+    ("plan.csv", "@RBT#1,,,,r\n", "the first line must be the header, naming the columns"),
     ("plan.csv", "nick,rooms\nx,r\n", "missing column 'user_id'"),
     ("plan.csv", "user_id,nick\n@RBT#1,a\n,b\n", "line 3: user_id is required"),
     ("plan.csv", "user_id,nick\n@RBT#1,a,extra\n", "line 2: 3 cells, but the header has 2"),
@@ -263,7 +263,9 @@ def test_plan_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
     path.write_bytes(b"user_id\n\xff\xfe\n")
     result = invoke("provision", str(path))
     assert result.exit_code == 2
-    assert "cannot read the plan" in result.stderr
+    assert "line 2: not UTF-8 text (byte 0xff at byte 1 of the line): save the plan as" in (
+        result.stderr
+    )
 
 
 def test_missing_plan_file_exits_2(tmp_path: Path) -> None:

@@ -6,21 +6,28 @@ are gathered). Robots and live groups per app are few; rooms are not, so the roo
 placements are not kept: :meth:`Plan.room_placements` reads the file again as the calls
 go. A JSON plan is one document, parsed whole; JSON is for small plans.
 
-The file must not change in between. A change is noticed by its ``os.stat`` (size,
-modification time, inode: taken before the first pass, compared after it, before the
-run, and at the start and the end of the second pass) and by checking each row of the
-second pass against the first pass's records (its robot, each robot's count of rooms).
+The file must not change in between. The first pass keeps a digest of each block of
+``BLOCK`` rows; the second pass reads a block, compares its digest and the file's
+``os.stat`` (size, modification time, inode) with the first pass's, and only then lets
+its placements go: a change stops the run within a block, and no row that was not
+checked is sent.
+
+A CSV plan is UTF-8 (a byte-order mark allowed): a line that is not is refused, by its
+number. Columns the plan does not know are read past, with a warning.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import attrs
 
@@ -28,11 +35,13 @@ from .._calls import Call
 from .._exceptions import ValidationError
 from .._models import ActionResult, CreateRobotRequest, RoomRobotRequest
 
-__all__ = ["Plan", "PlanError", "load_plan"]
+__all__ = ["BLOCK", "Plan", "PlanError", "load_plan"]
 
 PROFILE_FIELDS = ("nick", "face_url", "self_signature")
 LIST_FIELDS = ("rooms", "live_groups")
 FIELDS = ("user_id", *PROFILE_FIELDS, *LIST_FIELDS)
+BLOCK = 256  # rows per digest: the second pass holds one block, and sends none unchecked
+WARNINGS = 20  # warnings kept; the rest counted
 
 
 class PlanError(Exception):
@@ -49,7 +58,7 @@ class Row(NamedTuple):
     live_groups: tuple[str, ...]
 
 
-Rows = Callable[[], Iterator[Row]]
+Rows = Callable[["_Warnings"], Iterator[Row]]
 Stamp = tuple[int, int, int]  # a file's size, modification time (ns) and inode
 _NO_PROFILE: Mapping[str, Any] = MappingProxyType({})
 
@@ -69,9 +78,11 @@ class Plan:
     placements: int  # room placements
     rooms_per_robot: Mapping[str, int]
     live_groups: Mapping[str, tuple[str, ...]]  # group -> its robots, in order of mention
+    warnings: tuple[str, ...]  # what was read past (unknown columns, suspect text)
     _rows: Rows = attrs.field(repr=False, eq=False)
     _stamp: Stamp = attrs.field(repr=False, eq=False)  # the file's, before the first pass
     _streamed: bool = attrs.field(repr=False, eq=False)  # the second pass reads the file
+    _blocks: tuple[bytes, ...] = attrs.field(repr=False, eq=False)  # digests, BLOCK rows each
 
     @property
     def items(self) -> int:
@@ -89,33 +100,35 @@ class Plan:
     def room_placements(self) -> Iterator[tuple[str, str]]:
         """``(room, robot)`` per room placement, in file order, read lazily from the file.
 
-        A change to the file since it was checked raises :meth:`changed`: noticed at
-        the start (before the first placement), at a row that does not fit the first
-        pass's records, or at the end.
+        Rows are read a block at a time; a block's placements go only once its digest is
+        the first pass's and the file's stamp is unchanged, else :meth:`changed` is
+        raised (before any placement of that block).
         """
-        if self._streamed:
-            self.check_unchanged()
-        seen: dict[str, int] = {}  # robot -> its room placements read
+        block: list[Row] = []
+        number = 0
         for row in _located(self.path, self._rows):
-            robot, planned = row.user_id, self.rooms_per_robot.get(row.user_id)
-            if planned is None:
-                raise self.changed(f"{_place(row)}: robot {robot} was not in the plan checked")
-            if not row.rooms:
-                continue
-            count = seen[robot] = seen.get(robot, 0) + len(row.rooms)
-            if count > planned:
-                raise self.changed(
-                    f"{_place(row)}: {robot} has more room placements than the {planned} checked"
-                )
-            for room in row.rooms:
-                yield room, robot
-        for robot, planned in self.rooms_per_robot.items():
-            if seen.get(robot, 0) != planned:
-                raise self.changed(
-                    f"{robot} has {seen.get(robot, 0)} room placements, not the {planned} checked"
-                )
+            block.append(row)
+            if len(block) == BLOCK:
+                yield from self._checked(number, block)
+                number, block = number + 1, []
+        if block:
+            yield from self._checked(number, block)
+            number += 1
+        if number != len(self._blocks):
+            raise self.changed(
+                f"it has {number} blocks of rows, not the {len(self._blocks)} checked"
+            )
+
+    def _checked(self, number: int, block: list[Row]) -> Iterator[tuple[str, str]]:
         if self._streamed:
             self.check_unchanged()
+        if number >= len(self._blocks):
+            raise self.changed(f"rows from {_place(block[0])} on were not in the plan checked")
+        if _digest(block) != self._blocks[number]:
+            raise self.changed(f"rows from {_place(block[0])} on differ from the rows checked")
+        for row in block:
+            for room in row.rooms:
+                yield room, row.user_id
 
 
 def load_plan(path: Path) -> Plan:
@@ -124,14 +137,19 @@ def load_plan(path: Path) -> Plan:
     rows: Rows
     streamed = not _is_json(path)
     if streamed:
-        rows = lambda: _csv_rows(path)  # noqa: E731
+        rows = lambda warnings: _csv_rows(path, warnings)  # noqa: E731
     else:
         entries = _json_entries(path)
-        rows = lambda: _json_rows(entries)  # noqa: E731
+        rows = lambda _: _json_rows(entries)  # noqa: E731
     plan = _check(path, rows, stamp, streamed)
     if _stamp(path) != stamp:
         raise plan.changed("the file was modified while it was checked")
     return plan
+
+
+def _digest(rows: list[Row]) -> bytes:
+    text = repr([tuple(row) for row in rows])  # where, ids, profile: all of each row
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _stamp(path: Path) -> Stamp:
@@ -142,10 +160,14 @@ def _stamp(path: Path) -> Stamp:
     return status.st_size, status.st_mtime_ns, status.st_ino
 
 
-def _located(path: Path, rows: Rows) -> Iterator[Row]:
-    """``rows()``, any error in reading it a :class:`PlanError` naming ``path``."""
+def _located(path: Path, rows: Rows, warnings: _Warnings | None = None) -> Iterator[Row]:
+    """``rows()``, any error in reading it a :class:`PlanError` naming ``path``.
+
+    ``warnings``: the first pass's, which takes the reader's warnings (the second
+    pass reads the same file, and would repeat them).
+    """
     try:
-        yield from rows()
+        yield from rows(warnings or _Warnings())
     except PlanError as err:
         raise PlanError(f"{path}: {err}") from None
     except csv.Error as err:
@@ -160,14 +182,23 @@ def _check(path: Path, rows: Rows, stamp: Stamp, streamed: bool) -> Plan:
     rooms_per_robot: dict[str, int] = {}
     groups: dict[str, dict[str, None]] = {}
     placements = 0
-    for row in _located(path, rows):
+    warnings = _Warnings()
+    blocks: list[bytes] = []
+    block: list[Row] = []
+    for row in _located(path, rows, warnings):
         try:
-            _merge_profile(profiles, row)
+            _merge_profile(profiles, row, warnings)
             _check_placements(row, groups)
         except PlanError as err:
             raise PlanError(f"{path}: {err}") from None
         placements += len(row.rooms)
         rooms_per_robot[row.user_id] = rooms_per_robot.get(row.user_id, 0) + len(row.rooms)
+        block.append(row)
+        if len(block) == BLOCK:
+            blocks.append(_digest(block))
+            block = []
+    if block:
+        blocks.append(_digest(block))
     if not profiles:
         raise PlanError(f"{path}: the plan lists no robots")
     creates = tuple(
@@ -175,15 +206,52 @@ def _check(path: Path, rows: Rows, stamp: Stamp, streamed: bool) -> Plan:
         for robot, profile in profiles.items()
     )
     live_groups = {group: tuple(robots) for group, robots in groups.items()}
-    return Plan(path, creates, placements, rooms_per_robot, live_groups, rows, stamp, streamed)
+    return Plan(
+        path,
+        creates,
+        placements,
+        rooms_per_robot,
+        live_groups,
+        warnings.listed(),
+        rows,
+        stamp,
+        streamed,
+        tuple(blocks),
+    )
 
 
-def _merge_profile(profiles: dict[str, dict[str, tuple[Any, str]]], row: Row) -> None:
+class _Warnings:
+    """The first ``WARNINGS`` warnings of the first pass, and how many more there were."""
+
+    def __init__(self) -> None:
+        self.kept: list[str] = []
+        self.more = 0
+
+    def add(self, text: str) -> None:
+        if len(self.kept) < WARNINGS:
+            self.kept.append(text)
+        else:
+            self.more += 1
+
+    def listed(self) -> tuple[str, ...]:
+        more = (f"and {self.more} more warnings",) if self.more else ()
+        return (*self.kept, *more)
+
+
+def _merge_profile(
+    profiles: dict[str, dict[str, tuple[Any, str]]], row: Row, warnings: _Warnings
+) -> None:
     """Add ``row``'s profile fields to its robot's: a field given twice must agree."""
     profile = profiles.get(row.user_id)
     if profile is None or row.profile:  # a robot's id is checked once, each field given
         _sdk_rules(CreateRobotRequest, row.user_id, where=_place(row), **row.profile)
         profile = profiles.setdefault(row.user_id, {})
+        for name, value in row.profile.items():
+            if isinstance(value, str) and (gbk := _as_gbk(value)) is not None:
+                warnings.add(
+                    f"{_place(row)}: {name} {value!r} reads as {gbk!r} in GBK: if the file"
+                    " was saved as GBK, re-save it as UTF-8"
+                )
     for name, value in row.profile.items():
         first, where = profile.setdefault(name, (value, _place(row)))
         if first != value:
@@ -280,13 +348,12 @@ def _json_rows(entries: list[Any]) -> Iterator[Row]:
 # -- CSV: a header row, then a robot per row -----------------------------------------------
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
+def _csv_rows(path: Path, warnings: _Warnings) -> Iterator[Row]:
     """A row per non-blank data row, after checking the header."""
-    # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
-    with path.open(encoding="utf-8-sig", newline="") as file:
+    with path.open("rb") as file:
         # strict: an unterminated quote is an error, not a robot named '@RBT#x,'.
-        reader = csv.reader(file, strict=True)
-        header = _csv_header(next(reader, []))
+        reader = csv.reader(_utf8_lines(file), strict=True)
+        header = _csv_header(next(reader, []), warnings)
         # Each field's cell; a column the header lacks reads the empty cell past the end.
         columns = [header.index(name) if name in header else len(header) for name in FIELDS]
         while True:
@@ -306,19 +373,39 @@ def _csv_rows(path: Path) -> Iterator[Row]:
                 yield _csv_row(reader.line_num, fields)
 
 
-def _csv_header(cells: list[str]) -> list[str]:
+def _utf8_lines(file: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, each checked as UTF-8 (a byte-order mark first dropped)."""
+    for number, line in enumerate(file, start=1):
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise PlanError(
+                f"line {number}: not UTF-8 text (byte 0x{line[err.start]:02x} at byte"
+                f" {err.start + 1} of the line): save the plan as UTF-8 (in Excel: CSV UTF-8)"
+            ) from None
+
+
+def _csv_header(cells: list[str], warnings: _Warnings) -> list[str]:
     header = [name.strip() for name in cells]
     if not header:
         raise PlanError("empty CSV: expected a header row")
-    unknown = [name for name in header if name not in FIELDS]
-    if unknown:
+    known = [name for name in header if name in FIELDS]
+    if not known:
         raise PlanError(
-            f"unknown column(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}"
+            f"the first line must be the header, naming the columns ({', '.join(FIELDS)};"
+            f" only user_id is required), not {','.join(cells)!r}"
         )
     if "user_id" not in header:
-        raise PlanError("missing column 'user_id'")
-    if len(set(header)) != len(header):
+        raise PlanError(f"missing column 'user_id' in the header; known: {', '.join(FIELDS)}")
+    if len(set(known)) != len(known):
         raise PlanError("a column appears twice in the header")
+    unknown = [name for name in header if name not in FIELDS]
+    if unknown:
+        warnings.add(
+            f"line 1: column(s) {', '.join(map(repr, unknown))} ignored; known: {', '.join(FIELDS)}"
+        )
     return header
 
 
@@ -341,6 +428,30 @@ def _cell_ids(cell: str) -> tuple[str, ...]:
         cell = cell.strip()
         return (cell,) if cell else ()
     return tuple(dict.fromkeys(item.strip() for item in cell.split(";") if item.strip()))
+
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_GREEK_OR_CYRILLIC = re.compile(r"[\u0370-\u04ff]+")
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]+")
+
+
+def _as_gbk(text: str) -> str | None:
+    """``text`` read as GBK, when that is likely what it was: else None.
+
+    A guess, for a warning. GBK's two-byte characters are sometimes valid UTF-8 (小 is
+    D0 A1, UTF-8 for С): a GBK file with little Chinese in it can pass as UTF-8, its
+    Chinese turned Greek or Cyrillic a letter or two at a time. Text whose non-ASCII
+    runs are all such letters, one or two long, and whose bytes read as GBK give
+    Chinese in their place, is flagged; a Greek or Russian word is longer.
+    """
+    runs = _NON_ASCII_RUN.findall(text)
+    if not runs or not all(len(run) <= 2 and _GREEK_OR_CYRILLIC.fullmatch(run) for run in runs):
+        return None
+    try:
+        gbk = text.encode("utf-8").decode("gbk")
+    except UnicodeDecodeError:
+        return None
+    return gbk if all(_CJK.fullmatch(run) for run in _NON_ASCII_RUN.findall(gbk)) else None
 
 
 def _is_json(path: Path) -> bool:
