@@ -50,3 +50,6 @@ ENV_BASE_URL = "TENCENT_CHAT_BASE_URL"
 # attempt's timeout); a larger count is a mistake (a duration typed as a count, say)
 # that would hold the call and its endpoint's slot for hours instead of failing.
 MAX_RETRIES_LIMIT = 100
+
+# "Each Chat account can create up to 20 chatbot accounts." (openim_robot_http_svc/create_robot)
+MAX_ROBOTS_PER_APP = 20

@@ -298,13 +298,13 @@ def test_a_signal_after_the_last_call_does_not_cut_the_report_short(
 ) -> None:
     import tencent_chat_robots.cli._provision as provision_module
 
-    real_print_json = provision_module.print_json
+    real_print = provision_module.print_json_report
 
-    def print_json_after_a_signal(document: object) -> None:
+    def print_after_a_signal(report: provision_module.Report) -> None:
         os.kill(os.getpid(), signal.SIGINT)  # lands between the run and the report
-        real_print_json(document)
+        real_print(report)
 
-    monkeypatch.setattr(provision_module, "print_json", print_json_after_a_signal)
+    monkeypatch.setattr(provision_module, "print_json_report", print_after_a_signal)
     plan = tmp_path / "plan.json"
     plan.write_text('{"robots": [{"user_id": "@RBT#001"}]}')
     result = served.invoke("--json", "provision", str(plan))

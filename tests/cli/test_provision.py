@@ -154,8 +154,13 @@ def test_adds_of_a_robot_not_created_are_skipped(places: Served, tmp_path: Path)
     # The room add is an item skipped; the group's call went, with kept alone.
     assert (report["skipped"], report["left_out"]) == (1, 1)
     assert report["skips"] == [
-        {"item": f"room add room-1 {lost}", "reason": f"robot {lost} was not created"},
         {
+            "index": 2,
+            "item": f"room add room-1 {lost}",
+            "reason": f"robot {lost} was not created",
+        },
+        {
+            "index": 4,
             "item": f"group add {GROUP} {lost}",
             "reason": f"robot {lost} was not created; left out of the group's call",
         },
@@ -201,6 +206,7 @@ def test_a_group_call_none_of_whose_robots_exists_is_one_item_skipped(
     assert add_up(report) == report["items"] == 3
     assert report["skips"] == [
         {
+            "index": 2,
             "item": f"group add {GROUP} @RBT#001 @RBT#002",
             "reason": "robots @RBT#001, @RBT#002 were not created",
         }
@@ -359,7 +365,7 @@ def test_a_malformed_row_at_the_end_of_a_big_plan_stops_it_before_any_call(
     assert served.fake.calls == []
 
 
-def test_many_failures_are_counted_by_error_and_the_first_20_named(
+def test_many_failures_are_counted_by_error_the_first_20_named_and_all_listed_in_json(
     places: Served, tmp_path: Path
 ) -> None:
     missing = [f"gone-{i:02d}" for i in range(30)]
@@ -380,8 +386,9 @@ def test_many_failures_are_counted_by_error_and_the_first_20_named(
     assert lines[start + 21] == "  and 10 more (--journal FILE keeps them all)"
     # The second run: only NotFoundError, the scripted faults are used up.
     assert (report["failed"], report["errors"]) == (30, {"NotFoundError": 30})
-    assert [f["item"] for f in report["failures"]] == [
-        f"room add {room} @RBT#001" for room in missing[:20]
+    # JSON lists them all, each with its item's index (creation 0, then the rooms).
+    assert sorted((f["index"], f["item"]) for f in report["failures"]) == [
+        (1 + n, f"room add {room} @RBT#001") for n, room in enumerate(missing)
     ]
 
 
@@ -407,7 +414,9 @@ def test_a_plan_changed_during_the_run_stops_it_and_reports_what_was_done(
     assert (report["succeeded"], report["not_started"], report["items"]) == (2, 2, 4)
     assert add_up(report) == report["items"]
     changed = f"{path}: the plan changed during the run: the file was modified after it was"
-    assert report["error"].startswith(changed)
+    assert report["error"]["class"] == "PlanError"
+    assert report["error"]["message"].startswith(changed)
+    assert (report["ok"], report["exit_code"]) == (False, 2)
     assert f"error: {changed}" in result.stderr
     assert sorted(places.fake.robots) == ["@RBT#001", "@RBT#002"]
     assert places.fake.room_members("room-1") == places.fake.room_members("room-2") == []

@@ -2,23 +2,32 @@
 
 One JSON object per line, UTF-8. The first line says which plan the journal is of::
 
-    {"journal":"tencent-chat-robots provision","version":1,"plan":"/abs/plan.csv",
-     "size":1234,"sha256":"...","items":1100}
+    {"journal":"tencent-chat-robots provision","version":2,"plan":"/abs/plan.csv",
+     "size":1234,"sha256":"...","items":1100,"sum":"..."}
 
 then, as the run goes::
 
-    {"start":17}                          item 17 was taken: its call may go out
-    {"i":17,"ok":true,"call":["add_robot_to_room","room-1","@RBT#001"]}
-    {"i":18,"ok":false,"call":[...],"error":"NotFoundError","code":100004,"message":"..."}
+    {"start":17,"sum":"..."}              item 17 was taken: its call may go out
+    {"i":17,"ok":true,"call":["add_robot_to_room","room-1","@RBT#001"],"sum":"..."}
+    {"i":18,"ok":false,"call":[...],"error":"NotFoundError","code":100004,"message":"...",
+     "sum":"..."}
 
 ``i`` is the item's index in the plan's order (the robots' creations, the room
 placements in file order, the live-group calls) and ``call`` its ``Call.key()``; ``code``
-is there when the server gave one. Each line is flushed as it is written (to the system,
-not to the disk: a killed process loses nothing written, a power cut may), so a run
-killed outright loses at most the ends of the calls in flight: they keep a start line
-without an end line, and a resumed run counts them as perhaps sent. A kill may also cut
-the last line short, before its newline: ``--resume`` drops it; any other bad line
-(one with its newline, the last one too) makes the journal unusable.
+is there when the server gave one. ``sum`` closes every line: a digest of the line
+before it, so a line edited by hand is refused (by its number) rather than believed.
+A resumed run also checks that each success line is its plan item's own call (see
+:meth:`Earlier.check`).
+
+Each line is written straight to the system as it comes (not to the disk: a killed
+process loses nothing written, a power cut may), so a run killed outright loses at
+most the ends of the calls in flight: they keep a start line without an end line, and
+a resumed run counts them as perhaps sent. A kill may also cut the last line short,
+before its newline: ``--resume`` drops it; any other bad line (one with its newline,
+the last one too) makes the journal unusable.
+
+A journal is held by one run at a time: an OS lock on the file, taken before it is
+read or written and kept until the run ends.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
@@ -37,7 +48,9 @@ from .._exceptions import TencentChatError
 __all__ = ["Bits", "Earlier", "Fingerprint", "Journal", "JournalError"]
 
 FORMAT = "tencent-chat-robots provision"
-VERSION = 1
+VERSION = 2
+_SUM = b',"sum":"'
+DIGEST = 8  # bytes of an item's call digest, kept per item on resume
 
 
 class JournalError(Exception):
@@ -87,6 +100,12 @@ class Bits:
         self._bytes = bytearray(kept.to_bytes(len(self._bytes), "little"))
 
 
+def call_digest(key: Any) -> bytes:
+    """A call key's digest, as :attr:`Earlier.digests` keeps it."""
+    text = json.dumps(key, separators=(",", ":"))  # ASCII: the same bytes whatever read it
+    return hashlib.blake2b(text.encode(), digest_size=DIGEST).digest()
+
+
 @attrs.define
 class Earlier:
     """What the journal says of the earlier runs of a plan."""
@@ -96,21 +115,71 @@ class Earlier:
     # done (for some of its robots: see _provision._added_to_groups, which settles it).
     unfinished: Bits
     ok_keys: dict[int, list[Any]] = attrs.Factory(dict)  # see Journal.resume's keys_from
+    # The digest of the call each item before keys_from succeeded with, DIGEST bytes an
+    # item (8 MB a million): checked against the plan's own before anything is sent.
+    digests: bytearray = attrs.Factory(bytearray)
+    path: Path | None = None  # the journal read
 
     @classmethod
     def nothing(cls, items: int) -> Earlier:
         """A first run's: nothing done."""
         return cls(Bits(items), Bits(items))
 
+    def check(self, items: Iterable[tuple[int, Any]]) -> None:
+        """Refuse the journal if a success line is not its item's call.
+
+        ``items``: ``(index, call key)`` of the plan's items before ``keys_from``.
+        """
+        for index, key in items:
+            if self.done[index] and self._digest(index) != call_digest(key):
+                number, text = _line_of(self.path, index)
+                raise JournalError(
+                    f"{self.path}, line {number}: item {index} succeeded as {text}, but the"
+                    f" plan's item {index} is {json.dumps(key, ensure_ascii=False)}: the"
+                    " journal was edited, or is of another plan; start anew with --journal"
+                )
+
+    def _digest(self, index: int) -> bytes:
+        return bytes(self.digests[index * DIGEST : (index + 1) * DIGEST])
+
 
 def _line(record: dict[str, Any]) -> bytes:
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     # A lone surrogate (a server's message may hold one) becomes the JSON escape \udXXX.
-    return text.encode("utf-8", "backslashreplace") + b"\n"
+    body = text.encode("utf-8", "backslashreplace")[:-1]  # the closing brace comes last
+    return body + _SUM + _sum(body) + b'"}\n'
+
+
+def _sum(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=6).hexdigest().encode()
+
+
+def _sound(line: bytes) -> Any:
+    """The record of a whole line whose sum is right; None if it is not one."""
+    body, sep, rest = line.rpartition(_SUM)
+    if not sep or rest != _sum(body) + b'"}\n':
+        return None
+    return _parse(line)
+
+
+def _line_of(path: Path | None, index: int) -> tuple[int, str]:
+    """The number and call of the last success line of item ``index`` (an error's detail)."""
+    found = (0, "?")
+    if path is None:
+        return found
+    with path.open("rb") as file:
+        for number, line in enumerate(file, start=1):
+            record = _parse(line)
+            if isinstance(record, dict) and record.get("i") == index and record.get("ok"):
+                found = (number, json.dumps(record.get("call"), ensure_ascii=False))
+    return found
 
 
 class Journal:
-    """An open journal; :meth:`started` and :meth:`finished` append to it."""
+    """An open journal, held by this run; :meth:`started` and :meth:`finished` append to it.
+
+    A write that fails raises ``OSError``: the caller stops the run (see _provision).
+    """
 
     def __init__(self, path: Path, file: BinaryIO) -> None:
         self.path = path
@@ -120,48 +189,61 @@ class Journal:
     def create(cls, path: Path, plan: Fingerprint, items: int) -> Journal:
         """A new journal at ``path``, refused if a non-empty file is there already."""
         _not_the_plan(path, plan)
+        journal = cls(path, _open_held(path))
         try:
-            if path.exists() and path.stat().st_size > 0:
+            if os.fstat(journal._file.fileno()).st_size > 0:
                 raise JournalError(
                     f"{path} exists and is not empty; to carry on the run it records, use "
                     f"--resume {path}"
                 )
-            journal = cls(path, path.open("ab"))
+            journal._write(
+                {
+                    "journal": FORMAT,
+                    "version": VERSION,
+                    "plan": plan.path,
+                    "size": plan.size,
+                    "sha256": plan.sha256,
+                    "items": items,
+                }
+            )
         except OSError as err:
-            raise JournalError(f"{path}: cannot write the journal: {err}") from None
-        journal._write(
-            {
-                "journal": FORMAT,
-                "version": VERSION,
-                "plan": plan.path,
-                "size": plan.size,
-                "sha256": plan.sha256,
-                "items": items,
-            }
-        )
+            journal.close()
+            raise JournalError(f"{path}: cannot write the journal: {_reason(err)}") from None
+        except JournalError:
+            journal.close()
+            raise
         return journal
 
     @classmethod
     def resume(
         cls, path: Path, plan: Fingerprint, items: int, *, keys_from: int
     ) -> tuple[Journal, Earlier]:
-        """The journal at ``path``, read, and opened to append to.
+        """The journal at ``path``, held, read, and open to append to.
 
         The call keys of the items from index ``keys_from`` on that succeeded are kept
         (in :attr:`Earlier.ok_keys`): a live group's call does not list the same robots
-        in every run. A last line cut short by a kill (no newline at its end) is
-        dropped, and cut off the file; any other bad line is a :class:`JournalError`.
+        in every run; of the items before, a digest. A last line cut short by a kill
+        (no newline at its end) is dropped, and cut off the file; any other bad line is
+        a :class:`JournalError`.
         """
         _not_the_plan(path, plan)
+        journal = cls(path, _open_held(path))
         earlier = Earlier.nothing(items)
+        earlier.digests = bytearray(keys_from * DIGEST)
+        earlier.path = path
         try:
-            with path.open("rb") as file:
-                kept = _read(path, file, plan, items, keys_from, earlier)
-            if kept < path.stat().st_size:
-                os.truncate(path, kept)
-            return cls(path, path.open("ab")), earlier
+            file = journal._file
+            file.seek(0)
+            kept = _read(path, file, plan, items, keys_from, earlier)
+            if kept < os.fstat(file.fileno()).st_size:
+                file.truncate(kept)
         except OSError as err:
-            raise JournalError(f"{path}: cannot read the journal: {err}") from None
+            journal.close()
+            raise JournalError(f"{path}: cannot read the journal: {_reason(err)}") from None
+        except JournalError:
+            journal.close()
+            raise
+        return journal, earlier
 
     def started(self, index: int) -> None:
         """Item ``index`` is taken: written before its call can go out."""
@@ -179,11 +261,51 @@ class Journal:
         self._write(record)
 
     def close(self) -> None:
+        """Let the journal go (and its lock); nothing is buffered, so nothing can fail."""
         self._file.close()
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._file.write(_line(record))
-        self._file.flush()
+        line = _line(record)
+        written = self._file.write(line)  # unbuffered: one system call, or an OSError
+        if written != len(line):  # a short write: the disk filled up mid-line
+            raise OSError(28, "No space left on device (a line cut short)")
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def _open_held(path: Path) -> BinaryIO:
+    """``path`` opened to read and append, unbuffered, and locked for this run alone."""
+    try:
+        file: BinaryIO = open(path, "a+b", buffering=0)  # noqa: SIM115 - kept for the run
+    except OSError as err:
+        raise JournalError(f"{path}: cannot open the journal: {_reason(err)}") from None
+    try:
+        _lock(file)
+    except OSError:
+        file.close()
+        raise JournalError(
+            f"{path} is in use by another provision run: one run at a time writes a journal"
+            " (wait for that run to end, or stop it, then --resume)"
+        ) from None
+    return file
+
+
+def _lock_posix(file: BinaryIO) -> None:
+    import fcntl
+
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _lock_windows(file: BinaryIO) -> None:
+    import msvcrt
+
+    file.seek(0)
+    msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
+
+
+_lock: Callable[[BinaryIO], None] = _lock_windows if sys.platform == "win32" else _lock_posix
 
 
 def _not_the_plan(path: Path, plan: Fingerprint) -> None:
@@ -207,6 +329,8 @@ def _read(
     header = _parse(first) if first.endswith(b"\n") else None
     if not isinstance(header, dict) or header.get("journal") != FORMAT:
         raise JournalError(f"{path} is not a provision journal (no journal header first)")
+    if header.get("version") == VERSION and _sound(first) is None:
+        raise JournalError(f"{path}, line 1: the header's sum is wrong: it was edited")
     if header.get("version") != VERSION:
         raise JournalError(
             f"{path} is a version {header.get('version')!r} journal; this version of"
@@ -225,7 +349,13 @@ def _read(
         # A whole line (with its newline) must be sound, the last one as any other.
         if not line.endswith(b"\n"):
             break
-        if not _apply(line, items, keys_from, earlier):
+        record = _sound(line)
+        if record is None:
+            raise JournalError(
+                f"{path}, line {number}: not a journal line as written (edited, or not"
+                f" a journal's): {line!r}"
+            )
+        if not _apply(record, items, keys_from, earlier):
             raise JournalError(f"{path}, line {number}: not a journal record: {line!r}")
         kept += len(line)
     return kept
@@ -238,11 +368,11 @@ def _parse(line: bytes) -> Any:
         return None
 
 
-def _apply(line: bytes, items: int, keys_from: int, earlier: Earlier) -> bool:
-    """Apply one item line to ``earlier``; false if it is not one."""
-    record = _parse(line)
+def _apply(record: Any, items: int, keys_from: int, earlier: Earlier) -> bool:
+    """Apply one item line's record to ``earlier``; false if it is not one."""
     if not isinstance(record, dict):
         return False
+    record.pop("sum", None)
     if record.keys() == {"start"}:
         index = record["start"]
         if not _is_index(index, items):
@@ -256,9 +386,14 @@ def _apply(line: bytes, items: int, keys_from: int, earlier: Earlier) -> bool:
         return False
     earlier.unfinished.set(index, False)
     if ok:
-        earlier.done.set(index)
         if index >= keys_from:
             earlier.ok_keys.setdefault(index, []).append(key)
+        else:
+            digest = call_digest(key)
+            if earlier.done[index] and earlier._digest(index) != digest:
+                return False  # two different calls succeeded as one item
+            earlier.digests[index * DIGEST : (index + 1) * DIGEST] = digest
+        earlier.done.set(index)
     return True
 
 

@@ -11,7 +11,6 @@ them), and the report still comes.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.text import Text
 from .._bulk import BulkOutcome, BulkRun
 from .._calls import Call
 from .._client import TencentChat
+from .._constants import MAX_ROBOTS_PER_APP
 from .._exceptions import ValidationError
 from ._context import (
     ChatOptions,
@@ -34,13 +34,12 @@ from ._context import (
     error_console,
     exit_with,
     options_of,
-    print_json,
     progress_bar,
     run,
 )
 from ._journal import Earlier, Fingerprint, Journal, JournalError
 from ._plan import Plan, PlanError, load_plan
-from ._report import Report, print_report
+from ._report import Report, print_json_report, print_report
 from ._signals import Interrupted, command_signals, signals_to
 
 __all__ = ["Report", "provision"]
@@ -76,7 +75,11 @@ class _Runner:
         # order, so the n-th item taken is the bulk run's index n.
         for position, (index, call) in enumerate(items):
             if self.journal is not None:
-                self.journal.started(index)
+                try:
+                    self.journal.started(index)
+                except OSError as err:
+                    self._journal_failed(err)
+                    return  # not journaled, so not sent
             self._index_of[position] = index
             yield call
 
@@ -84,10 +87,26 @@ class _Runner:
         index = self._index_of.pop(outcome.index)
         call: Call[Any] = outcome.call
         if self.journal is not None:
-            self.journal.finished(index, call, outcome.error)
+            try:
+                self.journal.finished(index, call, outcome.error)
+            except OSError as err:
+                self._journal_failed(err)
         self.report.record(index, call, outcome.error)
         if outcome.error is not None and call.method == "create_robot":
             self.uncreated.add(dict(call.arguments)["user_id"])
+
+    def _journal_failed(self, err: OSError) -> None:
+        """The journal cannot be written: stop the run (calls sent finish), report why."""
+        assert self.journal is not None
+        self.report.end(
+            "JournalError",
+            f"cannot write the journal {self.journal.path}: {err.strerror or err}; the run"
+            " was stopped (the calls then in flight finished, and are not all in it: a"
+            " --resume counts them as perhaps sent and sends them again)",
+        )
+        self.journal = None
+        if self._current is not None:
+            self._current.stop()
 
     def on_signal(self, sig: signal.Signals) -> None:
         """The first signal stops the run (and the next phase); the next cancels what is sent."""
@@ -162,20 +181,46 @@ def _added_to_groups(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
 
     A group's call leaves out the robots not created yet, so its item is done only once
     every robot of the group was in a call that succeeded. Settles ``earlier`` too: an
-    item done in full is not counted unfinished (whatever start line came after).
+    item done in full is not counted unfinished (whatever start line came after). A
+    success line that is not a call of its group for the group's robots is refused.
     """
     added: dict[int, set[str]] = {}
     first = plan.items - len(plan.live_groups)
-    for index, robots in enumerate(plan.live_groups.values(), start=first):
+    for index, (group, robots) in enumerate(plan.live_groups.items(), start=first):
         done: set[str] = set()
         for key in earlier.ok_keys.get(index, ()):
-            # A key that is not a live-group call's adds nothing (a journal edited by hand).
-            with contextlib.suppress(ValidationError):
-                done.update(dict(Call.from_key(key).arguments).get("robot_accounts", ()))
+            try:
+                call = Call.from_key(key)
+                arguments = dict(call.arguments)
+            except (ValidationError, TypeError, ValueError):
+                call, arguments = None, {}
+            named = set(arguments.get("robot_accounts", ()))
+            if (
+                call is None
+                or call.method != "add_robots_to_live_group"
+                or arguments.get("group_id") != group
+                or not named.issubset(robots)
+            ):
+                raise JournalError(
+                    f"{earlier.path}: item {index} succeeded as {key!r}, but the plan's item"
+                    f" {index} adds {', '.join(robots)} to live group {group}: the journal"
+                    " was edited, or is of another plan; start anew with --journal"
+                )
+            done.update(named)
         added[index] = done
         earlier.done.set(index, done.issuperset(robots))
     earlier.unfinished.clear(earlier.done)
     return added
+
+
+def _check_earlier(plan: Plan, earlier: Earlier) -> None:
+    """Refuse a journal whose success lines are not the plan's own items (before any call)."""
+    earlier.check(enumerate(call.key() for call in plan.creates))
+    first = len(plan.creates)
+    placements = enumerate(plan.room_placements(), start=first)
+    earlier.check(
+        (index, ["add_robot_to_room", room, robot]) for index, (room, robot) in placements
+    )
 
 
 async def _execute(
@@ -185,6 +230,7 @@ async def _execute(
     journal: Journal | None,
     report: Report,
     out: Console,
+    robot_limit: int,
 ) -> None:
     added = _added_to_groups(plan, earlier)
     report.succeeded_earlier = earlier.done.count()
@@ -194,14 +240,34 @@ async def _execute(
         with signals_to(runner.on_signal):
             async with chat:
                 creates = _creates(plan, earlier)
+                if creates and not await _within_robot_limit(chat, plan, report, robot_limit):
+                    return
                 if creates:
                     await runner.phase("Creating robots", creates, len(creates))
-                # Only a signal leaves a creation not started or cancelled, and then no
-                # placement starts either: all are reported not started.
-                if report.interrupted:
+                # Only a signal or a journal that cannot be written leaves a creation not
+                # started or cancelled, and then no placement starts either.
+                if report.interrupted or report.error:
                     return
                 items = _placements(plan, earlier, added, runner.uncreated, report)
                 await runner.phase("Adding to rooms and groups", items, _hint(plan, runner))
+
+
+async def _within_robot_limit(
+    chat: TencentChat, plan: Plan, report: Report, robot_limit: int
+) -> bool:
+    """Whether the app can hold the plan's robots; if not, the report ends the run."""
+    existing = set(await chat.get_all_robots())
+    new = [call for call in plan.creates if dict(call.arguments)["user_id"] not in existing]
+    if len(existing) + len(new) <= robot_limit:
+        return True
+    report.end(
+        "RobotLimitError",
+        f"the plan creates {len(new)} new robots and the app has {len(existing)} already:"
+        f" {len(existing) + len(new)}, over the {robot_limit} an app may have (the"
+        " documented maximum is 20; --robot-limit N if Tencent raised it for the app)."
+        " Nothing was sent.",
+    )
+    return False
 
 
 def _hint(plan: Plan, runner: _Runner) -> int:
@@ -229,9 +295,21 @@ def _hint(plan: Plan, runner: _Runner) -> int:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Carry on the run FILE (its --journal) records: do what is not done, append to FILE.",
 )
+@click.option(
+    "--robot-limit",
+    default=MAX_ROBOTS_PER_APP,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Robots the app may have (documented: 20); a plan that would pass it is refused"
+    " before any call.",
+)
 @click.pass_context
 def provision(
-    ctx: click.Context, plan_path: Path, journal_path: Path | None, resume_path: Path | None
+    ctx: click.Context,
+    plan_path: Path,
+    journal_path: Path | None,
+    resume_path: Path | None,
+    robot_limit: int,
 ) -> None:
     """Create robots and add them to rooms and live groups, as PLAN says.
 
@@ -282,53 +360,65 @@ def provision(
     or journal (or the plan changed during the run); 130 interrupted.
     """
     options = options_of(ctx)
+    report = Report(plan=plan_path)
+    if options.json_output:
+        report.keep_all()
     # From the start until the report is written, a signal never ends the command
     # without one: before the run it stops everything, during it see _Runner.on_signal.
     with command_signals():
         try:
-            report = _provision(options, plan_path, journal_path, resume_path)
+            _provision(options, report, journal_path, resume_path, robot_limit)
         except Interrupted as interrupted:
-            report = Report()  # nothing was sent
+            # Nothing was sent; the plan's items are counted only once it was checked.
             report.interrupted = interrupted.signal.name
+            report.checked = report.items > 0
         if options.json_output:
-            print_json(report.as_dict())
+            print_json_report(report)
         else:
             print_report(report)
         if report.error is not None:
             error_console.print(
-                Text.assemble(("error:", "bold red"), " ", report.error), soft_wrap=True
+                Text.assemble(("error:", "bold red"), " ", report.error[1]), soft_wrap=True
             )
     raise SystemExit(report.exit_code)
 
 
 def _provision(
-    options: ChatOptions, plan_path: Path, journal_path: Path | None, resume_path: Path | None
-) -> Report:
+    options: ChatOptions,
+    report: Report,
+    journal_path: Path | None,
+    resume_path: Path | None,
+    robot_limit: int,
+) -> None:
+    """Check the plan, then run it; ``report`` is filled as it goes."""
+    assert report.plan is not None
     if journal_path is not None and resume_path is not None:
         exit_with(
             "--journal and --resume do not go together: --resume FILE appends to FILE", code=2
         )
     try:
-        plan = load_plan(plan_path)
+        plan = load_plan(report.plan)
     except PlanError as err:
-        exit_with(str(err), code=2)
+        exit_with(str(err), code=2, error=err)
+    for warning in plan.warnings:
+        error_console.print(
+            Text.assemble(("warning:", "bold yellow"), " ", warning), soft_wrap=True
+        )
+    report.warnings = plan.warnings
     chat = options.client()  # settings checked before a journal is started
     journal, earlier = _open_journal(plan, journal_path, resume_path)
-    report = Report(items=plan.items, resumed=resume_path is not None)
+    report.items, report.resumed = plan.items, resume_path is not None
     report.journal = None if journal is None else journal.path
     # With --json, stdout carries only the JSON document; progress goes to stderr.
     out = error_console if options.json_output else console
     try:
-        run(_execute(chat, plan, earlier, journal, report, out))
+        run(_execute(chat, plan, earlier, journal, report, out, robot_limit))
     except PlanError as err:  # the plan file changed during the run
         # The calls made are reported (and journaled); the rest is not started.
-        report.error = str(err)
-    except OSError as err:  # the journal could not be written (a full disk)
-        exit_with(f"cannot write the journal: {err}", code=2)
+        report.end("PlanError", str(err))
     finally:
         if journal is not None:
             journal.close()
-    return report
 
 
 def _open_journal(
@@ -348,8 +438,16 @@ def _open_journal(
             )
         assert resume_path is not None
         first_group = plan.items - len(plan.live_groups)
-        return Journal.resume(resume_path, fingerprint, plan.items, keys_from=first_group)
+        journal, earlier = Journal.resume(
+            resume_path, fingerprint, plan.items, keys_from=first_group
+        )
+        try:
+            _check_earlier(plan, earlier)
+        except BaseException:
+            journal.close()
+            raise
+        return journal, earlier
     except OSError as err:  # Fingerprint.of; the journal's own errors are JournalErrors
-        exit_with(f"{plan.path}: cannot read the plan: {err}", code=2)
+        exit_with(f"{plan.path}: cannot read the plan: {err}", code=2, error="PlanError")
     except (PlanError, JournalError) as err:
-        exit_with(str(err), code=2)
+        exit_with(str(err), code=2, error=err)

@@ -1,13 +1,22 @@
-"""The report of a ``provision`` run: every item of the plan counted, the first few named."""
+"""The report of a ``provision`` run: every item of the plan counted, the first few named.
+
+With ``--json`` every failure, skip and cancellation is listed: they are kept in a
+temporary file as they come (memory does not grow with them) and streamed into the
+one JSON object at the end.
+"""
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import json
+import shlex
+import sys
+import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import attrs
 from rich.text import Text
@@ -16,13 +25,14 @@ from .._calls import Call
 from .._exceptions import BulkStoppedError, TencentChatError
 from ._context import console
 
-__all__ = ["INTERRUPTED", "Report", "label", "print_report"]
+__all__ = ["INTERRUPTED", "Report", "label", "print_json_report", "print_report"]
 
 T = TypeVar("T")
 
 # The exit code after a stopping signal, SIGTERM too: the shell's for Ctrl-C (128 + SIGINT).
 INTERRUPTED = 130
-FIRST = 20  # failures, skips, cancellations named in the report; the rest only counted
+FIRST = 20  # failures, skips, cancellations named in the text report; the rest counted
+LISTS = ("failures", "skips", "cancellations")
 
 
 def label(call: Call[Any]) -> str:
@@ -79,9 +89,40 @@ class Report:
     skips: First[tuple[str, str]] = attrs.Factory(First)
     cancellations: First[str] = attrs.Factory(First)
     interrupted: str | None = None
-    error: str | None = None  # what ended the run early, exit code 2 (a changed plan)
+    # What ended the run early, exit code 2: (its class, its message).
+    error: tuple[str, str] | None = None
     journal: Path | None = None
+    plan: Path | None = None
     resumed: bool = False
+    checked: bool = True  # false: interrupted while the plan was read, before any call
+    warnings: tuple[str, ...] = ()
+    # With --json: every listed entry, a JSON line each ([list name, entry]).
+    _all: IO[bytes] | None = None
+
+    def keep_all(self) -> None:
+        """List every failure, skip and cancellation (for --json), not only the first few."""
+        self._all = tempfile.TemporaryFile()  # noqa: SIM115 - kept until the report is out
+
+    def end(self, kind: str, message: str) -> None:
+        """The run ends early for ``message`` (an error of class ``kind``): exit code 2."""
+        if self.error is None:
+            self.error = (kind, message)
+
+    def _list(self, name: str, index: int, entry: dict[str, object]) -> None:
+        if self._all is not None:
+            line = json.dumps([name, {"index": index, **entry}], ensure_ascii=False)
+            self._all.write(line.encode("utf-8", "backslashreplace") + b"\n")
+
+    def listed(self, name: str) -> Iterator[Mapping[str, object]]:
+        """Every entry of list ``name`` (as they came), or the first few in plan order."""
+        if self._all is None:
+            yield from _first(self, name)
+            return
+        self._all.seek(0)
+        for line in self._all:
+            kind, entry = json.loads(line)
+            if kind == name:
+                yield entry
 
     @property
     def not_started(self) -> int:
@@ -101,11 +142,13 @@ class Report:
             if error.request_sent:
                 self.cancelled += 1
                 self.cancellations.add(index, label(call))
+                self._list("cancellations", index, {"item": label(call)})
             # else stopped before it was sent: counted as not started
         else:
             self.failed += 1
             self.errors[type(error).__name__] += 1
             self.failures.add(index, (label(call), error))
+            self._list("failures", index, _failure(label(call), error))
 
     def skip(self, index: int, item: str, robots: list[str]) -> None:
         """Item ``index`` is skipped whole, with no call: ``robots`` were not created."""
@@ -115,12 +158,14 @@ class Report:
         else:
             reason = f"robots {', '.join(robots)} were not created"
         self.skips.add(index, (item, reason))
+        self._list("skips", index, {"item": item, "reason": reason})
 
     def leave_out(self, index: int, item: str, robot: str) -> None:
         """``robot`` is left out of item ``index``, a live group's call that still goes."""
         self.left_out += 1
         reason = f"robot {robot} was not created; left out of the group's call"
         self.skips.add(index, (item, reason))
+        self._list("skips", index, {"item": item, "reason": reason})
 
     @property
     def exit_code(self) -> int:
@@ -131,24 +176,55 @@ class Report:
         return 1 if self.failed or self.skipped or self.left_out or self.not_started else 0
 
     def as_dict(self) -> dict[str, object]:
+        """The counts and facts of the JSON report (its lists: :meth:`listed`)."""
+        code = self.exit_code
+        error = None
+        if self.error is not None:
+            error = {"class": self.error[0], "code": None, "message": self.error[1]}
         return {
-            "items": self.items,
+            "ok": code == 0,
+            "exit_code": code,
+            "items": self.items if self.checked else None,
             "succeeded_earlier": self.succeeded_earlier,
             "succeeded": self.succeeded,
             "failed": self.failed,
             "skipped": self.skipped,
-            "not_started": self.not_started,
+            "not_started": self.not_started if self.checked else None,
             "cancelled": self.cancelled,
             "left_out": self.left_out,
             "unfinished_earlier": self.unfinished_earlier,
             "errors": dict(self.errors.most_common()),
-            "failures": [_failure(item, error) for item, error in self.failures],
-            "skips": [{"item": item, "reason": reason} for item, reason in self.skips],
-            "cancellations": [{"item": item} for item in self.cancellations],
             "interrupted": self.interrupted,
-            "error": self.error,
+            "error": error,
             "journal": None if self.journal is None else str(self.journal),
+            "warnings": list(self.warnings),
         }
+
+
+def _first(report: Report, name: str) -> Iterator[Mapping[str, object]]:
+    if name == "failures":
+        yield from (_failure(item, error) for item, error in report.failures)
+    elif name == "skips":
+        yield from ({"item": item, "reason": reason} for item, reason in report.skips)
+    else:
+        yield from ({"item": item} for item in report.cancellations)
+
+
+def print_json_report(report: Report) -> None:
+    """The report as one JSON object on stdout, its lists streamed from where they are kept."""
+    out = sys.stdout
+    out.write("{")
+    for key, value in report.as_dict().items():
+        out.write(f"\n  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},")
+    for n, name in enumerate(LISTS):
+        out.write(f"\n  {json.dumps(name)}: [")
+        separator = "\n    "
+        for entry in report.listed(name):
+            out.write(separator + json.dumps(entry, ensure_ascii=False))
+            separator = ",\n    "
+        out.write("\n  ]" if separator != "\n    " else "]")
+        out.write("," if n < len(LISTS) - 1 else "\n}\n")
+    out.flush()
 
 
 def _failure(item: str, error: TencentChatError) -> dict[str, object]:
@@ -171,6 +247,15 @@ def _print_section(heading: str, lines: list[str], count: int, more: str) -> Non
 
 
 def print_report(report: Report) -> None:
+    if not report.checked:
+        console.print(
+            Text.assemble(
+                ("provision:", "bold red"),
+                f" interrupted by {report.interrupted} while the plan was read: nothing sent",
+            ),
+            soft_wrap=True,
+        )
+        return
     counts = f"{report.succeeded} succeeded, {report.failed} failed, {report.skipped} skipped"
     if report.resumed:
         counts = f"{report.succeeded_earlier} succeeded earlier, {counts}"
@@ -218,3 +303,21 @@ def print_report(report: Report) -> None:
         report.cancelled,
         in_journal,
     )
+    if report.exit_code != 0 and report.plan is not None:
+        console.print(_how_to_carry_on(report.plan, report.journal), soft_wrap=True)
+
+
+def _how_to_carry_on(plan: Path, journal: Path | None) -> str:
+    if journal is None:
+        return (
+            "To carry on, run it again (every item is sent again: those already done"
+            " succeed again); with --journal FILE a later run can resume instead."
+        )
+    return (
+        f"To carry on (what is done is not sent again): tencent-chat-robots provision"
+        f" {_quoted(plan)} --resume {_quoted(journal)}"
+    )
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))
