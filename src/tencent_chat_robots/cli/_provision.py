@@ -215,6 +215,7 @@ def _added_to_groups(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
 
 def _check_earlier(plan: Plan, earlier: Earlier) -> None:
     """Refuse a journal whose success lines are not the plan's own items (before any call)."""
+    _added_to_groups(plan, earlier)  # refuses a group's line that is not its call
     earlier.check(enumerate(call.key() for call in plan.creates))
     first = len(plan.creates)
     placements = enumerate(plan.room_placements(), start=first)
