@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import attrs
 import pytest
 
 from tencent_chat_robots import (
@@ -28,6 +29,8 @@ from tencent_chat_robots.testing import FakeTencentChat
 from tencent_chat_robots.testing.pytest_plugin import FakeChat
 
 from ._virtual_time import VirtualClockLoop, run_virtual
+from .conftest import ScriptedTransport
+from .test_robots import ROBOT_IDS
 
 REQUEST_ID = re.compile(r"Id-[0-9a-f]{32}-O-Seq-\d+")
 ROBOTS = ["@RBT#1", "@RBT#2", "@RBT#3", "@RBT#4"]
@@ -246,3 +249,41 @@ def test_without_pacing_the_fake_refuses_the_101st_live_room_call() -> None:
     codes = run_virtual(main)
     assert codes.count(0) == 100
     assert codes.count(60007) == 50
+
+
+# --- robot ids, by the vendor's pages ---------------------------------------------------
+
+# RobotList_Account names the robots add_robot puts in a room and del_robot takes out
+# (robot-conversation.md, section 3): robots' UserIDs, each held to create_robot's rule
+# (the table in test_robots).
+
+
+@pytest.mark.parametrize(("robot", "refusal"), ROBOT_IDS)
+@pytest.mark.parametrize("method", ["add_robots_to_live_room", "remove_robots_from_live_room"])
+async def test_each_robot_is_a_robots_user_id(method: str, robot: str, refusal: str | None) -> None:
+    transport = ScriptedTransport()
+    chat = TencentChat(1400000000, "k", base_url="http://h", transport=transport, rate_limit=None)
+    robots = ["@RBT#001", robot]
+    if refusal is None:
+        await getattr(chat, method)("live-1", robots)
+        assert transport.sent[0].body == {"RoomId": "live-1", "RobotList_Account": robots}
+    else:
+        with pytest.raises(ValidationError) as caught:
+            await getattr(chat, method)("live-1", robots)
+        assert str(caught.value) == f"RobotList_Account (robot_accounts)[1] {refusal}"
+        with pytest.raises(ValidationError):
+            getattr(Call, method)("live-1", robots)
+        assert transport.sent == []
+
+
+async def test_the_fake_refuses_what_the_sdk_refuses(live: FakeChat) -> None:
+    """The fake (the server's stand-in) answers 100002 to the ids the SDK refuses."""
+    fake, chat = live
+    for robot in ("bot1", "@RBT#" + "x" * 35):
+        for method in ("add_robots_to_live_room", "remove_robots_from_live_room"):
+            with attrs.validators.disabled():  # past the SDK's checks, as another client
+                call = getattr(Call, method)("live-1", ["@RBT#1", robot])
+            with pytest.raises(InvalidParameterError) as caught:
+                await chat.call(call)
+            assert caught.value.code == 100002
+    assert fake.live_room_robots("live-1") == []

@@ -108,3 +108,45 @@ async def test_robot_ids_are_accepted_exactly_when_the_docs_allow(user_id: str) 
         with pytest.raises(ValidationError):
             await chat.create_robot(user_id)
         assert transport.sent == []
+
+
+# --- a robot's UserID, wherever a call names one ----------------------------------------
+
+# Written from the vendor's pages, not from the SDK: create_robot's UserID and
+# delete_robot's Robot_Account are "a string of up to 32 bytes in length and must start
+# with @RBT#" (openim_robot_http_svc-create_robot.txt, -delete_robot.txt). Each id, and
+# the refusal's words (None: allowed). Every call naming a robot is held to it (the room,
+# live group and live room tests import this table).
+ROBOT_IDS: list[tuple[str, str | None]] = [
+    ("@RBT#001", None),  # the pages' sample
+    ("@RBT#" + "x" * 27, None),  # 32 bytes: the most
+    ("@RBT#" + "é" * 13 + "x", None),  # 32 bytes in 19 characters
+    ("@RBT#" + "x" * 28, "must be at most 32 UTF-8 bytes, got 33"),
+    ("@RBT#" + "é" * 14, "must be at most 32 UTF-8 bytes, got 33"),
+    ("@RBT#" + "x" * 35, "must be at most 32 UTF-8 bytes, got 40"),  # issue 18's 40-byte id
+    ("bot1", "must start with '@RBT#', got 'bot1'"),  # the live group page's sample
+    ("user1", "must start with '@RBT#', got 'user1'"),  # the room page's sample
+    ("RBT001", "must start with '@RBT#', got 'RBT001'"),
+    ("RBT#001", "must start with '@RBT#', got 'RBT#001'"),
+    (" @RBT#001", "must start with '@RBT#', got ' @RBT#001'"),
+]
+
+
+@pytest.mark.parametrize(("robot", "refusal"), ROBOT_IDS)
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [("create_robot", "UserID (user_id)"), ("delete_robot", "Robot_Account (robot_account)")],
+)
+async def test_robot_ids_by_the_pages(
+    method: str, field: str, robot: str, refusal: str | None
+) -> None:
+    transport = ScriptedTransport()
+    chat = TencentChat(1400000000, "k", base_url="http://h", transport=transport, rate_limit=None)
+    if refusal is None:
+        await getattr(chat, method)(robot)
+        assert list(transport.sent[0].body.values()) == [robot]
+    else:
+        with pytest.raises(ValidationError) as refused:
+            await getattr(chat, method)(robot)
+        assert str(refused.value) == f"{field} {refusal}"
+        assert transport.sent == []

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from tencent_chat_robots import (
+    Call,
+    InvalidParameterError,
     LimitExceededError,
     NotFoundError,
     NotRoomMemberError,
     TencentChat,
     ValidationError,
 )
+from tencent_chat_robots.testing.pytest_plugin import FakeChat
 
 from .conftest import RespxChat, ScriptedTransport, fail, ok
+from .test_robots import ROBOT_IDS
 
 
 async def test_add_robot_to_room_sends_room_and_member(respx_chat: RespxChat) -> None:
@@ -66,3 +71,49 @@ async def test_bad_input_is_refused_before_anything_is_sent(
     with pytest.raises(ValidationError, match=match):
         await getattr(chat, method)(*args)
     assert transport.sent == []
+
+
+# --- ids, by the vendor's pages ---------------------------------------------------------
+
+# Member_Account is a "robot ID" (room_engine_http_srv-add_robot.txt): a robot's UserID,
+# held to create_robot's rule (the table in test_robots).
+
+
+@pytest.mark.parametrize(("robot", "refusal"), ROBOT_IDS)
+@pytest.mark.parametrize("method", ["add_robot_to_room", "remove_robot_from_room"])
+async def test_the_member_is_a_robots_user_id(method: str, robot: str, refusal: str | None) -> None:
+    transport = ScriptedTransport()
+    chat = TencentChat(1400000000, "k", base_url="http://h", transport=transport, rate_limit=None)
+    if refusal is None:
+        await getattr(chat, method)("room-1", robot)
+        assert transport.sent[0].body == {"RoomId": "room-1", "Member_Account": robot}
+    else:
+        with pytest.raises(ValidationError) as caught:
+            await getattr(chat, method)("room-1", robot)
+        assert str(caught.value) == f"Member_Account (robot_account) {refusal}"
+        with pytest.raises(ValidationError):
+            getattr(Call, method)("room-1", robot)
+        assert transport.sent == []
+
+
+@pytest.mark.parametrize("room_id", ["r" * 40, "房" * 100])  # 40 and 300 bytes
+async def test_a_long_room_id_is_sent_as_the_page_gives_no_limit(room_id: str) -> None:
+    # The page says only "RoomId String Required room ID": no length is checked here.
+    transport = ScriptedTransport()
+    chat = TencentChat(1400000000, "k", base_url="http://h", transport=transport, rate_limit=None)
+    await chat.add_robot_to_room(room_id, "@RBT#001")
+    assert transport.sent[0].body == {"RoomId": room_id, "Member_Account": "@RBT#001"}
+
+
+async def test_the_fake_refuses_what_the_sdk_refuses(fake_chat: FakeChat) -> None:
+    """The fake (the server's stand-in) answers 100002 to the ids the SDK refuses."""
+    fake, chat = fake_chat
+    fake.create_room("room-1")
+    fake.create_robot("@RBT#001")
+    for robot in ("bot1", "@RBT#" + "x" * 35):
+        with attrs.validators.disabled():  # past the SDK's checks, as another client
+            call = Call.add_robot_to_room("room-1", robot)
+        with pytest.raises(InvalidParameterError) as caught:
+            await chat.call(call)
+        assert caught.value.code == 100002
+    assert fake.room_members("room-1") == []

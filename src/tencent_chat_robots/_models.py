@@ -35,11 +35,29 @@ __all__ = [
 
 _KEY = "vendor_key"
 
+# The rules the vendor's pages state, each checked before anything is sent (the pages are
+# in the spec folder, api-docs/; where a page states no rule, none is checked):
+#
+# - A robot's UserID "must start with @RBT#" and is "a string of up to 32 bytes"
+#   (openim_robot_http_svc-create_robot.txt: UserID; -delete_robot.txt: Robot_Account).
+#   Every field naming a robot is held to it: the Room Engine's Member_Account is a
+#   "robot ID" (room_engine_http_srv-add_robot.txt), a live group's Member_Account a
+#   "List of robot accounts" (group_open_avchatroom_http_svc-add_robots.txt), a live
+#   room's RobotList_Account the robots of its add_robot / del_robot (robot-conversation.md,
+#   section 3). An id breaking the rule can be no robot, so no call naming one can succeed,
+#   removals included. (The pages' samples, "user1" and "bot1", break their own rule.)
+# - Profile fields: SelfSignature "up to 500 bytes" (create_robot.txt); 40601, "the value
+#   of the profile field exceeds the length limit of 500 bytes", holds Nick and FaceUrl to
+#   the same (create_robot.txt, error codes).
+# - A live room's RoomId is at most 48 bytes, and a live room holds at most three robots
+#   (robot-conversation.md, section 3).
+# - Required fields (every RoomId, GroupId, Member_Account) are not empty. The pages give
+#   no length or character rule for a Room Engine RoomId or a live group's GroupId, nor a
+#   count for a live group's Member_Account: none is checked.
 ROBOT_PREFIX = "@RBT#"
 MAX_ROBOT_ID_BYTES = 32
 MAX_PROFILE_FIELD_BYTES = 500
 MAX_LIVE_ROOM_ID_BYTES = 48
-# A TUILiveKit live room holds at most three robots (robot-conversation.md, section 3).
 MAX_LIVE_ROOM_ROBOTS = 3
 
 
@@ -57,8 +75,15 @@ def _label(attribute: attrs.Attribute[Any]) -> str:
     return f"{attribute.metadata[_KEY]} ({attribute.name})"
 
 
-def _robot_id(_: object, attribute: attrs.Attribute[str], value: object) -> None:
-    field = _label(attribute)
+def _check_robot_id(field: str, value: object) -> None:
+    """A robot's UserID: text starting with ``@RBT#``, at most 32 UTF-8 bytes."""
+    if (
+        isinstance(value, str)
+        and value.isascii()  # one byte a character
+        and len(value) <= MAX_ROBOT_ID_BYTES
+        and value.startswith(ROBOT_PREFIX)
+    ):
+        return  # the common case, settled without encoding
     text = _require_str(field, value)
     if not text.startswith(ROBOT_PREFIX):
         raise ValidationError(f"{field} must start with {ROBOT_PREFIX!r}, got {text!r}")
@@ -66,6 +91,10 @@ def _robot_id(_: object, attribute: attrs.Attribute[str], value: object) -> None
         raise ValidationError(
             f"{field} must be at most {MAX_ROBOT_ID_BYTES} UTF-8 bytes, got {len(text.encode())}"
         )
+
+
+def _robot_id(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    _check_robot_id(_label(attribute), value)
 
 
 def _non_empty(_: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -105,7 +134,8 @@ def _field(key: str, **kwargs: Any) -> Any:
     return attrs.field(metadata={_KEY: key}, **kwargs)
 
 
-def _member_list(_: object, attribute: attrs.Attribute[Sequence[str]], value: object) -> None:
+def _robot_list(_: object, attribute: attrs.Attribute[Sequence[str]], value: object) -> None:
+    """A non-empty list of robots' UserIDs."""
     field = _label(attribute)
     if not _is_sequence(value):
         raise ValidationError(f"{field} must be a list of account ids, not {type(value).__name__}")
@@ -116,7 +146,7 @@ def _member_list(_: object, attribute: attrs.Attribute[Sequence[str]], value: ob
             raise ValidationError(
                 f"{field}[{index}] must be a non-empty string, got {reprlib.repr(member)}"
             )
-        _require_str(f"{field}[{index}]", member)
+        _check_robot_id(f"{field}[{index}]", member)
 
 
 def _live_room_id(_: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -138,7 +168,7 @@ def _robots_for_live_room(instance: object, attribute: attrs.Attribute[Any], val
     listed = len(value) if _is_sequence(value) else 0
     count = listed if listed > _MAX_LIVE_ROOM_LIST else -1
     if count < 0:
-        _member_list(instance, attribute, value)
+        _robot_list(instance, attribute, value)
         count = len(set(cast("Sequence[str]", value)))
     if count > MAX_LIVE_ROOM_ROBOTS:
         raise ValidationError(
@@ -151,6 +181,8 @@ def _robots_for_live_room(instance: object, attribute: attrs.Attribute[Any], val
 class CreateRobotRequest:
     """Body of ``openim_robot_http_svc/create_robot``."""
 
+    # UserID: "up to 32 bytes", "must start with @RBT#"; SelfSignature "up to 500 bytes",
+    # and 40601 holds every profile field to 500 (create_robot.txt).
     user_id: str = _field("UserID", validator=_robot_id)
     nick: str | None = _field("Nick", default=None, validator=_profile_field)
     face_url: str | None = _field("FaceUrl", default=None, validator=_profile_field)
@@ -161,6 +193,7 @@ class CreateRobotRequest:
 class DeleteRobotRequest:
     """Body of ``openim_robot_http_svc/delete_robot``."""
 
+    # Robot_Account: "up to 32 bytes", "must start with @RBT#" (delete_robot.txt).
     robot_account: str = _field("Robot_Account", validator=_robot_id)
 
 
@@ -173,17 +206,21 @@ class GetAllRobotsRequest:
 class RoomRobotRequest:
     """Body of ``room_engine_http_srv/add_robot`` and ``.../delete_robot``."""
 
+    # RoomId: "Required", no length given; Member_Account: a "robot ID"
+    # (room_engine_http_srv-add_robot.txt).
     room_id: str = _field("RoomId", validator=_non_empty)
-    robot_account: str = _field("Member_Account", validator=_non_empty)
+    robot_account: str = _field("Member_Account", validator=[_non_empty, _robot_id])
 
 
 @attrs.frozen(slots=True)
 class LiveGroupRobotsRequest:
     """Body of ``group_open_avchatroom_http_svc/add_robots`` and ``.../del_robots``."""
 
+    # GroupId: "Required", no rule given; Member_Account: a "List of robot accounts"
+    # (group_open_avchatroom_http_svc-add_robots.txt).
     group_id: str = _field("GroupId", validator=_non_empty)
     robot_accounts: Sequence[str] = _field(
-        "Member_Account", converter=_copied, validator=_member_list
+        "Member_Account", converter=_copied, validator=_robot_list
     )
 
 
@@ -191,6 +228,7 @@ class LiveGroupRobotsRequest:
 class LiveRoomAddRobotsRequest:
     """Body of ``live_engine_http_srv/add_robot``: at most three robots."""
 
+    # RoomId at most 48 bytes; at most three robots in a room (robot-conversation.md, 3).
     room_id: str = _field("RoomId", validator=_live_room_id)
     robot_accounts: Sequence[str] = _field(
         "RobotList_Account", converter=_copied, validator=_robots_for_live_room
@@ -201,9 +239,10 @@ class LiveRoomAddRobotsRequest:
 class LiveRoomRobotsRequest:
     """Body of ``live_engine_http_srv/del_robot``."""
 
+    # "the same two fields" as add_robot (robot-conversation.md, section 3).
     room_id: str = _field("RoomId", validator=_live_room_id)
     robot_accounts: Sequence[str] = _field(
-        "RobotList_Account", converter=_copied, validator=_member_list
+        "RobotList_Account", converter=_copied, validator=_robot_list
     )
 
 
@@ -211,6 +250,7 @@ class LiveRoomRobotsRequest:
 class LiveRoomRequest:
     """Body of ``live_engine_http_srv/get_robot``."""
 
+    # RoomId, as add_robot's: at most 48 bytes (robot-conversation.md, section 3).
     room_id: str = _field("RoomId", validator=_live_room_id)
 
 

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
+from typing import Any
 
+import click
 import pytest
 
-from tencent_chat_robots import Endpoint
+from tencent_chat_robots import ENDPOINTS, Endpoint
+from tencent_chat_robots.cli._main import cli, main
 
 from .conftest import Served, invoke
 
@@ -23,7 +28,6 @@ def test_create_list_delete_round_trip(served: Served) -> None:
     deleted = served.invoke("robots", "delete", "@RBT#001")
     assert deleted.exit_code == 0, deleted.output
     assert served.fake.robots == []
-    assert "no robots" in served.invoke("robots", "list").stdout
 
 
 def test_json_output_parses(served: Served) -> None:
@@ -32,7 +36,7 @@ def test_json_output_parses(served: Served) -> None:
     served.fake.create_room("room-1")
 
     listed = served.invoke("--json", "robots", "list")
-    assert json.loads(listed.stdout) == ["@RBT#a", "@RBT#b"]
+    assert json.loads(listed.stdout) == {"ok": True, "robots": ["@RBT#a", "@RBT#b"]}
 
     added = served.invoke("--json", "room", "add", "room-1", "@RBT#a")
     answer = json.loads(added.stdout)
@@ -146,6 +150,357 @@ def test_arguments_breaking_the_sdk_rules_exit_2_without_a_call(
     assert served.fake.calls == []
 
 
+# --- every command: one JSON object, whatever happens (issue 18, items 4, 12, 13) ---------
+
+# Each API's command, with arguments the app prepared below accepts. Written by hand: a
+# row added to the endpoint table fails test_every_api_has_a_command_here until added.
+EVERY_COMMAND: dict[str, tuple[str, ...]] = {
+    "create_robot": ("robots", "create", "@RBT#new"),
+    "get_all_robots": ("robots", "list"),
+    "delete_robot": ("robots", "delete", "@RBT#a"),
+    "add_robot_to_room": ("room", "add", "room-1", "@RBT#b"),
+    "remove_robot_from_room": ("room", "remove", "room-1", "@RBT#a"),
+    "add_robots_to_live_group": ("group", "add", "@TGS#live1", "@RBT#b"),
+    "remove_robots_from_live_group": ("group", "remove", "@TGS#live1", "@RBT#a"),
+    "add_robots_to_live_room": ("live-room", "add", "live-1", "@RBT#b"),
+    "remove_robots_from_live_room": ("live-room", "remove", "live-1", "@RBT#a"),
+    "get_live_room_robots": ("live-room", "list", "live-1"),
+}
+
+# What the fake receives from each: the documented path and body.
+SENT: dict[str, tuple[str, dict[str, Any]]] = {
+    "create_robot": (Endpoint.CREATE_ROBOT, {"UserID": "@RBT#new"}),
+    "get_all_robots": (Endpoint.GET_ALL_ROBOTS, {}),
+    "delete_robot": (Endpoint.DELETE_ROBOT, {"Robot_Account": "@RBT#a"}),
+    "add_robot_to_room": (
+        Endpoint.ROOM_ADD_ROBOT,
+        {"RoomId": "room-1", "Member_Account": "@RBT#b"},
+    ),
+    "remove_robot_from_room": (
+        Endpoint.ROOM_DELETE_ROBOT,
+        {"RoomId": "room-1", "Member_Account": "@RBT#a"},
+    ),
+    "add_robots_to_live_group": (
+        Endpoint.LIVE_GROUP_ADD_ROBOTS,
+        {"GroupId": "@TGS#live1", "Member_Account": ["@RBT#b"]},
+    ),
+    "remove_robots_from_live_group": (
+        Endpoint.LIVE_GROUP_DEL_ROBOTS,
+        {"GroupId": "@TGS#live1", "Member_Account": ["@RBT#a"]},
+    ),
+    "add_robots_to_live_room": (
+        Endpoint.LIVE_ROOM_ADD_ROBOT,
+        {"RoomId": "live-1", "RobotList_Account": ["@RBT#b"]},
+    ),
+    "remove_robots_from_live_room": (
+        Endpoint.LIVE_ROOM_DEL_ROBOT,
+        {"RoomId": "live-1", "RobotList_Account": ["@RBT#a"]},
+    ),
+    "get_live_room_robots": (Endpoint.LIVE_ROOM_GET_ROBOT, {"RoomId": "live-1"}),
+}
+
+# Each command with an argument that breaks a documented rule (robot ids: "@RBT#" and
+# at most 32 bytes; a live room's RoomId: at most 48 bytes).
+BROKEN_RULE: dict[str, tuple[tuple[str, ...], str]] = {
+    "create_robot": (("robots", "create", "RBT001"), "must start with '@RBT#'"),
+    "delete_robot": (("robots", "delete", "@RBT#" + "x" * 35), "at most 32 UTF-8 bytes"),
+    "add_robot_to_room": (("room", "add", "room-1", "bot1"), "must start with '@RBT#'"),
+    "remove_robot_from_room": (("room", "remove", "room-1", "bot1"), "must start with '@RBT#'"),
+    "add_robots_to_live_group": (
+        ("group", "add", "@TGS#live1", "@RBT#b", "bot1"),
+        "must start with '@RBT#'",
+    ),
+    "remove_robots_from_live_group": (
+        ("group", "remove", "@TGS#live1", "bot1"),
+        "must start with '@RBT#'",
+    ),
+    "add_robots_to_live_room": (("live-room", "add", "live-1", "bot1"), "must start with '@RBT#'"),
+    "remove_robots_from_live_room": (
+        ("live-room", "remove", "live-1", "@RBT#" + "x" * 35),
+        "at most 32 UTF-8 bytes",
+    ),
+    "get_live_room_robots": (("live-room", "list", "x" * 49), "1 to 48 UTF-8 bytes"),
+}
+
+# A final (never retried) error for each: 10007 permission denied on the IM services,
+# 100006 on the engines (room_engine, live_engine).
+REFUSED: dict[str, tuple[str, int]] = {
+    "create_robot": (Endpoint.CREATE_ROBOT, 10007),
+    "get_all_robots": (Endpoint.GET_ALL_ROBOTS, 10007),
+    "delete_robot": (Endpoint.DELETE_ROBOT, 10007),
+    "add_robot_to_room": (Endpoint.ROOM_ADD_ROBOT, 100006),
+    "remove_robot_from_room": (Endpoint.ROOM_DELETE_ROBOT, 100006),
+    "add_robots_to_live_group": (Endpoint.LIVE_GROUP_ADD_ROBOTS, 10007),
+    "remove_robots_from_live_group": (Endpoint.LIVE_GROUP_DEL_ROBOTS, 10007),
+    "add_robots_to_live_room": (Endpoint.LIVE_ROOM_ADD_ROBOT, 100006),
+    "remove_robots_from_live_room": (Endpoint.LIVE_ROOM_DEL_ROBOT, 100006),
+    "get_live_room_robots": (Endpoint.LIVE_ROOM_GET_ROBOT, 100006),
+}
+
+SHARED_FLAGS = (
+    "--sdkappid",
+    "--secret-key",
+    "--admin",
+    "--region",
+    "--base-url",
+    "--rate-limit",
+    "--redis-url",
+    "--json",
+)
+
+
+@pytest.fixture
+def app(served: Served) -> Served:
+    """Robots @RBT#a (in room-1, live group @TGS#live1 and live room live-1) and @RBT#b."""
+    fake = served.fake
+    fake.create_room("room-1")
+    fake.create_live_group("@TGS#live1")
+    fake.create_live_room("live-1")
+    for robot in ("@RBT#a", "@RBT#b"):
+        fake.create_robot(robot)
+    fake.add_room_member("room-1", "@RBT#a")
+    fake.add_live_group_members("@TGS#live1", ["@RBT#a"])
+    fake.add_live_room_robots("live-1", ["@RBT#a"])
+    return served
+
+
+def one_json_object(stdout: str) -> dict[str, Any]:
+    """The whole of stdout as exactly one JSON object (json.loads refuses two)."""
+    document = json.loads(stdout)
+    assert isinstance(document, dict), stdout
+    return document
+
+
+def test_every_api_has_a_command_here() -> None:
+    assert set(EVERY_COMMAND) == {spec.method for spec in ENDPOINTS}
+    assert set(BROKEN_RULE) | {"get_all_robots"} == set(EVERY_COMMAND)
+    assert set(REFUSED) == set(SENT) == set(EVERY_COMMAND)
+
+
+@pytest.mark.parametrize("method", EVERY_COMMAND)
+def test_success_is_one_json_object_with_the_options_after_the_command(
+    app: Served, method: str
+) -> None:
+    # --json after the command's name (it used to be taken before it only).
+    result = app.invoke(*EVERY_COMMAND[method], "--json")
+
+    assert result.exit_code == 0, result.output
+    assert one_json_object(result.stdout)["ok"] is True
+    assert [(c.endpoint, c.body) for c in app.fake.calls] == [SENT[method]]
+
+
+def test_listing_commands_answer_an_object_not_a_bare_list(app: Served) -> None:
+    listed = one_json_object(app.invoke("robots", "list", "--json").stdout)
+    assert listed == {"ok": True, "robots": ["@RBT#a", "@RBT#b"]}
+    in_room = one_json_object(app.invoke("live-room", "list", "live-1", "--json").stdout)
+    assert in_room == {"ok": True, "room_id": "live-1", "robots": ["@RBT#a"]}
+
+
+@pytest.mark.parametrize("method", BROKEN_RULE)
+def test_a_broken_rule_is_one_json_object_exit_2_and_nothing_sent(app: Served, method: str) -> None:
+    args, rule = BROKEN_RULE[method]
+
+    result = app.invoke(*args, "--json")
+
+    assert result.exit_code == 2
+    failure = one_json_object(result.stdout)
+    assert failure["ok"] is False
+    assert failure["exit_code"] == 2
+    assert failure["error"]["class"] == "ValidationError"
+    assert failure["error"]["code"] is None
+    assert rule in failure["error"]["message"]
+    assert rule in result.stderr  # and said to people
+    assert app.fake.calls == []
+
+
+@pytest.mark.parametrize("method", REFUSED)
+def test_an_api_error_is_one_json_object_exit_1(app: Served, method: str) -> None:
+    endpoint, code = REFUSED[method]
+    app.fake.fail_next(endpoint, code)
+
+    result = app.invoke(*EVERY_COMMAND[method], "--json")
+
+    assert result.exit_code == 1
+    failure = one_json_object(result.stdout)
+    assert failure["ok"] is False
+    assert failure["exit_code"] == 1
+    assert failure["error"]["class"] == "PermissionDeniedError"
+    assert failure["error"]["code"] == code
+    assert str(code) in failure["error"]["message"]
+
+
+@pytest.fixture
+def refusing_url() -> Iterator[str]:
+    """A loopback URL whose port refuses connections (bound, not listening)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("method", EVERY_COMMAND)
+def test_a_refused_connection_is_one_json_object_exit_1(
+    refusing_url: str, no_backoff: None, method: str
+) -> None:
+    credentials = ("--sdkappid", "1400000000", "--secret-key", "k")
+    result = invoke(*EVERY_COMMAND[method], *credentials, "--base-url", refusing_url, "--json")
+
+    assert result.exit_code == 1
+    failure = one_json_object(result.stdout)
+    assert failure["ok"] is False
+    assert failure["exit_code"] == 1
+    assert failure["error"]["class"] == "APIConnectionError"
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["robots", "list", "--json", "--no-such-option"],
+        ["room", "add", "room-1", "--json"],  # ROBOT_ID missing
+        ["--json", "robots", "no-such-verb"],
+        ["live-room", "add", "live-1", "--rate-limit", "0", "--json", "@RBT#a"],
+    ],
+)
+def test_a_usage_error_is_one_json_object_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(args)
+
+    assert ended.value.code == 2
+    out, err = capsys.readouterr()
+    failure = one_json_object(out)
+    assert failure["ok"] is False
+    assert failure["exit_code"] == 2
+    assert failure["error"]["class"] == "UsageError"
+    assert failure["error"]["message"]
+    assert "Usage:" in err
+
+
+@pytest.mark.parametrize("method", EVERY_COMMAND)
+def test_a_missing_app_is_said_in_the_command_lines_words(method: str) -> None:
+    result = invoke(*EVERY_COMMAND[method], "--secret-key", "k", "--json")
+
+    assert result.exit_code == 2
+    message = "no app: give --sdkappid or set TENCENT_CHAT_SDKAPPID"
+    assert message in result.stderr
+    assert one_json_object(result.stdout)["error"]["message"] == message
+    assert "sdkappid=" not in result.output
+
+
+def test_a_wrong_secret_says_where_the_secret_comes_from(app: Served) -> None:
+    args = ("--base-url", app.base_url, "--sdkappid", str(app.fake.sdkappid))
+    wrong = ("--secret-key", "not-" + app.fake.secret_key, "--admin", app.fake.admin)
+
+    said = invoke("robots", "list", *args, *wrong)
+    as_json = invoke("room", "add", "room-1", "@RBT#b", *args, *wrong, "--json")
+
+    assert said.exit_code == as_json.exit_code == 1
+    assert "AuthenticationError" in said.stderr
+    failure = one_json_object(as_json.stdout)
+    assert failure["error"]["class"] == "AuthenticationError"
+    for message in (said.stderr, failure["error"]["message"]):
+        assert "--secret-key" in message
+        assert "TENCENT_CHAT_SECRET_KEY" in message
+    assert app.fake.room_members("room-1") == ["@RBT#a"]
+
+
+def test_connection_options_after_the_arguments(app: Served) -> None:
+    fake = app.fake
+    result = invoke(
+        "room",
+        "add",
+        "room-1",
+        "@RBT#b",
+        "--base-url",
+        app.base_url,
+        "--sdkappid",
+        str(fake.sdkappid),
+        "--secret-key",
+        fake.secret_key,
+        "--admin",
+        fake.admin,
+    )
+    assert result.exit_code == 0, result.output
+    assert fake.room_members("room-1") == ["@RBT#a", "@RBT#b"]
+
+
+def _leaf_commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+SINGLE_CALL_COMMANDS = [args[:2] for args in EVERY_COMMAND.values()] + [
+    (method,) for method in EVERY_COMMAND
+]
+
+
+@pytest.mark.parametrize("command", SINGLE_CALL_COMMANDS, ids=" ".join)
+def test_each_commands_help_lists_the_connection_options(command: tuple[str, ...]) -> None:
+    assert command in set(_leaf_commands(cli))
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0, result.output
+    for flag in SHARED_FLAGS:
+        assert flag in result.stdout, (command, flag)
+
+
+# --- an empty list prints nothing on stdout (item 14) -----------------------------------
+
+
+def test_no_robots_prints_nothing_on_stdout(served: Served) -> None:
+    served.fake.create_live_room("live-1")
+    for args in (("robots", "list"), ("live-room", "list", "live-1")):
+        result = served.invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""  # a shell loop over the ids runs no time
+        assert "no robots" in result.stderr
+        listed = one_json_object(served.invoke(*args, "--json").stdout)
+        assert listed["robots"] == []
+
+
+# --- the API's method names work as commands (item 15) ----------------------------------
+
+
+@pytest.mark.parametrize("method", EVERY_COMMAND)
+@pytest.mark.parametrize("spelling", ["method", "dashed"])
+def test_the_apis_method_name_runs_its_command(app: Served, method: str, spelling: str) -> None:
+    name = method if spelling == "method" else method.replace("_", "-")
+    arguments = EVERY_COMMAND[method][2:]
+
+    result = app.invoke(name, *arguments, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert one_json_object(result.stdout)["ok"] is True
+    assert [(c.endpoint, c.body) for c in app.fake.calls] == [SENT[method]]
+
+
+def test_method_names_answer_as_the_commands_do(app: Served) -> None:
+    by_command = app.invoke("room", "add", "room-1", "bot1")
+    by_method = app.invoke("add_robot_to_room", "room-1", "bot1")
+    assert by_command.exit_code == by_method.exit_code == 2
+    assert by_command.stderr == by_method.stderr
+    # Hidden: the top-level help lists the groups, not ten more names.
+    listed = invoke("--help").stdout
+    assert "room" in listed
+    assert "add_robot_to_room" not in listed
+    assert "add-robot-to-room" not in listed
+    # A command's help names the other spelling.
+    assert "tencent-chat-robots add_robot_to_room" in " ".join(
+        invoke("room", "add", "--help").stdout.split()
+    )
+
+
+def test_command_names_are_the_endpoint_tables() -> None:
+    for spec in ENDPOINTS:
+        group = cli.commands[spec.cli[0]]
+        assert isinstance(group, click.Group)
+        assert spec.cli[1] in group.commands, spec
+        assert cli.commands[spec.method].hidden
+
+
 # --- live rooms (TUILiveKit): at most three robots, RoomId at most 48 bytes ---------------
 
 LIVE_ROBOTS = ("@RBT#a", "@RBT#b", "@RBT#c", "@RBT#d")
@@ -178,7 +533,7 @@ def test_live_room_add_list_and_remove(live: Served) -> None:
     assert "removed @RBT#a from live room live-1" in removed.stdout
     assert live.fake.live_room_robots("live-1") == ["@RBT#b"]
     assert live.invoke("live-room", "remove", "live-1", "@RBT#b").exit_code == 0
-    assert "no robots" in live.invoke("live-room", "list", "live-1").stdout
+    assert live.invoke("live-room", "list", "live-1").stdout == ""
 
 
 def test_live_room_json_output(live: Served) -> None:
@@ -192,11 +547,12 @@ def test_live_room_json_output(live: Served) -> None:
     assert answer["request_id"].startswith("Id-")
 
     listed = live.invoke("--json", "live-room", "list", "live-1")
-    assert json.loads(listed.stdout) == ["@RBT#a", "@RBT#c"]
+    assert json.loads(listed.stdout)["robots"] == ["@RBT#a", "@RBT#c"]
 
     removed = live.invoke("--json", "live-room", "remove", "live-1", "@RBT#c")
     assert json.loads(removed.stdout)["robot_ids"] == ["@RBT#c"]
-    assert json.loads(live.invoke("--json", "live-room", "list", "live-1").stdout) == ["@RBT#a"]
+    listed = live.invoke("--json", "live-room", "list", "live-1")
+    assert json.loads(listed.stdout)["robots"] == ["@RBT#a"]
 
 
 @pytest.mark.parametrize(
@@ -206,6 +562,7 @@ def test_live_room_json_output(live: Served) -> None:
         (("live-room", "add", "x" * 49, "@RBT#a"), "must be 1 to 48 UTF-8 bytes, got 49"),
         (("live-room", "list", "é" * 25), "must be 1 to 48 UTF-8 bytes, got 50"),
         (("live-room", "add", "live-1", "@RBT#a", ""), "must be a non-empty string"),
+        (("live-room", "add", "live-1", "bot1"), "[0] must start with '@RBT#', got 'bot1'"),
     ],
 )
 def test_live_room_arguments_breaking_the_sdk_rules_exit_2_without_a_call(

@@ -37,14 +37,27 @@ def test_demo_small_run_succeeds_within_the_limit() -> None:
     assert report["failed_calls"] == 0
     rows = {row["endpoint"]: row for row in report["endpoints"]}
     assert set(rows) == set(Endpoint.ALL)
+    # Each row names its API by path and by method name, as the client spells it.
+    assert {row["method"]: path for path, row in rows.items()} == {
+        "create_robot": Endpoint.CREATE_ROBOT,
+        "get_all_robots": Endpoint.GET_ALL_ROBOTS,
+        "delete_robot": Endpoint.DELETE_ROBOT,
+        "add_robot_to_room": Endpoint.ROOM_ADD_ROBOT,
+        "remove_robot_from_room": Endpoint.ROOM_DELETE_ROBOT,
+        "add_robots_to_live_group": Endpoint.LIVE_GROUP_ADD_ROBOTS,
+        "remove_robots_from_live_group": Endpoint.LIVE_GROUP_DEL_ROBOTS,
+        "add_robots_to_live_room": Endpoint.LIVE_ROOM_ADD_ROBOT,
+        "remove_robots_from_live_room": Endpoint.LIVE_ROOM_DEL_ROBOT,
+        "get_live_room_robots": Endpoint.LIVE_ROOM_GET_ROBOT,
+    }
     assert rows[Endpoint.CREATE_ROBOT]["calls"] == 20
     assert rows[Endpoint.ROOM_ADD_ROBOT]["calls"] == 12 * 10
     # Every live room gets its robots in one call; a fifth are emptied, the rest listed.
     assert rows[Endpoint.LIVE_ROOM_ADD_ROBOT]["calls"] == 10
     assert rows[Endpoint.LIVE_ROOM_DEL_ROBOT]["calls"] == 2
     assert rows[Endpoint.LIVE_ROOM_GET_ROBOT]["calls"] == 8
-    # Scripted faults on create_robot, room add_robot and live-room add_robot were
-    # retried, not lost.
+    # Scripted faults on create_robot, add_robot_to_room and add_robots_to_live_room
+    # were retried, not lost.
     assert rows[Endpoint.CREATE_ROBOT]["retries"] >= 2
     assert rows[Endpoint.ROOM_ADD_ROBOT]["retries"] >= 3
     assert rows[Endpoint.LIVE_ROOM_ADD_ROBOT]["retries"] >= 2
@@ -89,14 +102,32 @@ def test_demo_prints_a_table_for_people() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Demo summary" in result.output
-    rows = {line.split("  ")[0].strip(): line for line in result.output.splitlines()}
-    labels = ("robots create", "room add", "group remove", "live-room add", "live-room remove")
-    for label in (*labels, "live-room list"):
-        assert label in rows
-    # live-room add: its 5 calls, and the 2 scripted internal errors retried.
-    live_room_add = rows["live-room add"].split()
-    assert live_room_add[2] == "5"
-    assert int(live_room_add[6]) >= 2
+    lines = result.output.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines if line.strip()}
+    # Each API by its method name (the one name the client, Call, rates=, bench and the
+    # command line all take), not by a label of the demo's own.
+    methods = (
+        "create_robot",
+        "get_all_robots",
+        "delete_robot",
+        "add_robot_to_room",
+        "remove_robot_from_room",
+        "add_robots_to_live_group",
+        "remove_robots_from_live_group",
+        "add_robots_to_live_room",
+        "remove_robots_from_live_room",
+        "get_live_room_robots",
+    )
+    for method in methods:
+        assert method in rows
+    header = lines.index(next(line for line in lines if line.startswith("API ")))
+    assert [line.split()[0] for line in lines[header + 2 : header + 12]] == list(methods)
+    # Within 80 columns, the longest name included (CliRunner's output is 80 wide).
+    assert max(len(line.rstrip()) for line in lines[header : header + 12]) <= 80
+    # add_robots_to_live_room: its 5 calls, and the 2 scripted internal errors retried.
+    live_room_add = rows["add_robots_to_live_room"]
+    assert live_room_add[1] == "5"
+    assert int(live_room_add[5]) >= 2
     assert "every call succeeded" in result.output
     pacing = "190/s where the server allows 200/s, 95/s where the server allows 100/s"
     assert pacing in " ".join(result.output.split())  # however the line was wrapped
@@ -165,8 +196,8 @@ def test_fake_server_refuses_a_live_room_id_over_48_bytes() -> None:
     ("args", "live_room_limit", "other_limit"),
     [
         ((), 100, 200),  # each endpoint's documented rate
-        (("--rate-limit", "50"), 50, 50),
-        (("--rate-limit", "0"), None, None),
+        (("--server-rate-limit", "50"), 50, 50),
+        (("--server-rate-limit", "0"), None, None),
     ],
 )
 def test_fake_server_limits_and_live_rooms(

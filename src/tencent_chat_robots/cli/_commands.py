@@ -1,29 +1,34 @@
-"""Commands for single calls: `robots list|create|delete`, `room add|remove`,
-`group add|remove`, `live-room add|remove|list`."""
+"""Commands for single calls: one per row of the endpoint table.
+
+A command's group and verb are its row's ``cli`` (``room add``); it also answers, hidden,
+to the API's method name as the Python client spells it (``add_robot_to_room``) or with
+dashes (``add-robot-to-room``). Every name comes from ``_endpoints.ENDPOINTS``.
+
+Output: lines for people on stdout (nothing when a list is empty: a note goes to
+stderr); with ``--json``, one JSON object on stdout, ``{"ok": true, ...}``, or on failure
+the object of :func:`~._context.failure_document`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 import click
 from rich.text import Text
 
 from .._calls import Call
-from .._client import TencentChat
+from .._endpoints import BY_METHOD, ENDPOINTS, EndpointSpec
 from .._exceptions import ValidationError
-from .._models import (
-    ActionResult,
-    CreateRobotRequest,
-    DeleteRobotRequest,
-    LiveGroupRobotsRequest,
-    RoomRobotRequest,
-)
-from ._context import console, exit_with, options_of, print_json, run
+from .._models import ActionResult
+from ._context import console, error_console, exit_with, options_of, print_json, run
 
-__all__ = ["COMMANDS", "group", "live_room", "robots", "room"]
+__all__ = ["ALIASES", "COMMANDS", "COMMAND_OF", "group", "live_room", "robots", "room"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., None])
+
+_PROGRAM = "tencent-chat-robots"
 
 
 def _check(build: Callable[[], T]) -> T:
@@ -31,17 +36,17 @@ def _check(build: Callable[[], T]) -> T:
     try:
         return build()
     except ValidationError as err:
-        exit_with(str(err), code=2)
+        exit_with(str(err), code=2, error=err)
 
 
-def _call(ctx: click.Context, action: Callable[[TencentChat], Awaitable[T]]) -> T:
-    """Run ``action`` with a client made from the global options, then close it."""
+def _send(ctx: click.Context, call: Call[T]) -> T:
+    """Make ``call`` with a client made from the connection options, then close it."""
     # Made before the event loop starts so that bad settings exit 2, not as an API failure.
     chat = options_of(ctx).client()
 
     async def main() -> T:
         async with chat:
-            return await action(chat)
+            return await chat.call(call)
 
     return run(main())
 
@@ -54,21 +59,68 @@ def _report(ctx: click.Context, result: ActionResult, message: Text, **fields: o
         console.print(message)
 
 
-def _print_ids(ctx: click.Context, ids: list[str]) -> None:
-    """Robot UserIDs one per line (or "no robots"), or a JSON list with --json."""
+def _print_ids(ctx: click.Context, ids: list[str], **fields: object) -> None:
+    """Robot UserIDs one per line, or ``{"ok": true, ...fields, "robots": [...]}`` with --json.
+
+    No robots: nothing on stdout (a loop reading it gets no id), a note on stderr.
+    """
     if options_of(ctx).json_output:
-        print_json(ids)
+        print_json({"ok": True, **fields, "robots": ids})
     elif ids:
         for user_id in ids:
             console.print(user_id)
     else:
-        console.print("no robots", style="dim")
+        error_console.print("no robots", style="dim")
+
+
+# --- commands named by the endpoint table ------------------------------------------------
+
+_GROUPS: dict[str, click.Group] = {}
+COMMAND_OF: dict[str, click.Command] = {}
+"""Each API's command, by its method name (``add_robot_to_room``: ``room add``)."""
+
+
+def _group_of(method: str) -> Callable[[Callable[[], None]], click.Group]:
+    """The command group that ``method``'s row names (its ``cli[0]``); help: the docstring."""
+
+    def make(function: Callable[[], None]) -> click.Group:
+        group = click.group(BY_METHOD[method].cli[0])(function)
+        _GROUPS[str(group.name)] = group
+        return group
+
+    return make
+
+
+def _epilog(spec: EndpointSpec, *, alias: bool) -> str:
+    same = " ".join((_PROGRAM, *spec.cli)) if alias else f"{_PROGRAM} {spec.method}"
+    return (
+        f"The API's {spec.method} ({spec.path}, documented at {spec.documented_rate}"
+        f" calls/s). The same command: {same}"
+    )
+
+
+def _command_for(method: str, short_help: str | None = None) -> Callable[[F], click.Command]:
+    """The command that makes ``method``'s call, named and grouped by its row's ``cli``."""
+    spec = BY_METHOD[method]
+    group_name, verb = spec.cli
+
+    def make(callback: F) -> click.Command:
+        group = _GROUPS.get(group_name)
+        if group is None:
+            raise RuntimeError(f"{method}: its row names the group {group_name!r}, not made")
+        epilog = _epilog(spec, alias=False)
+        command = click.command(verb, epilog=epilog, short_help=short_help)(callback)
+        group.add_command(command)
+        COMMAND_OF[method] = command
+        return command
+
+    return make
 
 
 # --- robots -----------------------------------------------------------------------------
 
 
-@click.group()
+@_group_of("create_robot")
 def robots() -> None:
     """Create, list and delete robot accounts.
 
@@ -76,18 +128,18 @@ def robots() -> None:
     """
 
 
-@robots.command("list")
+@_command_for("get_all_robots")
 @click.pass_context
 def list_robots(ctx: click.Context) -> None:
-    """Print the UserID of every valid robot, one per line."""
-    _print_ids(ctx, _call(ctx, lambda chat: chat.get_all_robots()))
+    """Print the UserID of every valid robot, one per line (none: nothing)."""
+    _print_ids(ctx, _send(ctx, Call.get_all_robots()))
 
 
-@robots.command("create")
+@_command_for("create_robot")
 @click.argument("user_id")
-@click.option("--nick", help="Display name.")
-@click.option("--face-url", help="Avatar URL.")
-@click.option("--self-signature", help="Status line shown on the profile.")
+@click.option("--nick", help="Display name (at most 500 bytes).")
+@click.option("--face-url", help="Avatar URL (at most 500 bytes).")
+@click.option("--self-signature", help="Status line shown on the profile (at most 500 bytes).")
 @click.pass_context
 def create_robot(
     ctx: click.Context,
@@ -102,12 +154,12 @@ def create_robot(
     500 bytes.
     """
     profile = {"nick": nick, "face_url": face_url, "self_signature": self_signature}
-    _check(lambda: CreateRobotRequest(user_id, **profile))
-    result = _call(ctx, lambda chat: chat.create_robot(user_id, **profile))
+    call = _check(lambda: Call.create_robot(user_id, **profile))
+    result = _send(ctx, call)
     _report(ctx, result, Text.assemble("created robot ", (user_id, "bold")), user_id=user_id)
 
 
-@robots.command("delete")
+@_command_for("delete_robot")
 @click.argument("user_id")
 @click.pass_context
 def delete_robot(ctx: click.Context, user_id: str) -> None:
@@ -115,27 +167,30 @@ def delete_robot(ctx: click.Context, user_id: str) -> None:
 
     Its UserID stays taken: creating it again brings the robot back.
     """
-    _check(lambda: DeleteRobotRequest(user_id))
-    result = _call(ctx, lambda chat: chat.delete_robot(user_id))
+    call = _check(lambda: Call.delete_robot(user_id))
+    result = _send(ctx, call)
     _report(ctx, result, Text.assemble("deleted robot ", (user_id, "bold")), user_id=user_id)
 
 
 # --- room -------------------------------------------------------------------------------
 
 
-@click.group()
+@_group_of("add_robot_to_room")
 def room() -> None:
-    """Add robots to Room Engine rooms or take them out."""
+    """Add robots to Room Engine rooms or take them out.
+
+    ROBOT_ID is a robot's UserID: it starts with @RBT# and is at most 32 bytes.
+    """
 
 
-@room.command("add")
+@_command_for("add_robot_to_room")
 @click.argument("room_id")
 @click.argument("robot_id")
 @click.pass_context
 def room_add(ctx: click.Context, room_id: str, robot_id: str) -> None:
     """Add robot ROBOT_ID to room ROOM_ID (a no-op if it is already in)."""
-    _check(lambda: RoomRobotRequest(room_id, robot_id))
-    result = _call(ctx, lambda chat: chat.add_robot_to_room(room_id, robot_id))
+    call = _check(lambda: Call.add_robot_to_room(room_id, robot_id))
+    result = _send(ctx, call)
     _report(
         ctx,
         result,
@@ -145,14 +200,14 @@ def room_add(ctx: click.Context, room_id: str, robot_id: str) -> None:
     )
 
 
-@room.command("remove")
+@_command_for("remove_robot_from_room")
 @click.argument("room_id")
 @click.argument("robot_id")
 @click.pass_context
 def room_remove(ctx: click.Context, room_id: str, robot_id: str) -> None:
     """Take robot ROBOT_ID out of room ROOM_ID."""
-    _check(lambda: RoomRobotRequest(room_id, robot_id))
-    result = _call(ctx, lambda chat: chat.remove_robot_from_room(room_id, robot_id))
+    call = _check(lambda: Call.remove_robot_from_room(room_id, robot_id))
+    result = _send(ctx, call)
     _report(
         ctx,
         result,
@@ -169,15 +224,16 @@ def _names(ids: list[str]) -> Text:
     return Text(", ").join(Text(i, style="bold") for i in ids)
 
 
-@click.group()
+@_group_of("add_robots_to_live_group")
 def group() -> None:
     """Pin robots to live groups (AVChatRoom) or unpin them.
 
-    A pinned robot shows in the group's online member list without joining it.
+    A pinned robot shows in the group's online member list without joining it. Each
+    ROBOT_ID starts with @RBT# and is at most 32 bytes.
     """
 
 
-@group.command("add")
+@_command_for("add_robots_to_live_group")
 @click.argument("group_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -187,8 +243,8 @@ def group_add(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) -> 
     One call for all of them: if one is refused, none is pinned.
     """
     ids = list(robot_ids)
-    _check(lambda: LiveGroupRobotsRequest(group_id, ids))
-    result = _call(ctx, lambda chat: chat.add_robots_to_live_group(group_id, ids))
+    call = _check(lambda: Call.add_robots_to_live_group(group_id, ids))
+    result = _send(ctx, call)
     _report(
         ctx,
         result,
@@ -198,7 +254,7 @@ def group_add(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) -> 
     )
 
 
-@group.command("remove")
+@_command_for("remove_robots_from_live_group")
 @click.argument("group_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -208,8 +264,8 @@ def group_remove(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) 
     One call for all of them: if one is refused, none is unpinned.
     """
     ids = list(robot_ids)
-    _check(lambda: LiveGroupRobotsRequest(group_id, ids))
-    result = _call(ctx, lambda chat: chat.remove_robots_from_live_group(group_id, ids))
+    call = _check(lambda: Call.remove_robots_from_live_group(group_id, ids))
+    result = _send(ctx, call)
     _report(
         ctx,
         result,
@@ -222,15 +278,16 @@ def group_remove(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) 
 # --- live rooms -------------------------------------------------------------------------
 
 
-@click.group("live-room")
+@_group_of("add_robots_to_live_room")
 def live_room() -> None:
     """Put robots into TUILiveKit live rooms, take them out, list them.
 
-    A live room holds at most three robots; ROOM_ID is at most 48 bytes.
+    A live room holds at most three robots; ROOM_ID is at most 48 bytes; each ROBOT_ID
+    starts with @RBT# and is at most 32 bytes.
     """
 
 
-@live_room.command("add", short_help="Put robots (at most three) into a live room.")
+@_command_for("add_robots_to_live_room", short_help="Put robots (at most three) into a live room.")
 @click.argument("room_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -242,7 +299,7 @@ def live_room_add(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...]) 
     """
     ids = list(robot_ids)
     call = _check(lambda: Call.add_robots_to_live_room(room_id, ids))
-    result = _call(ctx, lambda chat: chat.call(call))
+    result = _send(ctx, call)
     _report(
         ctx,
         result,
@@ -252,7 +309,7 @@ def live_room_add(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...]) 
     )
 
 
-@live_room.command("remove", short_help="Take robots out of a live room.")
+@_command_for("remove_robots_from_live_room", short_help="Take robots out of a live room.")
 @click.argument("room_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -263,7 +320,7 @@ def live_room_remove(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...
     """
     ids = list(robot_ids)
     call = _check(lambda: Call.remove_robots_from_live_room(room_id, ids))
-    result = _call(ctx, lambda chat: chat.call(call))
+    result = _send(ctx, call)
     _report(
         ctx,
         result,
@@ -273,14 +330,42 @@ def live_room_remove(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...
     )
 
 
-@live_room.command("list", short_help="Print the robots in a live room.")
+@_command_for("get_live_room_robots", short_help="Print the robots in a live room.")
 @click.argument("room_id")
 @click.pass_context
 def live_room_list(ctx: click.Context, room_id: str) -> None:
-    """Print the UserID of every robot in live room ROOM_ID, one per line."""
+    """Print the UserID of every robot in live room ROOM_ID, one per line (none: nothing)."""
     call = _check(lambda: Call.get_live_room_robots(room_id))
-    _print_ids(ctx, _call(ctx, lambda chat: chat.call(call)))
+    _print_ids(ctx, _send(ctx, call), room_id=room_id)
 
 
-COMMANDS = (robots, room, group, live_room)
-"""The groups to register on the top-level ``cli``."""
+# --- every API has its command, also under its method name ------------------------------
+
+_UNCOMMANDED = [spec.method for spec in ENDPOINTS if spec.method not in COMMAND_OF]
+if _UNCOMMANDED:  # a row added to the table without its command: said at import
+    raise RuntimeError(f"no command for {', '.join(_UNCOMMANDED)}")
+
+
+def _alias(spec: EndpointSpec, name: str) -> click.Command:
+    """A hidden top-level command ``name`` that runs ``spec``'s command."""
+    command = COMMAND_OF[spec.method]
+    return click.Command(
+        name,
+        callback=command.callback,
+        params=list(command.params),  # the same arguments; the shared options are added apart
+        help=command.help,
+        epilog=_epilog(spec, alias=True),
+        short_help=command.short_help,
+        hidden=True,
+    )
+
+
+ALIASES: tuple[click.Command, ...] = tuple(
+    _alias(spec, name)
+    for spec in ENDPOINTS
+    for name in dict.fromkeys((spec.method, spec.method.replace("_", "-")))
+)
+"""Each API's command under its method name, and the same with dashes (hidden)."""
+
+COMMANDS: tuple[click.Command, ...] = (*_GROUPS.values(), *ALIASES)
+"""The commands to register on the top-level ``cli``: the groups, then the aliases."""

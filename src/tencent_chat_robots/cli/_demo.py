@@ -125,22 +125,25 @@ def _spread(*streams: list[Call[Any]]) -> list[Call[Any]]:
 
 
 def _label(spec: EndpointSpec) -> str:
-    """The endpoint by its command on this command line: ``live-room add``."""
-    return " ".join(spec.cli)
+    """The endpoint by the API's method name, ``add_robots_to_live_room``: the name the
+    client, ``Call``, ``rates=``, ``bench --endpoint`` and the command line all take."""
+    return spec.method
 
 
 def _summary_table(stats: RunStats, fake: FakeTencentChat, elapsed: float) -> Table:
-    # Fits an 80-column terminal: light borders, short headers explained in the caption.
+    # Fits an 80-column terminal, the longest method name included: light borders, one
+    # space between columns, short headers explained in the caption.
     table = Table(
         title=f"Demo summary ({elapsed:.1f} s)",
         title_justify="left",
-        caption="endpoint: by its command; sent/recv: most requests in any second at the "
+        caption="API: by its method name; sent/recv: most requests in any second at the "
         "client / at the server; rate: sustained calls/s; latency per attempt in ms",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
-        pad_edge=False,
+        padding=0,
+        show_edge=False,
     )
-    table.add_column("endpoint", no_wrap=True)
+    table.add_column("API", no_wrap=True)
     for column in ("calls", "sent", "recv", "rate", "retries"):
         table.add_column(column, justify="right")
     table.add_column("errors")
@@ -253,6 +256,7 @@ async def _run_demo(
                 "failed_calls": stats.failed,
                 "endpoints": [
                     {
+                        "method": _label(BY_PATH[path]),
                         **row.as_dict(),
                         "max_per_second_arrived": fake.max_arrivals_in_window(path),
                         "documented_rate": BY_PATH[path].documented_rate,
