@@ -1,129 +1,82 @@
-"""Shared by the benchmark scripts: the fake server in a process of its own, the
-per-endpoint workload that keeps every call valid, and writing results."""
+"""Shared by the benchmark scripts: the fake server in a process of its own, the calls
+(``bench``'s :class:`Workload`, so that every call is valid), medians over repeats, GC
+pauses, and writing results."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
 import platform
+import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from tencent_chat_robots import Call, Endpoint, generate_usersig
+from tencent_chat_robots._endpoints import BY_PATH
+from tencent_chat_robots._models import converter
+from tencent_chat_robots.cli._bench import Workload
 
-__all__ = ["RESULTS", "FakeProcess", "Workload", "machine", "write_result"]
+__all__ = [
+    "ADMIN",
+    "RESULTS",
+    "SDKAPPID",
+    "SECRET_KEY",
+    "STABLE_ROBOTS",
+    "FakeProcess",
+    "GcPauses",
+    "Workload",
+    "every_endpoint",
+    "machine",
+    "median",
+    "quick_flag",
+    "raw_body",
+    "write_result",
+]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SDKAPPID = 1400000000
 SECRET_KEY = "benchmark-secret-key"
 ADMIN = "administrator"
 
-STABLE_ROBOTS = [f"@RBT#stable{i:02d}" for i in range(10)]
-CHURN_ROBOTS = [f"@RBT#churn{i:02d}" for i in range(10)]
+# Ten robots stay valid for rooms and groups; ten others are created and deleted by the
+# robot APIs, so an app never holds more than the documented 20.
+STABLE_ROBOTS = tuple(f"@RBT#stable{i:02d}" for i in range(10))
+CHURN_ROBOTS = tuple(f"@RBT#churn{i:02d}" for i in range(10))
 
 
-class Workload:
-    """``n`` calls of each endpoint that the fake accepts whatever the order.
-
-    Ten robots stay valid for rooms and groups; ten others are created and deleted by
-    the robot endpoints, so an app never holds more than the documented 20.
-    """
-
-    def __init__(self, calls: int) -> None:
-        self.size = calls
-        rooms = range((calls + 9) // 10)
-        self.room_adds = [(f"add-{r}", robot) for r in rooms for robot in STABLE_ROBOTS][:calls]
-        self.room_dels = [(f"del-{r}", robot) for r in rooms for robot in STABLE_ROBOTS][:calls]
-        self.groups = [f"@TGS#bench{g}" for g in range(calls)]
-        # A live room holds at most three robots: one call per room, one robot each.
-        self.live_adds = [f"live-add-{r}" for r in range(calls)]
-        self.live_dels = [f"live-del-{r}" for r in range(calls)]
-        self.live_gets = [f"live-get-{r % 10}" for r in range(calls)]
-
-    def calls(self, endpoint: str) -> list[Call[Any]]:
-        """``endpoint``'s calls, for the SDK: ``await chat.call(call)``."""
-        n = self.size
-        if endpoint == Endpoint.CREATE_ROBOT:
-            return [Call.create_robot(CHURN_ROBOTS[i % 10]) for i in range(n)]
-        if endpoint == Endpoint.GET_ALL_ROBOTS:
-            return [Call.get_all_robots() for _ in range(n)]
-        if endpoint == Endpoint.DELETE_ROBOT:
-            return [Call.delete_robot(CHURN_ROBOTS[i % 10]) for i in range(n)]
-        if endpoint == Endpoint.ROOM_ADD_ROBOT:
-            return [Call.add_robot_to_room(r, m) for r, m in self.room_adds]
-        if endpoint == Endpoint.ROOM_DELETE_ROBOT:
-            return [Call.remove_robot_from_room(r, m) for r, m in self.room_dels]
-        members = [STABLE_ROBOTS[0]]
-        if endpoint == Endpoint.LIVE_GROUP_ADD_ROBOTS:
-            return [Call.add_robots_to_live_group(g, members) for g in self.groups]
-        if endpoint == Endpoint.LIVE_GROUP_DEL_ROBOTS:
-            return [Call.remove_robots_from_live_group(g, members) for g in self.groups]
-        if endpoint == Endpoint.LIVE_ROOM_ADD_ROBOT:
-            return [Call.add_robots_to_live_room(r, members) for r in self.live_adds]
-        if endpoint == Endpoint.LIVE_ROOM_DEL_ROBOT:
-            return [Call.remove_robots_from_live_room(r, members) for r in self.live_dels]
-        if endpoint == Endpoint.LIVE_ROOM_GET_ROBOT:
-            return [Call.get_live_room_robots(r) for r in self.live_gets]
-        raise ValueError(f"no workload for {endpoint}")
-
-    def bodies(self, endpoint: str) -> list[dict[str, Any]]:
-        """The same calls' JSON bodies, vendor keys, written by hand as a raw client would."""
-        n = self.size
-        if endpoint == Endpoint.CREATE_ROBOT:
-            return [{"UserID": CHURN_ROBOTS[i % 10]} for i in range(n)]
-        if endpoint == Endpoint.GET_ALL_ROBOTS:
-            return [{} for _ in range(n)]
-        if endpoint == Endpoint.DELETE_ROBOT:
-            return [{"Robot_Account": CHURN_ROBOTS[i % 10]} for i in range(n)]
-        if endpoint == Endpoint.ROOM_ADD_ROBOT:
-            return [{"RoomId": r, "Member_Account": m} for r, m in self.room_adds]
-        if endpoint == Endpoint.ROOM_DELETE_ROBOT:
-            return [{"RoomId": r, "Member_Account": m} for r, m in self.room_dels]
-        members = [STABLE_ROBOTS[0]]
-        if endpoint in (Endpoint.LIVE_GROUP_ADD_ROBOTS, Endpoint.LIVE_GROUP_DEL_ROBOTS):
-            return [{"GroupId": g, "Member_Account": members} for g in self.groups]
-        if endpoint == Endpoint.LIVE_ROOM_ADD_ROBOT:
-            return [{"RoomId": r, "RobotList_Account": members} for r in self.live_adds]
-        if endpoint == Endpoint.LIVE_ROOM_DEL_ROBOT:
-            return [{"RoomId": r, "RobotList_Account": members} for r in self.live_dels]
-        if endpoint == Endpoint.LIVE_ROOM_GET_ROBOT:
-            return [{"RoomId": r} for r in self.live_gets]
-        raise ValueError(f"no workload for {endpoint}")
-
-    def arrange(self, fake: Any) -> None:
-        """Create the state the calls need, directly in the fake (no REST calls)."""
-        for robot in STABLE_ROBOTS + CHURN_ROBOTS:
-            fake.create_robot(robot)
-        for room, _ in self.room_adds:
-            fake.create_room(room)
-        for room, robot in self.room_dels:
-            fake.create_room(room)
-            fake.add_room_member(room, robot)
-        for group in self.groups:
-            fake.create_live_group(group)
-            fake.add_live_group_members(group, [STABLE_ROBOTS[0]])
-        for room in self.live_adds:
-            fake.create_live_room(room)
-        for room in [*self.live_dels, *sorted(set(self.live_gets))]:
-            fake.create_live_room(room)
-            fake.add_live_room_robots(room, [STABLE_ROBOTS[0]])
+def every_endpoint(calls: int) -> dict[str, Workload]:
+    """Per API path, a workload of ``calls`` calls; all of them valid on one fake in any order."""
+    churn = (Endpoint.CREATE_ROBOT, Endpoint.DELETE_ROBOT)
+    return {
+        path: Workload.generated(
+            BY_PATH[path].method, calls, CHURN_ROBOTS if path in churn else STABLE_ROBOTS
+        )
+        for path in Endpoint.ALL
+    }
 
 
-def _serve_fake(conn: Connection, options: dict[str, Any], calls: int) -> None:
+def raw_body(call: Call[Any]) -> dict[str, Any]:
+    """The JSON body of ``call`` with the vendor's keys, for the raw HTTP clients."""
+    body: dict[str, Any] = converter.unstructure(call.body)
+    return body
+
+
+def _serve_fake(conn: Connection, options: dict[str, Any], workloads: list[Workload]) -> None:
     from tencent_chat_robots.testing import FakeTencentChat
 
     fake = FakeTencentChat(
         sdkappid=SDKAPPID, secret_key=SECRET_KEY, admin=ADMIN, max_robots_per_room=20, **options
     )
-    if calls:
-        Workload(calls).arrange(fake)
+    for workload in workloads:
+        workload.arrange(fake)
 
     async def main() -> None:
         async with fake.serve() as base_url:
@@ -154,18 +107,22 @@ def _serve_fake(conn: Connection, options: dict[str, Any], calls: int) -> None:
 
 
 class FakeProcess:
-    """The fake server on a loopback port, in a separate process (its CPU is not ours)."""
+    """The fake server on a loopback port, in a separate process (its CPU is not ours).
 
-    def __init__(self, *, calls: int = 0, **options: Any) -> None:
+    ``arrange``: workloads whose objects the fake gets first; ``options`` go to
+    ``FakeTencentChat``.
+    """
+
+    def __init__(self, *, arrange: Iterable[Workload] = (), **options: Any) -> None:
         self._options = options
-        self._calls = calls
+        self._workloads = list(arrange)
         self.base_url = ""
 
     def __enter__(self) -> FakeProcess:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=_serve_fake, args=(child, self._options, self._calls), daemon=True
+            target=_serve_fake, args=(child, self._options, self._workloads), daemon=True
         )
         self._process.start()
         if not self._conn.poll(60):
@@ -206,6 +163,62 @@ class FakeProcess:
         return TencentChat(SDKAPPID, SECRET_KEY, admin=ADMIN, base_url=self.base_url, **options)
 
 
+def median(runs: Sequence[Any], path: str = "", *, places: int = 3) -> Any:
+    """The median over ``runs`` of the figure at ``path`` (keys joined by dots; "" the
+    runs themselves), a float rounded to ``places``; of dicts, each key's; None if no
+    run has one."""
+    values = []
+    for run in runs:
+        for key in path.split(".") if path else ():
+            run = run[key]
+        values.append(run)
+    return _median(values, places)
+
+
+def _median(values: list[Any], places: int) -> Any:
+    known = [value for value in values if value is not None]
+    if not known:
+        return None
+    if isinstance(known[0], dict):
+        return {key: _median([value.get(key) for value in known], places) for key in known[0]}
+    middle = statistics.median(known)
+    return round(middle, places) if isinstance(middle, float) else middle
+
+
+class GcPauses:
+    """The garbage collector's pauses while in ``with`` (a cause of event-loop lag with
+    many calls pending), counted in place: measuring them makes no garbage."""
+
+    def __init__(self) -> None:
+        self.collections = 0
+        self.seconds = 0.0
+        self.longest = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._started
+            self.collections += 1
+            self.seconds += pause
+            self.longest = max(self.longest, pause)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def report(self) -> dict[str, float]:
+        return {
+            "collections": self.collections,
+            "seconds": round(self.seconds, 3),
+            "max_ms": round(self.longest * 1e3, 1),
+        }
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     return {
@@ -216,13 +229,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, data: dict[str, Any]) -> Path:
+def write_result(name: str, data: dict[str, Any], *, aside: bool | None = None) -> Path:
     """Write ``benchmarks/results/NAME.json`` (with the machine noted) and say where.
 
-    ``--quick`` runs go to ``results/quick/`` so a smoke test never replaces the
-    published numbers.
+    Runs set ``aside`` (by default ``--quick`` ones) go to ``results/quick/``, so that a
+    smoke test or a trial never replaces the published numbers.
     """
-    folder = RESULTS / "quick" if quick_flag() else RESULTS
+    folder = RESULTS / "quick" if (quick_flag() if aside is None else aside) else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
@@ -233,13 +246,3 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
 def quick_flag() -> bool:
     """``--quick``: a few seconds, for CI's smoke test."""
     return "--quick" in sys.argv[1:]
-
-
-@contextlib.contextmanager
-def timed() -> Iterator[dict[str, float]]:
-    """Wall and CPU seconds of the block, filled in when it ends."""
-    out: dict[str, float] = {}
-    wall, cpu = time.perf_counter(), time.process_time()
-    yield out
-    out["wall"] = time.perf_counter() - wall
-    out["cpu"] = time.process_time() - cpu

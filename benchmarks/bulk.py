@@ -1,12 +1,12 @@
-"""Bulk runs: ``chat.bulk(calls)`` over long streams, against gather, at 190/s, and resumed.
+"""Bulk runs: ``chat.bulk(calls)`` over long streams, against gather, and at 190/s.
 
-Every call is ``room_engine_http_srv/add_robot``, built lazily by a generator:
-``Call.add_robot_to_room(f"room-{i % 10_000}", robot i % 10)``. The fake server has those
-10,000 rooms and 10 robots; a room gets its robot on the first pass and later passes add
-a member already in (answered as a success), so every call is valid at any size. The
-fake runs on a thread of this process; each client runs in a fresh process of its own
-(spawned per run), so that the client's figures are its own and its memory peak starts
-from its baseline every time.
+Every call is ``room_engine_http_srv/add_robot``, built lazily (``bench``'s
+``Workload``): call i adds robot i % 10 to room (i // 10) % 10,000. The fake server has
+those 10,000 rooms and 10 robots; the first 100,000 calls fill the rooms and later ones
+add a member already in (answered as a success), so every call is valid at any size. The
+fake runs in a process of its own (``_harness.FakeProcess``); each client runs in a fresh
+process of its own (spawned per run), so that the client's figures are its own and its
+memory peak starts from its baseline every time.
 
 1. Memory and lag against size, through the runner: N calls (10,000, 50,000, 200,000 and
    1,000,000; ``--quick``: 1,000 and 5,000) through ``chat.bulk`` with the limiter fast
@@ -26,20 +26,11 @@ from its baseline every time.
    the runner of a default client, against the fake at the documented limit (200/s,
    refusing past it with 60007). From the fake's arrival times: calls/s from the first
    arrival to the last, the most arrivals in any sliding second, and the 60007 refusals.
-4. Resume after SIGKILL: ``tencent-chat-robots provision PLAN --journal FILE`` on a plan of
-   2 robots x 3,000 rooms (``--quick``: 2 x 150) at the default 190/s against the fake
-   (200/s), killed with SIGKILL once the fake has received a share of the placements
-   drawn at random (10-30%, 40-60%, 70-90% in turn) and the journal is past its header,
-   then ``provision PLAN --resume FILE`` (with ``--json``). From the fake's state and call
-   log: placements missing (must be 0), placements received (answered 0) more than once,
-   against the resumed run's count of items started but never finished (duplicates must
-   not exceed it). Skipped, with the reason in the JSON, while ``provision`` has no
-   ``--journal``/``--resume``.
 
-Scenarios 1 to 3 give medians of 3 runs (``--quick``: 1); 4 is repeated 3 times
-(``--quick``: 1). ``--calls N`` is a medium trial of the full mode: sizes 10,000,
-min(N, 50,000) and N, gather at min(N, 50,000), everything once; written to
-``results/quick/bulk-calls-N.json``.
+Each scenario gives medians of 3 runs (``--quick``: 1). ``--calls N`` is a medium trial
+of the full mode: sizes 10,000, min(N, 50,000) and N, gather at min(N, 50,000),
+everything once; written to ``results/quick/bulk-calls-N.json``. (That a run killed
+outright and resumed loses nothing is a test: ``tests/cli/test_resume_after_kill.py``.)
 
     python benchmarks/bulk.py [--quick | --calls N]
 """
@@ -50,33 +41,28 @@ import argparse
 import array
 import asyncio
 import collections
-import csv
 import gc
-import json
 import multiprocessing
-import os
-import random
-import shutil
-import signal
-import statistics
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from _harness import machine, quick_flag, write_result
-from tencent_chat_robots import Call, Endpoint
+from _harness import (
+    ADMIN,
+    SDKAPPID,
+    SECRET_KEY,
+    FakeProcess,
+    GcPauses,
+    Workload,
+    median,
+    quick_flag,
+    write_result,
+)
+from tencent_chat_robots import Endpoint
+from tencent_chat_robots.testing import max_in_window
 
 ENDPOINT = Endpoint.ROOM_ADD_ROBOT
-SDKAPPID = 1400000000
-SECRET_KEY = "bulk-benchmark-secret-key"
-ADMIN = "administrator"
-ROBOTS = [f"@RBT#bulk{i}" for i in range(10)]
+ROBOTS = tuple(f"@RBT#bulk{i}" for i in range(10))
 ROOMS = 10_000
 RATE = 190  # the SDK's default
 LAG_P99_MS = 8  # the issue's target for the runner's event-loop lag
@@ -88,94 +74,17 @@ BUCKET = 1e-5  # the lag histogram's resolution, seconds
 BUCKETS = 200_000  # up to 2 s; a longer lag lands in the last bucket (max is kept apart)
 SAMPLE_EVERY = 0.05  # seconds between two RSS / pool-size samples
 WARM_UP = 300
-_CEILING = 64  # the runner's adaptive pool at most (_bulk._MAX_WORKERS)
 
 # Targets from issue 11.
 MAX_GROWTH_RATIO = 1.2  # RSS growth, largest size / 10,000
 MAX_GROWTH_MB = 50.0
 MAX_CPU_RATIO = 0.7  # CPU per call, runner / gather
 MIN_SUSTAINED_SHARE = 0.98  # of 190/s
-RESUME_ROBOTS = 2
 
-
-def _calls(n: int) -> Iterator[Call[Any]]:
-    """``n`` room adds, built one at a time as the consumer asks."""
-    for i in range(n):
-        yield Call.add_robot_to_room(f"room-{i % ROOMS}", ROBOTS[i % len(ROBOTS)])
-
-
-# -- the fake server, on a thread of this process ------------------------------------------
-
-
-class _Fake:
-    """``FakeTencentChat`` served by uvicorn on a thread; the clients run in other processes.
-
-    On a thread (not ``_harness.FakeProcess``) so that the benchmark reads the fake's whole
-    call log (which room and robot each call named) and arranges rooms by name.
-    """
-
-    def __init__(
-        self,
-        *,
-        rooms: Sequence[str],
-        robots: Sequence[str],
-        rate_limit: int | None,
-        keep_history: int | None,
-    ) -> None:
-        from tencent_chat_robots.testing import FakeTencentChat
-
-        self.fake = FakeTencentChat(
-            sdkappid=SDKAPPID,
-            secret_key=SECRET_KEY,
-            admin=ADMIN,
-            rate_limit=rate_limit,
-            keep_history=keep_history,
-        )
-        for robot in robots:
-            self.fake.create_robot(robot)
-        for room in rooms:
-            self.fake.create_room(room)
-        self.base_url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> _Fake:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def serve() -> None:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            async with self.fake.serve() as base_url:
-                self.base_url = base_url
-                ready.set()
-                await self._stop.wait()
-
-        def thread() -> None:
-            try:
-                asyncio.run(serve())
-            except BaseException as err:  # reported by __enter__
-                failure.append(err)
-                ready.set()
-
-        self._thread = threading.Thread(target=thread, name="fake-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(60) or failure:
-            raise RuntimeError(f"the fake server did not start: {failure}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def room_add_codes(self) -> list[int | None]:
-        return [c.error_code for c in self.fake.calls if c.endpoint == ENDPOINT]
-
-    def room_adds(self) -> int:
-        """Room adds received so far (the arrival history is kept whole here)."""
-        return len(self.fake.arrivals(ENDPOINT))
+# The calls and the fake's objects: see the module's docstring.
+WORKLOAD = Workload(
+    "add_robot_to_room", robots=ROBOTS, containers=tuple(f"room-{i}" for i in range(ROOMS))
+)
 
 
 # -- one measured client run, in a process of its own ----------------------------------------
@@ -214,10 +123,6 @@ class _Probe:
         self.rss_max = 0
         self.workers_max = 0
         self.run: Any = None  # the BulkRun, when there is one
-        self.gc_count = 0
-        self.gc_seconds = 0.0
-        self.gc_max = 0.0
-        self._gc_started = 0.0
 
     async def tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -250,15 +155,6 @@ class _Probe:
                 return round((bucket + 1) * BUCKET * 1e3, 2)
         return round(self.max_lag * 1e3, 2)
 
-    def on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            pause = time.perf_counter() - self._gc_started
-            self.gc_count += 1
-            self.gc_seconds += pause
-            self.gc_max = max(self.gc_max, pause)
-
 
 async def _through_runner(
     chat: Any, n: int, probe: _Probe | None, pending: bytearray, concurrency: int | None
@@ -267,7 +163,7 @@ async def _through_runner(
     as each item's outcome comes, so that a second outcome, or none, shows."""
     twice = 0
     errors: collections.Counter[str] = collections.Counter()
-    run = chat.bulk(_calls(n), total=n, concurrency=concurrency)
+    run = chat.bulk(WORKLOAD.calls(n), total=n, concurrency=concurrency)
     if probe is not None:
         probe.run = run
     async for outcome in run:
@@ -290,7 +186,9 @@ async def _through_gather(
     chat: Any, n: int, probe: _Probe | None, pending: bytearray, concurrency: int | None
 ) -> dict[str, Any]:
     """``n`` calls gathered at once, a task each."""
-    results = await asyncio.gather(*(chat.call(c) for c in _calls(n)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(chat.call(c) for c in WORKLOAD.calls(n)), return_exceptions=True
+    )
     errors = collections.Counter(type(r).__name__ for r in results if isinstance(r, BaseException))
     return {
         "outcomes": len(results),
@@ -322,14 +220,13 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         peak_reset = _reset_peak()
         ticker = asyncio.create_task(probe.tick())
         await asyncio.sleep(0.01)  # the ticker runs before the calls start
-        gc.callbacks.append(probe.on_gc)
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            counts = await through(chat, n, probe, pending, concurrency)
-        finally:
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            gc.callbacks.remove(probe.on_gc)
-            ticker.cancel()
+        with GcPauses() as pauses:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                counts = await through(chat, n, probe, pending, concurrency)
+            finally:
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                ticker.cancel()
         probe.sample()
         status = _proc_status()
         peak = status["VmHWM"] if peak_reset else probe.rss_max
@@ -354,11 +251,7 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
             "max": round(probe.max_lag * 1e3, 2),
             "ticks": probe.ticks,
         },
-        "gc": {
-            "collections": probe.gc_count,
-            "seconds": round(probe.gc_seconds, 3),
-            "max_ms": round(probe.gc_max * 1e3, 1),
-        },
+        "gc": pauses.report(),
         "workers_max": probe.workers_max if mode == "runner" else None,
     }
 
@@ -391,13 +284,6 @@ def _client_run(spec: dict[str, Any]) -> dict[str, Any]:
 # -- medians -----------------------------------------------------------------------------------
 
 
-def _pick(run: dict[str, Any], path: str) -> Any:
-    value: Any = run
-    for key in path.split("."):
-        value = value[key]
-    return value
-
-
 MEDIANS = (
     "seconds",
     "calls_per_second",
@@ -414,12 +300,9 @@ MEDIANS = (
 )
 
 
-def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each figure over the runs, plus whether every run was all ok."""
-    out: dict[str, Any] = {}
-    for path in MEDIANS:
-        value = statistics.median(_pick(run, path) for run in runs)
-        out[path] = round(value, 3) if isinstance(value, float) else value
+    out: dict[str, Any] = {path: median(runs, path) for path in MEDIANS}
     out["all_ok"] = all(run["all_ok"] for run in runs)
     workers = [run["workers_max"] for run in runs if run["workers_max"] is not None]
     out["workers_max"] = max(workers) if workers else None
@@ -449,7 +332,7 @@ def _measured(size: int, mode: str, base_url: str, repeats: int) -> dict[str, An
             f"{' ' + str(run['errors']) if run['errors'] else ''}",
             flush=True,
         )
-    return {"runs": runs, "median": _median(runs)}
+    return {"runs": runs, "median": _medians(runs)}
 
 
 # -- 3. sustained 190/s ---------------------------------------------------------------------------
@@ -457,10 +340,10 @@ def _measured(size: int, mode: str, base_url: str, repeats: int) -> dict[str, An
 
 def _sustained(calls: int, repeats: int) -> dict[str, Any]:
     runs = []
-    rooms = [f"room-{i}" for i in range(min(calls, ROOMS))]
-    with _Fake(rooms=rooms, robots=ROBOTS, rate_limit=SERVER_LIMIT, keep_history=None) as fake:
+    # The fake at its documented limit, refusing past it.
+    with FakeProcess(arrange=[WORKLOAD]) as fake:
         for number in range(repeats):
-            fake.fake.reset_calls()
+            fake.reset()
             time.sleep(1.1)  # the server's one-second windows drain
             spec = {
                 "base_url": fake.base_url,
@@ -470,8 +353,8 @@ def _sustained(calls: int, repeats: int) -> dict[str, Any]:
                 "warm_up": 0,
             }
             client = _client_run(spec)
-            arrivals = fake.fake.arrivals(ENDPOINT)
-            codes = fake.room_add_codes()
+            stats = fake.stats()[ENDPOINT]
+            arrivals, codes = stats["arrivals"], stats["codes"]
             span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
             rate = (len(arrivals) - 1) / span if span else 0.0
             run = {
@@ -483,7 +366,7 @@ def _sustained(calls: int, repeats: int) -> dict[str, Any]:
                 "seconds_first_to_last": round(span, 3),
                 "calls_per_second": round(rate, 2),
                 "share_of_190": round(rate / RATE, 4),
-                "max_arrivals_in_any_second": fake.fake.max_arrivals_in_window(ENDPOINT),
+                "max_arrivals_in_any_second": max_in_window(arrivals),
                 "refused_60007": codes.count(60007),
                 "other_codes": dict(collections.Counter(c for c in codes if c not in (0, 60007))),
                 "lag_ms": client["lag_ms"],
@@ -500,209 +383,12 @@ def _sustained(calls: int, repeats: int) -> dict[str, Any]:
     return {
         "runs": runs,
         "median": {
-            "calls_per_second": statistics.median(r["calls_per_second"] for r in runs),
-            "share_of_190": statistics.median(r["share_of_190"] for r in runs),
+            "calls_per_second": median(runs, "calls_per_second"),
+            "share_of_190": median(runs, "share_of_190", places=4),
         },
         "max_arrivals_in_any_second": max(r["max_arrivals_in_any_second"] for r in runs),
         "refused_60007": sum(r["refused_60007"] for r in runs),
         "all_ok": all(r["client_all_ok"] for r in runs),
-    }
-
-
-# -- 4. resume after SIGKILL -----------------------------------------------------------------------
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("tencent-chat-robots")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("tencent-chat-robots")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from tencent_chat_robots.cli import main; main()"]
-
-
-def _resume_missing() -> str | None:
-    """Why the resume scenario cannot run, or ``None`` if ``provision`` can journal."""
-    try:
-        done = subprocess.run(
-            [*_cli(), "provision", "--help"], capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return f"cannot run tencent-chat-robots provision --help: {err}"
-    missing = [flag for flag in ("--journal", "--resume") if flag not in done.stdout]
-    if missing:
-        return f"`tencent-chat-robots provision --help` lists no {' or '.join(missing)} yet"
-    return None
-
-
-def _write_plan(path: Path, rooms: Sequence[str], robots: Sequence[str]) -> None:
-    """One placement per row (the form for big plans, read as the calls go)."""
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["user_id", "nick", "face_url", "self_signature", "rooms", "live_groups"])
-        for room in rooms:
-            for robot in robots:
-                writer.writerow([robot, "", "", "", room, ""])
-
-
-def _lines(path: Path) -> int:
-    try:
-        with path.open("rb") as journal:
-            return sum(1 for _ in journal)
-    except FileNotFoundError:
-        return 0
-
-
-# The resumed run's count of items started by the killed run and never finished: the
-# report's key, or failing that (the report changed) a key with one of these in its name.
-_IN_DOUBT_KEY = "unfinished_earlier"
-_IN_DOUBT_KEYS = ("unfinished", "not_finished", "in_doubt", "in_flight", "uncertain")
-
-
-def _reported_in_doubt(report: Any) -> tuple[int | None, str | None]:
-    """The count of started-but-unfinished items in the report, and the key it was under."""
-    if not isinstance(report, dict):
-        return None, None
-    if isinstance(report.get(_IN_DOUBT_KEY), int):
-        return report[_IN_DOUBT_KEY], _IN_DOUBT_KEY
-    for key, value in report.items():
-        name = str(key).lower()
-        if any(k in name for k in _IN_DOUBT_KEYS) and not isinstance(value, bool):
-            if isinstance(value, int):
-                return value, str(key)
-            if isinstance(value, list):
-                return len(value), str(key)
-    return None, None
-
-
-def _resume_once(
-    number: int, rooms_per_robot: int, lo: float, hi: float, seed: int
-) -> dict[str, Any]:
-    rooms = [f"room-{i}" for i in range(rooms_per_robot)]
-    robots = [f"@RBT#b{i}" for i in range(RESUME_ROBOTS)]
-    placements = {(room, robot) for robot in robots for room in rooms}
-    items = len(placements) + len(robots)
-    rng = random.Random(seed + number)
-    fraction = rng.uniform(lo, hi)
-    with (
-        tempfile.TemporaryDirectory(prefix="bulk-resume-") as folder,
-        _Fake(rooms=rooms, robots=(), rate_limit=SERVER_LIMIT, keep_history=None) as fake,
-    ):
-        plan, journal = Path(folder) / "plan.csv", Path(folder) / "journal.jsonl"
-        _write_plan(plan, rooms, robots)
-        env = {
-            **os.environ,
-            "TENCENT_CHAT_SDKAPPID": str(SDKAPPID),
-            "TENCENT_CHAT_SECRET_KEY": SECRET_KEY,
-            "TENCENT_CHAT_ADMIN": ADMIN,
-        }
-        root = [*_cli(), "--base-url", fake.base_url]
-        # Killed once the server has received that share of the placements (and the
-        # journal has more than its header): progress as the server sees it, whatever
-        # the journal's lines look like.
-        kill_at = max(1, int(fraction * len(placements)))
-        began = time.perf_counter()
-        with (Path(folder) / "first.stderr").open("w+b") as stderr:
-            first = subprocess.Popen(
-                [*root, "provision", str(plan), "--journal", str(journal)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-            while first.poll() is None:
-                if fake.room_adds() >= kill_at and _lines(journal) > 1:
-                    first.send_signal(signal.SIGKILL)
-                    break
-                time.sleep(0.005)
-            first.wait()
-            stderr.seek(0)
-            first_stderr = stderr.read().decode(errors="replace")
-        killed = first.returncode == -signal.SIGKILL
-        killed_after = time.perf_counter() - began
-        lines_at_kill = _lines(journal)
-        time.sleep(0.2)  # what the killed process had sent is answered by now
-        arrivals_before = fake.room_adds()
-        second = subprocess.run(
-            [*root, "--json", "provision", str(plan), "--resume", str(journal)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        try:
-            report: Any = json.loads(second.stdout)
-        except ValueError:
-            report = None
-        in_doubt, key = _reported_in_doubt(report)
-        received: collections.Counter[tuple[str, str]] = collections.Counter()
-        refused = 0
-        for call in fake.fake.calls:
-            if call.endpoint != ENDPOINT or not isinstance(call.body, dict):
-                continue
-            if call.error_code == 60007:
-                refused += 1
-            if call.error_code == 0:
-                received[(call.body.get("RoomId"), call.body.get("Member_Account"))] += 1
-        members = {room: set(fake.fake.room_members(room)) for room in rooms}
-    lost = sum(1 for room, robot in placements if robot not in members[room])
-    twice = sum(1 for pair in placements if received[pair] > 1)
-    result = {
-        "items": items,
-        "killed_at_share_of_placements_received": round(fraction, 3),
-        "killed": killed,
-        "killed_after_s": round(killed_after, 2),
-        "journal_lines_at_kill": lines_at_kill,
-        "room_adds_received_before_resume": arrivals_before,
-        "resumed_exit_code": second.returncode,
-        "placements_lost": lost,
-        "placements_received_twice": twice,
-        "extra_receipts": sum(max(0, received[pair] - 1) for pair in placements),
-        "reported_started_unfinished": in_doubt,
-        "reported_under_key": key,
-        "refused_60007": refused,
-        "duplicates_within_reported": in_doubt is not None and twice <= in_doubt,
-    }
-    if not killed:
-        result["note"] = "the first run finished before the kill point: no kill happened"
-        result["first_stderr_tail"] = first_stderr[-500:]
-    if report is None:
-        result["resumed_stdout_tail"] = second.stdout[-500:]
-        result["resumed_stderr_tail"] = second.stderr[-500:]
-    elif isinstance(report, dict):
-        result["report_counts"] = {
-            k: v for k, v in report.items() if isinstance(v, int) and not isinstance(v, bool)
-        }
-        if key is None:
-            result["report_keys"] = sorted(report)
-    return result
-
-
-def _resume(rooms_per_robot: int, repeats: int) -> dict[str, Any]:
-    missing = _resume_missing()
-    if missing is not None:
-        print(f"resume after SIGKILL: SKIPPED: {missing}", flush=True)
-        return {"skipped": missing}
-    # Each repeat kills in a different part of the run: early, middle, late.
-    parts = [(0.1, 0.3), (0.4, 0.6), (0.7, 0.9)]
-    runs = []
-    for number in range(repeats):
-        lo, hi = parts[number % len(parts)]
-        run = _resume_once(number, rooms_per_robot, lo, hi, seed=11)
-        runs.append(run)
-        print(
-            f"resume run {number + 1}/{repeats}: killed {run['killed']} after"
-            f" {run['killed_after_s']} s ({run['journal_lines_at_kill']} journal lines) |"
-            f" lost {run['placements_lost']} | received twice {run['placements_received_twice']}"
-            f" | reported started-unfinished {run['reported_started_unfinished']}"
-            f" ({run['reported_under_key']}) | resumed exit {run['resumed_exit_code']}",
-            flush=True,
-        )
-    return {
-        "runs": runs,
-        "placements_lost": sum(r["placements_lost"] for r in runs),
-        "all_killed": all(r["killed"] for r in runs),
-        "duplicates_within_reported": all(r["duplicates_within_reported"] for r in runs),
     }
 
 
@@ -716,8 +402,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": 1,
             "gather_calls": 5_000,
             "sustained_calls": 380,
-            "resume_rooms_per_robot": 150,
-            "resume_repeats": 1,
         }
     if args.calls:
         return {
@@ -725,16 +409,12 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": 1,
             "gather_calls": min(args.calls, 50_000),
             "sustained_calls": 20 * RATE,
-            "resume_rooms_per_robot": 3_000,
-            "resume_repeats": 1,
         }
     return {
         "sizes": [10_000, 50_000, 200_000, 1_000_000],
         "repeats": 3,
         "gather_calls": 50_000,
         "sustained_calls": 20 * RATE,
-        "resume_rooms_per_robot": 3_000,
-        "resume_repeats": 3,
     }
 
 
@@ -753,7 +433,6 @@ def _table(
     gather_size: int,
     gather: dict[str, Any],
     sustained: dict[str, Any],
-    resume: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """The README's rows: measure, runner, gather, target, met."""
     ordered = sorted(sizes)
@@ -874,37 +553,7 @@ def _table(
     )
     refused = sustained["refused_60007"]
     rows.append(_row("60007 refusals", refused, "", "0", refused == 0))
-    if "skipped" in resume:
-        rows.append(_row("resume after SIGKILL", f"not measured: {resume['skipped']}"))
-    else:
-        lost = resume["placements_lost"]
-        rows.append(_row("resume after SIGKILL: placements lost", lost, "", "0", lost == 0))
-        pairs = ", ".join(
-            f"{r['placements_received_twice']} ≤ {r['reported_started_unfinished']}"
-            for r in resume["runs"]
-        )
-        rows.append(
-            _row(
-                "resume: placements received twice ≤ reported started-unfinished",
-                pairs,
-                "",
-                "each run",
-                resume["duplicates_within_reported"] and resume["all_killed"],
-            )
-        )
     return rows
-
-
-def _write(args: argparse.Namespace, data: dict[str, Any]) -> None:
-    if args.calls and not args.quick:
-        # A trial: beside the smoke runs, never in place of the published numbers.
-        folder = Path(__file__).resolve().parent / "results" / "quick"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"bulk-calls-{args.calls}.json"
-        path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
-        print(f"wrote {path}")
-    else:
-        write_result("bulk", data)
 
 
 def main() -> None:
@@ -917,16 +566,14 @@ def main() -> None:
     began = time.perf_counter()
 
     sizes: dict[int, dict[str, Any]] = {}
-    rooms = [f"room-{i}" for i in range(ROOMS)]
-    # Pacing off on both sides; the fake keeps only its latest records (its memory is not ours).
-    with _Fake(rooms=rooms, robots=ROBOTS, rate_limit=None, keep_history=1000) as fake:
+    # Pacing off on both sides; the fake keeps only its latest records.
+    with FakeProcess(arrange=[WORKLOAD], rate_limit=None, keep_history=1000) as fake:
         for size in s["sizes"]:
             sizes[size] = _measured(size, "runner", fake.base_url, s["repeats"])
         gather = _measured(s["gather_calls"], "gather", fake.base_url, s["repeats"])
     sustained = _sustained(s["sustained_calls"], s["repeats"])
-    resume = _resume(s["resume_rooms_per_robot"], s["resume_repeats"])
 
-    table = _table(sizes, s["gather_calls"], gather, sustained, resume)
+    table = _table(sizes, s["gather_calls"], gather, sustained)
     for row in table:
         met = "" if row["met"] is None else (" met" if row["met"] else " MISSED")
         gathered = f" | gather {row['gather']}" if row["gather"] != "" else ""
@@ -937,12 +584,11 @@ def main() -> None:
         f" runner sizes {' / '.join(f'{n:,}' for n in s['sizes'])} and gather at"
         f" {s['gather_calls']:,}, both paced at {FAST:,}/s;"
         f" {s['sustained_calls']:,} calls at the default"
-        f" {RATE}/s against the documented {SERVER_LIMIT}/s; provision of {RESUME_ROBOTS} robots"
-        f" x {s['resume_rooms_per_robot']:,} rooms killed and resumed;"
-        f" each client in a fresh process"
+        f" {RATE}/s against the documented {SERVER_LIMIT}/s; each client in a fresh process"
     )
-    _write(
-        args,
+    trial = bool(args.calls) and not args.quick  # beside the smoke runs, not the published
+    write_result(
+        f"bulk-calls-{args.calls}" if trial else "bulk",
         {
             "quick": args.quick,
             "settings": {**s, "rooms": ROOMS, "robots": len(ROBOTS), "warm_up": WARM_UP},
@@ -952,8 +598,8 @@ def main() -> None:
             "sizes": {str(size): run for size, run in sizes.items()},
             "gather": {"calls": s["gather_calls"], **gather},
             "sustained": sustained,
-            "resume": resume,
         },
+        aside=args.quick or trial,
     )
 
 

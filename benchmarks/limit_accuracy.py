@@ -29,18 +29,19 @@ import aiohttp
 import aiolimiter
 import httpx
 
-from _harness import FakeProcess, Workload, quick_flag, write_result
-from tencent_chat_robots import ENDPOINTS, Call, Endpoint, TencentChatError
+from _harness import FakeProcess, every_endpoint, quick_flag, raw_body, write_result
+from tencent_chat_robots import Call, Endpoint, TencentChatError
+from tencent_chat_robots._endpoints import BY_PATH
 from tencent_chat_robots.testing import max_in_window
 
-BY_PATH = {spec.path: spec for spec in ENDPOINTS}
+Calls = dict[str, list[Call[Any]]]  # per API path
 # A network delivering each request 5-50 ms after it was sent: the fake counts every
 # arrival up to 45 ms late (the constant 5 ms shifts every window alike, so it drops out).
 SPREAD = 0.045
 RAW_IN_FLIGHT = 64
 
 
-async def _sdk(fake: FakeProcess, workload: Workload, sends: dict[str, list[float]]) -> None:
+async def _sdk(fake: FakeProcess, calls: Calls, sends: dict[str, list[float]]) -> None:
     def on_attempt(record: Any) -> None:
         sends[record.endpoint].append(record.started)
 
@@ -51,12 +52,12 @@ async def _sdk(fake: FakeProcess, workload: Workload, sends: dict[str, list[floa
             with contextlib.suppress(TencentChatError):  # counted at the server
                 await chat.call(call)
 
-        await asyncio.gather(*(one(call) for e in Endpoint.ALL for call in workload.calls(e)))
+        await asyncio.gather(*(one(call) for e in Endpoint.ALL for call in calls[e]))
 
 
 async def _raw(
     fake: FakeProcess,
-    workload: Workload,
+    calls: Calls,
     sends: dict[str, list[float]],
     library: str,
     limiter_for: Callable[[], Any] | None,
@@ -76,7 +77,7 @@ async def _raw(
                 await post(f"{url}{random.getrandbits(32)}", json.dumps(body).encode())
 
         await asyncio.gather(
-            *(one(e, fake.signed_url(e), body) for e in Endpoint.ALL for body in workload.bodies(e))
+            *(one(e, fake.signed_url(e), raw_body(call)) for e in Endpoint.ALL for call in calls[e])
         )
 
 
@@ -136,7 +137,7 @@ def _naive() -> aiolimiter.AsyncLimiter:
     return aiolimiter.AsyncLimiter(200, 1)
 
 
-CLIENTS: dict[str, Callable[[FakeProcess, Workload, dict[str, list[float]]], Awaitable[None]]] = {
+CLIENTS: dict[str, Callable[[FakeProcess, Calls, dict[str, list[float]]], Awaitable[None]]] = {
     "tencent-chat-robots (95% of each rate)": _sdk,
     "aiolimiter(200, 1) + httpx": lambda f, w, s: _raw(f, w, s, "httpx", _naive),
     "httpx, no limiter": lambda f, w, s: _raw(f, w, s, "httpx", None),
@@ -147,17 +148,18 @@ CLIENTS: dict[str, Callable[[FakeProcess, Workload, dict[str, list[float]]], Awa
 
 def main() -> None:
     calls = 30 if quick_flag() else 1000
-    workload = Workload(calls)
+    workloads = every_endpoint(calls)
+    made = {path: list(workload.calls(calls)) for path, workload in workloads.items()}
     runs: dict[str, Any] = {}
     for network, spread in (("loopback", 0.0), ("jitter 5-50 ms", SPREAD)):
-        with FakeProcess(calls=calls, latency_spread=spread, seed=1) as fake:
+        with FakeProcess(arrange=workloads.values(), latency_spread=spread, seed=1) as fake:
             for name, client in CLIENTS.items():
                 fake.reset()
                 if not quick_flag():  # let the server's one-second windows drain
                     time.sleep(1.1)
                 sends: dict[str, list[float]] = {e: [] for e in Endpoint.ALL}
                 began = time.perf_counter()
-                asyncio.run(client(fake, workload, sends))
+                asyncio.run(client(fake, made, sends))
                 result = _summary(sends, fake.stats())
                 result["seconds"] = round(time.perf_counter() - began, 2)
                 runs[f"{network} / {name}"] = result

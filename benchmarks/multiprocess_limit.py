@@ -33,7 +33,6 @@ import math
 import multiprocessing
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -43,14 +42,7 @@ from typing import Any
 
 import redis
 
-from _harness import (
-    ADMIN,
-    SDKAPPID,
-    SECRET_KEY,
-    FakeProcess,
-    quick_flag,
-    write_result,
-)
+from _harness import ADMIN, SDKAPPID, SECRET_KEY, FakeProcess, median, quick_flag, write_result
 from tencent_chat_robots import DEFAULT_RATE_LIMIT, Endpoint, TencentChat
 from tencent_chat_robots.testing import max_in_window, percentile
 
@@ -285,18 +277,6 @@ def _run(roles: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each measure's median over the repeats (rounded for the table)."""
-    merged: dict[str, Any] = {}
-    for name, value in runs[0].items():
-        if isinstance(value, dict):
-            merged[name] = _median([run[name] for run in runs])
-        else:
-            middle = statistics.median(run[name] for run in runs)
-            merged[name] = round(middle, 3) if isinstance(middle, float) else middle
-    return merged
-
-
 def _fleet_roles(
     processes: int, baseline: str | None, *, local: bool = False
 ) -> list[dict[str, Any]]:
@@ -371,14 +351,14 @@ def main() -> None:
     fleets: dict[str, Any] = {}
     for processes in FLEETS:
         runs = [_run(_fleet_roles(processes, baseline)) for _ in range(REPEATS)]
-        fleets[str(processes)] = fleet = _median(runs)
-        alone = _median([_run(_fleet_roles(processes, None, local=True)) for _ in range(REPEATS)])
+        fleets[str(processes)] = fleet = median(runs)
+        alone = median([_run(_fleet_roles(processes, None, local=True)) for _ in range(REPEATS)])
         fleet["alone_cpu_ms_per_start"] = alone["fleet_cpu_ms_per_start"]
         fleet["sharing_cpu_ms_per_start"] = round(
             fleet["fleet_cpu_ms_per_start"] - alone["fleet_cpu_ms_per_start"], 3
         )
         print(f"{processes:>2} processes: {fleet}", flush=True)
-    priority = _median([_run(_priority_roles(baseline)) for _ in range(REPEATS)])
+    priority = median([_run(_priority_roles(baseline)) for _ in range(REPEATS)])
     print(f"priority: {priority}", flush=True)
     summary = {
         "fleet": f"N processes x a bulk backlog of {ENDPOINT}, shared {RATE}/s, "

@@ -43,7 +43,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from _harness import FakeProcess, quick_flag, write_result
+from _harness import FakeProcess, median, quick_flag, write_result
 from tencent_chat_robots import Endpoint
 
 CONCURRENCY = (1, 10, 50)
@@ -189,11 +189,6 @@ def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else math.inf
 
 
-def _median(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return statistics.median(known) if known else None
-
-
 def _aggregate(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     """Per concurrency: medians per client, and the SDK's per-round CPU ratios."""
     table: dict[str, Any] = {}
@@ -203,9 +198,8 @@ def _aggregate(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
         for name in (SDK, NO_OTEL, AIOHTTP, HTTPX):
             mine = [r for r in at if r["client"] == name]
             per_client[name] = {
-                "calls_per_second": statistics.median(r["calls_per_second"] for r in mine),
-                "cpu_us_per_call": statistics.median(r["cpu_us_per_call"] for r in mine),
-                "server_cpu_us_per_call": _median([r["server_cpu_us_per_call"] for r in mine]),
+                figure: median(mine, figure)
+                for figure in ("calls_per_second", "cpu_us_per_call", "server_cpu_us_per_call")
             }
         cpu = {(r["client"], r["round"]): r["cpu_us_per_call"] for r in at}
         table[str(concurrency)] = {

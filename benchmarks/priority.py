@@ -36,7 +36,7 @@ from typing import Any
 
 import anyio
 
-from _harness import FakeProcess, Workload, quick_flag, write_result
+from _harness import STABLE_ROBOTS, FakeProcess, Workload, median, quick_flag, write_result
 from tencent_chat_robots import (
     Call,
     ClientClosedError,
@@ -303,27 +303,18 @@ def _max_wait_result(raw: dict[str, Any], backlog: int, arrivals: int) -> dict[s
     }
 
 
-def _median_of(results: list[dict[str, Any]], *path: str) -> float:
-    values: list[float] = []
-    for result in results:
-        value: Any = result
-        for key in path:
-            value = value[key]
-        values.append(value)
-    return statistics.median(values)
-
-
 def main() -> None:
     quick = quick_flag()
     s = _settings(quick)
     began = time.perf_counter()
     interactive_count = round(s["window"] * INTERACTIVE_RATE)
     size = s["bulk_calls"] + interactive_count
-    adds = Workload(size).calls(ENDPOINT)
+    workload = Workload.generated("add_robot_to_room", size, STABLE_ROBOTS)
+    adds = list(workload.calls(size))
 
     repeats: list[dict[str, Any]] = []
     breakdown: dict[str, Any] | None = None
-    with FakeProcess(calls=size) as fake:
+    with FakeProcess(arrange=[workload]) as fake:
         runs = [False] * s["repeats"] + ([True] if s["breakdown"] else [])
         for number, timed in enumerate(runs):
             fake.reset()
@@ -369,12 +360,12 @@ def main() -> None:
                 f" server arrivals {arrivals} (backlog {s['max_wait_backlog']})"
             )
 
-    p50 = _median_of(repeats, "interactive_wait_ms", "p50")
-    p99 = _median_of(repeats, "interactive_wait_ms", "p99")
-    share = _median_of(repeats, "bulk_share_of_leftover")
+    p50 = median(repeats, "interactive_wait_ms.p50")
+    p99 = median(repeats, "interactive_wait_ms.p99")
+    share = median(repeats, "bulk_share_of_leftover", places=4)
     worst_second = max(r["max_arrivals_in_any_second"] for r in repeats)
     refusals = sum(r["refused_60007"] for r in repeats)
-    mw_median = _median_of(max_wait_runs, "raised_after_ms_median")
+    mw_median = median(max_wait_runs, "raised_after_ms_median")
     mw_max = max(r["raised_after_ms_max"] for r in max_wait_runs)
     mw_all_raised = all(
         r["raised_queue_timeout"] == r["tries"] == r["with_predicted_wait"] for r in max_wait_runs
@@ -389,10 +380,10 @@ def main() -> None:
             f" {window} ({ENDPOINT}, {RATE}/s)"
         ),
         "interactive wait for its start p50 / p90 / p99 / max": (
-            f"{p50} / {_median_of(repeats, 'interactive_wait_ms', 'p90')} / {p99}"
-            f" / {_median_of(repeats, 'interactive_wait_ms', 'max')} ms"
+            f"{p50} / {median(repeats, 'interactive_wait_ms.p90')} / {p99}"
+            f" / {median(repeats, 'interactive_wait_ms.max')} ms"
         ),
-        "bulk starts per second during the window": _median_of(repeats, "bulk_starts_per_second"),
+        "bulk starts per second during the window": median(repeats, "bulk_starts_per_second"),
         "priority disabled (one class): wait behind the backlog": (
             f"{fifo_median:.2f} s ({s['fifo_calls']} calls behind {s['fifo_backlog']:,} queued)"
         ),

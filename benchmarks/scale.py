@@ -32,7 +32,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _harness import FakeProcess, quick_flag, write_result
+from _harness import FakeProcess, GcPauses, quick_flag, write_result
 from tencent_chat_robots import Endpoint, RateLimiter, TencentChat
 from tencent_chat_robots.testing import percentile
 
@@ -67,40 +67,12 @@ async def _gather(size: int, call: Callable[[], Awaitable[object]]) -> collectio
     return collections.Counter(type(o).__name__ for o in outcomes if isinstance(o, BaseException))
 
 
-class _GcPauses:
-    """Times the garbage collector's passes (a cause of lag with many calls pending)."""
-
-    def __init__(self) -> None:
-        self.pauses: list[float] = []
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.pauses.append(time.perf_counter() - self._started)
-
-    def __enter__(self) -> _GcPauses:
-        gc.callbacks.append(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self)
-
-    def report(self) -> dict[str, float]:
-        return {
-            "collections": len(self.pauses),
-            "seconds": round(sum(self.pauses), 3),
-            "max_ms": round(max(self.pauses, default=0.0) * 1e3, 1),
-        }
-
-
 async def _timed_pass(chat: TencentChat, size: int) -> dict[str, Any]:
     lags: list[float] = []
     ticker = asyncio.create_task(_ticker(lags))
     await asyncio.sleep(TICK * 2)  # the ticker is running before the calls start
     gc.collect()
-    with _GcPauses() as gc_pauses:
+    with GcPauses() as gc_pauses:
         wall, cpu = time.perf_counter(), time.process_time()
         errors = await _gather(size, chat.get_all_robots)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -2,8 +2,8 @@
 
 Runs the command as a user would (2,000 ``get_all_robots`` calls at the default 190/s;
 ``--quick``: 200), then keeps its summary as ``results/user_bench.json`` and its plot as
-``results/user_bench.png`` (requests per 100 ms against the limit, latency histogram)
-for the README.
+``results/user_bench.png`` (requests in the sliding second against the documented rate,
+latency histogram) for the README.
 
     python benchmarks/user_bench.py [--quick]
 """

@@ -20,7 +20,7 @@ from tencent_chat_robots._waiters import InFlightSlots, slots_for_bulk
 from tencent_chat_robots.cli import _bench
 from tencent_chat_robots.cli._bench import ENDPOINTS, _result_paths
 from tencent_chat_robots.cli._main import cli
-from tencent_chat_robots.cli._plot import per_bucket
+from tencent_chat_robots.cli._plot import figure
 from tencent_chat_robots.cli._stats import EndpointStats
 from tencent_chat_robots.testing import FakeTencentChat
 from tencent_chat_robots.testing._app import Receive, Scope, Send
@@ -81,6 +81,25 @@ def test_json_report_file_and_plot(tmp_path: Path) -> None:
     assert len(samples["start_s"]) == len(samples["latency_ms"]) == report["attempts"]
     assert samples["start_s"][0] == 0
     assert samples["start_s"] == sorted(samples["start_s"])
+    # The requests in the sliding second ending at each start and at each arrival, and
+    # their peaks, against the API's documented rate.
+    assert len(samples["in_second"]) == len(samples["arrival_s"]) == report["attempts"]
+    assert samples["arrival_s"] == sorted(samples["arrival_s"])
+    assert report["sliding_second"] == {
+        "documented_rate": 200,
+        "started": {
+            "most": report["max_per_second"],
+            "ends_at_s": samples["start_s"][samples["in_second"].index(report["max_per_second"])],
+        },
+        "arrived": {
+            "most": report["max_per_second_arrived"],
+            "ends_at_s": samples["arrival_s"][
+                samples["arrived_in_second"].index(report["max_per_second_arrived"])
+            ],
+        },
+    }
+    assert max(samples["in_second"]) == report["max_per_second"]
+    assert report["rate_limit_errors"] == 0
     assert {k: v for k, v in report.items() if k != "samples"}.items() <= printed.items()
 
     png = Path(printed["plot_file"])
@@ -243,7 +262,7 @@ def test_real_server_with_named_objects(served: Served, tmp_path: Path) -> None:
         "bench",
         "--endpoint",
         "live_group_add_robots",
-        "--group",
+        "--live-group",
         "@TGS#live",
         "--robot",
         "@RBT#a",
@@ -265,6 +284,41 @@ def test_real_server_with_named_objects(served: Served, tmp_path: Path) -> None:
     assert (report["calls"], report["succeeded"]) == (40, 40)
     assert len(served.fake.calls) == 40
     assert served.fake.live_group_members("@TGS#live") == ["@RBT#a", "@RBT#b"]
+
+
+def test_live_groups_are_named_by_live_group_and_by_the_former_group(
+    served: Served, tmp_path: Path
+) -> None:
+    served.fake.create_robot("@RBT#a")
+    for group in ("@TGS#one", "@TGS#two"):
+        served.fake.create_live_group(group)
+    result = served.invoke(
+        "--json",
+        "bench",
+        "--endpoint",
+        "add_robots_to_live_group",
+        "--live-group",
+        "@TGS#one",
+        "--group",
+        "@TGS#two",
+        "--robot",
+        "@RBT#a",
+        "--calls",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    assert [call.body["GroupId"] for call in served.fake.calls] == ["@TGS#one", "@TGS#two"]
+    missing = served.invoke(
+        *("bench", "--endpoint", "add_robots_to_live_group", "--robot", "@RBT#a"),
+        *("--out", str(tmp_path)),
+    )
+    assert missing.exit_code == 2
+    assert "needs --live-group" in missing.output
+    shown = run_bench("bench", "--help").output
+    assert "--live-group" in shown
+    assert "--group" not in shown.replace("--live-group", "")
 
 
 def test_real_server_with_named_live_rooms(served: Served, tmp_path: Path) -> None:
@@ -338,9 +392,76 @@ def test_result_files_never_overwrite_an_earlier_run(tmp_path: Path) -> None:
     assert second_png.name == "bench-get_all_robots-20240501-123015-2.png"
 
 
-def test_per_bucket_counts_starts_per_100_ms() -> None:
-    assert per_bucket([]) == []
-    assert per_bucket([0.0, 0.05, 0.1, 0.3]) == [2, 1, 0, 1]
+def plotted_report(**changes: Any) -> dict[str, Any]:
+    """A report as ``bench`` writes it, of four attempts (the third a retry)."""
+    return {
+        "endpoint": "add_robots_to_live_room",
+        "server": "the embedded fake server",
+        "calls": 3,
+        "failed": 0,
+        "throughput_calls_per_second": 2.5,
+        "pace": 95.0,
+        "documented_rate_limit": 100,
+        "rate_limit_errors": 1,
+        "latency_ms": {"p50": 2.0, "p90": 3.0, "p99": 4.0},
+        "samples": {
+            "start_s": [0.0, 0.5, 1.0, 1.2],
+            "latency_ms": [1.0, 2.0, 3.0, 4.0],
+            "attempt": [1, 1, 2, 1],
+            "in_second": [1, 2, 2, 3],
+            "arrival_s": [0.001, 0.502, 1.003, 1.25],
+            "arrived_in_second": [1, 2, 2, 3],
+        },
+        **changes,
+    }
+
+
+def test_the_plot_draws_the_sliding_second_against_the_documented_rate() -> None:
+    drawn = figure(plotted_report())
+    rates = drawn.axes[0]
+    lines = {line.get_label(): line for line in rates.get_lines()}
+    # The limit holds for any second: drawn as it is documented, not per 100 ms.
+    assert list(lines["documented limit 100 in any second"].get_ydata()) == [100, 100]
+    assert list(lines["client pace 95/s"].get_ydata()) == [95, 95]
+    started = lines["started (client), most 3"]
+    assert list(started.get_xdata()) == [0.0, 0.5, 1.0, 1.2]
+    assert list(started.get_ydata()) == [1, 2, 2, 3]
+    arrived = lines["arrived (server), most 3"]
+    assert list(arrived.get_xdata()) == [0.001, 0.502, 1.003, 1.25]
+    assert list(arrived.get_ydata()) == [1, 2, 2, 3]
+    retry = lines["retries (1)"]
+    assert (list(retry.get_xdata()), list(retry.get_ydata())) == ([1.0], [2])
+    (title,) = [text.get_text() for text in drawn.texts]
+    assert "rate-limit errors (60007): 1" in title
+
+
+def test_the_plot_of_a_real_server_has_no_arrivals() -> None:
+    report = plotted_report(documented_rate_limit=200, pace=190.0)
+    for key in ("arrival_s", "arrived_in_second"):
+        del report["samples"][key]
+    lines = {line.get_label() for line in figure(report).axes[0].get_lines()}
+    assert "documented limit 200 in any second" in lines
+    assert not any(label.startswith("arrived") for label in lines)
+
+
+def test_rate_limit_errors_are_counted_in_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes = spy_fakes(
+        monkeypatch, _bench, lambda fake: fake.fail_next(Endpoint.GET_ALL_ROBOTS, 60007, times=2)
+    )
+    result = run_bench(
+        "--json", "bench", "--endpoint", "get_all_robots", "--calls", "5", "--out", str(tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (fake,) = fakes
+    refused = sum(1 for call in fake.calls if call.error_code == 60007)
+    assert report["rate_limit_errors"] == refused == 2
+    assert report["attempt_errors"] == {"RateLimitError": 2}
+    assert saved(report)["rate_limit_errors"] == 2
+    # Every attempt arrived, the refused ones too: the server counts them all.
+    assert len(saved(report)["samples"]["arrival_s"]) == report["attempts"] == 7
 
 
 def test_an_unwritable_output_folder_is_refused_before_the_run(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 The calls are one ``chat.bulk`` run (the client's limiter paces them); the numbers come
 from ``RunStats``: ``on_attempt`` per try (so retries count) and each call's outcome.
 The report goes to the terminal, to a JSON file and, with matplotlib installed, to a PNG
-plot next to it.
+plot next to it. :class:`Workload` also makes the calls of ``benchmarks/``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from .._calls import Call
 from .._constants import DEFAULT_RATE_LIMIT
 from .._endpoints import BY_METHOD, BY_PATH, EndpointSpec
 from .._endpoints import ENDPOINTS as TABLE
-from .._exceptions import ValidationError
+from .._exceptions import RateLimitError, ValidationError
 from .._limiter import RateLimiter
 from .._waiters import slots_for_bulk
 from ..testing import FakeTencentChat
@@ -49,7 +49,7 @@ from ._context import (
 from ._plot import PlotUnavailable, plot_report
 from ._stats import RunStats
 
-__all__ = ["ENDPOINTS", "bench"]
+__all__ = ["ENDPOINTS", "FAKE_ROBOTS", "Workload", "bench"]
 
 # Short names of earlier versions (the vendor's command, prefixed by the service for
 # rooms and live groups), still accepted; the names are now the API's method names.
@@ -66,7 +66,7 @@ ENDPOINTS: dict[str, str] = {
 }
 
 # The fake's generated objects: every call valid, and distinct where the server keeps state.
-_FAKE_ROBOTS = 20  # the documented maximum per app
+FAKE_ROBOTS = tuple(f"@RBT#bench{i:02d}" for i in range(20))  # the documented maximum per app
 _CALLS_PER_CONTAINER = 10  # calls naming one room (or live group, or live room)
 
 _INSTALL_HINT = "pip install 'tencent-chat-robots[bench]'"
@@ -91,9 +91,9 @@ def _add_room_members(fake: FakeTencentChat, room: str, robots: list[str]) -> No
 _KINDS = {
     "room": _Kind("--room", 10, "bench-room-", FakeTencentChat.create_room, _add_room_members),
     "group": _Kind(
-        "--group",
+        "--live-group",
         4,
-        "@TGS#bench",
+        "@TGS#bench-",
         FakeTencentChat.create_live_group,
         FakeTencentChat.add_live_group_members,
     ),
@@ -128,6 +128,23 @@ class Workload:
     robots: tuple[str, ...] = ()
     containers: tuple[str, ...] = ()  # rooms, live groups or live rooms
 
+    @classmethod
+    def generated(cls, name: str, calls: int, robots: Sequence[str] = FAKE_ROBOTS) -> Workload:
+        """Objects for ``calls`` calls of ``name`` that a fake given them by :meth:`arrange`
+        accepts in any order: ``robots`` (as many as a container takes) and containers of
+        10 calls each, named after the API's verb, so that the workloads of several APIs
+        can share one fake."""
+        workload = cls(name)
+        if _robot_argument(workload.spec.method) is None:
+            robots = ()
+        kind = workload.kind
+        if kind is None:
+            return attrs.evolve(workload, robots=tuple(robots))
+        verb = workload.spec.cli[1]
+        count = math.ceil(calls / _CALLS_PER_CONTAINER)
+        containers = tuple(f"{kind.prefix}{verb}-{k:05d}" for k in range(count))
+        return attrs.evolve(workload, robots=tuple(robots[: kind.capacity]), containers=containers)
+
     @property
     def spec(self) -> EndpointSpec:
         return BY_PATH[ENDPOINTS[self.name]]
@@ -157,6 +174,10 @@ class Workload:
             args.append(self.robots)
         return factory(*args)
 
+    def calls(self, n: int) -> Iterator[Call[Any]]:
+        """The first ``n`` calls, each made when it is asked for."""
+        return (self.call(i) for i in range(n))
+
     def arrange(self, fake: FakeTencentChat) -> None:
         """Make every object exist on the fake (a removal finds what it removes)."""
         verb = self.spec.cli[1]
@@ -169,19 +190,6 @@ class Workload:
             kind.create(fake, container)
             if verb == "remove":
                 kind.fill(fake, container, list(self.robots))
-
-
-def _fake_workload(name: str, calls: int) -> Workload:
-    workload = Workload(name)
-    robots = tuple(f"@RBT#bench{i:02d}" for i in range(_FAKE_ROBOTS))
-    if _robot_argument(workload.spec.method) is None:
-        robots = ()
-    kind = workload.kind
-    if kind is None:
-        return attrs.evolve(workload, robots=robots)
-    count = math.ceil(calls / _CALLS_PER_CONTAINER)
-    containers = tuple(f"{kind.prefix}{k:05d}" for k in range(count))
-    return attrs.evolve(workload, robots=robots[: kind.capacity], containers=containers)
 
 
 def _given_workload(
@@ -250,6 +258,7 @@ def _summary(report: dict[str, Any]) -> Table:
             if arrived is not None
             else ""
         ),
+        "rate-limited": f"{report['rate_limit_errors']} attempts (60007)",
         "workers": f"{report['concurrency']} (--concurrency)"
         if report["concurrency"]
         else f"up to {report['workers_max']} (sized by chat.bulk)",
@@ -292,9 +301,7 @@ async def _run_bench(
         out.print(Text.assemble(*note), soft_wrap=True)
         limiter = chat.limiter
         pace = limiter.rate_for(endpoint) if isinstance(limiter, RateLimiter) else rate_limit
-        bulk_run = chat.bulk(
-            (workload.call(i) for i in range(calls)), concurrency=concurrency, total=calls
-        )
+        bulk_run = chat.bulk(workload.calls(calls), concurrency=concurrency, total=calls)
         most = 0
 
         def on_outcome(outcome: BulkOutcome[Any]) -> None:
@@ -307,8 +314,11 @@ async def _run_bench(
                 began = time.monotonic()
                 await drive(bulk_run, progress, f"{workload.name} ×{calls}", on_outcome)
                 elapsed = time.monotonic() - began
-        arrived = None if fake is None else fake.max_arrivals_in_window(endpoint)
-    row = stats.of(endpoint).as_dict()
+        arrivals = None if fake is None else fake.arrivals(endpoint)
+    of_endpoint = stats.of(endpoint)
+    row = of_endpoint.as_dict()
+    samples = of_endpoint.samples(arrivals)
+    peaks = _peaks(samples)
     return {
         **row,
         "endpoint": workload.name,
@@ -322,9 +332,28 @@ async def _run_bench(
         "documented_rate_limit": workload.spec.documented_rate,
         "concurrency": concurrency,
         "workers_max": most,
-        "max_per_second_arrived": arrived,
-        "samples": stats.of(endpoint).samples(),
+        "max_per_second_arrived": None if peaks["arrived"] is None else peaks["arrived"]["most"],
+        "rate_limit_errors": of_endpoint.attempt_errors[RateLimitError.__name__],
+        "sliding_second": {"documented_rate": workload.spec.documented_rate, **peaks},
+        "samples": samples,
     }
+
+
+def _peaks(samples: Mapping[str, list[Any]]) -> dict[str, dict[str, float] | None]:
+    """The most requests in any sliding second, started and arrived, and where that second
+    ends (seconds from the first start); ``arrived`` None without the server's times."""
+    peaks: dict[str, dict[str, float] | None] = {}
+    for name, times, counts in (
+        ("started", "start_s", "in_second"),
+        ("arrived", "arrival_s", "arrived_in_second"),
+    ):
+        if counts not in samples:
+            peaks[name] = None
+            continue
+        most = max(samples[counts], default=0)
+        at = samples[times][samples[counts].index(most)] if most else 0.0
+        peaks[name] = {"most": most, "ends_at_s": at}
+    return peaks
 
 
 def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple[Path, Path | None]:
@@ -375,8 +404,10 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
 @click.option("--robot", "robots", multiple=True, help="Real server: an existing robot (repeat).")
 @click.option("--room", "rooms", multiple=True, help="Real server: an existing room (repeat).")
 @click.option(
-    "--group", "groups", multiple=True, help="Real server: an existing live group (repeat)."
+    "--live-group", "groups", multiple=True, help="Real server: an existing live group (repeat)."
 )
+# The option's name before it matched the other commands' (--live-group of fake-server).
+@click.option("--group", "former_groups", multiple=True, hidden=True)
 @click.option(
     "--live-room",
     "live_rooms",
@@ -401,6 +432,7 @@ def bench(
     robots: tuple[str, ...],
     rooms: tuple[str, ...],
     groups: tuple[str, ...],
+    former_groups: tuple[str, ...],
     live_rooms: tuple[str, ...],
     out_dir: Path,
 ) -> None:
@@ -411,8 +443,8 @@ def bench(
     robots named per call; live rooms of 3). With --base-url or credentials (global
     options or TENCENT_CHAT_* variables) the calls go to that server instead and name
     the objects you give: --robot for every API that names robots (robots cycle;
-    live-group and live-room calls name them all), --room for rooms, --group for live
-    groups, --live-room for live rooms. They must already exist. Against a real server
+    live-group and live-room calls name them all), --room for rooms, --live-group for
+    live groups, --live-room for live rooms. They must already exist. Against a real server
     only repeatable calls make sense: the list APIs, create_robot of an existing robot,
     adding robots already in; removals really remove (remove_robot_from_room fails
     after the first call). The same options also work on the fake, to rehearse.
@@ -420,9 +452,11 @@ def bench(
     Pace: the global --rate-limit (default 190/s) for the 200/s APIs, the same share of
     their own rate for the others (95/s for the 100/s live-room APIs).
     Reports throughput, latency p50/p90/p99 per attempt, errors by class, retries, the
-    workers of the run and the most requests started in any sliding second; writes a
-    JSON file and a PNG plot (needs matplotlib: the [bench] extra) to --out. Exit code
-    0 when every call succeeded, 1 otherwise.
+    workers of the run, the most requests started (and, on the fake, arrived) in any
+    sliding second, and the rate-limit errors; writes a JSON file and a PNG plot (the
+    requests in the sliding second ending at each instant against the API's documented
+    rate, and the latencies; needs matplotlib: the [bench] extra) to --out. Exit code 0
+    when every call succeeded, 1 otherwise.
     """
     options = options_of(ctx)
     # Find out now, not after the run, that the results cannot be written.
@@ -433,14 +467,18 @@ def bench(
     if not os.access(out_dir, os.W_OK):
         exit_with(f"cannot write to {out_dir}", code=2)
     fake: FakeTencentChat | None = None
-    containers = {"--room": rooms, "--group": groups, "--live-room": live_rooms}
+    containers = {
+        "--room": rooms,
+        "--live-group": groups + former_groups,
+        "--live-room": live_rooms,
+    }
     if base_url or options.base_url or options.sdkappid or options.secret_key:
         workload = _given_workload(name, robots, containers)
     else:
         fake = FakeTencentChat()
         named = robots or any(containers.values())
         workload = (
-            _given_workload(name, robots, containers) if named else _fake_workload(name, calls)
+            _given_workload(name, robots, containers) if named else Workload.generated(name, calls)
         )
         try:
             workload.arrange(fake)

@@ -1,4 +1,5 @@
-"""The ``bench`` plot: requests started per 100 ms against the limit, and a latency histogram.
+"""The ``bench`` plot: requests in the sliding second ending at each instant, against the
+endpoint's documented rate (which holds for any sliding second), and a latency histogram.
 
 matplotlib is optional (the ``[bench]`` extra); it is imported only when a plot is drawn,
 and drawn on the Agg canvas without pyplot, so no display or global state is involved.
@@ -9,62 +10,28 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BUCKET", "PlotUnavailable", "per_bucket", "plot_report", "write_plot"]
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-BUCKET = 0.1  # seconds per bar of the request-start panel
+__all__ = ["PlotUnavailable", "figure", "plot_report"]
 
 
 class PlotUnavailable(RuntimeError):
     """matplotlib is not installed, so no plot can be drawn."""
 
 
-def per_bucket(offsets: Sequence[float], bucket: float = BUCKET) -> list[int]:
-    """How many of ``offsets`` (seconds from the first, >= 0) fall in each ``bucket``."""
-    if not offsets:
-        return []
-    counts = [0] * (math.floor(max(offsets) / bucket + 1e-9) + 1)
-    for offset in offsets:
-        counts[math.floor(offset / bucket + 1e-9)] += 1
-    return counts
-
-
 def plot_report(path: Path, report: Mapping[str, Any]) -> None:
-    """The plot of a ``bench`` report (its samples, percentiles and limits) into ``path``."""
-    samples = report["samples"]
-    write_plot(
-        path,
-        title=(
-            f"bench {report['endpoint']} on {report['server']}: {report['calls']} calls, "
-            f"{report['throughput_calls_per_second']:.1f} calls/s, {report['failed']} failed"
-        ),
-        offsets=samples["start_s"],
-        retried=[n > 1 for n in samples["attempt"]],
-        latencies_ms=samples["latency_ms"],
-        percentiles_ms={name: report["latency_ms"][name] for name in ("p50", "p90", "p99")},
-        rate_limit=report["pace"],
-        documented_limit=report["documented_rate_limit"],
-    )
+    """The plot of a ``bench`` report into the PNG at ``path``."""
+    figure(report).savefig(path, format="png", dpi=100)
 
 
-def write_plot(
-    path: Path,
-    *,
-    title: str,
-    offsets: Sequence[float],
-    retried: Sequence[bool],
-    latencies_ms: Sequence[float],
-    percentiles_ms: Mapping[str, float],
-    rate_limit: float,
-    documented_limit: float,
-) -> None:
-    """Draw the two panels into the PNG at ``path``.
+def figure(report: Mapping[str, Any]) -> Figure:
+    """The two panels of a ``bench`` report (its samples, percentiles and limits).
 
-    ``offsets`` are the attempts' starts in seconds from the first one, ``retried`` whether
-    each was a retry; ``rate_limit`` (the client's pace) and ``documented_limit`` (the
-    server's) are per second and drawn per 100 ms. :class:`PlotUnavailable` without
-    matplotlib.
+    :class:`PlotUnavailable` without matplotlib.
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -72,54 +39,83 @@ def write_plot(
     except ImportError as err:
         raise PlotUnavailable(str(err)) from err
 
-    figure = Figure(figsize=(10, 8), layout="constrained")
-    FigureCanvasAgg(figure)
-    starts_axes, latency_axes = figure.subplots(2, 1, height_ratios=(3, 2))
-
-    first = per_bucket([t for t, again in zip(offsets, retried, strict=True) if not again])
-    again = per_bucket([t for t, again in zip(offsets, retried, strict=True) if again])
-    size = max(len(first), len(again), 1)
-    first += [0] * (size - len(first))
-    again += [0] * (size - len(again))
-    edges = [i * BUCKET for i in range(size + 1)]
-    totals = [f + a for f, a in zip(first, again, strict=True)]
-    starts_axes.stairs(first, edges, fill=True, color="tab:blue", alpha=0.5)
-    starts_axes.stairs(first, edges, color="tab:blue", label="first attempts")
-    if any(again):
-        starts_axes.stairs(
-            totals, edges, baseline=first, fill=True, color="tab:orange", label="retries"
-        )
-    starts_axes.axhline(
-        rate_limit * BUCKET,
-        color="tab:green",
-        linestyle="--",
-        label=f"client pace {rate_limit:g}/s = {rate_limit * BUCKET:g} per 100 ms",
+    drawn = Figure(figsize=(10, 8), layout="constrained")
+    FigureCanvasAgg(drawn)
+    rate_axes, latency_axes = drawn.subplots(2, 1, height_ratios=(3, 2))
+    _rates(rate_axes, report)
+    samples = report["samples"]
+    percentiles = {name: report["latency_ms"][name] for name in ("p50", "p90", "p99")}
+    _latencies(latency_axes, samples["latency_ms"], percentiles)
+    drawn.suptitle(
+        f"bench {report['endpoint']} on {report['server']}\n{report['calls']} calls,"
+        f" {report['throughput_calls_per_second']:.1f} calls/s, {report['failed']} failed,"
+        f" rate-limit errors (60007): {report['rate_limit_errors']}"
     )
-    starts_axes.axhline(
-        documented_limit * BUCKET,
+    return drawn
+
+
+def _rates(axes: Axes, report: Mapping[str, Any]) -> None:
+    """Starts (client) and arrivals (server) in the sliding second ending at each one."""
+    samples, documented, pace = report["samples"], report["documented_rate_limit"], report["pace"]
+    starts, started = samples["start_s"], samples["in_second"]
+    arrived = samples.get("arrived_in_second")
+    if arrived is not None:  # under the starts, wider: the two often coincide
+        axes.plot(
+            samples["arrival_s"],
+            arrived,
+            drawstyle="steps-post",
+            color="tab:purple",
+            linewidth=4,
+            alpha=0.4,
+            label=f"arrived (server), most {max(arrived, default=0)}",
+        )
+    axes.plot(
+        starts,
+        started,
+        drawstyle="steps-post",
+        color="tab:blue",
+        label=f"started (client), most {max(started, default=0)}",
+    )
+    retried = [i for i, attempt in enumerate(samples["attempt"]) if attempt > 1]
+    if retried:
+        axes.plot(
+            [starts[i] for i in retried],
+            [started[i] for i in retried],
+            linestyle="none",
+            marker="o",
+            markersize=4,
+            color="tab:orange",
+            label=f"retries ({len(retried)})",
+        )
+    axes.axhline(pace, color="tab:green", linestyle="--", label=f"client pace {pace:g}/s")
+    axes.axhline(
+        documented,
         color="tab:red",
         linestyle=":",
         linewidth=2,
-        label=f"documented limit {documented_limit:g}/s = {documented_limit * BUCKET:g} per 100 ms",
+        label=f"documented limit {documented:g} in any second",
     )
-    peak = max(totals, default=0)
-    starts_axes.set_ylim(0, max(peak, rate_limit * BUCKET, documented_limit * BUCKET) * 1.45)
-    starts_axes.set_xlim(0, size * BUCKET)
-    starts_axes.set_xlabel("seconds since the first request")
-    starts_axes.set_ylabel("requests started per 100 ms")
-    starts_axes.set_title("Request starts (client side)", loc="left")
-    starts_axes.legend(loc="upper center", ncols=2, fontsize="small")
-    starts_axes.grid(axis="y", alpha=0.3)
+    peak = max([*started, *(arrived or ())], default=0)
+    axes.set_ylim(0, max(peak, pace, documented) * 1.35)
+    axes.set_xlim(left=0)
+    axes.set_xlabel("seconds since the first request")
+    axes.set_ylabel("requests in the second ending here")
+    axes.set_title("Requests in the sliding second", loc="left")
+    axes.legend(loc="upper center", ncols=2, fontsize="small")
+    axes.grid(axis="y", alpha=0.3)
 
+
+def _latencies(axes: Axes, latencies_ms: Sequence[float], percentiles: Mapping[str, float]) -> None:
+    """A histogram of the attempts' latencies, with the percentiles marked."""
     # A long tail would squeeze the body of the histogram into one bar: cut the axis at
     # 3 x p99 and say how many attempts lie beyond.
     slowest = max(latencies_ms, default=0.0)
-    cap = max(percentiles_ms.values(), default=slowest) * 3 or slowest
+    cap = max(percentiles.values(), default=slowest) * 3 or slowest
     shown = [ms for ms in latencies_ms if ms <= cap] if slowest > cap else list(latencies_ms)
     bins = max(10, min(60, round(math.sqrt(len(shown)) * 2)))
-    latency_axes.hist(shown, bins=bins, color="tab:blue", alpha=0.8)
+    axes.hist(shown, bins=bins, color="tab:blue", alpha=0.8)
     if len(shown) < len(latencies_ms):
-        latency_axes.annotate(
+        axes.annotate(
             f"{len(latencies_ms) - len(shown)} slower than {cap:.1f} ms not shown"
             f" (slowest {slowest:.1f} ms)",
             xy=(0.99, 0.5),
@@ -128,17 +124,14 @@ def write_plot(
             fontsize="small",
         )
     styles = ("--", "-.", ":")
-    for i, (name, value) in enumerate(percentiles_ms.items()):
-        latency_axes.axvline(
+    for i, (name, value) in enumerate(percentiles.items()):
+        axes.axvline(
             value, color="black", linestyle=styles[i % len(styles)], label=f"{name} {value:.1f} ms"
         )
-    latency_axes.set_xlim(left=0)
-    latency_axes.set_xlabel("latency per attempt (ms)")
-    latency_axes.set_ylabel("attempts")
-    latency_axes.set_title("Latency", loc="left")
-    if percentiles_ms:
-        latency_axes.legend(loc="upper right", fontsize="small")
-    latency_axes.grid(axis="y", alpha=0.3)
-
-    figure.suptitle(title)
-    figure.savefig(path, format="png", dpi=100)
+    axes.set_xlim(left=0)
+    axes.set_xlabel("latency per attempt (ms)")
+    axes.set_ylabel("attempts")
+    axes.set_title("Latency", loc="left")
+    if percentiles:
+        axes.legend(loc="upper right", fontsize="small")
+    axes.grid(axis="y", alpha=0.3)

@@ -1,19 +1,41 @@
-"""Per-endpoint numbers for a run: calls, achieved rate, retries, errors, latency."""
+"""Per-endpoint numbers for a run: calls, achieved rate, retries, errors, latency, and the
+requests in the sliding second ending at each one (:func:`in_window`)."""
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from .._bulk import BulkOutcome
 from .._models import AttemptRecord
-from ..testing import max_in_window, percentile
+from ..testing import percentile
 
-__all__ = ["PERCENTILES", "EndpointStats", "RunStats"]
+__all__ = ["PERCENTILES", "EndpointStats", "RunStats", "in_window"]
 
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+
+# Events a window apart less a nanosecond (the limiter's float tolerance) count apart,
+# as in ``testing.max_in_window``.
+_SLACK = 1e-9
+
+
+def in_window(times: Sequence[float], window: float = 1.0) -> list[int]:
+    """For each of ``times`` (sorted), how many lie in the window ending there, ``(t - window, t]``.
+
+    Events at one time are all in the window ending at it. Two pointers, O(n).
+    """
+    counts: list[int] = []
+    first = last = 0  # the window's first event; one past its last
+    for t in times:
+        while last < len(times) and times[last] <= t:
+            last += 1
+        while times[first] <= t - window + _SLACK:
+            first += 1
+        counts.append(last - first)
+    return counts
 
 
 @attrs.define
@@ -38,7 +60,7 @@ class EndpointStats:
     @property
     def max_per_second(self) -> int:
         """Most attempts started in any sliding second (client side)."""
-        return max_in_window(self.starts)
+        return max(in_window(sorted(self.starts)), default=0)
 
     @property
     def sustained_rate(self) -> float:
@@ -59,15 +81,25 @@ class EndpointStats:
             "max": round(max(ms, default=0.0), 2),
         }
 
-    def samples(self) -> dict[str, list[Any]]:
-        """Every attempt by start: seconds from the first start, latency in ms, number."""
+    def samples(self, arrivals: Sequence[float] | None = None) -> dict[str, list[Any]]:
+        """Every attempt by start: seconds from the first start, latency in ms, number, and
+        the attempts started in the second ending there (``in_second``). With ``arrivals``
+        (the server's times, on the same clock), the same for them: ``arrival_s`` (from
+        the first start) and ``arrived_in_second``."""
         rows = sorted(zip(self.starts, self.latencies, self.tries, strict=True))
-        origin = rows[0][0] if rows else 0.0
-        return {
-            "start_s": [round(t - origin, 4) for t, _, _ in rows],
+        starts = [t for t, _, _ in rows]
+        origin = starts[0] if starts else 0.0
+        samples: dict[str, list[Any]] = {
+            "start_s": [round(t - origin, 4) for t in starts],
             "latency_ms": [round(s * 1000, 3) for _, s, _ in rows],
             "attempt": [n for _, _, n in rows],
+            "in_second": in_window(starts),  # of the exact times, not the rounded ones
         }
+        if arrivals is not None:
+            arrived = sorted(arrivals)
+            samples["arrival_s"] = [round(t - origin, 4) for t in arrived]
+            samples["arrived_in_second"] = in_window(arrived)
+        return samples
 
     def as_dict(self) -> dict[str, Any]:
         """The numbers of the endpoint (``samples()`` apart), as JSON."""
