@@ -345,20 +345,23 @@ def provision(
     placements, live-group calls) once: succeeded, failed, skipped, not started or
     cancelled (and succeeded earlier), adding up to the items; it counts the robots
     left out of live-group calls apart, lists the first 20 failures, skips (and robots
-    left out) and cancellations, and counts failures by error.
+    left out) and cancellations (--json: all of them), and counts failures by error.
+    A plan that would give the app more than --robot-limit robots is refused first.
 
     --journal FILE writes each item's outcome to FILE as it finishes (so a run killed
-    outright loses at most the calls in flight). --resume FILE carries on that run:
-    what FILE records as done is not done again, the rest is (failures too), FILE
-    grows, and the report covers the plan across the runs, counting the calls an
-    earlier run started and never finished (perhaps sent, so sent again).
+    outright loses at most the calls in flight); one run at a time holds FILE. --resume
+    FILE carries on that run: what FILE records as done (each line checked against
+    the plan first) is not done again, the rest is (failures too), FILE grows, and the
+    report covers the plan across the runs, counting the calls an earlier run started
+    and never finished (perhaps sent, so sent again).
 
     Ctrl-C (or SIGTERM) starts no new call and waits for those already sent; a second
     one cancels them. The report then also counts what was not started and lists
     what was cancelled (sent, so perhaps done).
 
     Exit codes: 0 all done; 1 failures, skips or robots left out; 2 bad usage, plan
-    or journal (or the plan changed during the run); 130 interrupted.
+    or journal (or the plan changed during the run, the journal could not be written,
+    the robot limit); 130 interrupted.
     """
     options = options_of(ctx)
     report = Report(plan=plan_path)
