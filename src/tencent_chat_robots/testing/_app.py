@@ -20,6 +20,11 @@ Every request goes through these checks, first failure wins:
 8. Body not JSON or not a JSON object -> 60003.
 9. The endpoint's own rules (:mod:`._state`).
 
+The fake's own read-only routes, ``GET /_fake/state`` and ``GET /_fake/calls`` (see
+:meth:`FakeApp.inspect`), are not Tencent APIs: no Tencent path starts with ``/_fake``.
+They are answered before check 1, take no latency, and are neither arrivals nor
+records: they never count against a rate limit nor appear in :attr:`FakeApp.calls`.
+
 Checks 1-2 and the gateway faults 3-4 come before the rate limit because they model what
 happens in front of the API; the limit comes before authentication because the server
 counts every arrival, authenticated or not. State changes happen at receipt; ``latency``
@@ -38,7 +43,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from itertools import count
+from itertools import count, islice
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -48,7 +53,17 @@ from ._faults import ConnectionDropped, FaultPlan
 from ._state import ENDPOINTS, Answer, ChatState, carries_request_id, internal_error_code
 from ._window import SlidingWindow
 
-__all__ = ["ASGIApp", "Call", "FakeApp", "Receive", "Scope", "Send"]
+__all__ = [
+    "CALLS_PATH",
+    "INSPECT_PREFIX",
+    "STATE_PATH",
+    "ASGIApp",
+    "Call",
+    "FakeApp",
+    "Receive",
+    "Scope",
+    "Send",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,6 +76,13 @@ WINDOW = 1.0
 # Windows are pruned once they hold this many arrivals; far above any sane limit.
 _PRUNE_AT = 4096
 _DIGITS = re.compile(r"[0-9]+")
+
+# The fake's own routes, for people testing from other languages: read-only, and under a
+# prefix no Tencent path uses (theirs are all /v4/...).
+INSPECT_PREFIX = "/_fake"
+STATE_PATH = f"{INSPECT_PREFIX}/state"
+CALLS_PATH = f"{INSPECT_PREFIX}/calls"
+DEFAULT_CALLS_LIMIT = 100
 
 _INFO = {
     60002: "invalid HTTP request: check the method, path and query parameters",
@@ -123,6 +145,7 @@ class Reply(NamedTuple):
     body: bytes
     content_type: bytes = _JSON
     dropped: bool = False
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 _NOT_JSON = object()
@@ -180,10 +203,14 @@ class FakeApp:
         body = await _read_body(receive)
         if body is None:
             return  # the client left before sending its request
-        reply = self.handle(scope["method"], scope["path"], scope.get("query_string", b""), body)
-        latency = self.faults.latency
-        if latency:
-            await asyncio.sleep(latency)
+        method, path, query = scope["method"], scope["path"], scope.get("query_string", b"")
+        if _is_inspection(path):
+            reply = self.inspect(method, path, query)
+        else:
+            reply = self.handle(method, path, query, body)
+            latency = self.faults.latency
+            if latency:
+                await asyncio.sleep(latency)
         await send(
             {
                 "type": "http.response.start",
@@ -191,6 +218,7 @@ class FakeApp:
                 "headers": [
                     (b"content-type", reply.content_type),
                     (b"content-length", str(len(reply.body)).encode()),
+                    *reply.headers,
                 ],
             }
         )
@@ -199,6 +227,47 @@ class FakeApp:
             # (raising before it would get a 500 page instead).
             raise ConnectionDropped("connection dropped by fault injection")
         await send({"type": "http.response.body", "body": reply.body})
+
+    def inspect(self, method: str, path: str, query: bytes) -> Reply:
+        """The fake's own read-only routes (not Tencent APIs); nothing is counted or logged.
+
+        ``GET /_fake/state``: :meth:`ChatState.snapshot` (robots with their profiles,
+        deleted robots, rooms, live groups and live rooms with their robots).
+        ``GET /_fake/calls?limit=N``: the latest N (default 100; 0 for none) of the calls
+        kept, oldest first, as ``{"now", "kept", "calls": [{"endpoint", "time",
+        "error_code", "http_status", "fault", "body"}]}``; ``time`` and ``now`` are the
+        fake's clock (seconds, monotonic by default: compare them, not the wall clock);
+        ``body`` is the request's JSON, or ``raw_body`` (text) when it was not JSON. The
+        query string, where the UserSig travels, is never recorded. Other paths under
+        ``/_fake`` answer 404, other methods 405: JSON ``{"error": ...}`` either way.
+        """
+        if path not in (STATE_PATH, CALLS_PATH):
+            return _inspection_reply(
+                404,
+                {
+                    "error": f"no route {path}: the fake's own are GET {STATE_PATH} and"
+                    f" GET {CALLS_PATH}"
+                },
+            )
+        if method != "GET":
+            return _inspection_reply(
+                405, {"error": f"{path} answers GET only"}, ((b"allow", b"GET"),)
+            )
+        if path == STATE_PATH:
+            with self.lock:
+                state = self.state.snapshot()
+            return _inspection_reply(200, state)
+        limit = _calls_limit(query)
+        if limit is None:
+            return _inspection_reply(
+                400, {"error": "limit must be a whole number >= 0 (calls to list)"}
+            )
+        with self.lock:
+            kept = len(self.calls)
+            latest = list(islice(reversed(self.calls), limit))[::-1]
+            now = self.clock()
+        document = {"now": now, "kept": kept, "calls": [_call_document(c) for c in latest]}
+        return _inspection_reply(200, document)
 
     def handle(self, method: str, path: str, query: bytes, raw_body: bytes) -> Reply:
         """Process one request synchronously (all but the latency) and log it."""
@@ -302,6 +371,49 @@ class FakeApp:
         )
         payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
         return Reply(200, payload, dropped=dropped)
+
+
+def _is_inspection(path: str) -> bool:
+    return path == INSPECT_PREFIX or path.startswith(INSPECT_PREFIX + "/")
+
+
+def _calls_limit(query: bytes) -> int | None:
+    """``limit`` of ``/_fake/calls`` (default 100); ``None`` if it is not a whole number."""
+    values = [
+        v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k == "limit"
+    ]
+    if not values:
+        return DEFAULT_CALLS_LIMIT
+    return int(values[0]) if _DIGITS.fullmatch(values[0]) else None
+
+
+def _call_document(call: Call) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "endpoint": call.endpoint,
+        "time": call.time,
+        "error_code": call.error_code,
+        "http_status": call.http_status,
+        "fault": call.fault,
+    }
+    if isinstance(call.body, bytes):
+        document["raw_body"] = call.body.decode("utf-8", "replace")
+        return document
+    try:
+        # Strictly JSON (a body of NaN parses in Python but not in every language).
+        json.dumps(call.body, allow_nan=False)
+    except (ValueError, RecursionError):
+        document["raw_body"] = "(not representable as strict JSON)"
+    else:
+        document["body"] = call.body
+    return document
+
+
+def _inspection_reply(
+    status: int, document: object, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> Reply:
+    # ASCII: a lone surrogate (JSON allows "\ud800" in a body or an id) stays escaped.
+    payload = json.dumps(document, separators=(",", ":")).encode()
+    return Reply(status, payload, headers=((b"cache-control", b"no-store"), *headers))
 
 
 async def _read_body(receive: Receive) -> bytes | None:

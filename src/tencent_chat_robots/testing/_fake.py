@@ -167,7 +167,11 @@ class FakeTencentChat:
         return TencentChat(**kwargs)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> AbstractAsyncContextManager[str]:
-        """``async with fake.serve() as base_url:`` runs uvicorn on a loopback port."""
+        """``async with fake.serve() as base_url:`` runs uvicorn on a loopback port.
+
+        Besides the Tencent paths it answers ``GET /_fake/state`` (:meth:`snapshot`) and
+        ``GET /_fake/calls``, never counted nor recorded (:meth:`FakeApp.inspect`).
+        """
         return serve(self._app, host, port)
 
     # --- rooms, live groups and live rooms (no REST API creates them) ---
@@ -263,6 +267,15 @@ class FakeTencentChat:
         """Robots in a live room, in joining order. KeyError if the room does not exist."""
         with self._lock:
             return self._state.live_room_robots(room_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        """All of the state as one JSON-ready document, what ``GET /_fake/state`` answers.
+
+        ``{"robots": [{"user_id", "profile"}], "deleted_robots": [...], "rooms": {id:
+        [robots]}, "live_groups": {...}, "live_rooms": {...}}``; a copy.
+        """
+        with self._lock:
+            return self._state.snapshot()
 
     # --- call inspection ---
 

@@ -203,6 +203,26 @@ class ChatState:
     def live_room_robots(self, room_id: str) -> list[str]:
         return list(self._live_rooms[room_id])
 
+    def snapshot(self) -> dict[str, Any]:
+        """All of the state as a new JSON-ready document (the ``GET /_fake/state`` answer).
+
+        ``robots``: the valid ones, in creation order, each with its profile;
+        ``deleted_robots``: UserIDs deleted (kept by the server, still removable from
+        rooms); ``rooms``, ``live_groups``, ``live_rooms``: each id to its robots, in
+        joining order.
+        """
+        return {
+            "robots": [
+                {"user_id": uid, "profile": dict(robot.profile)}
+                for uid, robot in self._robots.items()
+                if robot.valid
+            ],
+            "deleted_robots": [uid for uid, robot in self._robots.items() if not robot.valid],
+            "rooms": {room: list(members) for room, members in self._rooms.items()},
+            "live_groups": {group: list(members) for group, members in self._groups.items()},
+            "live_rooms": {room: list(robots) for room, robots in self._live_rooms.items()},
+        }
+
     def _is_valid_robot(self, user_id: object) -> bool:
         robot = self._robots.get(user_id) if isinstance(user_id, str) else None
         return robot is not None and robot.valid
