@@ -307,3 +307,13 @@ def test_one_per_second_means_one_start_in_any_second() -> None:
     starts = run_virtual(main)
     assert max_in_window(starts) <= 1
     _assert_more_than_a_second_apart(starts, 1)
+
+
+def test_above_share_names_the_first_api_paced_above_95_percent_of_its_documented_rate() -> None:
+    # create_robot is the table's first row, documented at 200/s: 95% of it is 190.
+    risky = RateLimiter(191).above_share()
+    assert risky is not None
+    assert (risky[0].method, risky[1]) == ("create_robot", 191.0)
+    assert RateLimiter(190).above_share() is None
+    # An API named in rates is paced as asked: not counted, however close.
+    assert RateLimiter(190, rates={"add_robot_to_room": 199}).above_share() is None

@@ -31,7 +31,7 @@ from ._constants import (
     MAX_RATE_LIMIT,
     MAX_TIMEOUT,
 )
-from ._endpoints import ENDPOINTS, PACE_FRACTION, Endpoint, resolve_rates
+from ._endpoints import ENDPOINTS, Endpoint, resolve_rates
 from ._exceptions import ValidationError
 from ._lifecycle import finish_despite_cancel
 from ._limiter import Limiter, RateLimiter, adapt_limiter
@@ -56,18 +56,17 @@ def _limiter_for(rate_limit: float | Mapping[str, float]) -> RateLimiter:
     else:
         rate_limit = require_number("rate_limit", rate_limit, minimum=1, maximum=MAX_RATE_LIMIT)
         limiter = RateLimiter(rate_limit)
-    for spec in ENDPOINTS:
-        pace = limiter.rate_for(spec.path)
-        if pace > spec.documented_rate * PACE_FRACTION and spec.path not in limiter.rates:
-            logger.warning(
-                "rate_limit=%r paces %s at %g/s, above 95%% of its documented %d/s:"
-                " network jitter can bunch requests into 60007 refusals",
-                rate_limit,
-                spec.method,
-                pace,
-                spec.documented_rate,
-            )
-            break
+    risky = limiter.above_share()
+    if risky is not None:
+        spec, pace = risky
+        logger.warning(
+            "rate_limit=%r paces %s at %g/s, above 95%% of its documented %d/s:"
+            " network jitter can bunch requests into 60007 refusals",
+            rate_limit,
+            spec.method,
+            pace,
+            spec.documented_rate,
+        )
     return limiter
 
 

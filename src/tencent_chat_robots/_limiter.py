@@ -31,7 +31,7 @@ import anyio
 
 from ._config import require_number
 from ._constants import MAX_RATE_LIMIT, WINDOW_MARGIN
-from ._endpoints import ENDPOINTS, pace_for, resolve_rates
+from ._endpoints import ENDPOINTS, PACE_FRACTION, EndpointSpec, pace_for, resolve_rates
 from ._exceptions import QueueTimeoutError
 from ._options import PRIORITIES, Priority, priority_rank
 from ._waiters import Line
@@ -397,6 +397,18 @@ class RateLimiter:
     def rate_for(self, key: str) -> float:
         """The starts per sliding second ``key`` is allowed."""
         return pace_for(key, self.rate, self.rates)
+
+    def above_share(self) -> tuple[EndpointSpec, float] | None:
+        """The first API paced above ``PACE_FRACTION`` of its documented rate, and its pace.
+
+        A pace that close to the server's limit lets network jitter bunch requests into
+        60007 refusals; an API named in ``rates`` is paced as asked, and not counted.
+        """
+        for spec in ENDPOINTS:
+            pace = self.rate_for(spec.path)
+            if pace > spec.documented_rate * PACE_FRACTION and spec.path not in self.rates:
+                return spec, pace
+        return None
 
     def _key(self, key: str) -> _KeyLimiter:
         limiter = self._keys.get(key)

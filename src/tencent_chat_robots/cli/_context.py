@@ -22,7 +22,7 @@ from rich.text import Text
 from .._bulk import BulkOutcome, BulkRun
 from .._client import TencentChat
 from .._constants import DEFAULT_RATE_LIMIT, ENV_SDKAPPID, ENV_SECRET_KEY
-from .._endpoints import ENDPOINTS, PACE_FRACTION
+from .._endpoints import PACE_FRACTION
 from .._exceptions import AuthenticationError, TencentChatError, ValidationError
 from .._limiter import RateLimiter
 
@@ -112,20 +112,20 @@ def _warn_of_pace(rate: float) -> None:
         limiter = RateLimiter(rate)
     except ValidationError:
         return  # the client refuses it, saying why
-    for spec in ENDPOINTS:
-        pace = limiter.rate_for(spec.path)
-        if pace > spec.documented_rate * PACE_FRACTION:
-            error_console.print(
-                Text.assemble(
-                    ("warning:", "bold yellow"),
-                    f" --rate-limit {rate:g} paces {spec.method} at {pace:g}/s, above"
-                    f" {PACE_FRACTION:.0%} of its documented {spec.documented_rate}/s:"
-                    " network jitter can bunch calls into 60007 refusals (the default is"
-                    f" {DEFAULT_RATE_LIMIT:g})",
-                ),
-                soft_wrap=True,
-            )
-            return
+    risky = limiter.above_share()
+    if risky is None:
+        return
+    spec, pace = risky
+    error_console.print(
+        Text.assemble(
+            ("warning:", "bold yellow"),
+            f" --rate-limit {rate:g} paces {spec.method} at {pace:g}/s, above"
+            f" {PACE_FRACTION:.0%} of its documented {spec.documented_rate}/s:"
+            " network jitter can bunch calls into 60007 refusals (the default is"
+            f" {DEFAULT_RATE_LIMIT:g})",
+        ),
+        soft_wrap=True,
+    )
 
 
 @contextmanager
