@@ -45,7 +45,7 @@ import attrs
 from .._calls import Call
 from .._exceptions import TencentChatError
 
-__all__ = ["Bits", "Earlier", "Fingerprint", "Journal", "JournalError"]
+__all__ = ["Bits", "Earlier", "Fingerprint", "Journal", "JournalError", "reason_of"]
 
 FORMAT = "tencent-chat-robots provision"
 VERSION = 2
@@ -208,7 +208,7 @@ class Journal:
             )
         except OSError as err:
             journal.close()
-            raise JournalError(f"{path}: cannot write the journal: {_reason(err)}") from None
+            raise JournalError(f"{path}: cannot write the journal: {reason_of(err)}") from None
         except JournalError:
             journal.close()
             raise
@@ -239,7 +239,7 @@ class Journal:
                 file.truncate(kept)
         except OSError as err:
             journal.close()
-            raise JournalError(f"{path}: cannot read the journal: {_reason(err)}") from None
+            raise JournalError(f"{path}: cannot read the journal: {reason_of(err)}") from None
         except JournalError:
             journal.close()
             raise
@@ -271,7 +271,8 @@ class Journal:
             raise OSError(28, "No space left on device (a line cut short)")
 
 
-def _reason(err: OSError) -> str:
+def reason_of(err: OSError) -> str:
+    """What the system says of ``err`` (its message without the errno and path)."""
     return err.strerror or str(err)
 
 
@@ -280,7 +281,7 @@ def _open_held(path: Path) -> BinaryIO:
     try:
         file: BinaryIO = open(path, "a+b", buffering=0)  # noqa: SIM115 - kept for the run
     except OSError as err:
-        raise JournalError(f"{path}: cannot open the journal: {_reason(err)}") from None
+        raise JournalError(f"{path}: cannot open the journal: {reason_of(err)}") from None
     try:
         _lock(file)
     except OSError:

@@ -37,7 +37,7 @@ from ._context import (
     progress_bar,
     run,
 )
-from ._journal import Earlier, Fingerprint, Journal, JournalError
+from ._journal import Earlier, Fingerprint, Journal, JournalError, reason_of
 from ._plan import Plan, PlanError, load_plan
 from ._report import Report, print_json_report, print_report
 from ._signals import Interrupted, command_signals, signals_to
@@ -100,7 +100,7 @@ class _Runner:
         assert self.journal is not None
         self.report.end(
             "JournalError",
-            f"cannot write the journal {self.journal.path}: {err.strerror or err}; the run"
+            f"cannot write the journal {self.journal.path}: {reason_of(err)}; the run"
             " was stopped (the calls then in flight finished, and are not all in it: a"
             " --resume counts them as perhaps sent and sends them again)",
         )
@@ -213,27 +213,32 @@ def _added_to_groups(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
     return added
 
 
-def _check_earlier(plan: Plan, earlier: Earlier) -> None:
-    """Refuse a journal whose success lines are not the plan's own items (before any call)."""
-    _added_to_groups(plan, earlier)  # refuses a group's line that is not its call
+def _check_earlier(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
+    """Refuse a journal whose success lines are not the plan's own items (before any call).
+
+    Returns what :func:`_added_to_groups` gives (which refuses a group's line that is not
+    its call).
+    """
+    added = _added_to_groups(plan, earlier)
     earlier.check(enumerate(call.key() for call in plan.creates))
     first = len(plan.creates)
     placements = enumerate(plan.room_placements(), start=first)
     earlier.check(
         (index, ["add_robot_to_room", room, robot]) for index, (room, robot) in placements
     )
+    return added
 
 
 async def _execute(
     chat: TencentChat,
     plan: Plan,
     earlier: Earlier,
+    added: dict[int, set[str]],
     journal: Journal | None,
     report: Report,
     out: Console,
     robot_limit: int,
 ) -> None:
-    added = _added_to_groups(plan, earlier)
     report.succeeded_earlier = earlier.done.count()
     report.unfinished_earlier = earlier.unfinished.count()
     with progress_bar(out, 32) as progress:
@@ -410,13 +415,13 @@ def _provision(
         )
     report.warnings = plan.warnings
     chat = options.client()  # settings checked before a journal is started
-    journal, earlier = _open_journal(plan, journal_path, resume_path)
+    journal, earlier, added = _open_journal(plan, journal_path, resume_path)
     report.items, report.resumed = plan.items, resume_path is not None
     report.journal = None if journal is None else journal.path
     # With --json, stdout carries only the JSON document; progress goes to stderr.
     out = error_console if options.json_output else console
     try:
-        run(_execute(chat, plan, earlier, journal, report, out, robot_limit))
+        run(_execute(chat, plan, earlier, added, journal, report, out, robot_limit))
     except PlanError as err:  # the plan file changed during the run
         # The calls made are reported (and journaled); the rest is not started.
         report.end("PlanError", str(err))
@@ -427,30 +432,30 @@ def _provision(
 
 def _open_journal(
     plan: Plan, journal_path: Path | None, resume_path: Path | None
-) -> tuple[Journal | None, Earlier]:
-    """The journal to write to (``None``: none asked for), and what it says was done."""
+) -> tuple[Journal | None, Earlier, dict[int, set[str]]]:
+    """The journal to write to (``None``: none asked for), what it says was done, and the
+    robots its runs added to each live group (see :func:`_added_to_groups`)."""
     try:
         if journal_path is None and resume_path is None:
             plan.check_unchanged()
-            return None, Earlier.nothing(plan.items)
+            return None, Earlier.nothing(plan.items), {}
         # Read before the check: so it is of the plan that was checked, or the check fails.
         fingerprint = Fingerprint.of(plan.path)
         plan.check_unchanged()
         if journal_path is not None:
-            return Journal.create(journal_path, fingerprint, plan.items), Earlier.nothing(
-                plan.items
-            )
+            journal = Journal.create(journal_path, fingerprint, plan.items)
+            return journal, Earlier.nothing(plan.items), {}
         assert resume_path is not None
         first_group = plan.items - len(plan.live_groups)
         journal, earlier = Journal.resume(
             resume_path, fingerprint, plan.items, keys_from=first_group
         )
         try:
-            _check_earlier(plan, earlier)
+            added = _check_earlier(plan, earlier)
         except BaseException:
             journal.close()
             raise
-        return journal, earlier
+        return journal, earlier, added
     except OSError as err:  # Fingerprint.of; the journal's own errors are JournalErrors
         exit_with(f"{plan.path}: cannot read the plan: {err}", code=2, error="PlanError")
     except (PlanError, JournalError) as err:
