@@ -311,3 +311,39 @@ def test_a_signal_after_the_last_call_does_not_cut_the_report_short(
     assert result.exit_code == 0  # the run had finished: the late signal changes nothing
     assert json.loads(result.stdout)["succeeded"] == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+
+
+# -- a signal while the robots are counted, before the first creation -------------------------
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["answered", "abandoned"])
+def test_a_signal_while_the_robots_are_counted_sends_no_creation(
+    held_fake: tuple[HeldFake, str], plan: str, tmp_path: Path, signals: int
+) -> None:
+    fake, base_url = held_fake
+    journal = tmp_path / "journal"
+    fake.hold(Endpoint.GET_ALL_ROBOTS, after=0, at_most=1)
+    cli = start(fake, base_url, plan, "--journal", str(journal), json_output=True)
+    try:
+        fake.held.get(timeout=TIMEOUT)  # get_all_robots is on the wire, unanswered
+        cli.process.send_signal(signal.SIGINT)
+        cli.wait_for_stderr("SIGINT: starting no new calls; waiting for 1 call in flight")
+        if signals == 2:
+            cli.process.send_signal(signal.SIGINT)
+            cli.wait_for_stderr("SIGINT again: cancelling 1 call in flight")
+        else:
+            fake.release()  # answered after the signal: still no creation
+        code, stdout, stderr = cli.finish()
+    finally:
+        cli.kill()
+
+    assert code == 130, stderr
+    report = json.loads(stdout)
+    assert (report["interrupted"], report["succeeded"], report["not_started"]) == (
+        "SIGINT",
+        0,
+        len(PLANNED),
+    )
+    assert fake.robots == []
+    assert [c.endpoint for c in fake.calls if c.endpoint != Endpoint.GET_ALL_ROBOTS] == []
+    assert journal_items(journal)["succeeded"] == set()

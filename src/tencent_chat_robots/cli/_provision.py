@@ -11,6 +11,7 @@ them), and the report still comes.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -61,6 +62,7 @@ class _Runner:
     progress: Progress
     uncreated: set[str] = attrs.Factory(set)  # robots whose creation failed in this run
     _current: BulkRun | None = None
+    _asking: asyncio.Future[list[str]] | None = None  # get_all_robots, before the run
     _index_of: dict[int, int] = attrs.Factory(dict)  # item of the bulk run -> plan index
 
     async def phase(self, title: str, items: Iterable[tuple[int, Call[Any]]], total: int) -> None:
@@ -68,6 +70,36 @@ class _Runner:
         self._index_of.clear()
         self._current = self.chat.bulk(self._feed(items), total=total)
         await drive(self._current, self.progress, title, self._on_outcome)
+
+    async def robots_fit(self, robot_limit: int) -> bool:
+        """Whether the app can hold the plan's robots (counted first with get_all_robots).
+
+        If not, the report ends the run. A signal while it asks lets the answer come
+        (and no call starts after it); a second one abandons it: False, either way.
+        """
+        asking = self._asking = asyncio.ensure_future(self.chat.get_all_robots())
+        try:
+            await asyncio.wait({asking})
+        except BaseException:
+            asking.cancel()
+            raise
+        finally:
+            self._asking = None
+        if asking.cancelled() or self.report.interrupted:
+            return False
+        existing = set(asking.result())  # the call's error, if it failed
+        plan = self.plan
+        new = [call for call in plan.creates if dict(call.arguments)["user_id"] not in existing]
+        if len(existing) + len(new) <= robot_limit:
+            return True
+        self.report.end(
+            "RobotLimitError",
+            f"the plan creates {len(new)} new robots and the app has {len(existing)} already:"
+            f" {len(existing) + len(new)}, over the {robot_limit} an app may have (the"
+            " documented maximum is 20; --robot-limit N if Tencent raised it for the app)."
+            " Nothing was sent.",
+        )
+        return False
 
     def _feed(self, items: Iterable[tuple[int, Call[Any]]]) -> Iterator[Call[Any]]:
         # The bulk run takes an item when a worker is free for it: the "started" line is
@@ -110,11 +142,13 @@ class _Runner:
 
     def on_signal(self, sig: signal.Signals) -> None:
         """The first signal stops the run (and the next phase); the next cancels what is sent."""
-        current = self._current
-        in_flight = current.in_flight if current is not None else 0
+        current, asking = self._current, self._asking
+        in_flight = current.in_flight if current is not None else int(asking is not None)
         if self.report.interrupted:
             if current is not None:
                 current.cancel()
+            elif asking is not None:
+                asking.cancel()
             message = f"{sig.name} again: cancelling {_calls(in_flight)} in flight"
         else:
             self.report.interrupted = sig.name
@@ -246,7 +280,7 @@ async def _execute(
         with signals_to(runner.on_signal):
             async with chat:
                 creates = _creates(plan, earlier)
-                if creates and not await _within_robot_limit(chat, plan, report, robot_limit):
+                if creates and not await runner.robots_fit(robot_limit):
                     return
                 if creates:
                     await runner.phase("Creating robots", creates, len(creates))
@@ -256,24 +290,6 @@ async def _execute(
                     return
                 items = _placements(plan, earlier, added, runner.uncreated, report)
                 await runner.phase("Adding to rooms and groups", items, _hint(plan, runner))
-
-
-async def _within_robot_limit(
-    chat: TencentChat, plan: Plan, report: Report, robot_limit: int
-) -> bool:
-    """Whether the app can hold the plan's robots; if not, the report ends the run."""
-    existing = set(await chat.get_all_robots())
-    new = [call for call in plan.creates if dict(call.arguments)["user_id"] not in existing]
-    if len(existing) + len(new) <= robot_limit:
-        return True
-    report.end(
-        "RobotLimitError",
-        f"the plan creates {len(new)} new robots and the app has {len(existing)} already:"
-        f" {len(existing) + len(new)}, over the {robot_limit} an app may have (the"
-        " documented maximum is 20; --robot-limit N if Tencent raised it for the app)."
-        " Nothing was sent.",
-    )
-    return False
 
 
 def _hint(plan: Plan, runner: _Runner) -> int:
