@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tencent_chat_robots import Endpoint
 from tencent_chat_robots.cli import _context
-from tencent_chat_robots.cli._journal import Fingerprint, Journal, _line
+from tencent_chat_robots.cli._journal import Fingerprint, Journal, _line, _sum
 from tencent_chat_robots.testing import FakeTencentChat
 
 from .._servers import fake_in_thread
@@ -371,3 +371,101 @@ def test_a_pace_above_95_percent_of_the_documented_rate_is_warned_of(
     warning = f"warning: --rate-limit {rate} paces create_robot at"
     assert (warning in result.stderr) is warned
     assert "rate_limit=" not in result.stderr  # the SDK's own wording is not repeated
+
+
+# -- hostile journals and plans (found by a hostile review) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        # A success with an error's fields: no run writes one.
+        {"i": 0, "ok": True, "call": ["create_robot", "@RBT#1"], "error": "X", "message": "m"},
+        # Nested past what the JSON reader takes (a RecursionError, not a crash).
+        {"i": 0, "ok": True, "call": [], "deep": "NESTED"},
+    ],
+)
+def test_a_hostile_line_with_a_right_sum_is_refused_with_exit_2(
+    places: Served, plan: Path, tmp_path: Path, record: dict[str, Any]
+) -> None:
+    journal = tmp_path / "journal"
+    Journal.create(journal, Fingerprint.of(plan), ITEMS).close()
+    line = _line(record).replace(b'"NESTED"', b"[" * 100_000 + b"]" * 100_000)
+    if line != _line(record):  # re-summed after the replacement, as a forger would
+        body = line[: line.rindex(b',"sum":"')]
+        line = _line_with_sum(body)
+    with journal.open("ab") as file:
+        file.write(line)
+
+    result = places.invoke("provision", str(plan), "--resume", str(journal), "--json")
+
+    assert result.exit_code == 2, result.output
+    failure = json.loads(result.stdout)
+    assert failure["error"]["class"] == "JournalError"
+    assert f"{journal}, line 2: not a journal" in failure["error"]["message"]
+    assert len(failure["error"]["message"]) < 500  # the line is shown cut short
+    assert places.fake.calls == []
+
+
+def _line_with_sum(body: bytes) -> bytes:
+    return body + b',"sum":"' + _sum(body) + b'"}\n'
+
+
+def test_a_group_line_of_another_group_is_refused_by_its_number(
+    places: Served, plan: Path, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    Journal.create(journal, Fingerprint.of(plan), ITEMS).close()
+    with journal.open("ab") as file:
+        file.write(_line({"start": ITEMS - 1}))
+        call = ["add_robots_to_live_group", "@TGS#other", ["@RBT#1"]]
+        file.write(_line({"i": ITEMS - 1, "ok": True, "call": call}))
+
+    result = places.invoke("provision", str(plan), "--resume", str(journal))
+
+    assert result.exit_code == 2
+    assert (
+        f'{journal}, line 3: item {ITEMS - 1} succeeded as ["add_robots_to_live_group",'
+        f' "@TGS#other", ["@RBT#1"]], but the plan\'s item {ITEMS - 1} adds @RBT#1, @RBT#2'
+        f" to live group {GROUP}"
+    ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"robots": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deep to read"),
+        ('{"robots": [{"user_id": "@RBT#1", "nick": ' + "9" * 5000 + "}]}", "not a plan:"),
+    ],
+)
+def test_a_hostile_json_plan_is_refused_with_exit_2(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(text)
+    result = invoke("provision", str(plan), "--json")
+
+    assert result.exit_code == 2
+    failure = json.loads(result.stdout)
+    assert failure["error"]["class"] == "PlanError"
+    assert message in failure["error"]["message"]
+
+
+def test_a_multi_line_row_is_named_by_its_first_line(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_bytes(b'\xef\xbb\xbfuser_id,nick\r\n@RBT#1,"a\r\nb",extra\r\n')
+    result = invoke("provision", str(plan))
+
+    assert result.exit_code == 2
+    assert "line 2: 3 cells, but the header has 2" in result.stderr
+
+
+def test_a_cell_past_the_csv_limit_says_what_to_do(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    rooms = ";".join(f"room-{n}" for n in range(20_000))  # ~200,000 characters
+    plan.write_text(f"user_id,rooms\n@RBT#1,{rooms}\n")
+    result = invoke("provision", str(plan))
+
+    assert result.exit_code == 2
+    assert "line 2: not valid CSV (field larger than field limit" in result.stderr
+    assert "put the rooms of a robot on rows of their own" in result.stderr

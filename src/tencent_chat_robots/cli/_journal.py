@@ -132,12 +132,16 @@ class Earlier:
         """
         for index, key in items:
             if self.done[index] and self._digest(index) != call_digest(key):
-                number, text = _line_of(self.path, index)
-                raise JournalError(
-                    f"{self.path}, line {number}: item {index} succeeded as {text}, but the"
-                    f" plan's item {index} is {json.dumps(key, ensure_ascii=False)}: the"
-                    " journal was edited, or is of another plan; start anew with --journal"
-                )
+                raise self.refused(index, None, f"is {json.dumps(key, ensure_ascii=False)}")
+
+    def refused(self, index: int, key: Any, planned: str) -> JournalError:
+        """The error for the success line of item ``index`` as call ``key``, not ``planned``."""
+        number, text = _line_of(self.path, index, key)
+        return JournalError(
+            f"{self.path}, line {number}: item {index} succeeded as {text}, but the plan's"
+            f" item {index} {planned}: the journal was edited, or is of another plan;"
+            " start anew with --journal"
+        )
 
     def _digest(self, index: int) -> bytes:
         return bytes(self.digests[index * DIGEST : (index + 1) * DIGEST])
@@ -162,15 +166,18 @@ def _sound(line: bytes) -> Any:
     return _parse(line)
 
 
-def _line_of(path: Path | None, index: int) -> tuple[int, str]:
-    """The number and call of the last success line of item ``index`` (an error's detail)."""
+def _line_of(path: Path | None, index: int, key: Any = None) -> tuple[int, str]:
+    """The number and call of the last success line of item ``index`` (of call ``key``,
+    if given): an error's detail."""
     found = (0, "?")
     if path is None:
         return found
     with path.open("rb") as file:
         for number, line in enumerate(file, start=1):
             record = _parse(line)
-            if isinstance(record, dict) and record.get("i") == index and record.get("ok"):
+            if not isinstance(record, dict) or record.get("i") != index or not record.get("ok"):
+                continue
+            if key is None or record.get("call") == key:
                 found = (number, json.dumps(record.get("call"), ensure_ascii=False))
     return found
 
@@ -232,9 +239,11 @@ class Journal:
         earlier.digests = bytearray(keys_from * DIGEST)
         earlier.path = path
         try:
+            # Read through a buffer of its own: the held handle is unbuffered (so that
+            # each line is written whole), and reading it would take a call a byte.
+            with path.open("rb") as reading:
+                kept = _read(path, reading, plan, items, keys_from, earlier)
             file = journal._file
-            file.seek(0)
-            kept = _read(path, file, plan, items, keys_from, earlier)
             if kept < os.fstat(file.fileno()).st_size:
                 file.truncate(kept)
         except OSError as err:
@@ -354,10 +363,10 @@ def _read(
         if record is None:
             raise JournalError(
                 f"{path}, line {number}: not a journal line as written (edited, or not"
-                f" a journal's): {line!r}"
+                f" a journal's): {_shown(line)}"
             )
         if not _apply(record, items, keys_from, earlier):
-            raise JournalError(f"{path}, line {number}: not a journal record: {line!r}")
+            raise JournalError(f"{path}, line {number}: not a journal record: {_shown(line)}")
         kept += len(line)
     return kept
 
@@ -365,8 +374,13 @@ def _read(
 def _parse(line: bytes) -> Any:
     try:
         return json.loads(line)
-    except ValueError:  # UnicodeDecodeError too
+    except (ValueError, RecursionError):  # UnicodeDecodeError; too many digits; too deep
         return None
+
+
+def _shown(line: bytes) -> str:
+    """A line, for a message: at most its first 200 bytes."""
+    return repr(line) if len(line) <= 200 else f"{line[:200]!r}... ({len(line)} bytes)"
 
 
 def _apply(record: Any, items: int, keys_from: int, earlier: Earlier) -> bool:
@@ -385,6 +399,8 @@ def _apply(record: Any, items: int, keys_from: int, earlier: Earlier) -> bool:
     index, ok, key = record.get("i"), record.get("ok"), record.get("call")
     if not _is_index(index, items) or not isinstance(ok, bool) or not isinstance(key, list):
         return False
+    if ok and record.keys() != {"i", "ok", "call"}:
+        return False  # a success with an error's fields: no run writes one
     earlier.unfinished.set(index, False)
     if ok:
         if index >= keys_from:

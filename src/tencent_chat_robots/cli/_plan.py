@@ -303,8 +303,12 @@ def _json_entries(path: Path) -> list[Any]:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise PlanError(f"{path}: not valid JSON: {err}") from None
+    except RecursionError:
+        raise PlanError(f"{path}: not a plan: its JSON is nested too deep to read") from None
     except (OSError, UnicodeDecodeError) as err:
         raise PlanError(f"{path}: cannot read the plan: {err}") from None
+    except ValueError as err:  # a number of thousands of digits
+        raise PlanError(f"{path}: not a plan: {err}") from None
     if not isinstance(data, dict):
         raise PlanError(
             f'{path}: must be a JSON object {{"robots": [...]}}, got {type(data).__name__}'
@@ -357,20 +361,24 @@ def _csv_rows(path: Path, warnings: _Warnings) -> Iterator[Row]:
         # Each field's cell; a column the header lacks reads the empty cell past the end.
         columns = [header.index(name) if name in header else len(header) for name in FIELDS]
         while True:
+            line = reader.line_num + 1  # where the row starts (a quoted cell may span lines)
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as err:
-                raise PlanError(f"line {reader.line_num}: not valid CSV ({err})") from None
+                hint = ""
+                if "field larger than field limit" in str(err):
+                    hint = "; put the rooms of a robot on rows of their own, one or a few a row"
+                raise PlanError(f"line {line}: not valid CSV ({err}){hint}") from None
             if len(cells) > len(header):
                 raise PlanError(
-                    f"line {reader.line_num}: {len(cells)} cells, but the header has {len(header)}"
+                    f"line {line}: {len(cells)} cells, but the header has {len(header)}"
                 )
             # Short rows leave the trailing optional columns empty, as spreadsheets write them.
             fields = [cells[column] if column < len(cells) else "" for column in columns]
             if fields[0].strip() or "".join(cells).strip():  # a blank row is no row
-                yield _csv_row(reader.line_num, fields)
+                yield _csv_row(line, fields)
 
 
 def _utf8_lines(file: BinaryIO) -> Iterator[str]:

@@ -235,11 +235,7 @@ def _added_to_groups(plan: Plan, earlier: Earlier) -> dict[int, set[str]]:
                 or arguments.get("group_id") != group
                 or not named.issubset(robots)
             ):
-                raise JournalError(
-                    f"{earlier.path}: item {index} succeeded as {key!r}, but the plan's item"
-                    f" {index} adds {', '.join(robots)} to live group {group}: the journal"
-                    " was edited, or is of another plan; start anew with --journal"
-                )
+                raise earlier.refused(index, key, f"adds {', '.join(robots)} to live group {group}")
             done.update(named)
         added[index] = done
         earlier.done.set(index, done.issuperset(robots))
