@@ -469,3 +469,66 @@ def test_a_cell_past_the_csv_limit_says_what_to_do(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "line 2: not valid CSV (field larger than field limit" in result.stderr
     assert "put the rooms of a robot on rows of their own" in result.stderr
+
+
+def test_a_signal_while_the_journal_is_checked_says_so(
+    places: Served, plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    import tencent_chat_robots.cli._provision as provision_module
+
+    journal = tmp_path / "journal"
+    assert places.invoke("provision", str(plan), "--journal", str(journal)).exit_code == 0
+    places.fake.reset_calls()
+
+    def interrupted(plan: Any, earlier: Any) -> object:
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("the signal should have stopped the check")
+
+    monkeypatch.setattr(provision_module, "_check_earlier", interrupted)
+    result = places.invoke("provision", str(plan), "--resume", str(journal))
+
+    assert result.exit_code == 130
+    assert (
+        "provision: interrupted by SIGINT while the journal was read and checked against the"
+        " plan: nothing sent"
+    ) in result.stdout
+    assert places.fake.calls == []
+    monkeypatch.undo()
+    # The journal was let go: it is resumed at once.
+    assert places.invoke("provision", str(plan), "--resume", str(journal)).exit_code == 0
+
+
+class _FullDisk:
+    """A temporary file on a disk that is full."""
+
+    def write(self, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_full_disk_for_the_json_lists_keeps_the_first_few_and_says_so(
+    places: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tencent_chat_robots.cli import _report
+
+    monkeypatch.setattr(_report.tempfile, "TemporaryFile", _FullDisk)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("user_id,rooms\n" + "".join(f"@RBT#1,gone-{n:02d}\n" for n in range(25)))
+
+    result = places.invoke("provision", str(plan), "--json")
+
+    assert result.exit_code == 1  # failures: the run went to its end
+    report = json.loads(result.stdout)
+    assert report["failed"] == 25
+    # In plan order, in the shape of the full lists (the creation is item 0).
+    assert [(f["index"], f["item"]) for f in report["failures"]] == [
+        (1 + n, f"room add gone-{n:02d} @RBT#1") for n in range(20)
+    ]
+    assert report["warnings"] == [
+        "the lists name only the first 20 of each kind: the full lists could not be kept"
+        " (No space left on device)"
+    ]

@@ -390,9 +390,8 @@ def provision(
         try:
             _provision(options, report, journal_path, resume_path, robot_limit)
         except Interrupted as interrupted:
-            # Nothing was sent; the plan's items are counted only once it was checked.
+            # Nothing was sent (report.reading says what was under way).
             report.interrupted = interrupted.signal.name
-            report.checked = report.items > 0
         if options.json_output:
             print_json_report(report)
         else:
@@ -417,6 +416,7 @@ def _provision(
         exit_with(
             "--journal and --resume do not go together: --resume FILE appends to FILE", code=2
         )
+    report.reading = "the plan was read"
     try:
         plan = load_plan(report.plan)
     except PlanError as err:
@@ -427,7 +427,10 @@ def _provision(
         )
     report.warnings = plan.warnings
     chat = options.client()  # settings checked before a journal is started
+    if resume_path is not None:
+        report.reading = "the journal was read and checked against the plan"
     journal, earlier, added = _open_journal(plan, journal_path, resume_path)
+    report.reading = None
     report.items, report.resumed = plan.items, resume_path is not None
     report.journal = None if journal is None else journal.path
     # With --json, stdout carries only the JSON document; progress goes to stderr.

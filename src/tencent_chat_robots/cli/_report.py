@@ -24,6 +24,7 @@ from rich.text import Text
 from .._calls import Call
 from .._exceptions import BulkStoppedError, TencentChatError
 from ._context import console
+from ._journal import reason_of
 
 __all__ = ["INTERRUPTED", "Report", "label", "print_json_report", "print_report"]
 
@@ -58,7 +59,11 @@ class First(Generic[T]):
             heapq.heappop(self._heap)  # the latest in plan order
 
     def __iter__(self) -> Iterator[T]:
-        return (entry for _, _, entry in sorted(self._heap, reverse=True))
+        return (entry for _, entry in self.indexed())
+
+    def indexed(self) -> Iterator[tuple[int, T]]:
+        """``(index, entry)``, in plan order."""
+        return ((-index, entry) for index, _, entry in sorted(self._heap, reverse=True))
 
 
 @attrs.define
@@ -94,7 +99,9 @@ class Report:
     journal: Path | None = None
     plan: Path | None = None
     resumed: bool = False
-    checked: bool = True  # false: interrupted while the plan was read, before any call
+    # What was under way before any call ("the plan was read"): an interruption then
+    # leaves nothing sent and no item counted (None: the plan's items are counted).
+    reading: str | None = None
     warnings: tuple[str, ...] = ()
     # With --json: every listed entry, a JSON line each ([list name, entry]).
     _all: IO[bytes] | None = None
@@ -111,7 +118,16 @@ class Report:
     def _list(self, name: str, index: int, entry: dict[str, object]) -> None:
         if self._all is not None:
             line = json.dumps([name, {"index": index, **entry}], ensure_ascii=False)
-            self._all.write(line.encode("utf-8", "backslashreplace") + b"\n")
+            try:
+                self._all.write(line.encode("utf-8", "backslashreplace") + b"\n")
+            except OSError as err:  # a full temporary disk: the first few still listed
+                self._all.close()
+                self._all = None
+                self.warnings = (
+                    *self.warnings,
+                    f"the lists name only the first {FIRST} of each kind: the full lists"
+                    f" could not be kept ({reason_of(err)})",
+                )
 
     def listed(self, name: str) -> Iterator[Mapping[str, object]]:
         """Every entry of list ``name`` (as they came), or the first few in plan order."""
@@ -184,12 +200,12 @@ class Report:
         return {
             "ok": code == 0,
             "exit_code": code,
-            "items": self.items if self.checked else None,
+            "items": None if self.reading else self.items,
             "succeeded_earlier": self.succeeded_earlier,
             "succeeded": self.succeeded,
             "failed": self.failed,
             "skipped": self.skipped,
-            "not_started": self.not_started if self.checked else None,
+            "not_started": None if self.reading else self.not_started,
             "cancelled": self.cancelled,
             "left_out": self.left_out,
             "unfinished_earlier": self.unfinished_earlier,
@@ -202,12 +218,16 @@ class Report:
 
 
 def _first(report: Report, name: str) -> Iterator[Mapping[str, object]]:
+    """The first few entries of list ``name``, in the shape :meth:`Report.listed` gives."""
     if name == "failures":
-        yield from (_failure(item, error) for item, error in report.failures)
+        for index, (item, error) in report.failures.indexed():
+            yield {"index": index, **_failure(item, error)}
     elif name == "skips":
-        yield from ({"item": item, "reason": reason} for item, reason in report.skips)
+        for index, (item, reason) in report.skips.indexed():
+            yield {"index": index, "item": item, "reason": reason}
     else:
-        yield from ({"item": item} for item in report.cancellations)
+        for index, item in report.cancellations.indexed():
+            yield {"index": index, "item": item}
 
 
 def print_json_report(report: Report) -> None:
@@ -247,11 +267,11 @@ def _print_section(heading: str, lines: list[str], count: int, more: str) -> Non
 
 
 def print_report(report: Report) -> None:
-    if not report.checked:
+    if report.reading:
         console.print(
             Text.assemble(
                 ("provision:", "bold red"),
-                f" interrupted by {report.interrupted} while the plan was read: nothing sent",
+                f" interrupted by {report.interrupted} while {report.reading}: nothing sent",
             ),
             soft_wrap=True,
         )
