@@ -4,6 +4,7 @@ Every exception the SDK raises is a :class:`TencentChatError`::
 
     TencentChatError
     ├── ValidationError           an argument broke a rule; nothing was sent (also ValueError)
+    ├── LimiterUnavailableError   the Redis of the shared limiter did not answer; not sent
     └── RequestError              a call to one endpoint failed: .endpoint, .request_id
         ├── ClientClosedError     the client was closed while the call was pending
         ├── BulkStoppedError      its bulk run was stopped while the call was pending
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidParameterError",
     "InvalidRequestError",
     "LimitExceededError",
+    "LimiterUnavailableError",
     "NotFoundError",
     "NotRoomMemberError",
     "PermissionDeniedError",
@@ -66,6 +68,15 @@ def _rebuild(
 
 class ValidationError(TencentChatError, ValueError):
     """An argument broke a documented rule; nothing was sent."""
+
+
+class LimiterUnavailableError(TencentChatError):
+    """The Redis behind the shared rate limiter did not answer; nothing was sent.
+
+    Raised instead of sending unpaced, which could exceed the app's limit. Pass
+    ``fallback="local"`` to :class:`RedisRateLimiter` to keep working meanwhile. (Here,
+    not beside the limiter: code that catches it need not have redis installed.)
+    """
 
 
 class RequestError(TencentChatError):

@@ -30,7 +30,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._exceptions import TencentChatError
+from ._exceptions import LimiterUnavailableError
 from ._limiter import RateLimiter
 from ._logs import logger
 from ._options import Priority
@@ -64,14 +64,6 @@ _BACKOFF_MAX = 0.4
 
 def _transient(err: BaseException) -> bool:
     return isinstance(err, _TRANSIENT) and not isinstance(err, _NOT_TRANSIENT)
-
-
-class LimiterUnavailableError(TencentChatError):
-    """The Redis behind the shared rate limiter did not answer; nothing was sent.
-
-    Raised instead of sending unpaced, which could exceed the app's limit. Pass
-    ``fallback="local"`` to :class:`RedisRateLimiter` to keep working meanwhile.
-    """
 
 
 class RedisHealth:

@@ -532,3 +532,33 @@ def test_a_full_disk_for_the_json_lists_keeps_the_first_few_and_says_so(
         "the lists name only the first 20 of each kind: the full lists could not be kept"
         " (No space left on device)"
     ]
+
+
+def test_a_shared_limiter_that_is_down_stops_the_run_at_its_first_failure(
+    served: Served, tmp_path: Path
+) -> None:
+    rooms = [f"room-{n:02d}" for n in range(60)]
+    for room in rooms:
+        served.fake.create_room(room)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("user_id,rooms\n" + "".join(f"@RBT#1,{room}\n" for room in rooms))
+    journal = tmp_path / "journal"
+    served.fake.fail_next(Endpoint.ROOM_ADD_ROBOT, 100002, times=len(rooms))
+    assert served.invoke("provision", str(plan), "--journal", str(journal)).exit_code == 1
+    served.fake.reset_calls()
+
+    down = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    result = served.invoke(
+        "provision", str(plan), "--resume", str(journal), "--redis-url", down, "--json"
+    )
+
+    assert result.exit_code == 2, result.output
+    report = json.loads(result.stdout)
+    assert report["error"]["class"] == "LimiterUnavailableError"
+    assert report["errors"] == {"LimiterUnavailableError": report["failed"]}
+    assert 0 < report["failed"] < len(rooms)  # not one failure a placement
+    assert report["not_started"] > 0
+    assert served.fake.calls == []  # nothing goes unpaced
+
+    assert served.invoke("provision", str(plan), "--resume", str(journal)).exit_code == 0
+    assert all(served.fake.room_members(room) == ["@RBT#1"] for room in rooms)

@@ -27,7 +27,7 @@ from .._bulk import BulkOutcome, BulkRun
 from .._calls import Call
 from .._client import TencentChat
 from .._constants import MAX_ROBOTS_PER_APP
-from .._exceptions import ValidationError
+from .._exceptions import LimiterUnavailableError, ValidationError
 from ._context import (
     ChatOptions,
     console,
@@ -126,6 +126,15 @@ class _Runner:
         self.report.record(index, call, outcome.error)
         if outcome.error is not None and call.method == "create_robot":
             self.uncreated.add(dict(call.arguments)["user_id"])
+        if isinstance(outcome.error, LimiterUnavailableError):
+            # Every call after it would fail the same way, each a failure to redo.
+            self.report.end(
+                "LimiterUnavailableError",
+                f"the shared rate limiter is unavailable ({outcome.error}): the run was"
+                " stopped; carry it on once Redis answers again",
+            )
+            if self._current is not None:
+                self._current.stop()
 
     def _journal_failed(self, err: OSError) -> None:
         """The journal cannot be written: stop the run (calls sent finish), report why."""
