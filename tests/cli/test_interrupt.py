@@ -347,3 +347,35 @@ def test_a_signal_while_the_robots_are_counted_sends_no_creation(
     assert fake.robots == []
     assert [c.endpoint for c in fake.calls if c.endpoint != Endpoint.GET_ALL_ROBOTS] == []
     assert journal_items(journal)["succeeded"] == set()
+
+
+def test_a_command_ending_its_process_leaves_the_signals_ignored_after_its_report(
+    tmp_path: Path,
+) -> None:
+    """A second signal just after the report must not end the process by the default
+    action (exit code -2 or -15 instead of the report's): the console script keeps
+    them ignored once the command is done, where a command run in-process hands back."""
+    import subprocess
+    import sys
+
+    plan = tmp_path / "plan.csv"
+    plan.write_text("user_id\nnot-a-robot\n")  # exit 2, after command_signals() was entered
+    script = (
+        "import signal, sys\n"
+        "from tencent_chat_robots.cli import main\n"
+        f"sys.argv = ['tencent-chat-robots', 'provision', {str(plan)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as end:\n"
+        "    print(end.code, signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
+        " signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["2", "True", "True"], done.stderr
+
+    # In-process (as here), the handlers are handed back.
+    before = signal.getsignal(signal.SIGINT)
+    assert invoke("provision", str(plan)).exit_code == 2
+    assert signal.getsignal(signal.SIGINT) is before

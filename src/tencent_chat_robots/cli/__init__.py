@@ -15,8 +15,10 @@ _INSTALL_HINT = "pip install 'tencent-chat-robots[cli]'"
 def main() -> None:
     """Console-script entry point; without the [cli] extra, says how to install it."""
     try:
+        from . import _signals
         from ._main import main as run_cli
 
+        _signals.HAND_BACK = False  # this process ends with the command
         run_cli()
     except ImportError as err:
         missing = (err.name or "").partition(".")[0]

@@ -11,6 +11,11 @@ from typing import Any
 __all__ = ["SIGNALS", "Interrupted", "command_signals", "signals_to"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Whether command_signals() puts the original handlers back: yes when the command runs
+# inside a longer-lived program (tests); main() says no, since the process ends with the
+# command, and a signal in between would otherwise end it with the default action (its
+# exit code lost) after the report was written.
+HAND_BACK = True
 
 
 @contextlib.contextmanager
@@ -53,8 +58,9 @@ class Interrupted(Exception):
 def command_signals() -> Iterator[None]:
     """For a whole command: until its loop takes them, a signal raises :class:`Interrupted`.
 
-    On the way out the original handlers come back. A signal ignored at start stays
-    ignored; outside the main thread, where handlers cannot be set, nothing changes.
+    On the way out the original handlers come back (if :data:`HAND_BACK`; else the
+    signals are ignored from then on). A signal ignored at start stays ignored; outside
+    the main thread, where handlers cannot be set, nothing changes.
     """
 
     def interrupt(signum: int, _: object) -> None:
@@ -74,4 +80,4 @@ def command_signals() -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if HAND_BACK else signal.SIG_IGN)
