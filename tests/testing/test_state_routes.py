@@ -173,6 +173,15 @@ async def test_calls_show_injected_faults(api) -> None:
     assert call["error_code"] is None
 
 
+@pytest.mark.parametrize("limit", ["99999999999999999999", "9" * 5000])
+async def test_calls_take_a_huge_limit_as_all_kept(api, limit: str) -> None:
+    for _ in range(3):
+        await api.call(GET_ALL)
+    response = await api.http.get(f"/_fake/calls?limit={limit}")
+    assert response.status_code == 200
+    assert len(response.json()["calls"]) == 3
+
+
 @pytest.mark.parametrize("limit", ["-1", "x", "1.5", ""])
 async def test_calls_refuse_a_bad_limit(api, limit: str) -> None:
     response = await api.http.get(f"/_fake/calls?limit={limit}")

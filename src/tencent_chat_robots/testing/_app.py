@@ -39,6 +39,7 @@ import asyncio
 import collections
 import json
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -384,7 +385,11 @@ def _calls_limit(query: bytes) -> int | None:
     ]
     if not values:
         return DEFAULT_CALLS_LIMIT
-    return int(values[0]) if _DIGITS.fullmatch(values[0]) else None
+    if not _DIGITS.fullmatch(values[0]):
+        return None
+    # More than the calls a fake can keep means all of them (and int() and islice()
+    # refuse numbers past a few thousand digits, or past sys.maxsize).
+    return int(values[0]) if len(values[0]) <= 18 else sys.maxsize
 
 
 def _call_document(call: Call) -> dict[str, Any]:
