@@ -188,3 +188,20 @@ def test_a_client_stores_its_timeout_and_retries_as_plain_numbers() -> None:
     assert type(chat.options.timeout) is float
     assert type(chat.options.max_retries) is int
     assert (chat.options.timeout, chat.options.max_retries) == (4.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://bob:Pa55w0rd@127.0.0.1:9/x?token=Tok3n", "http://REDACTED@127.0.0.1:9/x?REDACTED"),
+        ("ftp://bob:Pa55w0rd@h", "ftp://REDACTED@h"),
+        ("bob:Pa55w0rd@h?token=Tok3n", "REDACTED@h?REDACTED"),
+        ("http://bob:Pa55w0rd@[::1", "http://REDACTED@[::1"),  # not even a valid URL
+    ],
+)
+def test_a_refused_base_url_is_shown_without_its_password_or_query(url: str, shown: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        TencentChat(1400000000, "k", base_url=url)
+    assert "Pa55w0rd" not in str(refused.value)
+    assert "Tok3n" not in str(refused.value)
+    assert repr(shown) in str(refused.value)

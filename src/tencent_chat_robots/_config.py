@@ -21,7 +21,7 @@ from ._constants import (
     ENV_SECRET_KEY,
 )
 from ._exceptions import ValidationError
-from ._redact import Secret, box
+from ._redact import Secret, box, shown_url
 from ._regions import Region
 
 __all__ = [
@@ -111,18 +111,23 @@ def resolve_secret(secret_key: object, usersig: object) -> tuple[Secret | None, 
     return _require_encodable_secret("secret_key", secret_key), None
 
 
+def _shown(url: object) -> str:
+    """``url`` for a message, without what may be a secret in it (see shown_url)."""
+    return repr(shown_url(url)) if isinstance(url, str) else repr(url)
+
+
 def _check_base_url(url: object) -> str:
     if not _is_text(url):
-        raise ValidationError(f"base_url must be a non-empty string, got {url!r}")
+        raise ValidationError(f"base_url must be a non-empty string, got {_shown(url)}")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError as err:
-        raise ValidationError(f"base_url {url!r} is not a valid URL: {err}") from None
+        raise ValidationError(f"base_url {_shown(url)} is not a valid URL: {err}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"base_url must look like https://host[:port], got {url!r}")
+        raise ValidationError(f"base_url must look like https://host[:port], got {_shown(url)}")
     if parts.query or parts.fragment:
-        raise ValidationError(f"base_url must not carry a query or fragment, got {url!r}")
+        raise ValidationError(f"base_url must not carry a query or fragment, got {_shown(url)}")
     return url.rstrip("/")
 
 

@@ -204,6 +204,18 @@ def without_userinfo(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{REDACTED}:{REDACTED}@{host}"))
 
 
+_USERINFO = re.compile(r"^([^:/?#]*://)?[^/?#]*@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a message: its ``user:password@`` and its query (either may hold a
+    secret) replaced, whether or not it parses."""
+    cut = re.search(r"[?#]", url)
+    base = url if cut is None else url[: cut.start()]
+    base = _USERINFO.sub(lambda m: f"{m[1] or ''}{REDACTED}@", base)
+    return base if cut is None else f"{base}{cut[0]}{REDACTED}"
+
+
 class SecretSource(Protocol):
     """Anything that can name the exact secret strings it holds (a UserSigProvider)."""
 
