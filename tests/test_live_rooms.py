@@ -287,3 +287,32 @@ async def test_the_fake_refuses_what_the_sdk_refuses(live: FakeChat) -> None:
                 await chat.call(call)
             assert caught.value.code == 100002
     assert fake.live_room_robots("live-1") == []
+
+
+# The edges of the request's rules, each message naming its field (mutation survivors).
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((7, ["@RBT#1"]), "RoomId (room_id) must be a string, not int"),
+        (("r\udcff", ["@RBT#1"]), "RoomId (room_id) is not valid Unicode text: 'r\\udcff'"),
+        (("", ["@RBT#1"]), "RoomId (room_id) must be 1 to 48 UTF-8 bytes, got 0"),
+        (("r", 5), "RobotList_Account (robot_accounts) must be a list of account ids, not int"),
+        # 64 listed: still read one by one (its first is no robot); 65: refused unread.
+        (
+            ("r", ["bad"] + [f"@RBT#{n}" for n in range(63)]),
+            "RobotList_Account (robot_accounts)[0] must start with '@RBT#', got 'bad'",
+        ),
+        (
+            ("r", ["bad"] + [f"@RBT#{n}" for n in range(64)]),
+            "RobotList_Account (robot_accounts) names 65 robots; a live room holds at most 3",
+        ),
+    ],
+)
+def test_the_live_room_rules_at_their_edges(args: tuple[object, object], message: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Call.add_robots_to_live_room(*args)  # type: ignore[arg-type]
+    assert str(refused.value) == message
+
+
+def test_a_live_room_id_of_one_byte_is_sent() -> None:
+    assert dict(Call.add_robots_to_live_room("r", ["@RBT#1"]).arguments)["room_id"] == "r"

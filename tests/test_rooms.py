@@ -117,3 +117,9 @@ async def test_the_fake_refuses_what_the_sdk_refuses(fake_chat: FakeChat) -> Non
             await chat.call(call)
         assert caught.value.code == 100002
     assert fake.room_members("room-1") == []
+
+
+def test_a_room_id_that_is_no_text_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Call.add_robot_to_room(7, "@RBT#1")  # type: ignore[arg-type]
+    assert str(refused.value) == "RoomId (room_id) must be a string, not int"
