@@ -10,6 +10,7 @@ from ._bulk import BulkOutcome, BulkRun
 from ._calls import Call
 from ._client import TencentChat
 from ._constants import DEFAULT_RATE_LIMIT, DOCUMENTED_RATE_LIMIT
+from ._elements import CustomElem, OtherElem, TextElem
 from ._endpoints import ENDPOINTS, Endpoint, EndpointSpec
 from ._exceptions import (
     ERROR_CODES,
@@ -24,6 +25,7 @@ from ._exceptions import (
     InvalidParameterError,
     InvalidRequestError,
     LimitExceededError,
+    MessageRejectedError,
     NotFoundError,
     NotRoomMemberError,
     PermissionDeniedError,
@@ -35,6 +37,7 @@ from ._exceptions import (
 )
 from ._limiter import Limiter, PausableLimiter, PriorityLimiter, RateLimiter
 from ._logs import configure_from_env as _configure_logging
+from ._messages import SentGroupMessage, SentMessage
 from ._models import ActionResult, AttemptRecord
 from ._options import CallOptions, Priority
 from ._regions import Region
@@ -84,6 +87,7 @@ __all__ = [
     "Call",
     "CallOptions",
     "ClientClosedError",
+    "CustomElem",
     "Endpoint",
     "EndpointSpec",
     "HttpxTransport",
@@ -92,8 +96,10 @@ __all__ = [
     "InvalidRequestError",
     "LimitExceededError",
     "Limiter",
+    "MessageRejectedError",
     "NotFoundError",
     "NotRoomMemberError",
+    "OtherElem",
     "PausableLimiter",
     "PermissionDeniedError",
     "Priority",
@@ -106,8 +112,11 @@ __all__ = [
     "RequestError",
     "RetryDecision",
     "RetryState",
+    "SentGroupMessage",
+    "SentMessage",
     "TencentChat",
     "TencentChatError",
+    "TextElem",
     "Transport",
     "ValidationError",
     "__version__",

@@ -106,10 +106,12 @@ class RequestSender:
         *,
         scope: CallScope | None = None,
         observer: CallObserver | None = None,
+        also_paced: str | None = None,
     ) -> T:
         """POST ``body`` to ``endpoint`` and return the answer as ``result_type``.
 
-        ``scope`` (a bulk run's) may stop the call; ``observer`` watches it too.
+        ``scope`` (a bulk run's) may stop the call; ``observer`` watches it too;
+        ``also_paced`` is a second rate-limit key each attempt waits for (a group's).
         """
         call = self.lifecycle.start(endpoint, scope)
         if "sentry_sdk" in sys.modules:  # Sentry is never imported here
@@ -125,7 +127,7 @@ class RequestSender:
         result: Any = None
         try:
             payload = ENCODER.encode(converter.unstructure(body)).encode()
-            result = await self._call(call, payload, result_type, options, observers)
+            result = await self._call(call, payload, result_type, options, observers, also_paced)
         except asyncio.CancelledError as cancelled:
             outcome = self.lifecycle.cancelled(call) or cancelled
             if outcome is cancelled:
@@ -150,12 +152,13 @@ class RequestSender:
         result_type: type[T],
         options: CallOptions,
         observers: tuple[CallObserver, ...],
+        also_paced: str | None,
     ) -> T:
         state: RetryState | None = None  # made on the first failure: most calls never fail
         settled = False
         while True:
             try:
-                data = await self._attempt(call, payload, state, options, observers)
+                data = await self._attempt(call, payload, state, options, observers, also_paced)
                 break
             except TencentChatError as error:
                 if state is None:
@@ -209,11 +212,12 @@ class RequestSender:
         state: RetryState | None,
         options: CallOptions,
         observers: tuple[CallObserver, ...],
+        also_paced: str | None,
     ) -> dict[str, Any]:
         number = 1 if state is None else state.attempt
         gate = self._gates[call.endpoint]
         try:
-            permit_wait = await gate.enter(options)
+            permit_wait = await gate.enter(options, also_paced)
         except QueueTimeoutError as err:
             if call.ended_by is not None:  # closed or stopped in the same instant
                 raise asyncio.CancelledError from None
@@ -241,7 +245,7 @@ class RequestSender:
                 call.on_wire = False  # answered, or dropped: what follows is not the wire
                 outcome = tag(err, call) if isinstance(err, RequestError) else err
                 if isinstance(err, RateLimitError):
-                    await gate.refused_for_rate()
+                    await gate.refused_for_rate(err.code, also_paced)
                 raise
             except Exception as err:  # not the SDK's: a user's transport, or a bug in one
                 outcome = foreign_failure(err, call.endpoint)  # raised below, unchained

@@ -7,13 +7,15 @@ runs a stream of them; what each method means is its row in ``_endpoints``.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
+from ._elements import Element, elements_to_json
 from ._endpoints import BY_METHOD, EndpointSpec
 from ._exceptions import ValidationError
+from ._messages import SentGroupMessage, SentMessage, new_random
 from ._models import ActionResult
 
 __all__ = ["Call"]
@@ -85,7 +87,13 @@ class Call(Generic[T]):
     def result(self, response: Any) -> T:
         """The method's return value from the parsed answer."""
         unwrap = self.spec.result
-        return response if unwrap is None else unwrap(response)  # type: ignore[no-any-return]
+        return response if unwrap is None else unwrap(response, self.body)  # type: ignore[no-any-return]
+
+    @property
+    def also_paced(self) -> str | None:
+        """The second rate-limit key this call is paced by (a group's budget), if any."""
+        key = self.spec.also_paced
+        return None if key is None else key(self.body)
 
     # -- openim_robot_http_svc -------------------------------------------------------
 
@@ -175,6 +183,128 @@ class Call(Generic[T]):
         """``get_live_room_robots(room_id)``."""
         return Call("get_live_room_robots", (("room_id", room_id),))
 
+    # -- messages: a robot's replies ---------------------------------------------------
+
+    @classmethod
+    def send_c2c_message(
+        cls,
+        from_account: str | None,
+        to_account: str,
+        body: str | Element | Sequence[Element],
+        *,
+        random: int | None = None,
+        msg_seq: int | None = None,
+        msg_lifetime: int | None = None,
+        sync_other_machine: int | None = None,
+        forbid_callbacks: Sequence[str] = (),
+        send_control: Sequence[str] = (),
+        cloud_custom_data: str | None = None,
+        offline_push: Mapping[str, Any] | None = None,
+    ) -> Call[SentMessage]:
+        """``send_c2c_message(from_account, to_account, body, ...)``; ``random`` (the
+        ``MsgRandom``) is drawn now when not given, so the call is the same every time
+        it is made."""
+        return Call(
+            "send_c2c_message",
+            # from_account is positional: kept when None (the admin), so keys line up.
+            (
+                ("from_account", from_account),
+                *_given(
+                    ("to_account", to_account),
+                    ("body", _message(body)),
+                    ("random", new_random() if random is None else random),
+                    ("msg_seq", msg_seq),
+                    ("msg_lifetime", msg_lifetime),
+                    ("sync_other_machine", sync_other_machine),
+                    ("forbid_callbacks", forbid_callbacks),
+                    ("send_control", send_control),
+                    ("cloud_custom_data", cloud_custom_data),
+                    ("offline_push", offline_push),
+                ),
+            ),
+        )
+
+    @classmethod
+    def send_group_message(
+        cls,
+        group_id: str,
+        body: str | Element | Sequence[Element],
+        *,
+        from_account: str | None = None,
+        random: int | None = None,
+        msg_priority: str | None = None,
+        online_only: bool = False,
+        forbid_callbacks: Sequence[str] = (),
+        send_control: Sequence[str] = (),
+        cloud_custom_data: str | None = None,
+        offline_push: Mapping[str, Any] | None = None,
+    ) -> Call[SentGroupMessage]:
+        """``send_group_message(group_id, body, from_account=, ...)``; ``random`` as in
+        :meth:`send_c2c_message` (the server drops a repeat within 5 minutes)."""
+        return Call(
+            "send_group_message",
+            (
+                ("group_id", group_id),
+                ("body", _message(body)),
+                *_given(
+                    ("from_account", from_account),
+                    ("random", new_random() if random is None else random),
+                    ("msg_priority", msg_priority),
+                    ("online_only", online_only or None),
+                    ("forbid_callbacks", forbid_callbacks),
+                    ("send_control", send_control),
+                    ("cloud_custom_data", cloud_custom_data),
+                    ("offline_push", offline_push),
+                ),
+            ),
+        )
+
+    @classmethod
+    def modify_c2c_message(
+        cls,
+        from_account: str,
+        to_account: str,
+        msg_key: str,
+        *,
+        body: str | Element | Sequence[Element] | None = None,
+        cloud_custom_data: str | None = None,
+    ) -> Call[ActionResult]:
+        """``modify_c2c_message(from_account, to_account, msg_key, body=, cloud_custom_data=)``."""
+        return Call(
+            "modify_c2c_message",
+            (
+                ("from_account", from_account),
+                ("to_account", to_account),
+                ("msg_key", msg_key),
+                *_given(
+                    ("body", None if body is None else _message(body)),
+                    ("cloud_custom_data", cloud_custom_data),
+                ),
+            ),
+        )
+
+    @classmethod
+    def modify_group_message(
+        cls,
+        group_id: str,
+        msg_seq: int,
+        *,
+        body: str | Element | Sequence[Element] | None = None,
+        cloud_custom_data: str | None = None,
+    ) -> Call[ActionResult]:
+        """``modify_group_message(group_id, msg_seq, body=, cloud_custom_data=)``."""
+        return Call(
+            "modify_group_message",
+            (
+                ("group_id", group_id),
+                ("msg_seq", msg_seq),
+                *_given(
+                    ("body", None if body is None else _message(body)),
+                    ("cloud_custom_data", cloud_custom_data),
+                ),
+            ),
+        )
+
     @classmethod
     def from_key(cls, key: object) -> Call[Any]:
         """The call whose :meth:`key` is ``key`` (read back from a journal)."""
@@ -196,6 +326,20 @@ class Call(Generic[T]):
         except TypeError:
             raise ValidationError(f"not a call's key: {_short(key)}") from None
         return call
+
+
+def _given(*pairs: tuple[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The arguments given: ``None`` and empty option lists are left out of a call."""
+    return tuple(
+        (name, value)
+        for name, value in pairs
+        if value is not None and not (isinstance(value, (list, tuple)) and not value)
+    )
+
+
+def _message(body: object) -> list[dict[str, Any]]:
+    """A message in its JSON form, so that a call's key is JSON-ready."""
+    return elements_to_json(body)  # type: ignore[arg-type]  # checked there
 
 
 def _is_keyword(value: object, spec: EndpointSpec) -> bool:

@@ -31,11 +31,13 @@ from ._constants import (
     MAX_RATE_LIMIT,
     MAX_TIMEOUT,
 )
+from ._elements import Element
 from ._endpoints import ENDPOINTS, Endpoint, resolve_rates
 from ._exceptions import ValidationError
 from ._lifecycle import finish_despite_cancel
 from ._limiter import Limiter, RateLimiter, adapt_limiter
 from ._logs import logger
+from ._messages import SentGroupMessage, SentMessage
 from ._models import ActionResult, AttemptRecord
 from ._observers import OnAttempt
 from ._options import CallOptions, Priority
@@ -282,8 +284,10 @@ class TencentChat:
         if not isinstance(call, Call):
             raise ValidationError(f"expected a Call, got {type(call).__name__}")
         spec = call.spec
-        answer = await self._sender.request(spec.path, call.body, spec.answer, self._options)
-        return answer if spec.result is None else spec.result(answer)  # type: ignore[no-any-return]
+        answer = await self._sender.request(
+            spec.path, call.body, spec.answer, self._options, also_paced=call.also_paced
+        )
+        return call.result(answer)
 
     def rate_for(self, endpoint: str) -> float | None:
         """The calls per sliding second ``endpoint`` (a path) is paced at (``None``: unknown)."""
@@ -322,9 +326,15 @@ class TencentChat:
                 raise ValidationError(f"expected a Call, got {type(call).__name__}")
             spec = call.spec
             answer = await sender.request(
-                spec.path, call.body, spec.answer, options, scope=group, observer=group
+                spec.path,
+                call.body,
+                spec.answer,
+                options,
+                scope=group,
+                observer=group,
+                also_paced=call.also_paced,
             )
-            return answer if spec.result is None else spec.result(answer)
+            return call.result(answer)
 
         return BulkRun(
             calls,
@@ -401,3 +411,108 @@ class TencentChat:
     async def get_live_room_robots(self, room_id: str) -> list[str]:
         """The robots in a TUILiveKit live room (``live_engine_http_srv/get_robot``)."""
         return await self.call(Call.get_live_room_robots(room_id))
+
+    # -- messages: a robot's replies (openim, group_open_http_svc) ---------------------
+
+    async def send_c2c_message(
+        self,
+        from_account: str | None,
+        to_account: str,
+        body: str | Element | Sequence[Element],
+        *,
+        msg_lifetime: int | None = None,
+        sync_other_machine: int | None = None,
+        cloud_custom_data: str | None = None,
+        forbid_callbacks: Sequence[str] = (),
+        send_control: Sequence[str] = (),
+        offline_push: Mapping[str, Any] | None = None,
+        msg_seq: int | None = None,
+        random: int | None = None,
+    ) -> SentMessage:
+        """Send a one-to-one message as ``from_account`` (the robot; ``None``: the admin).
+
+        ``body`` is a ``str`` (one text element), an element, or a list of them
+        (:class:`TextElem`, :class:`CustomElem`, or a raw ``{"MsgType", "MsgContent"}``
+        dict). The ``MsgRandom`` (``random``) is drawn once and kept by every retry, so
+        a retried send is dropped by the server as a repeat, not shown twice.
+        """
+        return await self.call(
+            Call.send_c2c_message(
+                from_account,
+                to_account,
+                body,
+                msg_lifetime=msg_lifetime,
+                sync_other_machine=sync_other_machine,
+                cloud_custom_data=cloud_custom_data,
+                forbid_callbacks=forbid_callbacks,
+                send_control=send_control,
+                offline_push=offline_push,
+                msg_seq=msg_seq,
+                random=random,
+            )
+        )
+
+    async def send_group_message(
+        self,
+        group_id: str,
+        body: str | Element | Sequence[Element],
+        *,
+        from_account: str | None = None,
+        random: int | None = None,
+        online_only: bool = False,
+        msg_priority: str | None = None,
+        cloud_custom_data: str | None = None,
+        forbid_callbacks: Sequence[str] = (),
+        send_control: Sequence[str] = (),
+        offline_push: Mapping[str, Any] | None = None,
+    ) -> SentGroupMessage:
+        """Send a message to a group as ``from_account`` (the robot; ``None``: the admin).
+
+        Paced per API and per group (40 messages a second each group, paced at 38);
+        the ``Random`` is kept by every retry, so a retry cannot post twice.
+        """
+        return await self.call(
+            Call.send_group_message(
+                group_id,
+                body,
+                from_account=from_account,
+                random=random,
+                online_only=online_only,
+                msg_priority=msg_priority,
+                cloud_custom_data=cloud_custom_data,
+                forbid_callbacks=forbid_callbacks,
+                send_control=send_control,
+                offline_push=offline_push,
+            )
+        )
+
+    async def modify_c2c_message(
+        self,
+        from_account: str,
+        to_account: str,
+        msg_key: str,
+        *,
+        body: str | Element | Sequence[Element] | None = None,
+        cloud_custom_data: str | None = None,
+    ) -> ActionResult:
+        """Replace the body and/or custom data of a one-to-one message (by its ``msg_key``)."""
+        return await self.call(
+            Call.modify_c2c_message(
+                from_account, to_account, msg_key, body=body, cloud_custom_data=cloud_custom_data
+            )
+        )
+
+    async def modify_group_message(
+        self,
+        group_id: str,
+        msg_seq: int,
+        *,
+        body: str | Element | Sequence[Element] | None = None,
+        cloud_custom_data: str | None = None,
+    ) -> ActionResult:
+        """Replace the body and/or custom data of a group message (not in live groups)."""
+        return await self.call(
+            Call.modify_group_message(
+                group_id, msg_seq, body=body, cloud_custom_data=cloud_custom_data
+            )
+        )

@@ -24,6 +24,18 @@ import attrs
 from ._config import require_number
 from ._constants import MAX_RATE_LIMIT
 from ._exceptions import ValidationError
+from ._messages import (
+    GROUP_KEY_PREFIX,
+    ModifyC2CMessageRequest,
+    ModifyGroupMessageRequest,
+    SendC2CMessageRequest,
+    SendC2CMessageResponse,
+    SendGroupMessageRequest,
+    SendGroupMessageResponse,
+    SentGroupMessage,
+    SentMessage,
+    group_key,
+)
 from ._models import (
     ActionResult,
     CreateRobotRequest,
@@ -53,6 +65,8 @@ __all__ = [
 PACE_FRACTION = 0.95
 # The documented rate of most APIs: a single ``rate_limit`` number is given in its terms.
 REFERENCE_RATE = 200
+# "At most 40 messages per second per group" (send_group_msg): each group's own budget.
+GROUP_MESSAGE_RATE = 40
 
 
 class Endpoint:
@@ -68,16 +82,35 @@ class Endpoint:
     LIVE_ROOM_ADD_ROBOT = "live_engine_http_srv/add_robot"
     LIVE_ROOM_DEL_ROBOT = "live_engine_http_srv/del_robot"
     LIVE_ROOM_GET_ROBOT = "live_engine_http_srv/get_robot"
+    SEND_C2C_MESSAGE = "openim/sendmsg"
+    SEND_GROUP_MESSAGE = "group_open_http_svc/send_group_msg"
+    MODIFY_C2C_MESSAGE = "openim/modify_c2c_msg"
+    MODIFY_GROUP_MESSAGE = "openim/modify_group_msg"
 
     ALL: tuple[str, ...] = ()  # filled in from the table below
 
 
-def _robot_accounts(response: GetAllRobotsResponse) -> list[str]:
+def _robot_accounts(response: GetAllRobotsResponse, _: object) -> list[str]:
     return response.robot_account
 
 
-def _live_room_robots(response: GetLiveRoomRobotsResponse) -> list[str]:
+def _live_room_robots(response: GetLiveRoomRobotsResponse, _: object) -> list[str]:
     return response.response.robot_list_account
+
+
+def _group_budget(body: SendGroupMessageRequest | ModifyGroupMessageRequest) -> str:
+    return group_key(body.group_id)
+
+
+_MESSAGE_OPTIONS = ("forbid_callbacks", "send_control", "cloud_custom_data", "offline_push")
+_SEND_C2C_KEYWORDS = (
+    "random",
+    "msg_seq",
+    "msg_lifetime",
+    "sync_other_machine",
+    *_MESSAGE_OPTIONS,
+)
+_SEND_GROUP_KEYWORDS = ("from_account", "random", "msg_priority", "online_only", *_MESSAGE_OPTIONS)
 
 
 @attrs.frozen(slots=True)
@@ -88,8 +121,9 @@ class EndpointSpec:
     path: str  # ``service/command``: the URL after /v4/, the rate-limit key
     body: Callable[..., object]  # the request body from the method's keyword arguments
     answer: type[Any]  # the model of a successful answer
-    # The method's return value from the answer (``None``: the answer itself).
-    result: Callable[[Any], Any] | None
+    # The method's return value from the answer and the request body (``None``: the
+    # answer itself).
+    result: Callable[[Any, Any], Any] | None
     documented_rate: int  # calls per second, per the vendor's page
     cli: tuple[str, str]  # (command group, verb) on the command line
     # Codes meaning "already in the state asked for": they settle a call whose earlier
@@ -97,6 +131,9 @@ class EndpointSpec:
     already_done: frozenset[int] = frozenset()
     # Body fields a call's key names (optional keywords); the rest are positional.
     keywords: tuple[str, ...] = ()
+    # A second rate-limit key from the body, paced beside the API's own (a group's
+    # 40 messages a second): see ``_gate``.
+    also_paced: Callable[[Any], str] | None = None
 
     @property
     def default_pace(self) -> float:
@@ -197,6 +234,48 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
         100,
         ("live-room", "list"),
     ),
+    EndpointSpec(
+        "send_c2c_message",
+        Endpoint.SEND_C2C_MESSAGE,
+        SendC2CMessageRequest,
+        SendC2CMessageResponse,
+        SentMessage.of,
+        200,
+        ("message", "send"),
+        keywords=_SEND_C2C_KEYWORDS,
+    ),
+    EndpointSpec(
+        "send_group_message",
+        Endpoint.SEND_GROUP_MESSAGE,
+        SendGroupMessageRequest,
+        SendGroupMessageResponse,
+        SentGroupMessage.of,
+        200,
+        ("group-message", "send"),
+        keywords=_SEND_GROUP_KEYWORDS,
+        also_paced=_group_budget,
+    ),
+    EndpointSpec(
+        "modify_c2c_message",
+        Endpoint.MODIFY_C2C_MESSAGE,
+        ModifyC2CMessageRequest,
+        ActionResult,
+        None,
+        200,
+        ("message", "modify"),
+        keywords=("body", "cloud_custom_data"),
+    ),
+    EndpointSpec(
+        "modify_group_message",
+        Endpoint.MODIFY_GROUP_MESSAGE,
+        ModifyGroupMessageRequest,
+        ActionResult,
+        None,
+        200,
+        ("group-message", "modify"),
+        keywords=("body", "cloud_custom_data"),
+        also_paced=_group_budget,
+    ),
 )
 
 Endpoint.ALL = tuple(spec.path for spec in ENDPOINTS)
@@ -245,14 +324,20 @@ def pace_for(key: str, rate: float, rates: Mapping[str, float]) -> float:
     A key named in ``rates`` (resolved by :func:`resolve_rates`) gets its rate as given:
     naming an API is how a raised Tencent quota, which is per API, is used. Any other
     key gets ``rate``, which is given in terms of the 200/s APIs: an API documented at
-    another rate gets the same share of its own (``rate=190`` paces a 100/s API at 95),
-    and no API is paced above its documented rate unless it is named.
+    another rate gets the same share of its own (``rate=190`` paces a 100/s API at 95,
+    and a group's message budget, ``group_messages/<GroupId>``, documented at 40 a
+    second, at 38), and no API is paced above its documented rate unless it is named.
     """
     spec = BY_PATH.get(key) or BY_METHOD.get(key)
     named = rates.get(key if spec is None else spec.path)
     if named is not None:
         return named
-    if spec is None or math.isinf(rate):
+    if math.isinf(rate):
         return rate
-    documented = spec.documented_rate
+    if spec is not None:
+        documented = spec.documented_rate
+    elif key.startswith(GROUP_KEY_PREFIX):  # one group's messages: 40 a second (2.2)
+        documented = GROUP_MESSAGE_RATE
+    else:
+        return rate
     return min(rate * documented / REFERENCE_RATE, documented)

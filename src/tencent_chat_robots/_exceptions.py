@@ -15,7 +15,8 @@ Every exception the SDK raises is a :class:`TencentChatError`::
         └── APIError              the server answered ErrorCode != 0: .code, .info
             ├── InternalServerError, RateLimitError, AuthenticationError,
             ├── PermissionDeniedError, InvalidParameterError, InvalidRequestError,
-            └── NotFoundError, NotRoomMemberError, LimitExceededError
+            ├── NotFoundError, NotRoomMemberError, LimitExceededError
+            └── MessageRejectedError  a message refused: callback, blacklist, mute, text
 
 Whether an error is worth another attempt is decided in ``_retry``, not here.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidRequestError",
     "LimitExceededError",
     "LimiterUnavailableError",
+    "MessageRejectedError",
     "NotFoundError",
     "NotRoomMemberError",
     "PermissionDeniedError",
@@ -254,7 +256,7 @@ class InvalidRequestError(APIError):
 
 
 class NotFoundError(APIError):
-    """The room or group does not exist, or was dismissed."""
+    """The room, group or account does not exist (or was dismissed, or not imported)."""
 
 
 class NotRoomMemberError(APIError):
@@ -263,6 +265,12 @@ class NotRoomMemberError(APIError):
 
 class LimitExceededError(APIError):
     """A count limit was reached (robots per room, accounts per app)."""
+
+
+class MessageRejectedError(APIError):
+    """A message was refused as it stands: by the app's before-send callback (20006,
+    10016), a blacklist (20007), a friendship check (20009), the sender's mute (20012,
+    10017), or as sensitive text (80001). Sending it again would be refused again."""
 
 
 _CODES: dict[int, type[APIError]] = {}
@@ -274,9 +282,13 @@ def _register(cls: type[APIError], *codes: int) -> None:
 
 
 # Codes from the five robot pages plus the common REST codes (60000-79999)
-# that an admin call can meet.
-_register(InternalServerError, 10002, 100001, 40006, 60008, 70169, 70500)
-_register(RateLimitError, 60007, 60011, 60018, 60019, 70050)
+# that an admin call can meet, and the message codes of sendmsg / send_group_msg
+# (robot-conversation.md, 2.1 and 2.2).
+_register(
+    InternalServerError, 10002, 100001, 40006, 60008, 70169, 70500,
+    20004, 20005, 90992, 90994, 90995, 91000,
+)  # fmt: skip
+_register(RateLimitError, 60007, 60011, 60018, 60019, 70050, 10023)
 _register(
     AuthenticationError,
     10001,
@@ -289,10 +301,15 @@ _register(
     *range(70001, 70021),
     70052,
 )
-_register(PermissionDeniedError, 10007, 100006, 60010, 60020, 70403)
+_register(PermissionDeniedError, 10007, 100006, 60010, 60020, 70403, 90009)
 _register(InvalidParameterError, 10004, 100002, 10015, 60002, 60003, 70402, 40601)
+_register(
+    InvalidParameterError, 20001, 90001, 90002, 90003, 90005, 90007, 90008, 90010, 90026,
+    93000, 80002,
+)  # fmt: skip
 _register(InvalidRequestError, 10003, 10008)
-_register(NotFoundError, 10010, 100004)
+_register(NotFoundError, 10010, 100004, 20003, 90048, 10019)
+_register(MessageRejectedError, 20006, 20007, 20009, 20012, 10016, 10017, 80001)
 _register(NotRoomMemberError, 100005)
 _register(LimitExceededError, 100700, 70398)
 

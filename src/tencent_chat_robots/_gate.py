@@ -9,7 +9,9 @@ within its ``max_wait``, and neither counts towards the request's timeout.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from time import perf_counter
 
 import anyio
@@ -24,25 +26,80 @@ from ._waiters import InFlightSlots
 
 __all__ = ["Gate", "Gates"]
 
+# "Message frequency limit" of one group (send_group_msg): that group's budget is spent.
+GROUP_FREQUENCY_LIMIT = 10023
+
+
+class _Turns:
+    """One FIFO lock per key, made on first use and dropped when no one holds or wants it."""
+
+    __slots__ = ("_locks",)
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[anyio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: str, deadline: float | None) -> AsyncIterator[None]:
+        """Hold ``key``'s turn; :class:`QueueTimeoutError` if it does not come by ``deadline``."""
+        lock, users = self._locks.get(key) or self._locks.setdefault(key, (anyio.Lock(), [0]))
+        users[0] += 1
+        try:
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                await lock.acquire()
+            if scope.cancelled_caught:
+                raise QueueTimeoutError(f"earlier calls of {key} still wait their turn")
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
+
 
 class Gate:
-    """One endpoint's admission: an in-flight slot, then a rate permit."""
+    """One endpoint's admission: an in-flight slot, then a rate permit.
 
-    __slots__ = ("_limiter", "_slots", "endpoint", "leave")
+    A call paced by a second key as well (a group's messages: ``also_paced``) first
+    takes that key's turn, then its permit, then the slot and the endpoint's permit,
+    and lets the turn go only then, when it is sent. So a key's permits and its sends
+    alternate: within one process a key's sends in any second number at most its pace
+    plus one (39 of a group's 40 by default), whatever the waits for the endpoint. In a
+    fleet sharing a limiter each process may add that one.
+    """
+
+    __slots__ = ("_limiter", "_slots", "_turns", "endpoint", "leave")
 
     def __init__(self, endpoint: str, max_in_flight: int, limiter: FullLimiter | None) -> None:
         self.endpoint = endpoint
         self._slots = InFlightSlots(max_in_flight, endpoint)
         self._limiter = limiter
+        self._turns = _Turns()
         # Leaving gives the slot back (to the next caller waiting for it).
         self.leave = self._slots.release
 
-    async def enter(self, options: CallOptions) -> float | None:
-        """Wait for a slot, then a permit; the seconds waited for the permit (``None``
+    async def enter(self, options: CallOptions, also_paced: str | None = None) -> float | None:
+        """Wait for a slot, then a permit; the seconds waited for the permit(s) (``None``
         without a limiter). :class:`QueueTimeoutError` if they cannot come within
         ``options.max_wait``: then nothing is held."""
-        rank, limiter = options.rank, self._limiter
         deadline = None if options.max_wait is None else anyio.current_time() + options.max_wait
+        limiter = self._limiter
+        if also_paced is None or limiter is None:
+            return await self._enter(options, deadline)
+        asked = perf_counter()
+        try:
+            async with self._turns.turn(also_paced, deadline):
+                await self._permit(limiter, also_paced, options, deadline)
+                await self._enter(options, deadline)
+        except QueueTimeoutError as err:
+            if err.endpoint is None:  # the turn's own refusal
+                raise self._too_late(err, options) from None
+            raise
+        return perf_counter() - asked
+
+    async def _enter(self, options: CallOptions, deadline: float | None) -> float | None:
+        rank, limiter = options.rank, self._limiter
         if not self._slots.take(rank):
             try:
                 if deadline is not None and limiter is not None:
@@ -58,24 +115,37 @@ class Gate:
             return None
         asked = perf_counter()
         try:
-            await limiter.acquire(self.endpoint, priority=options.priority, deadline=deadline)
-        except BaseException as err:
+            await self._permit(limiter, self.endpoint, options, deadline)
+        except BaseException:
             self._slots.release()
-            if isinstance(err, QueueTimeoutError):
-                raise self._too_late(err, options) from None
-            if isinstance(err, Exception) and not isinstance(err, TencentChatError):
-                raise self._limiter_failed(err) from err
             raise
         return perf_counter() - asked
 
-    async def refused_for_rate(self) -> None:
-        """The server refused a call for frequency: everyone sharing the limiter holds off."""
+    async def _permit(
+        self, limiter: FullLimiter, key: str, options: CallOptions, deadline: float | None
+    ) -> None:
+        """``key``'s rate permit, its limiter's failures as the SDK's errors."""
+        try:
+            await limiter.acquire(key, priority=options.priority, deadline=deadline)
+        except QueueTimeoutError as err:
+            raise self._too_late(err, options) from None
+        except TencentChatError:
+            raise
+        except Exception as err:
+            raise self._limiter_failed(err) from err
+
+    async def refused_for_rate(
+        self, code: int | None = None, also_paced: str | None = None
+    ) -> None:
+        """The server refused a call for frequency: everyone sharing the limiter holds off
+        (the call's group only, when the group's own budget was spent: 10023)."""
         if self._limiter is None:
             return
+        key = also_paced if code == GROUP_FREQUENCY_LIMIT and also_paced else self.endpoint
         try:
-            await self._limiter.pause(self.endpoint, RATE_LIMITED_PAUSE)
+            await self._limiter.pause(key, RATE_LIMITED_PAUSE)
         except Exception:  # the refusal is what the caller must see, not the limiter's bug
-            logger.exception("the limiter failed to pause %s after a 60007", self.endpoint)
+            logger.exception("the limiter failed to pause %s after a refusal for frequency", key)
 
     def _refuse_if_late(self, limiter: FullLimiter, options: CallOptions, deadline: float) -> None:
         """Raise at once if the callers queued for slots ahead owe more starts than fit.

@@ -31,7 +31,7 @@ import anyio
 
 from ._config import require_number
 from ._constants import MAX_RATE_LIMIT, WINDOW_MARGIN
-from ._endpoints import ENDPOINTS, PACE_FRACTION, EndpointSpec, pace_for, resolve_rates
+from ._endpoints import BY_PATH, ENDPOINTS, PACE_FRACTION, EndpointSpec, pace_for, resolve_rates
 from ._exceptions import QueueTimeoutError
 from ._options import PRIORITIES, Priority, priority_rank
 from ._waiters import Line
@@ -55,6 +55,8 @@ _SPAN = _WINDOW + WINDOW_MARGIN
 # The most logged starts a deadline check walks (see _KeyLimiter.start_time).
 _WALK = 256
 _BURST_SECONDS = 0.002
+# Keys made before idle ones are looked for and dropped (see RateLimiter._prune).
+_PRUNE_AT = 1024
 _RANKS = {name: rank for rank, name in enumerate(PRIORITIES)}
 
 
@@ -217,6 +219,18 @@ class _KeyLimiter:
         if len(starts) == starts.maxlen:
             wait = max(wait, _SPAN - (now - starts[0]))
         return wait
+
+    def idle(self, now: float) -> bool:
+        """Whether this key behaves as a new one would: no one waits, and no start or
+        pause of the past limits the next (so it may be dropped and made again)."""
+        starts = self._starts
+        return (
+            not self._line
+            and self._offered is None
+            and self._timer is None
+            and self._tat <= now
+            and (not starts or now - starts[-1] > _SPAN)
+        )
 
     def pause(self, until: float) -> None:
         # The timer re-reads the schedule when it fires, so it honours this too.
@@ -389,6 +403,7 @@ class RateLimiter:
         self._keys: dict[str, _KeyLimiter] = {}
         for spec in ENDPOINTS:  # made now, not on the first call of each
             self._key(spec.path)
+        self._prune_at = _PRUNE_AT
 
     def __repr__(self) -> str:
         named = f", rates={self.rates!r}" if self.rates else ""
@@ -413,10 +428,21 @@ class RateLimiter:
     def _key(self, key: str) -> _KeyLimiter:
         limiter = self._keys.get(key)
         if limiter is None:
+            if len(self._keys) >= getattr(self, "_prune_at", math.inf):
+                self._prune()
             rate = self.rate_for(key)
             burst = self._given_burst or _default_burst(rate)
             limiter = self._keys[key] = _KeyLimiter(key, rate, burst, self._clock)
         return limiter
+
+    def _prune(self) -> None:
+        """Drop the idle keys (one per group messaged: unbounded otherwise), at a cost
+        amortised over the keys made since the last pruning."""
+        now = self._clock()
+        for key in [k for k, limiter in self._keys.items() if limiter.idle(now)]:
+            if key not in BY_PATH:
+                del self._keys[key]
+        self._prune_at = max(_PRUNE_AT, 2 * len(self._keys))
 
     async def acquire(
         self, key: str, *, priority: Priority = "interactive", deadline: float | None = None

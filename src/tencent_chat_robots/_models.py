@@ -31,6 +31,7 @@ __all__ = [
     "LiveRoomRobotsRequest",
     "RoomRobotRequest",
     "converter",
+    "register_models",
 ]
 
 _KEY = "vendor_key"
@@ -343,12 +344,15 @@ def _strict_str_list(value: object, _: object) -> list[str]:
     return value
 
 
-def _make_converter() -> Converter:
-    conv = Converter()
-    # cattrs would coerce (str(5), list("abc")); a response of the wrong shape is an error.
-    conv.register_structure_hook(str, _strict_str)
-    conv.register_structure_hook_func(lambda t: t == list[str], _strict_str_list)
-    for cls in _MODELS:
+def _strict_int(value: object, _: object) -> int:
+    if type(value) is not int:  # bool is an int subclass; a JSON true is no number
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def register_models(conv: Converter, classes: Sequence[type[Any]]) -> None:
+    """Teach ``conv`` the vendor keys of ``classes`` (each field's ``vendor_key``)."""
+    for cls in classes:
         # The vendor's keys follow no single convention, so each field names its own.
         # A field with no vendor key is the SDK's own: never sent, never read.
         overrides: dict[str, Any] = {
@@ -366,6 +370,15 @@ def _make_converter() -> Converter:
             cls,
             make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **overrides),
         )
+
+
+def _make_converter() -> Converter:
+    conv = Converter()
+    # cattrs would coerce (str(5), list("abc")); a response of the wrong shape is an error.
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook_func(lambda t: t == list[str], _strict_str_list)
+    register_models(conv, _MODELS)
     return conv
 
 
