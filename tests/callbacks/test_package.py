@@ -1,0 +1,37 @@
+"""The callbacks package exports exactly its documented names."""
+
+from __future__ import annotations
+
+import pickle
+
+import tencent_chat_robots.callbacks as callbacks
+
+from ._helpers import c2c
+
+DOCUMENTED = {
+    "Answer",
+    "C2CMessage",
+    "DedupStore",
+    "Event",
+    "GroupMention",
+    "MemoryDedupStore",
+    "RedisDedupStore",
+    "RobotCallbacks",
+    "SignalMessage",
+    "UnknownEvent",
+}
+
+
+def test_the_package_exports_exactly_the_documented_names() -> None:
+    assert set(callbacks.__all__) == DOCUMENTED
+    assert len(callbacks.__all__) == len(DOCUMENTED)
+
+
+def test_public_classes_present_themselves_as_the_packages() -> None:
+    for name in DOCUMENTED - {"Answer", "Event", "DedupStore"}:
+        assert getattr(callbacks, name).__module__ == "tencent_chat_robots.callbacks", name
+
+
+def test_an_event_pickles_under_its_public_name() -> None:
+    event = callbacks.UnknownEvent("X.Y", c2c())
+    assert pickle.loads(pickle.dumps(event)) == event
