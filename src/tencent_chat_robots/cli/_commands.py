@@ -1,8 +1,9 @@
-"""Commands for single calls: one per row of the endpoint table.
+"""Commands for single calls of the robot APIs, and how a row of the endpoint table gets one.
 
-A command's group and verb are its row's ``cli`` (``room add``); it also answers, hidden,
-to the API's method name as the Python client spells it (``add_robot_to_room``) or with
-dashes (``add-robot-to-room``). Every name comes from ``_endpoints.ENDPOINTS``.
+A command's group and verb are its row's ``cli`` (``room add``), given by
+:func:`command_for`; the message APIs' commands are in ``_message_commands``, and
+``_every_command`` adds each API's hidden alias (its method name) and checks that no
+row is without a command.
 
 Output: lines for people on stdout (nothing when a list is empty: a note goes to
 stderr); with ``--json``, one JSON object on stdout, ``{"ok": true, ...}``, or on failure
@@ -18,12 +19,21 @@ import click
 from rich.text import Text
 
 from .._calls import Call
-from .._endpoints import BY_METHOD, ENDPOINTS, EndpointSpec
+from .._endpoints import BY_METHOD, EndpointSpec
 from .._exceptions import ValidationError
 from .._models import ActionResult
 from ._context import console, error_console, exit_with, options_of, print_json, run
 
-__all__ = ["ALIASES", "COMMANDS", "COMMAND_OF", "group", "live_room", "robots", "room"]
+__all__ = [
+    "COMMAND_OF",
+    "GROUPS",
+    "command_for",
+    "group",
+    "group_of",
+    "live_room",
+    "robots",
+    "room",
+]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., None])
@@ -75,17 +85,17 @@ def _print_ids(ctx: click.Context, ids: list[str], **fields: object) -> None:
 
 # --- commands named by the endpoint table ------------------------------------------------
 
-_GROUPS: dict[str, click.Group] = {}
+GROUPS: dict[str, click.Group] = {}
 COMMAND_OF: dict[str, click.Command] = {}
 """Each API's command, by its method name (``add_robot_to_room``: ``room add``)."""
 
 
-def _group_of(method: str) -> Callable[[Callable[[], None]], click.Group]:
+def group_of(method: str) -> Callable[[Callable[[], None]], click.Group]:
     """The command group that ``method``'s row names (its ``cli[0]``); help: the docstring."""
 
     def make(function: Callable[[], None]) -> click.Group:
         group = click.group(BY_METHOD[method].cli[0])(function)
-        _GROUPS[str(group.name)] = group
+        GROUPS[str(group.name)] = group
         return group
 
     return make
@@ -99,13 +109,13 @@ def _epilog(spec: EndpointSpec, *, alias: bool) -> str:
     )
 
 
-def _command_for(method: str, short_help: str | None = None) -> Callable[[F], click.Command]:
+def command_for(method: str, short_help: str | None = None) -> Callable[[F], click.Command]:
     """The command that makes ``method``'s call, named and grouped by its row's ``cli``."""
     spec = BY_METHOD[method]
     group_name, verb = spec.cli
 
     def make(callback: F) -> click.Command:
-        group = _GROUPS.get(group_name)
+        group = GROUPS.get(group_name)
         if group is None:
             raise RuntimeError(f"{method}: its row names the group {group_name!r}, not made")
         epilog = _epilog(spec, alias=False)
@@ -120,7 +130,7 @@ def _command_for(method: str, short_help: str | None = None) -> Callable[[F], cl
 # --- robots -----------------------------------------------------------------------------
 
 
-@_group_of("create_robot")
+@group_of("create_robot")
 def robots() -> None:
     """Create, list and delete robot accounts.
 
@@ -128,14 +138,14 @@ def robots() -> None:
     """
 
 
-@_command_for("get_all_robots")
+@command_for("get_all_robots")
 @click.pass_context
 def list_robots(ctx: click.Context) -> None:
     """Print the UserID of every valid robot, one per line (none: nothing)."""
     _print_ids(ctx, _send(ctx, Call.get_all_robots()))
 
 
-@_command_for("create_robot")
+@command_for("create_robot")
 @click.argument("user_id")
 @click.option("--nick", help="Display name (at most 500 bytes).")
 @click.option("--face-url", help="Avatar URL (at most 500 bytes).")
@@ -159,7 +169,7 @@ def create_robot(
     _report(ctx, result, Text.assemble("created robot ", (user_id, "bold")), user_id=user_id)
 
 
-@_command_for("delete_robot")
+@command_for("delete_robot")
 @click.argument("user_id")
 @click.pass_context
 def delete_robot(ctx: click.Context, user_id: str) -> None:
@@ -175,7 +185,7 @@ def delete_robot(ctx: click.Context, user_id: str) -> None:
 # --- room -------------------------------------------------------------------------------
 
 
-@_group_of("add_robot_to_room")
+@group_of("add_robot_to_room")
 def room() -> None:
     """Add robots to Room Engine rooms or take them out.
 
@@ -183,7 +193,7 @@ def room() -> None:
     """
 
 
-@_command_for("add_robot_to_room")
+@command_for("add_robot_to_room")
 @click.argument("room_id")
 @click.argument("robot_id")
 @click.pass_context
@@ -200,7 +210,7 @@ def room_add(ctx: click.Context, room_id: str, robot_id: str) -> None:
     )
 
 
-@_command_for("remove_robot_from_room")
+@command_for("remove_robot_from_room")
 @click.argument("room_id")
 @click.argument("robot_id")
 @click.pass_context
@@ -224,7 +234,7 @@ def _names(ids: list[str]) -> Text:
     return Text(", ").join(Text(i, style="bold") for i in ids)
 
 
-@_group_of("add_robots_to_live_group")
+@group_of("add_robots_to_live_group")
 def group() -> None:
     """Pin robots to live groups (AVChatRoom) or unpin them.
 
@@ -233,7 +243,7 @@ def group() -> None:
     """
 
 
-@_command_for("add_robots_to_live_group")
+@command_for("add_robots_to_live_group")
 @click.argument("group_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -254,7 +264,7 @@ def group_add(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) -> 
     )
 
 
-@_command_for("remove_robots_from_live_group")
+@command_for("remove_robots_from_live_group")
 @click.argument("group_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -278,7 +288,7 @@ def group_remove(ctx: click.Context, group_id: str, robot_ids: tuple[str, ...]) 
 # --- live rooms -------------------------------------------------------------------------
 
 
-@_group_of("add_robots_to_live_room")
+@group_of("add_robots_to_live_room")
 def live_room() -> None:
     """Put robots into TUILiveKit live rooms, take them out, list them.
 
@@ -287,7 +297,7 @@ def live_room() -> None:
     """
 
 
-@_command_for("add_robots_to_live_room", short_help="Put robots (at most three) into a live room.")
+@command_for("add_robots_to_live_room", short_help="Put robots (at most three) into a live room.")
 @click.argument("room_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -309,7 +319,7 @@ def live_room_add(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...]) 
     )
 
 
-@_command_for("remove_robots_from_live_room", short_help="Take robots out of a live room.")
+@command_for("remove_robots_from_live_room", short_help="Take robots out of a live room.")
 @click.argument("room_id")
 @click.argument("robot_ids", metavar="ROBOT_ID...", nargs=-1, required=True)
 @click.pass_context
@@ -330,42 +340,10 @@ def live_room_remove(ctx: click.Context, room_id: str, robot_ids: tuple[str, ...
     )
 
 
-@_command_for("get_live_room_robots", short_help="Print the robots in a live room.")
+@command_for("get_live_room_robots", short_help="Print the robots in a live room.")
 @click.argument("room_id")
 @click.pass_context
 def live_room_list(ctx: click.Context, room_id: str) -> None:
     """Print the UserID of every robot in live room ROOM_ID, one per line (none: nothing)."""
     call = _check(lambda: Call.get_live_room_robots(room_id))
     _print_ids(ctx, _send(ctx, call), room_id=room_id)
-
-
-# --- every API has its command, also under its method name ------------------------------
-
-_UNCOMMANDED = [spec.method for spec in ENDPOINTS if spec.method not in COMMAND_OF]
-if _UNCOMMANDED:  # a row added to the table without its command: said at import
-    raise RuntimeError(f"no command for {', '.join(_UNCOMMANDED)}")
-
-
-def _alias(spec: EndpointSpec, name: str) -> click.Command:
-    """A hidden top-level command ``name`` that runs ``spec``'s command."""
-    command = COMMAND_OF[spec.method]
-    return click.Command(
-        name,
-        callback=command.callback,
-        params=list(command.params),  # the same arguments; the shared options are added apart
-        help=command.help,
-        epilog=_epilog(spec, alias=True),
-        short_help=command.short_help,
-        hidden=True,
-    )
-
-
-ALIASES: tuple[click.Command, ...] = tuple(
-    _alias(spec, name)
-    for spec in ENDPOINTS
-    for name in dict.fromkeys((spec.method, spec.method.replace("_", "-")))
-)
-"""Each API's command under its method name, and the same with dashes (hidden)."""
-
-COMMANDS: tuple[click.Command, ...] = (*_GROUPS.values(), *ALIASES)
-"""The commands to register on the top-level ``cli``: the groups, then the aliases."""

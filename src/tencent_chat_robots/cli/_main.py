@@ -7,9 +7,9 @@ import sys
 import click
 
 from ._bench import bench
-from ._commands import COMMANDS
 from ._context import error_console, failure_document, print_json, shared_options
 from ._demo import demo
+from ._every_command import COMMANDS
 from ._fake_server import fake_server
 from ._provision import provision
 
