@@ -41,6 +41,10 @@ def test_defaults() -> None:
         "live_engine_http_srv/add_robot": 100,
         "live_engine_http_srv/del_robot": 100,
         "live_engine_http_srv/get_robot": 100,
+        "openim/sendmsg": 200,
+        "group_open_http_svc/send_group_msg": 200,
+        "openim/modify_c2c_msg": 200,
+        "openim/modify_group_msg": 200,
     }
     with pytest.raises(TypeError):  # a view: the limits are set at construction
         fake.rate_limit["live_engine_http_srv/add_robot"] = 1  # type: ignore[index]

@@ -29,6 +29,10 @@ DOCUMENTED_RATES = {
     "live_engine_http_srv/add_robot": 100,
     "live_engine_http_srv/del_robot": 100,
     "live_engine_http_srv/get_robot": 100,
+    "openim/sendmsg": 200,
+    "group_open_http_svc/send_group_msg": 200,
+    "openim/modify_c2c_msg": 200,
+    "openim/modify_group_msg": 200,
 }
 
 

@@ -20,8 +20,9 @@ Every request goes through these checks, first failure wins:
 8. Body not JSON or not a JSON object -> 60003.
 9. The endpoint's own rules (:mod:`._state`).
 
-The fake's own read-only routes, ``GET /_fake/state`` and ``GET /_fake/calls`` (see
-:meth:`FakeApp.inspect`), are not Tencent APIs: no Tencent path starts with ``/_fake``.
+The fake's own read-only routes, ``GET /_fake/state``, ``GET /_fake/messages`` and
+``GET /_fake/calls`` (see :meth:`FakeApp.inspect`), are not Tencent APIs: no Tencent path
+starts with ``/_fake``.
 They are answered before check 1, take no latency, and are neither arrivals nor
 records: they never count against a rate limit nor appear in :attr:`FakeApp.calls`.
 
@@ -31,6 +32,11 @@ counts every arrival, authenticated or not. State changes happen at receipt; ``l
 is slept afterwards, before the answer (or the drop). Every answer of a
 ``room_engine_http_srv`` or ``live_engine_http_srv`` path carries a ``RequestId``,
 failures included.
+
+Callbacks a request causes (``Bot.OnC2CMessage`` for a ``sendmsg`` to a robot) are taken
+from the state under the lock with the answer, and handed to :attr:`FakeApp.after_answer`
+once the answer is sent (or dropped): delivering them is the caller's business
+(:mod:`._deliver`), outside the lock.
 """
 
 from __future__ import annotations
@@ -51,12 +57,14 @@ from urllib.parse import parse_qsl
 from .._exceptions import AuthenticationError
 from .._usersig import verify_usersig
 from ._faults import ConnectionDropped, FaultPlan
+from ._records import CallbackEvent
 from ._state import ENDPOINTS, Answer, ChatState, carries_request_id, internal_error_code
 from ._window import SlidingWindow
 
 __all__ = [
     "CALLS_PATH",
     "INSPECT_PREFIX",
+    "MESSAGES_PATH",
     "STATE_PATH",
     "ASGIApp",
     "Call",
@@ -83,6 +91,7 @@ _DIGITS = re.compile(r"[0-9]+")
 INSPECT_PREFIX = "/_fake"
 STATE_PATH = f"{INSPECT_PREFIX}/state"
 CALLS_PATH = f"{INSPECT_PREFIX}/calls"
+MESSAGES_PATH = f"{INSPECT_PREFIX}/messages"
 DEFAULT_CALLS_LIMIT = 100
 
 _INFO = {
@@ -147,6 +156,7 @@ class Reply(NamedTuple):
     content_type: bytes = _JSON
     dropped: bool = False
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    events: tuple[CallbackEvent, ...] = ()
 
 
 _NOT_JSON = object()
@@ -193,6 +203,9 @@ class FakeApp:
         self.limit_windows = {ep: SlidingWindow(WINDOW) for ep in ENDPOINTS}
         self.history = {ep: SlidingWindow(WINDOW) for ep in ENDPOINTS}
         self._seq = count(1)
+        # Called after each answer to a Tencent path (in the event loop, lock not held)
+        # with the callbacks the request caused, if any.
+        self.after_answer: Callable[[tuple[CallbackEvent, ...]], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -205,7 +218,8 @@ class FakeApp:
         if body is None:
             return  # the client left before sending its request
         method, path, query = scope["method"], scope["path"], scope.get("query_string", b"")
-        if _is_inspection(path):
+        inspection = _is_inspection(path)
+        if inspection:
             reply = self.inspect(method, path, query)
         else:
             reply = self.handle(method, path, query, body)
@@ -224,16 +238,26 @@ class FakeApp:
             }
         )
         if reply.dropped:
+            self._hand_over(reply.events)  # processed: Chat calls back all the same
             # Raising after the start makes uvicorn close the connection mid-response
             # (raising before it would get a 500 page instead).
             raise ConnectionDropped("connection dropped by fault injection")
         await send({"type": "http.response.body", "body": reply.body})
+        if not inspection:
+            self._hand_over(reply.events)
+
+    def _hand_over(self, events: tuple[CallbackEvent, ...]) -> None:
+        if self.after_answer is not None:
+            self.after_answer(events)
 
     def inspect(self, method: str, path: str, query: bytes) -> Reply:
         """The fake's own read-only routes (not Tencent APIs); nothing is counted or logged.
 
         ``GET /_fake/state``: :meth:`ChatState.snapshot` (robots with their profiles,
         deleted robots, rooms, live groups and live rooms with their robots).
+        ``GET /_fake/messages``: ``{"users", "groups": {id: {"type", "members"}},
+        "conversations": [{"accounts", "messages"}], "group_messages": {id: [...]}}``
+        (:meth:`._messages.Messages.snapshot`).
         ``GET /_fake/calls?limit=N``: the latest N (default 100; 0 for none) of the calls
         kept, oldest first, as ``{"now", "kept", "calls": [{"endpoint", "time",
         "error_code", "http_status", "fault", "body"}]}``; ``time`` and ``now`` are the
@@ -242,12 +266,12 @@ class FakeApp:
         query string, where the UserSig travels, is never recorded. Other paths under
         ``/_fake`` answer 404, other methods 405: JSON ``{"error": ...}`` either way.
         """
-        if path not in (STATE_PATH, CALLS_PATH):
+        if path not in (STATE_PATH, MESSAGES_PATH, CALLS_PATH):
             return _inspection_reply(
                 404,
                 {
-                    "error": f"no route {path}: the fake's own are GET {STATE_PATH} and"
-                    f" GET {CALLS_PATH}"
+                    "error": f"no route {path}: the fake's own are GET {STATE_PATH},"
+                    f" GET {MESSAGES_PATH} and GET {CALLS_PATH}"
                 },
             )
         if method != "GET":
@@ -258,6 +282,10 @@ class FakeApp:
             with self.lock:
                 state = self.state.snapshot()
             return _inspection_reply(200, state)
+        if path == MESSAGES_PATH:
+            with self.lock:
+                messages = self.state.messages.snapshot()
+            return _inspection_reply(200, messages)
         limit = _calls_limit(query)
         if limit is None:
             return _inspection_reply(
@@ -290,8 +318,10 @@ class FakeApp:
             if drop is None and self.faults.take_bad_gateway(endpoint):
                 self.calls.append(Call(endpoint, arrival, logged_body, None, 502, "bad_gateway"))
                 return Reply(502, _BAD_GATEWAY, _HTML)
-            answer = self._process(endpoint, in_window, query, body)
-            return self._answer(endpoint, arrival, logged_body, answer, dropped=drop is True)
+            answer = self._process(endpoint, in_window, query, body, arrival)
+            events = tuple(self.state.take_events())
+            reply = self._answer(endpoint, arrival, logged_body, answer, dropped=drop is True)
+            return reply._replace(events=events) if events else reply
 
     def _count(self, endpoint: str, now: float, arrival: float) -> int:
         window = self.limit_windows[endpoint]
@@ -304,7 +334,9 @@ class FakeApp:
             window.discard_through(now - WINDOW)
         return in_window
 
-    def _process(self, endpoint: str, in_window: int, query: bytes, body: Any) -> Answer:
+    def _process(
+        self, endpoint: str, in_window: int, query: bytes, body: Any, arrival: float
+    ) -> Answer:
         limit = self.rate_limits.get(endpoint)
         if limit is not None and in_window > limit:
             return Answer(60007, _INFO[60007])
@@ -316,7 +348,7 @@ class FakeApp:
             return Answer(code, _INFO.get(code, "injected error"))
         if not isinstance(body, dict):
             return Answer(60003, _INFO[60003])
-        return self.state.handle(endpoint, body)
+        return self.state.handle(endpoint, body, arrival)
 
     def _check_query(self, query: bytes) -> tuple[int, str]:
         params: dict[str, str] = {}

@@ -1,19 +1,25 @@
-"""FakeTencentChat: the fake server's Python face (set-up, fault injection, inspection)."""
+"""FakeTencentChat: the fake server's Python face (set-up, fault injection, inspection,
+simulated users)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+import anyio
+
 from .._endpoints import BY_METHOD, BY_PATH, Endpoint
 from .._usersig import generate_usersig
-from ._app import Call, FakeApp
+from ._app import ASGIApp, Call, FakeApp
 from ._asgi_transport import ASGIAppTransport
+from ._deliver import DEFAULT_CALLBACK_TIMEOUT, Deliverer, Delivery
 from ._faults import FaultPlan
+from ._records import CallbackEvent, StoredGroupMessage, StoredMessage
 from ._serve import serve
 from ._state import ENDPOINTS, ChatState
 
@@ -70,11 +76,17 @@ class FakeTencentChat:
     documents (:mod:`._state`). ``rate_limit``: see :func:`resolve_rate_limits`; by
     default each endpoint refuses (60007) arrivals past its documented rate in any
     second. ``clock`` (default :func:`time.monotonic`, must not go backwards) times
-    arrivals for the rate limit and :class:`Call` records; UserSig expiry uses the wall
-    clock.
+    arrivals for the rate limit and :class:`Call` records, and the message APIs' windows
+    (40 a second per group, de-duplication); ``wall_clock`` (default :func:`time.time`)
+    gives ``MsgTime``, ``EventTime`` and a callback's ``RequestTime``; UserSig expiry uses
+    the real wall clock.
     ``seed`` makes ``error_rate`` and ``latency_spread`` draws reproducible.
     ``keep_history`` caps :attr:`calls` and each endpoint's arrival history to the latest
     records (``None``: keep all), for a fake left running under load.
+    Conversations: robots reply through ``sendmsg`` / ``send_group_msg`` (stored, seen with
+    :meth:`transcript` and :meth:`group_messages`); simulated users talk to the app's
+    webhook (:meth:`set_callback`, :meth:`user_sends`, :meth:`user_mentions`). Close the
+    fake with :meth:`aclose` (or ``async with``) once a callback was set.
     Endpoints are named ``"service/command"``, e.g. ``"room_engine_http_srv/add_robot"``
     (``"/v4/..."`` too), or by their ``TencentChat`` method, e.g. ``"add_robot_to_room"``.
     """
@@ -90,6 +102,7 @@ class FakeTencentChat:
         max_robots_per_room: int = 10,
         max_robots_per_live_room: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         latency: float = 0.0,
         latency_spread: float = 0.0,
         error_rate: float = 0.0,
@@ -102,6 +115,9 @@ class FakeTencentChat:
             max_robots=max_robots,
             max_robots_per_room=max_robots_per_room,
             max_robots_per_live_room=max_robots_per_live_room,
+            admin=admin,
+            clock=clock,
+            wall_clock=wall_clock,
         )
         self._faults = FaultPlan(
             latency=latency, latency_spread=latency_spread, error_rate=error_rate, seed=seed
@@ -117,6 +133,22 @@ class FakeTencentChat:
             lock=self._lock,
             keep_history=keep_history,
         )
+        self._deliverer = Deliverer(sdkappid=sdkappid, lock=self._lock, wall_clock=wall_clock)
+        self._app.after_answer = self._after_answer
+        self._deliverer.after_delivery = self._changed
+        # (loop, event) of each task in wait_until: set whenever something may have
+        # changed, from whichever thread's loop serves the app.
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    async def __aenter__(self) -> FakeTencentChat:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel callbacks under way and close the callback HTTP clients."""
+        await self._deliverer.aclose()
 
     # --- identity and wiring ---
 
@@ -210,6 +242,50 @@ class FakeTencentChat:
         with self._lock:
             self._state.dismiss_live_room(room_id)
 
+    # --- users and ordinary groups ---
+
+    def create_user(self, user_id: str) -> None:
+        """Import a user account (no-op if imported); ValueError for an ``@RBT#`` id."""
+        with self._lock:
+            self._state.create_user(user_id)
+
+    @property
+    def users(self) -> list[str]:
+        """Imported user accounts (not robots), in import order."""
+        with self._lock:
+            return self._state.users()
+
+    def create_group(
+        self,
+        group_id: str,
+        type: str = "Public",
+        members: Sequence[str] = (),
+    ) -> None:
+        """Create an ordinary group (``Private``/``Work``, ``Public``, ``ChatRoom``/``Meeting``,
+        ``Community``) holding ``members``; on an existing one of that type, add them.
+
+        Users among ``members`` are imported; robots must be valid. ValueError if the id
+        is malformed or a live group's, or the group exists with another type. Live
+        groups (AVChatRoom) are made with :meth:`create_live_group`.
+        """
+        with self._lock:
+            self._state.create_group(group_id, type, members)
+
+    def add_group_members(self, group_id: str, members: Sequence[str]) -> None:
+        """Add accounts to an ordinary group (users imported). KeyError if unknown."""
+        with self._lock:
+            self._state.messages.add_group_members(group_id, members)
+
+    def group_members(self, group_id: str) -> list[str]:
+        """An ordinary group's members, in joining order. KeyError if unknown."""
+        with self._lock:
+            return self._state.messages.group_members(group_id)
+
+    def dismiss_group(self, group_id: str) -> None:
+        """Remove an ordinary group and its messages; later calls get 10010."""
+        with self._lock:
+            self._state.dismiss_group(group_id)
+
     # --- arranging state directly (as if earlier REST calls had done it) ---
 
     def create_robot(self, user_id: str, **profile: str) -> None:
@@ -237,6 +313,7 @@ class FakeTencentChat:
     def _arrange(self, endpoint: str, body: dict[str, Any]) -> None:
         with self._lock:
             answer = self._state.handle(endpoint, body)
+            self._state.take_events()  # none: arranging never sends a message
         if answer.code != 0:
             raise ValueError(f"{endpoint} would answer {answer.code}: {answer.info}")
 
@@ -267,6 +344,58 @@ class FakeTencentChat:
         """Robots in a live room, in joining order. KeyError if the room does not exist."""
         with self._lock:
             return self._state.live_room_robots(room_id)
+
+    def transcript(self, user: str, robot: str) -> list[StoredMessage]:
+        """The one-to-one messages between two accounts, both directions, oldest first.
+
+        Each a :class:`StoredMessage` as it stands now (``text``, ``body``, ``msg_key``,
+        ``msg_time``, ``random``...), with every version in ``revisions``; a copy.
+        """
+        with self._lock:
+            return self._state.transcript(user, robot)
+
+    def group_messages(self, group_id: str) -> list[StoredGroupMessage]:
+        """A group's messages in ``msg_seq`` order (a copy). KeyError if no such group."""
+        with self._lock:
+            return self._state.group_messages(group_id)
+
+    def messages_snapshot(self) -> dict[str, Any]:
+        """Users, ordinary groups and all messages: what ``GET /_fake/messages`` answers."""
+        with self._lock:
+            return self._state.messages.snapshot()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` is true, checking it after each answer the fake sends
+        and each callback it delivers (in this event loop). Bound it yourself, e.g. for a
+        bot's reply::
+
+            with anyio.fail_after(5):
+                await fake.wait_until(lambda: len(fake.transcript("user1", "@RBT#001")) == 2)
+        """
+        loop = asyncio.get_running_loop()
+        while not condition():
+            waiter = (loop, asyncio.Event())
+            self._waiters.add(waiter)
+            try:
+                await waiter[1].wait()
+            finally:
+                self._waiters.discard(waiter)
+
+    def _after_answer(self, events: tuple[CallbackEvent, ...]) -> None:
+        if events:
+            self._deliverer.schedule(events)
+        self._changed()
+
+    def _changed(self) -> None:
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for loop, event in list(self._waiters):
+            if loop is here:
+                event.set()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
 
     def snapshot(self) -> dict[str, Any]:
         """All of the state as one JSON-ready document, what ``GET /_fake/state`` answers.
@@ -303,6 +432,115 @@ class FakeTencentChat:
             self._app.calls.clear()
             for window in self._app.history.values():
                 window.clear()
+
+    # --- simulated users and callbacks ---
+
+    def set_callback(
+        self,
+        target: str | ASGIApp | None,
+        *,
+        token: str | None = None,
+        path: str = "/",
+        timeout: float = DEFAULT_CALLBACK_TIMEOUT,
+        retry_on_timeout: int = 0,
+    ) -> None:
+        """Register the app's webhook: a URL (POSTed to over keep-alive HTTP) or an ASGI app
+        (called in-process at ``path``); ``None`` removes it.
+
+        With a ``token``, each callback carries ``Sign`` and ``RequestTime``. A callback not
+        answered within ``timeout`` s (Chat's 2) fails; ``retry_on_timeout`` sends a timed-out
+        one again that many times (Chat's retry is a console option, off by default).
+        """
+        self._deliverer.set_target(
+            target, token=token, path=path, timeout=timeout, retry_on_timeout=retry_on_timeout
+        )
+
+    @property
+    def callback_deliveries(self) -> list[Delivery]:
+        """Every callback attempt made, in order of completion (a copy)."""
+        with self._lock:
+            return list(self._deliverer.deliveries)
+
+    async def wait_deliveries(self) -> None:
+        """Wait until the callbacks REST calls caused (a ``sendmsg`` to a robot) are done,
+        those they cause in turn included (bound it with ``anyio.fail_after``)."""
+        await self._deliverer.wait_idle()
+
+    async def user_sends(
+        self,
+        user: str,
+        robot: str,
+        text: str,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        request_time: int | None = None,
+        platform: str = "Web",
+        cloud_custom_data: str | None = None,
+    ) -> list[Delivery]:
+        """A user sends ``text`` to ``robot``: stored in their transcript, then delivered to
+        the webhook as a signed ``Bot.OnC2CMessage`` and the answer awaited.
+
+        ``times`` delivers the same event (same ``MsgKey``) that many times, one after the
+        other; ``delay`` s pass between the message and its first delivery;
+        ``request_time`` replaces ``RequestTime`` (e.g. a stale one; signed all the same).
+        ``user`` is imported if new. Returns every delivery attempt. RuntimeError if no
+        callback is set, ValueError if ``robot`` is not a valid robot.
+        """
+        _check_times(times, delay)
+        if not self._deliverer.has_target:
+            raise RuntimeError("no callback is set: call fake.set_callback(url_or_app) first")
+        with self._lock:
+            event = self._state.messages.user_message(
+                user, robot, text, platform=platform, cloud_custom_data=cloud_custom_data
+            )
+        return await self._deliver(event, times, delay, request_time)
+
+    async def user_mentions(
+        self,
+        group_id: str,
+        user: str,
+        robots: Sequence[str],
+        text: str,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        request_time: int | None = None,
+        platform: str = "Web",
+        cloud_custom_data: str | None = None,
+        topic_id: str | None = None,
+    ) -> list[Delivery]:
+        """A user @-mentions ``robots`` in a group: ``"@{robot} "`` for each, then ``text``,
+        is stored as the group's next message and a ``Bot.OnGroupMessage`` is delivered.
+
+        The robots must be in the group (a live group's pinned robots, an ordinary group's
+        members); the user joins an ordinary group if not in it. ``topic_id``: Community
+        groups only. Other options as :meth:`user_sends`.
+        """
+        _check_times(times, delay)
+        if not self._deliverer.has_target:
+            raise RuntimeError("no callback is set: call fake.set_callback(url_or_app) first")
+        with self._lock:
+            event = self._state.messages.user_mention(
+                group_id,
+                user,
+                robots,
+                text,
+                platform=platform,
+                cloud_custom_data=cloud_custom_data,
+                topic_id=topic_id,
+            )
+        return await self._deliver(event, times, delay, request_time)
+
+    async def _deliver(
+        self, event: CallbackEvent, times: int, delay: float, request_time: int | None
+    ) -> list[Delivery]:
+        if delay:
+            await anyio.sleep(delay)
+        deliveries: list[Delivery] = []
+        for _ in range(times):
+            deliveries += await self._deliverer.deliver(event, request_time=request_time)
+        return deliveries
 
     # --- fault injection ---
 
@@ -375,3 +613,10 @@ class FakeTencentChat:
         """Cancel scripted faults; set latency, latency_spread and error_rate back to 0."""
         with self._lock:
             self._faults.clear()
+
+
+def _check_times(times: int, delay: float) -> None:
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise ValueError(f"times must be a whole number >= 1: {times!r}")
+    if not delay >= 0:
+        raise ValueError(f"delay must be >= 0 seconds: {delay!r}")

@@ -23,15 +23,25 @@ wins, in this order:
   documented: see ``LIVE_ROOM_FULL``; already in: OK); del: a member never created as a
   robot 100002 (one not in the room: OK). All or nothing. get_robot answers
   ``Response.RobotList_Account``.
+- the message APIs (``openim/sendmsg``, ``group_open_http_svc/send_group_msg``,
+  ``openim/modify_c2c_msg``, ``openim/modify_group_msg``): see :mod:`._messages`, which
+  also keeps users, ordinary groups, conversations and group messages.
+
+Live groups and ordinary groups share one GroupId space; the live group robot APIs
+(``group_open_avchatroom_http_svc``) see live groups only (an ordinary group's id: 10010).
 """
 
 from __future__ import annotations
 
+import time
 import unicodedata
-from collections.abc import Callable
-from typing import Any, NamedTuple, TypeGuard
+from collections.abc import Callable, Sequence
+from typing import Any, TypeGuard
 
 from .._endpoints import Endpoint
+from ._answer import OK, Answer
+from ._messages import Messages
+from ._records import CallbackEvent, StoredGroupMessage, StoredMessage
 
 __all__ = [
     "ENDPOINTS",
@@ -58,17 +68,6 @@ ENGINE_SERVICES = frozenset({"room_engine_http_srv", "live_engine_http_srv"})
 # is one live_engine documents, so a client written from the page handles it; room_engine's
 # 100700 is not among live_engine's codes, and the fake answers no code a page does not list.
 LIVE_ROOM_FULL = 100002
-
-
-class Answer(NamedTuple):
-    """An endpoint's verdict: ``code`` 0 for success, with any extra response fields."""
-
-    code: int
-    info: str = ""
-    fields: dict[str, Any] | None = None
-
-
-OK = Answer(0)
 
 
 def _is_engine(endpoint: str) -> bool:
@@ -121,7 +120,10 @@ class _Robot:
 
 
 class ChatState:
-    """One app's robots, rooms, live groups and live rooms, and the endpoints' rules."""
+    """One app's robots, rooms, live groups and live rooms, and the endpoints' rules.
+
+    Users, ordinary groups and messages live in :attr:`messages` (:mod:`._messages`).
+    """
 
     def __init__(
         self,
@@ -129,6 +131,9 @@ class ChatState:
         max_robots: int = 20,
         max_robots_per_room: int = 10,
         max_robots_per_live_room: int = 3,
+        admin: str = "administrator",
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if min(max_robots, max_robots_per_room, max_robots_per_live_room) < 0:
             raise ValueError("limits must not be negative")
@@ -140,6 +145,17 @@ class ChatState:
         self._rooms: dict[str, dict[str, None]] = {}
         self._groups: dict[str, dict[str, None]] = {}
         self._live_rooms: dict[str, dict[str, None]] = {}
+        self.clock = clock
+        self.messages = Messages(
+            admin=admin,
+            is_robot=self._is_valid_robot,
+            live_groups=self._groups,
+            group_id_is_valid=group_id_is_valid,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        # The arrival time of the request being handled (the message APIs' windows).
+        self._arrival = 0.0
         self._rules: dict[str, Callable[[dict[str, Any]], Answer]] = {
             Endpoint.CREATE_ROBOT: self._create_robot,
             Endpoint.GET_ALL_ROBOTS: self._get_all_robots,
@@ -151,6 +167,10 @@ class ChatState:
             Endpoint.LIVE_ROOM_ADD_ROBOT: self._live_room_add_robot,
             Endpoint.LIVE_ROOM_DEL_ROBOT: self._live_room_del_robot,
             Endpoint.LIVE_ROOM_GET_ROBOT: self._live_room_get_robot,
+            Endpoint.SEND_C2C_MESSAGE: lambda body: self.messages.send_c2c(body, self._arrival),
+            Endpoint.SEND_GROUP_MESSAGE: lambda body: self.messages.send_group(body, self._arrival),
+            Endpoint.MODIFY_C2C_MESSAGE: self.messages.modify_c2c,
+            Endpoint.MODIFY_GROUP_MESSAGE: self.messages.modify_group,
         }
         # A row added to the SDK's table without rules here would fail at its first
         # request; fail at once instead, naming it.
@@ -173,10 +193,39 @@ class ChatState:
     def create_live_group(self, group_id: str) -> None:
         if not isinstance(group_id, str) or not group_id_is_valid(group_id):
             raise ValueError(f"invalid live group id {group_id!r}")
+        if self.messages.has_group(group_id):
+            raise ValueError(f"{group_id!r} is an ordinary group: a GroupId names one group")
         self._groups.setdefault(group_id, {})
 
     def dismiss_live_group(self, group_id: str) -> None:
         del self._groups[group_id]
+        self.messages.forget_group(group_id)
+
+    def create_user(self, user_id: str) -> None:
+        """Import a (non-robot) account; no-op if it exists."""
+        self.messages.create_user(user_id)
+
+    def users(self) -> list[str]:
+        return self.messages.users()
+
+    def create_group(
+        self, group_id: str, group_type: str = "Public", members: Sequence[str] = ()
+    ) -> None:
+        """Create an ordinary group, or add ``members`` to one of that type."""
+        self.messages.create_group(group_id, group_type, members)
+
+    def dismiss_group(self, group_id: str) -> None:
+        self.messages.dismiss_group(group_id)
+
+    def transcript(self, a: str, b: str) -> list[StoredMessage]:
+        return self.messages.transcript(a, b)
+
+    def group_messages(self, group_id: str) -> list[StoredGroupMessage]:
+        return self.messages.group_messages(group_id)
+
+    def take_events(self) -> list[CallbackEvent]:
+        """The callbacks owed since the last call (the caller delivers them)."""
+        return self.messages.take_events()
 
     def create_live_room(self, room_id: str) -> None:
         if not _nonempty_str(room_id) or _utf8_len(room_id) > MAX_LIVE_ROOM_ID_BYTES:
@@ -229,8 +278,13 @@ class ChatState:
 
     # --- the endpoints ---
 
-    def handle(self, endpoint: str, body: dict[str, Any]) -> Answer:
-        """Apply ``endpoint``'s rules to an authenticated request body."""
+    def handle(self, endpoint: str, body: dict[str, Any], arrival: float | None = None) -> Answer:
+        """Apply ``endpoint``'s rules to an authenticated request body.
+
+        ``arrival``: when the request arrived by the fake's clock (default: now), for the
+        message APIs' windows.
+        """
+        self._arrival = self.clock() if arrival is None else arrival
         return self._rules[endpoint](body)
 
     def _create_robot(self, body: dict[str, Any]) -> Answer:

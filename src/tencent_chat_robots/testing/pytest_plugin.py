@@ -45,7 +45,10 @@ async def _fake_chat() -> AsyncIterator[FakeChat]:
     try:
         yield FakeChat(fake, chat)
     finally:
-        await chat.aclose()
+        try:
+            await chat.aclose()
+        finally:
+            await fake.aclose()  # callbacks under way, if the test set one
 
 
 # Applied as a call, not a decorator: the two fixture decorators are typed differently.
