@@ -6,6 +6,8 @@ Rules and codes are written from robot-conversation.md, sections 2.1, 2.2 and 2.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -465,3 +467,69 @@ def test_a_busy_group_key_is_never_dropped() -> None:
         return loop.time() - started > 0
 
     assert run_virtual(main)
+
+
+def test_an_interactive_reply_to_a_group_goes_before_the_groups_waiting_bulk_messages() -> None:
+    async def main(loop: Any) -> tuple[int, float]:
+        order: list[str] = []
+
+        def answer(request: SentRequest) -> dict[str, Any]:
+            order.append(request.body["MsgBody"][0]["MsgContent"]["Text"])
+            return GROUP_SENT
+
+        chat = TencentChat(
+            SDKAPPID,
+            SECRET_KEY,
+            admin=ADMIN,
+            base_url=BASE_URL,
+            transport=ScriptedTransport(answer=answer),
+        )
+        async with chat:
+            bulk = chat.with_options(priority="bulk")
+            announcements = [
+                asyncio.create_task(bulk.send_group_message("g", f"news {i}")) for i in range(200)
+            ]
+            await asyncio.sleep(1.0)  # virtual: the group's first 38 or so have gone
+            asked = loop.time()
+            await chat.send_group_message("g", "the reply")
+            waited = loop.time() - asked
+            await asyncio.gather(*announcements)
+        return order.index("the reply"), waited
+
+    position, waited = run_virtual(main)
+    assert position < 45  # not behind the 160 bulk messages still waiting
+    assert waited < 0.1
+
+
+async def test_max_wait_zero_sends_at_once_to_an_idle_group(make_chat: Any) -> None:
+    transport = ScriptedTransport(GROUP_SENT)
+    async with make_chat(transport, rate_limit=190) as chat:
+        await chat.with_options(max_wait=0).send_group_message("@TGS#1", "hi")
+    assert len(transport.sent) == 1
+
+
+def test_message_numbers_never_repeat_and_keep_the_order_messages_are_made_in() -> None:
+    # 12,000 messages (5 minutes of one group at 40/s): drawn at random, two would share
+    # a Random 1.7% of the time, and the server would drop the second as a repeat.
+    calls = [Call.send_group_message("@TGS#1", "x") for _ in range(12_000)]
+    randoms = [call.body.random for call in calls]  # type: ignore[attr-defined]
+    assert len(set(randoms)) == len(randoms)
+    sequence = [Call.send_c2c_message("@RBT#1", "u", "x").body.msg_seq for _ in range(100)]  # type: ignore[attr-defined]
+    assert sequence == sorted(sequence) or 0 in sequence  # increasing (but at a wrap)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+def test_a_forked_worker_numbers_its_messages_apart_from_its_parent() -> None:
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+
+    def number() -> None:
+        child.send(Call.send_group_message("@TGS#1", "x").body.random)  # type: ignore[attr-defined]
+
+    process = context.Process(target=number)
+    process.start()
+    from_child = parent.recv()
+    process.join(10)
+    from_parent = Call.send_group_message("@TGS#1", "x").body.random  # type: ignore[attr-defined]
+    # Without a new start the child would have used the very number the parent uses next.
+    assert abs(from_child - from_parent) > 1000

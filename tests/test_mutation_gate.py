@@ -70,7 +70,7 @@ def test_a_limiter_that_fails_to_pause_is_logged_and_the_call_goes_on(
     with caplog.at_level(logging.ERROR, logger="tencent_chat_robots"):
         assert run_virtual(main) == 2
     messages = [r.getMessage() for r in caplog.records if r.exc_info]
-    assert messages == [f"the limiter failed to pause {DELETE} after a 60007"]
+    assert messages == [f"the limiter failed to pause {DELETE} after a refusal for frequency"]
 
 
 def test_rates_take_keys_of_the_users_own_with_a_slash_but_not_bare_words() -> None:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import anyio
 import fakeredis
 import fakeredis.commands_mixins.server_mixin as fakeredis_server
 import pytest
@@ -33,6 +34,7 @@ from tencent_chat_robots import (
     Endpoint,
     LimiterUnavailableError,
     PausableLimiter,
+    QueueTimeoutError,
     RateLimitError,
     RedisRateLimiter,
     TencentChatError,
@@ -983,3 +985,24 @@ def test_settings_are_read_only_and_shown_as_before(server: fakeredis.FakeServer
     with pytest.raises(AttributeError, match="read-only"):
         limiter.rate = 400  # type: ignore[misc]
     assert limiter.rate == limiter.settings.rate == 190
+
+
+async def test_keys_no_one_waits_for_are_dropped_and_their_pace_kept_in_redis(
+    server: fakeredis.FakeServer,
+) -> None:
+    # One key per group messaged: 3,000 groups must not mean 3,000 entries for good.
+    limiter = limiter_on(server, rate=190)
+    try:
+        for i in range(3000):
+            await limiter.acquire(f"group_messages/g{i}")
+        assert len(limiter._endpoints) < 1500
+        # A dropped key's schedule lives on in Redis: after a burst of two, the next
+        # start is 1/38 s away (a group's pace), though the key is made here anew.
+        await limiter.acquire("group_messages/fresh")
+        await limiter.acquire("group_messages/fresh")
+        limiter._prune()
+        assert "group_messages/fresh" not in limiter._endpoints
+        with pytest.raises(QueueTimeoutError):
+            await limiter.acquire("group_messages/fresh", deadline=anyio.current_time() + 0.005)
+    finally:
+        await close(limiter)

@@ -202,8 +202,8 @@ class Call(Generic[T]):
         offline_push: Mapping[str, Any] | None = None,
     ) -> Call[SentMessage]:
         """``send_c2c_message(from_account, to_account, body, ...)``; ``random`` (the
-        ``MsgRandom``) is drawn now when not given, so the call is the same every time
-        it is made."""
+        ``MsgRandom``) and ``msg_seq`` are numbered now when not given, so the call is
+        the same every time it is made."""
         return Call(
             "send_c2c_message",
             # from_account is positional: kept when None (the admin), so keys line up.
@@ -213,7 +213,7 @@ class Call(Generic[T]):
                     ("to_account", to_account),
                     ("body", _message(body)),
                     ("random", new_random() if random is None else random),
-                    ("msg_seq", msg_seq),
+                    ("msg_seq", new_random() if msg_seq is None else msg_seq),
                     ("msg_lifetime", msg_lifetime),
                     ("sync_other_machine", sync_other_machine),
                     ("forbid_callbacks", forbid_callbacks),

@@ -433,8 +433,10 @@ class TencentChat:
 
         ``body`` is a ``str`` (one text element), an element, or a list of them
         (:class:`TextElem`, :class:`CustomElem`, or a raw ``{"MsgType", "MsgContent"}``
-        dict). The ``MsgRandom`` (``random``) is drawn once and kept by every retry, so
-        a retried send is dropped by the server as a repeat, not shown twice.
+        dict). The ``MsgRandom`` (``random``) and ``MsgSeq`` are numbered once and kept
+        by every retry, so a retried send is dropped by the server as a repeat, not shown
+        twice (the server orders one second's messages by ``MsgSeq``: numbered in the
+        order they are made).
         """
         return await self.call(
             Call.send_c2c_message(

@@ -9,7 +9,6 @@ within its ``max_wait``, and neither counts towards the request's timeout.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from time import perf_counter
@@ -31,31 +30,36 @@ GROUP_FREQUENCY_LIMIT = 10023
 
 
 class _Turns:
-    """One FIFO lock per key, made on first use and dropped when no one holds or wants it."""
+    """Per key, one caller at a time, in priority classes (an interactive caller goes
+    before every waiting bulk one); made on first use, dropped when no one wants it."""
 
-    __slots__ = ("_locks",)
+    __slots__ = ("_keys",)
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[anyio.Lock, list[int]]] = {}
+        self._keys: dict[str, tuple[InFlightSlots, list[int]]] = {}
 
     @asynccontextmanager
-    async def turn(self, key: str, deadline: float | None) -> AsyncIterator[None]:
+    async def turn(self, key: str, rank: int, deadline: float | None) -> AsyncIterator[None]:
         """Hold ``key``'s turn; :class:`QueueTimeoutError` if it does not come by ``deadline``."""
-        lock, users = self._locks.get(key) or self._locks.setdefault(key, (anyio.Lock(), [0]))
+        entry = self._keys.get(key) or self._keys.setdefault(key, (InFlightSlots(1, key), [0]))
+        turns, users = entry
         users[0] += 1
         try:
-            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
-                await lock.acquire()
-            if scope.cancelled_caught:
-                raise QueueTimeoutError(f"earlier calls of {key} still wait their turn")
+            if not turns.take(rank):
+                try:
+                    await turns.wait(rank, deadline)
+                except QueueTimeoutError:
+                    raise QueueTimeoutError(
+                        f"earlier calls of {key} still wait their turn"
+                    ) from None
             try:
                 yield
             finally:
-                lock.release()
+                turns.release()
         finally:
             users[0] -= 1
             if not users[0]:
-                del self._locks[key]
+                del self._keys[key]
 
 
 class Gate:
@@ -89,7 +93,7 @@ class Gate:
             return await self._enter(options, deadline)
         asked = perf_counter()
         try:
-            async with self._turns.turn(also_paced, deadline):
+            async with self._turns.turn(also_paced, options.rank, deadline):
                 await self._permit(limiter, also_paced, options, deadline)
                 await self._enter(options, deadline)
         except QueueTimeoutError as err:

@@ -28,6 +28,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from ._config import require_number
+from ._endpoints import BY_PATH
 from ._exceptions import QueueTimeoutError, ValidationError
 from ._limiter import Priority
 from ._options import PRIORITIES, priority_rank
@@ -43,6 +44,8 @@ LimiterUnavailableError.__module__ = __name__
 # A caller that wakes this much (s) after its booked start gives it up and asks again:
 # above timer lateness (asyncio rounds its waits up to the millisecond), below a stall.
 _LATE = 0.005
+# Keys made before those no one waits for are dropped (see RedisRateLimiter._prune).
+_PRUNE_AT = 1024
 
 
 class _Queue:
@@ -66,6 +69,10 @@ class _Endpoint:
         self.pace = pace
         self.interactive = _Queue()
         self.bulk = _Queue()
+
+    def idle(self) -> bool:
+        """No caller of this process waits for this key, nor holds its queues."""
+        return all(q.waiting == 0 and not q.lock.locked() for q in (self.interactive, self.bulk))
 
 
 class RedisRateLimiter:
@@ -163,6 +170,7 @@ class RedisRateLimiter:
         self._client = client
         self._owns_client = False
         self._endpoints: dict[str, _Endpoint] = {}
+        self._prune_at = _PRUNE_AT
         self._apps: dict[int, RedisRateLimiter] = {}  # for_app's, when unbound
 
     @classmethod
@@ -339,9 +347,21 @@ class RedisRateLimiter:
     def _endpoint(self, key: str) -> _Endpoint:
         endpoint = self._endpoints.get(key)
         if endpoint is None:
+            if len(self._endpoints) >= self._prune_at:
+                self._prune()
             pace = Pace.of(self.rate_for(key), self.burst)
             endpoint = self._endpoints[key] = _Endpoint(pace)
         return endpoint
+
+    def _prune(self) -> None:
+        """Drop the keys no one waits for (one per group messaged: unbounded otherwise).
+
+        What a key holds here is this process's queues and what it last learnt from
+        Redis; the schedule itself is in Redis, so a key made again loses nothing.
+        """
+        for key in [k for k, e in self._endpoints.items() if e.idle() and k not in BY_PATH]:
+            del self._endpoints[key]
+        self._prune_at = max(_PRUNE_AT, 2 * len(self._endpoints))
 
     async def _acquire(
         self,
