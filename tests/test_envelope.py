@@ -20,6 +20,7 @@ from tencent_chat_robots import (
     InvalidParameterError,
     InvalidRequestError,
     LimitExceededError,
+    MessageRejectedError,
     NotFoundError,
     NotRoomMemberError,
     PermissionDeniedError,
@@ -82,6 +83,37 @@ DOCUMENTED: dict[int, type[APIError]] = {
     70402: InvalidParameterError,  # invalid parameter
     70403: PermissionDeniedError,  # needs the app admin
     70500: InternalServerError,  # internal server error, retry
+    # openim/sendmsg (robot-conversation.md, 2.1, from the message-error list)
+    20001: InvalidParameterError,  # bad packet
+    20003: NotFoundError,  # UserID invalid or not imported
+    20004: InternalServerError,  # network error, retry
+    20005: InternalServerError,  # internal error, retry
+    20006: MessageRejectedError,  # refused by the app's before-send callback
+    20007: MessageRejectedError,  # blacklisted
+    20009: MessageRejectedError,  # not friends (friend checks on)
+    20012: MessageRejectedError,  # sender muted
+    90001: InvalidParameterError,  # JSON parse failed
+    90002: InvalidParameterError,  # bad MsgBody
+    90003: InvalidParameterError,  # To_Account missing
+    90005: InvalidParameterError,  # MsgRandom missing
+    90007: InvalidParameterError,  # MsgBody not an array
+    90008: InvalidParameterError,  # From_Account missing or unknown
+    90009: PermissionDeniedError,  # admin required
+    90010: InvalidParameterError,  # element format wrong
+    90026: InvalidParameterError,  # MsgLifeTime over 7 days
+    90048: NotFoundError,  # account does not exist
+    90992: InternalServerError,  # internal error, retry
+    90994: InternalServerError,  # internal error, retry
+    90995: InternalServerError,  # internal error, retry
+    91000: InternalServerError,  # internal error, retry
+    93000: InvalidParameterError,  # body too large
+    80001: MessageRejectedError,  # text blocked as sensitive
+    80002: InvalidParameterError,  # message too long
+    # group_open_http_svc/send_group_msg (2.2)
+    10016: MessageRejectedError,  # refused by the app's callback
+    10017: MessageRejectedError,  # sender muted
+    10019: NotFoundError,  # account does not exist
+    10023: RateLimitError,  # message frequency limit: back off
 }
 
 

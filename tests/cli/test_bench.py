@@ -109,7 +109,12 @@ def test_json_report_file_and_plot(tmp_path: Path) -> None:
     assert len(data) > 20_000  # two panels with axes and labels, not an empty canvas
 
 
-@pytest.mark.parametrize("spec", TABLE, ids=lambda spec: spec.method)
+# Changing a message needs one sent before, which a bench run cannot name: left out.
+NOT_BENCHED = {"modify_c2c_message", "modify_group_message"}
+BENCHED = [spec for spec in TABLE if spec.method not in NOT_BENCHED]
+
+
+@pytest.mark.parametrize("spec", BENCHED, ids=lambda spec: spec.method)
 def test_every_endpoint_gets_valid_calls_on_the_fake(spec: EndpointSpec, tmp_path: Path) -> None:
     # 25 calls: rooms of 10 robots, so the room calls span three rooms.
     result = run_bench(
@@ -136,7 +141,17 @@ def test_endpoints_are_named_by_method_and_by_their_former_names() -> None:
     assert ENDPOINTS["live_group_add_robots"] == Endpoint.LIVE_GROUP_ADD_ROBOTS
     assert ENDPOINTS["live_group_del_robots"] == Endpoint.LIVE_GROUP_DEL_ROBOTS
     # Every API of the table, by its method name: a new row needs no edit here.
-    assert {spec.method: spec.path for spec in TABLE}.items() <= ENDPOINTS.items()
+    assert {spec.method: spec.path for spec in BENCHED}.items() <= ENDPOINTS.items()
+    assert NOT_BENCHED.isdisjoint(ENDPOINTS)
+
+
+@pytest.mark.parametrize("method", sorted(NOT_BENCHED))
+def test_an_api_that_changes_a_message_is_refused_by_name(method: str, tmp_path: Path) -> None:
+    result = run_bench("bench", "--endpoint", method, "--calls", "5", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is not one of" in result.stderr
+    help_text = run_bench("bench", "--help").stdout
+    assert "Not modify_c2c_message nor modify_group_message" in " ".join(help_text.split())
 
 
 def test_prints_a_summary_for_people(tmp_path: Path) -> None:

@@ -3,13 +3,17 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
+from unittest.mock import ANY
 
+import anyio
 import click
 import pytest
+from click.testing import Result
 
 from tencent_chat_robots import ENDPOINTS, Endpoint
 from tencent_chat_robots.cli._main import cli, main
+from tencent_chat_robots.testing import FakeTencentChat
 
 from .conftest import Served, invoke
 
@@ -152,6 +156,8 @@ def test_arguments_breaking_the_sdk_rules_exit_2_without_a_call(
 
 # --- every command: one JSON object, whatever happens (issue 18, items 4, 12, 13) ---------
 
+MSG_KEY = "<msg_key>"
+
 # Each API's command, with arguments the app prepared below accepts. Written by hand: a
 # row added to the endpoint table fails test_every_api_has_a_command_here until added.
 EVERY_COMMAND: dict[str, tuple[str, ...]] = {
@@ -165,6 +171,11 @@ EVERY_COMMAND: dict[str, tuple[str, ...]] = {
     "add_robots_to_live_room": ("live-room", "add", "live-1", "@RBT#b"),
     "remove_robots_from_live_room": ("live-room", "remove", "live-1", "@RBT#a"),
     "get_live_room_robots": ("live-room", "list", "live-1"),
+    "send_c2c_message": ("message", "send", "@RBT#a", "user1", "hello"),
+    "send_group_message": ("group-message", "send", "@GRP#chat", "hello", "--from", "@RBT#a"),
+    # MSG_KEY: the key of the message the app fixture sent (the fake makes it up).
+    "modify_c2c_message": ("message", "modify", "@RBT#a", "user1", MSG_KEY, "edited"),
+    "modify_group_message": ("group-message", "modify", "@GRP#chat", "1", "edited"),
 }
 
 # What the fake receives from each: the documented path and body.
@@ -197,6 +208,43 @@ SENT: dict[str, tuple[str, dict[str, Any]]] = {
         {"RoomId": "live-1", "RobotList_Account": ["@RBT#a"]},
     ),
     "get_live_room_robots": (Endpoint.LIVE_ROOM_GET_ROBOT, {"RoomId": "live-1"}),
+    # Numbered by the client (MsgRandom, MsgSeq, Random): any number.
+    "send_c2c_message": (
+        Endpoint.SEND_C2C_MESSAGE,
+        {
+            "From_Account": "@RBT#a",
+            "To_Account": "user1",
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hello"}}],
+            "MsgRandom": ANY,
+            "MsgSeq": ANY,
+        },
+    ),
+    "send_group_message": (
+        Endpoint.SEND_GROUP_MESSAGE,
+        {
+            "GroupId": "@GRP#chat",
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hello"}}],
+            "From_Account": "@RBT#a",
+            "Random": ANY,
+        },
+    ),
+    "modify_c2c_message": (
+        Endpoint.MODIFY_C2C_MESSAGE,
+        {
+            "From_Account": "@RBT#a",
+            "To_Account": "user1",
+            "MsgKey": ANY,
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "edited"}}],
+        },
+    ),
+    "modify_group_message": (
+        Endpoint.MODIFY_GROUP_MESSAGE,
+        {
+            "GroupId": "@GRP#chat",
+            "MsgSeq": 1,
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "edited"}}],
+        },
+    ),
 }
 
 # Each command with an argument that breaks a documented rule (robot ids: "@RBT#" and
@@ -220,6 +268,10 @@ BROKEN_RULE: dict[str, tuple[tuple[str, ...], str]] = {
         "at most 32 UTF-8 bytes",
     ),
     "get_live_room_robots": (("live-room", "list", "x" * 49), "1 to 48 UTF-8 bytes"),
+    "send_c2c_message": (("message", "send", "@RBT#a", "", "hi"), "To_Account"),
+    "send_group_message": (("group-message", "send", "@GRP#chat", "x" * 12288), "12 KB"),
+    "modify_c2c_message": (("message", "modify", "@RBT#a", "user1", "", "x"), "MsgKey"),
+    "modify_group_message": (("group-message", "modify", "", "1", "x"), "GroupId"),
 }
 
 # A final (never retried) error for each: 10007 permission denied on the IM services,
@@ -235,6 +287,10 @@ REFUSED: dict[str, tuple[str, int]] = {
     "add_robots_to_live_room": (Endpoint.LIVE_ROOM_ADD_ROBOT, 100006),
     "remove_robots_from_live_room": (Endpoint.LIVE_ROOM_DEL_ROBOT, 100006),
     "get_live_room_robots": (Endpoint.LIVE_ROOM_GET_ROBOT, 100006),
+    "send_c2c_message": (Endpoint.SEND_C2C_MESSAGE, 90009),  # admin required
+    "send_group_message": (Endpoint.SEND_GROUP_MESSAGE, 10007),
+    "modify_c2c_message": (Endpoint.MODIFY_C2C_MESSAGE, 90009),
+    "modify_group_message": (Endpoint.MODIFY_GROUP_MESSAGE, 10007),
 }
 
 SHARED_FLAGS = (
@@ -249,9 +305,23 @@ SHARED_FLAGS = (
 )
 
 
+class App(NamedTuple):
+    """The served fake, prepared; ``invoke`` puts the sent message's key for MSG_KEY."""
+
+    fake: FakeTencentChat
+    base_url: str
+    msg_key: str
+
+    def invoke(self, *args: str) -> Result:
+        return Served(self.fake, self.base_url).invoke(
+            *(self.msg_key if arg == MSG_KEY else arg for arg in args)
+        )
+
+
 @pytest.fixture
-def app(served: Served) -> Served:
-    """Robots @RBT#a (in room-1, live group @TGS#live1 and live room live-1) and @RBT#b."""
+def app(served: Served) -> App:
+    """Robots @RBT#a (in room-1, live group @TGS#live1, live room live-1 and the group
+    @GRP#chat, where it sent message 1, as it did to user1) and @RBT#b."""
     fake = served.fake
     fake.create_room("room-1")
     fake.create_live_group("@TGS#live1")
@@ -261,7 +331,17 @@ def app(served: Served) -> Served:
     fake.add_room_member("room-1", "@RBT#a")
     fake.add_live_group_members("@TGS#live1", ["@RBT#a"])
     fake.add_live_room_robots("live-1", ["@RBT#a"])
-    return served
+    fake.create_user("user1")
+    fake.create_group("@GRP#chat", "Public", members=["@RBT#a"])
+
+    async def send_first_messages() -> str:
+        async with fake.client() as chat:
+            await chat.send_group_message("@GRP#chat", "first", from_account="@RBT#a")
+            return (await chat.send_c2c_message("@RBT#a", "user1", "first")).msg_key
+
+    msg_key = anyio.run(send_first_messages)
+    fake.reset_calls()
+    return App(fake, served.base_url, msg_key)
 
 
 def one_json_object(stdout: str) -> dict[str, Any]:
@@ -279,7 +359,7 @@ def test_every_api_has_a_command_here() -> None:
 
 @pytest.mark.parametrize("method", EVERY_COMMAND)
 def test_success_is_one_json_object_with_the_options_after_the_command(
-    app: Served, method: str
+    app: App, method: str
 ) -> None:
     # --json after the command's name (it used to be taken before it only).
     result = app.invoke(*EVERY_COMMAND[method], "--json")
@@ -289,7 +369,7 @@ def test_success_is_one_json_object_with_the_options_after_the_command(
     assert [(c.endpoint, c.body) for c in app.fake.calls] == [SENT[method]]
 
 
-def test_listing_commands_answer_an_object_not_a_bare_list(app: Served) -> None:
+def test_listing_commands_answer_an_object_not_a_bare_list(app: App) -> None:
     listed = one_json_object(app.invoke("robots", "list", "--json").stdout)
     assert listed == {"ok": True, "robots": ["@RBT#a", "@RBT#b"]}
     in_room = one_json_object(app.invoke("live-room", "list", "live-1", "--json").stdout)
@@ -297,7 +377,7 @@ def test_listing_commands_answer_an_object_not_a_bare_list(app: Served) -> None:
 
 
 @pytest.mark.parametrize("method", BROKEN_RULE)
-def test_a_broken_rule_is_one_json_object_exit_2_and_nothing_sent(app: Served, method: str) -> None:
+def test_a_broken_rule_is_one_json_object_exit_2_and_nothing_sent(app: App, method: str) -> None:
     args, rule = BROKEN_RULE[method]
 
     result = app.invoke(*args, "--json")
@@ -314,7 +394,7 @@ def test_a_broken_rule_is_one_json_object_exit_2_and_nothing_sent(app: Served, m
 
 
 @pytest.mark.parametrize("method", REFUSED)
-def test_an_api_error_is_one_json_object_exit_1(app: Served, method: str) -> None:
+def test_an_api_error_is_one_json_object_exit_1(app: App, method: str) -> None:
     endpoint, code = REFUSED[method]
     app.fake.fail_next(endpoint, code)
 
@@ -388,7 +468,7 @@ def test_a_missing_app_is_said_in_the_command_lines_words(method: str) -> None:
     assert "sdkappid=" not in result.output
 
 
-def test_a_wrong_secret_says_where_the_secret_comes_from(app: Served) -> None:
+def test_a_wrong_secret_says_where_the_secret_comes_from(app: App) -> None:
     args = ("--base-url", app.base_url, "--sdkappid", str(app.fake.sdkappid))
     wrong = ("--secret-key", "not-" + app.fake.secret_key, "--admin", app.fake.admin)
 
@@ -405,7 +485,7 @@ def test_a_wrong_secret_says_where_the_secret_comes_from(app: Served) -> None:
     assert app.fake.room_members("room-1") == ["@RBT#a"]
 
 
-def test_connection_options_after_the_arguments(app: Served) -> None:
+def test_connection_options_after_the_arguments(app: App) -> None:
     fake = app.fake
     result = invoke(
         "room",
@@ -466,7 +546,7 @@ def test_no_robots_prints_nothing_on_stdout(served: Served) -> None:
 
 @pytest.mark.parametrize("method", EVERY_COMMAND)
 @pytest.mark.parametrize("spelling", ["method", "dashed"])
-def test_the_apis_method_name_runs_its_command(app: Served, method: str, spelling: str) -> None:
+def test_the_apis_method_name_runs_its_command(app: App, method: str, spelling: str) -> None:
     name = method if spelling == "method" else method.replace("_", "-")
     arguments = EVERY_COMMAND[method][2:]
 
@@ -477,7 +557,7 @@ def test_the_apis_method_name_runs_its_command(app: Served, method: str, spellin
     assert [(c.endpoint, c.body) for c in app.fake.calls] == [SENT[method]]
 
 
-def test_method_names_answer_as_the_commands_do(app: Served) -> None:
+def test_method_names_answer_as_the_commands_do(app: App) -> None:
     by_command = app.invoke("room", "add", "room-1", "bot1")
     by_method = app.invoke("add_robot_to_room", "room-1", "bot1")
     assert by_command.exit_code == by_method.exit_code == 2

@@ -49,6 +49,10 @@ def test_demo_small_run_succeeds_within_the_limit() -> None:
         "add_robots_to_live_room": Endpoint.LIVE_ROOM_ADD_ROBOT,
         "remove_robots_from_live_room": Endpoint.LIVE_ROOM_DEL_ROBOT,
         "get_live_room_robots": Endpoint.LIVE_ROOM_GET_ROBOT,
+        "send_c2c_message": Endpoint.SEND_C2C_MESSAGE,
+        "send_group_message": Endpoint.SEND_GROUP_MESSAGE,
+        "modify_c2c_message": Endpoint.MODIFY_C2C_MESSAGE,
+        "modify_group_message": Endpoint.MODIFY_GROUP_MESSAGE,
     }
     assert rows[Endpoint.CREATE_ROBOT]["calls"] == 20
     assert rows[Endpoint.ROOM_ADD_ROBOT]["calls"] == 12 * 10
@@ -70,6 +74,46 @@ def test_demo_small_run_succeeds_within_the_limit() -> None:
         assert row["max_per_second_arrived"] <= limit
 
 
+def test_the_robots_answer_every_message_once_and_nothing_else() -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--json",
+            "demo",
+            "--rooms",
+            "2",
+            "--live-groups",
+            "1",
+            "--live-rooms",
+            "1",
+            "--users",
+            "12",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    talk = report["conversation"]
+    # 12 users, three messages each, and (4 groups x 5 mentions, so) 12 mentions.
+    assert talk["messages"] == 12 * 3 + 12
+    assert talk["answers"] == talk["messages"]
+    assert talk["wrong"] == []
+    assert talk["ok"] is True
+    receiver = talk["receiver"]
+    assert receiver["handled"] == talk["messages"]
+    # Every 7th of the 36 one-to-one messages came twice: 0, 7, ..., 35.
+    assert receiver["duplicate"] == 6
+    assert receiver["looped"] == 1  # the robot-to-robot message
+    assert receiver["refused:request_time"] == 1  # the stale one
+    # Each deliverey: once per message, the duplicates again, the loop and the stale one.
+    assert talk["deliveries"] == talk["messages"] + 6 + 1 + 1
+    rows = {row["method"]: row for row in report["endpoints"]}
+    # Each answer: a placeholder, then the answer edited into it.
+    assert rows["send_c2c_message"]["calls"] == 36 + 1  # and the robot-to-robot message
+    assert rows["modify_c2c_message"]["calls"] == 36
+    assert rows["send_group_message"]["calls"] == rows["modify_group_message"]["calls"] == 12
+
+
 def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -89,7 +133,23 @@ def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
     assert [run.total for run in runs] == [20, 5 * 10 + 5 * 5 + 5 + 1, 10 + 1 + 1 + 4, 20]
     assert all(run.done == run.succeeded == run.total for run in runs)
     attempts = {endpoint: row["attempts"] for endpoint, row in rows.items()}
-    assert permits == {(endpoint, "bulk"): n for endpoint, n in attempts.items()}
+    # The bulk runs' calls wait in the bulk class; the robots' answers are interactive.
+    answers = {
+        Endpoint.SEND_C2C_MESSAGE,
+        Endpoint.SEND_GROUP_MESSAGE,
+        Endpoint.MODIFY_C2C_MESSAGE,
+        Endpoint.MODIFY_GROUP_MESSAGE,
+    }
+    per_api = {key: n for key, n in permits.items() if not key[0].startswith("group_messages/")}
+    assert per_api == {
+        (endpoint, "interactive" if endpoint in answers else "bulk"): n
+        for endpoint, n in attempts.items()
+    }
+    # Each group's messages (its placeholders and their edits) also took its own permit.
+    per_group = {key: n for key, n in permits.items() if key not in per_api}
+    group_attempts = attempts[Endpoint.SEND_GROUP_MESSAGE] + attempts[Endpoint.MODIFY_GROUP_MESSAGE]
+    assert sum(per_group.values()) == group_attempts
+    assert {priority for _, priority in per_group} == {"interactive"}
     (fake,) = fakes
     assert received(fake) == attempts
 

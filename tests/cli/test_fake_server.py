@@ -7,6 +7,7 @@ stdout (the base URL, or the JSON object), which it prints once it listens.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import queue
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import click
 import httpx
@@ -311,3 +314,72 @@ def test_every_option_has_help_text() -> None:
     assert "--rate-limit" not in CliRunner().invoke(cli, ["fake-server", "--help"]).output
     for option in shown:
         assert option.help, f"{option.opts[0]} has no help text"
+
+
+# --- --callback: a robot service in any language hears sendmsg to its robots -------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers every POST as a robot service does, and hands it to the test."""
+
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.put((self.path, body))
+        answer = b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_sendmsg_to_a_robot_is_delivered_to_the_callback_signed(
+    processes: list[FakeServerProcess],
+) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+        server = start(
+            processes,
+            "fake-server",
+            "--port",
+            "0",
+            "--callback",
+            url,
+            env={"TENCENT_CHAT_CALLBACK_TOKEN": "xxxxyyyy"},
+        )
+        base_url = server.first_line().strip()
+
+        async def message_a_robot() -> None:
+            async with TencentChat(
+                1400000000, "fake-secret-key", admin="administrator", base_url=base_url
+            ) as chat:
+                await chat.create_robot("@RBT#1")
+                await chat.send_c2c_message(None, "@RBT#1", "ping")
+
+        asyncio.run(message_a_robot())
+        path, body = _Recorder.received.get(timeout=TIMEOUT)
+    finally:
+        receiver.shutdown()
+    query = dict(parse_qsl(urlsplit(path).query))
+    assert urlsplit(path).path == "/hook"
+    assert query["CallbackCommand"] == "Bot.OnC2CMessage"
+    assert query["OptPlatform"] == "RESTAPI"
+    # Sign = sha256(Token + RequestTime), in lower-case hex (robot-conversation.md, 1).
+    expected = hashlib.sha256(("xxxxyyyy" + query["RequestTime"]).encode()).hexdigest()
+    assert query["Sign"] == expected
+    event = json.loads(body)
+    assert (event["From_Account"], event["To_Account"]) == ("administrator", "@RBT#1")
+    assert event["MsgBody"] == [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "ping"}}]
+
+
+def test_a_callback_that_is_no_url_is_a_usage_error(taken_port: str) -> None:
+    result = CliRunner().invoke(cli, ["fake-server", "--port", taken_port, "--callback", "hook"])
+    assert result.exit_code == 2
+    assert "--callback must be an http:// or https:// URL" in result.stderr

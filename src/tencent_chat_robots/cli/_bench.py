@@ -59,9 +59,11 @@ _FORMER_NAMES = {
     "live_group_add_robots": "add_robots_to_live_group",
     "live_group_del_robots": "remove_robots_from_live_group",
 }
+# APIs left out: each call changes a message sent before, which the bench cannot name.
+UNBENCHED = ("modify_c2c_message", "modify_group_message")
 # What --endpoint takes, to the API's path: each row's method name, then former names.
 ENDPOINTS: dict[str, str] = {
-    **{spec.method: spec.path for spec in TABLE},
+    **{spec.method: spec.path for spec in TABLE if spec.method not in UNBENCHED},
     **{former: BY_METHOD[method].path for former, method in _FORMER_NAMES.items()},
 }
 
@@ -88,8 +90,23 @@ def _add_room_members(fake: FakeTencentChat, room: str, robots: list[str]) -> No
         fake.add_room_member(room, robot)
 
 
+def _create_chat_group(fake: FakeTencentChat, group: str) -> None:
+    fake.create_group(group, "Public")
+
+
+def _nothing_to_fill(fake: FakeTencentChat, container: str, robots: list[str]) -> None:
+    pass  # a message needs no robot in its recipient
+
+
 _KINDS = {
     "room": _Kind("--room", 10, "bench-room-", FakeTencentChat.create_room, _add_room_members),
+    # The message APIs: robots send to users (one-to-one) and to ordinary groups.
+    "message": _Kind(
+        "--user", len(FAKE_ROBOTS), "bench-user-", FakeTencentChat.create_user, _nothing_to_fill
+    ),
+    "group-message": _Kind(
+        "--chat-group", 4, "@GRP#bench-", _create_chat_group, FakeTencentChat.add_group_members
+    ),
     "group": _Kind(
         "--live-group",
         4,
@@ -107,9 +124,26 @@ _KINDS = {
 }
 
 
+def _message_to(user: str, robot: str, i: int) -> Call[Any]:
+    return Call.send_c2c_message(robot, user, f"bench message {i}")
+
+
+def _message_in(group: str, robot: str, i: int) -> Call[Any]:
+    return Call.send_group_message(group, f"bench message {i}", from_account=robot)
+
+
+# The message APIs' calls: (container, robot, i) to the call; the robot is the sender.
+_MESSAGES: dict[str, Callable[[str, str, int], Call[Any]]] = {
+    "send_c2c_message": _message_to,
+    "send_group_message": _message_in,
+}
+
+
 @functools.cache
 def _robot_argument(method: str) -> str | None:
     """How the ``Call`` constructor names robots: ``"one"``, ``"all"`` (a list), or None."""
+    if method in _MESSAGES:
+        return "one"  # the sender, beside the recipient (a container)
     signature = inspect.signature(getattr(Call, method))
     positional = [p for p in signature.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
     # A container (room, live group, live room) comes first; robots last.
@@ -172,6 +206,10 @@ class Workload:
             args.append(self.robots[i % len(self.robots)])
         elif robots == "all":  # every call names them all
             args.append(self.robots)
+        message = _MESSAGES.get(self.spec.method)
+        if message is not None:  # (recipient, sender, i)
+            recipient, sender = args
+            return message(str(recipient), str(sender), i)
         return factory(*args)
 
     def calls(self, n: int) -> Iterator[Call[Any]]:
@@ -383,10 +421,12 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
     type=click.Choice(list(ENDPOINTS)),
     metavar="NAME",
     help="The API to load, by its method name: "
-    + ", ".join(spec.method for spec in TABLE)
+    + ", ".join(spec.method for spec in TABLE if spec.method not in UNBENCHED)
     + " (or a former name: "
     + ", ".join(_FORMER_NAMES)
-    + ").",
+    + "). Not "
+    + " nor ".join(UNBENCHED)
+    + ": each call changes a message sent before.",
 )
 @click.option(
     "--calls", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="N calls."
@@ -415,6 +455,15 @@ def _write_results(report: dict[str, Any], out_dir: Path, out: Console) -> tuple
     help="Real server: an existing live room (repeat).",
 )
 @click.option(
+    "--user", "users", multiple=True, help="Real server: an existing user to message (repeat)."
+)
+@click.option(
+    "--chat-group",
+    "chat_groups",
+    multiple=True,
+    help="Real server: an existing group (not a live group) to message (repeat).",
+)
+@click.option(
     "--out",
     "out_dir",
     default="bench-results",
@@ -434,18 +483,22 @@ def bench(
     groups: tuple[str, ...],
     former_groups: tuple[str, ...],
     live_rooms: tuple[str, ...],
+    users: tuple[str, ...],
+    chat_groups: tuple[str, ...],
     out_dir: Path,
 ) -> None:
     """Load one API (--endpoint) with N calls in one bulk run, and report how it went.
 
     By default the calls go to an embedded fake server on loopback, which first gets
     valid objects for every call (20 robots; rooms of 10 robots; live groups with 4
-    robots named per call; live rooms of 3). With --base-url or credentials (global
-    options or TENCENT_CHAT_* variables) the calls go to that server instead and name
-    the objects you give: --robot for every API that names robots (robots cycle;
-    live-group and live-room calls name them all), --room for rooms, --live-group for
-    live groups, --live-room for live rooms. They must already exist. Against a real server
-    only repeatable calls make sense: the list APIs, create_robot of an existing robot,
+    robots named per call; live rooms of 3; users and groups the robots message).
+    With --base-url or credentials (global options or TENCENT_CHAT_* variables) the
+    calls go to that server instead and name the objects you give: --robot for every
+    API that names robots (robots cycle; live-group and live-room calls name them all;
+    a message's sender), --room for rooms, --live-group for live groups, --live-room
+    for live rooms, --user and --chat-group for the users and groups messages go to.
+    They must already exist, and messages are really sent. Against a real server only
+    repeatable calls make sense: the list APIs, create_robot of an existing robot,
     adding robots already in; removals really remove (remove_robot_from_room fails
     after the first call). The same options also work on the fake, to rehearse.
 
@@ -471,6 +524,8 @@ def bench(
         "--room": rooms,
         "--live-group": groups + former_groups,
         "--live-room": live_rooms,
+        "--user": users,
+        "--chat-group": chat_groups,
     }
     if base_url or options.base_url or options.sdkappid or options.secret_key:
         workload = _given_workload(name, robots, containers)

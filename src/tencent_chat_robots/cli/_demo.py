@@ -2,7 +2,8 @@
 
 It shows what the SDK is for: thousands of calls, one ``chat.bulk`` run per phase, each
 endpoint paced under its documented rate (200/s; 100/s for live rooms), injected
-internal errors absorbed by retries.
+internal errors absorbed by retries; and, between provisioning and clean-up, robots
+answering simulated users (``_conversation``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ._context import (
     progress_bar,
     run,
 )
+from ._conversation import converse
 from ._stats import RunStats
 
 __all__ = ["demo"]
@@ -45,6 +47,7 @@ PER_LIVE_ROOM = 3  # the documented maximum of robots in a live room
 class Plan:
     """The rooms, live groups and live rooms the fake gets, and each phase's calls."""
 
+    robots: list[str]
     rooms: list[str]
     groups: list[str]
     live_rooms: list[str]
@@ -101,6 +104,7 @@ def _plan(rooms: int, groups: int, live_rooms: int, per_room: int, per_group_cal
     ]
     delete: list[Call[Any]] = [Call.delete_robot(robot) for robot in robots]
     return Plan(
+        robots,
         room_ids,
         group_ids,
         live_room_ids,
@@ -203,6 +207,7 @@ async def _run_demo(
     seed: int,
     rate_limit: float,
     json_output: bool,
+    users: int,
 ) -> int:
     fake = FakeTencentChat(error_rate=error_rate, seed=seed)
     plan = _plan(rooms, groups, live_rooms, per_room=min(10, ROBOTS), per_group_call=4)
@@ -223,6 +228,7 @@ async def _run_demo(
     phases: Sequence[tuple[str, str]] = (
         ("create", "Creating the robots"),
         ("provision", "Adding robots to rooms, groups, live rooms"),
+        # Then users talk to the robots (the conversation phase), before:
         ("cleanup", "Taking some off again, listing live rooms"),
         ("delete", "Deleting the robots"),
     )
@@ -245,6 +251,19 @@ async def _run_demo(
             with progress_bar(out, 44) as progress:
                 # One bulk run per phase: each phase needs the one before it done.
                 for key, title in phases:
+                    if key == "cleanup":  # the robots are in place: they talk first
+                        talk = progress.add_task("Users talking to the robots", total=None)
+                        conversation = await converse(
+                            chat,
+                            fake,
+                            plan.robots,
+                            users=users,
+                            on_answer=progress.advance,
+                            task=talk,
+                            on_call=stats.record_call,
+                            seed=seed,
+                        )
+                        progress.update(talk, total=conversation.answers)
                     calls = chat.bulk(plan.phases[key])
                     await drive(calls, progress, title, stats.record_outcome)
     elapsed = time.monotonic() - began
@@ -254,6 +273,7 @@ async def _run_demo(
             {
                 "elapsed_seconds": round(elapsed, 2),
                 "failed_calls": stats.failed,
+                "conversation": conversation.as_dict(),
                 "endpoints": [
                     {
                         "method": _label(BY_PATH[path]),
@@ -268,8 +288,13 @@ async def _run_demo(
         )
     else:
         console.print(_summary_table(stats, fake, elapsed))
+        console.print(conversation.table())
+        for sender, text in conversation.excerpt:
+            console.print(Text.assemble("  ", (sender, "bold"), ": ", text))
+        for wrong in conversation.wrong:
+            error_console.print(Text(wrong, style="red"))
         console.print(_verdict(stats, paces))
-    return 0 if stats.failed == 0 else 1
+    return 0 if stats.failed == 0 and conversation.ok else 1
 
 
 @click.command()
@@ -293,15 +318,32 @@ async def _run_demo(
     help="Share of calls the fake fails with an internal error.",
 )
 @click.option("--seed", default=7, show_default=True, help="Seed of the injected faults.")
+@click.option(
+    "--users",
+    default=40,
+    show_default=True,
+    type=click.IntRange(2, 10_000),
+    help="Simulated users talking to the robots, three messages each.",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, rooms: int, groups: int, live_rooms: int, error_rate: float, seed: int
+    ctx: click.Context,
+    rooms: int,
+    groups: int,
+    live_rooms: int,
+    error_rate: float,
+    seed: int,
+    users: int,
 ) -> None:
-    """Provision 20 robots into many rooms, live groups and live rooms on an embedded fake.
+    """Provision 20 robots into many rooms, live groups and live rooms on an embedded fake,
+    and let simulated users talk to them.
 
     Starts the fake Tencent Chat server on loopback (no credentials needed), then makes
-    thousands of calls in bulk runs (chat.bulk) with injected internal errors, and ends
-    with a table per endpoint. Exit code 0 when every call succeeded.
+    thousands of calls in bulk runs (chat.bulk) with injected internal errors. Between
+    provisioning and clean-up, users message the robots: the fake delivers signed
+    callbacks (some twice, one stale, one from a robot) to a RobotCallbacks receiver whose
+    handlers answer as the robot. Ends with a table per endpoint and the conversation's
+    counts. Exit code 0 when every call succeeded and every message got one answer.
     """
     options = options_of(ctx)
     code = run(
@@ -313,6 +355,7 @@ def demo(
             seed=seed,
             rate_limit=options.rate_limit or DEFAULT_RATE_LIMIT,
             json_output=options.json_output,
+            users=users,
         )
     )
     raise SystemExit(code)

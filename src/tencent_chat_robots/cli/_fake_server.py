@@ -111,6 +111,20 @@ _DIGITS = re.compile(r"[0-9]+")
     type=click.IntRange(min=1),
     help="Records kept of calls and arrivals (memory stays bounded however long it runs).",
 )
+@click.option(
+    "--callback",
+    "callback_url",
+    metavar="URL",
+    help="The app's callback URL: a sendmsg to a robot is delivered there as a signed"
+    " Bot.OnC2CMessage, as Chat does.",
+)
+@click.option(
+    "--callback-token",
+    envvar="TENCENT_CHAT_CALLBACK_TOKEN",
+    metavar="TOKEN",
+    help="The console's callback token: callbacks carry Sign and RequestTime"
+    " (default: TENCENT_CHAT_CALLBACK_TOKEN; none: unsigned).",
+)
 @click.pass_context
 def fake_server(
     ctx: click.Context,
@@ -124,6 +138,8 @@ def fake_server(
     limit: int | None,
     old_limit: int | None,
     keep_calls: int,
+    callback_url: str | None,
+    callback_token: str | None,
 ) -> None:
     """Run the fake server until Ctrl-C or SIGTERM, printing its base URL.
 
@@ -132,6 +148,8 @@ def fake_server(
     --secret-key, --admin or the TENCENT_CHAT_* variables, by default 1400000000,
     fake-secret-key, administrator. Its state is seen with GET /_fake/state and
     GET /_fake/calls?limit=N (not Tencent APIs: never counted nor recorded).
+    With --callback, a sendmsg to a robot is also delivered to that URL as Chat would
+    (signed with --callback-token), for a robot service written in any language.
     """
     options = options_of(ctx)
     app_id = _app_id(options.sdkappid)
@@ -163,6 +181,12 @@ def fake_server(
         error_rate=error_rate,
         latency_spread=latency_spread,
     )
+    if callback_url is not None:
+        if not callback_url.startswith(("http://", "https://")):
+            exit_with(
+                f"--callback must be an http:// or https:// URL, got {callback_url!r}", code=2
+            )
+        fake.set_callback(callback_url, token=callback_token or None)
     try:
         for room in rooms:
             fake.create_room(room)

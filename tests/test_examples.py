@@ -1,0 +1,144 @@
+"""The examples run as their docstrings say: under uvicorn, against the fake, end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from tencent_chat_robots.testing import FakeTencentChat
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "example-callback-token"
+ROBOT = "@RBT#echo"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """An example app under uvicorn in a process of its own."""
+
+    def __init__(self, module: str, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", module, "--port", str(self.port), "--no-access-log"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the service exited: {self.process.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling a process's port: there is no event to wait on
+        raise AssertionError("the service did not start within 30 s")
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, as a deploy sends; the exit code and everything it printed."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=30)
+        return self.process.returncode, output
+
+
+@pytest.fixture
+def served_fake() -> Iterator[tuple[FakeTencentChat, str]]:
+    """The fake on a loopback port, in a thread of its own (the test's loop stays free)."""
+    fake = FakeTencentChat()
+    fake.create_robot(ROBOT)
+    ready, stopping = threading.Event(), threading.Event()
+    urls: list[str] = []
+
+    async def main() -> None:
+        async with fake.serve() as base_url:
+            urls.append(base_url)
+            ready.set()
+            await anyio.to_thread.run_sync(stopping.wait)
+
+    thread = threading.Thread(target=anyio.run, args=(main,), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the fake did not start"
+    yield fake, urls[0]
+    stopping.set()
+    thread.join(10)
+
+
+def test_echo_bot_answers_users_as_the_robot_and_stops_cleanly(
+    served_fake: tuple[FakeTencentChat, str],
+) -> None:
+    fake, base_url = served_fake
+    service = Service(
+        "examples.echo_bot:app",
+        {
+            "TENCENT_CHAT_SDKAPPID": str(fake.sdkappid),
+            "TENCENT_CHAT_SECRET_KEY": fake.secret_key,
+            "TENCENT_CHAT_ADMIN": fake.admin,
+            "TENCENT_CHAT_BASE_URL": base_url,
+            "TENCENT_CHAT_CALLBACK_TOKEN": TOKEN,
+        },
+    )
+    try:
+        service.wait_ready("/healthz")
+        fake.set_callback(service.url + "/tencent/callback", token=TOKEN)
+        fake.create_group("@GRP#chat", "Public", members=[ROBOT])
+
+        async def talk() -> list[object]:
+            deliveries = await fake.user_sends("alice", ROBOT, "hello there", times=2)
+            deliveries += await fake.user_mentions("@GRP#chat", "bob", [ROBOT], "hi robot")
+            forged = await fake.user_sends("mallory", ROBOT, "old", request_time=1669872112)
+            with anyio.fail_after(10):
+                await fake.wait_until(
+                    lambda: (
+                        len(fake.transcript("alice", ROBOT)) == 2
+                        and len(fake.group_messages("@GRP#chat")) == 2
+                    )
+                )
+            return [*deliveries, *forged]
+
+        deliveries = anyio.run(talk)
+    finally:
+        code, output = service.stop()
+
+    # Acknowledged at once, each time; the stale (replayed) one refused.
+    assert [(d.status, d.answer) for d in deliveries[:3]] == [
+        (200, {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+    ] * 3
+    assert deliveries[3].status == 401
+    # Delivered twice, answered once; the group answered as the robot.
+    assert [(m.sender, m.text) for m in fake.transcript("alice", ROBOT)] == [
+        ("alice", "hello there"),
+        (ROBOT, "you said: hello there"),
+    ]
+    assert [(m.sender, m.text) for m in fake.group_messages("@GRP#chat")][1] == (ROBOT, "hello bob")
+    assert fake.transcript("mallory", ROBOT)[-1].sender == "mallory"  # no answer
+    # SIGTERM: the lifespan closed the receiver and the client. (uvicorn re-raises the
+    # signal once it has shut down, as newer versions do, or exits 0.)
+    assert code in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+    assert "Traceback" not in output
+    assert TOKEN not in output
+    assert fake.secret_key not in output
