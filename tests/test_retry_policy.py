@@ -51,7 +51,10 @@ def state(**fields: Any) -> RetryState:
 # The codes whose meaning is "try again": the docs' "try again" / "retry" rows and
 # the frequency refusals.
 RETRIED_CODES = {10002, 40006, 100001, 60008, 70169, 70500, 60007, 60011, 60018, 60019, 70050}
-FREQUENCY_CODES = {60007, 60011, 60018, 60019, 70050}
+# The message APIs' (robot-conversation.md, 2.1 and 2.2): network / internal errors
+# "retry", and a group's message frequency limit "back off".
+RETRIED_CODES |= {20004, 20005, 90992, 90994, 90995, 91000, 10023}
+FREQUENCY_CODES = {60007, 60011, 60018, 60019, 70050, 10023}
 
 
 @pytest.mark.parametrize("code", sorted(DOCUMENTED))

@@ -95,7 +95,10 @@ async def test_limits_are_inclusive() -> None:
     assert len(transport.sent) == 1
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(user_id=st.text(max_size=40))
 async def test_robot_ids_are_accepted_exactly_when_the_docs_allow(user_id: str) -> None:
     transport = ScriptedTransport()

@@ -228,3 +228,23 @@ async def test_the_readme_aiohttp_handler_over_dispatch() -> None:
         assert refused.status == 401
     await bot.join()
     assert len(handler.events) == 1
+
+
+async def test_the_documented_add_route_answers_the_bare_path_where_a_mount_redirects() -> None:
+    bot, handler = make_bot()
+    routed = FastAPI()
+    routed.add_route("/tencent/callback", bot, methods=["POST"])  # as the docstring shows
+    mounted = FastAPI()
+    mounted.mount("/tencent/callback", bot)
+    params = query()
+    async with client(routed) as http:
+        response = await http.post("/tencent/callback", params=params, content=encode(c2c()))
+        assert (response.status_code, response.json()) == (200, OK)
+        assert (await http.get("/tencent/callback", params=params)).status_code == 405
+    async with client(mounted) as http:
+        response = await http.post("/tencent/callback", params=params, content=encode(c2c("m")))
+    # Why not a mount: a redirect is a failed callback, and it echoes the Sign.
+    assert response.status_code == 307
+    assert params["Sign"] in response.headers["location"]
+    await bot.join()
+    assert len(handler.events) == 1

@@ -81,6 +81,46 @@ async def test_memory_store_drops_expired_claims_as_it_goes() -> None:
     assert len(store) == 1
 
 
+async def test_memory_store_counts_and_warns_once_of_claims_evicted_before_their_ttl(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tencent_chat_robots")
+    clock = Clock(0)
+    store = MemoryDedupStore(max_keys=2, clock=clock)
+    for key in "abcd":
+        await store.claim(key, 600)
+    assert store.evicted_early == 2  # a and b, still within their TTL
+    clock.now = 700  # every claim expired: dropping them is no early eviction
+    for key in "ef":
+        await store.claim(key, 600)
+    assert store.evicted_early == 2
+    warnings = [
+        r for r in caplog.records if "claims are evicted before their TTL" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert "max_keys=2" in warnings[0].getMessage()
+
+
+async def test_the_receiver_reports_early_evictions_and_sizes_its_store_by_max_dedup_keys() -> None:
+    clock = Clock()
+    bot = make_bot(clock=clock, max_dedup_keys=3)
+    handler = Recorder()
+    bot.on_c2c_message(handler)
+    assert isinstance(bot.dedup, MemoryDedupStore)
+    assert bot.dedup.max_keys == 3
+    for key in ("first", "k1", "k2", "k3"):
+        clock.now += 1
+        await bot.feed(c2c(key))
+    assert bot.stats["dedup_evicted_early"] == 1
+    await bot.feed(c2c("first"))  # its claim was evicted: the redelivery is handled again
+    assert [event.msg_key for event in handler.events].count("first") == 2
+    assert make_bot().stats["dedup_evicted_early"] == 0
+    with pytest.raises(ValidationError, match="max_dedup_keys"):
+        make_bot(max_dedup_keys=3, dedup=MemoryDedupStore())
+    with pytest.raises(ValidationError, match="max_keys"):
+        make_bot(max_dedup_keys=0)
+
+
 def test_memory_store_checks_its_arguments() -> None:
     with pytest.raises(ValidationError, match="max_keys"):
         MemoryDedupStore(0)
@@ -213,7 +253,7 @@ async def test_a_saturated_callback_gives_its_redis_claim_back(
     server: fakeredis.FakeServer,
 ) -> None:
     store = RedisDedupStore(fakeredis.FakeAsyncRedis(server=server))
-    bot = make_bot(dedup=store, max_handlers=1, saturation_wait=0.01)
+    bot = make_bot(dedup=store, max_handlers=1, max_backlog=0)
     gate = asyncio.Event()
     handler = Recorder(gate=gate)
     bot.on_c2c_message(handler)
@@ -315,7 +355,7 @@ async def test_redis_at_a_closed_port_is_an_outage_not_a_failure() -> None:
     await store.aclose()
 
 
-async def test_duplicate_signals_get_an_empty_answer_when_this_process_has_none() -> None:
+async def test_duplicate_signals_get_error_code_1_when_this_process_has_no_answer() -> None:
     store = MemoryDedupStore()
     first, second = make_bot(dedup=store), make_bot(dedup=store)
     first.on_signal_message(Recorder(result="the answer"))
@@ -324,7 +364,13 @@ async def test_duplicate_signals_get_an_empty_answer_when_this_process_has_none(
         answer(await first.dispatch(query(SIGNAL), encode(signal())))[1]["RspData"] == "the answer"
     )
     status, body = answer(await second.dispatch(query(SIGNAL), encode(signal())))
-    assert (status, body) == (200, {**OK, "RspData": ""})
+    # Not ErrorCode 0 with an empty RspData: that would be a made-up success.
+    assert (status, body["ErrorCode"], body["ErrorInfo"], body["RspData"]) == (
+        200,
+        1,
+        "duplicate",
+        "",
+    )
 
 
 def test_the_receiver_works_without_redis_installed() -> None:

@@ -152,6 +152,9 @@ async def test_optional_fields_may_be_absent() -> None:
         (group(AtRobots_Account=None), "AtRobots_Account is not an array of strings"),
         (group(AtRobots_Account="@RBT#001"), "AtRobots_Account is not an array of strings"),
         (group(AtRobots_Account=["@RBT#001", 2]), "AtRobots_Account is not an array of strings"),
+        # A mention of no robot: the event fires because robots were mentioned.
+        (group(AtRobots_Account=[]), "AtRobots_Account is empty"),
+        (group(AtRobots_Account=["@RBT#001", ""]), "AtRobots_Account is empty"),
         (signal(MsgKey=None), "MsgKey is missing"),
         (signal(Data={"ask": 1}), "Data is not a string"),
     ],

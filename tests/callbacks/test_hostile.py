@@ -146,7 +146,10 @@ def _queries(draw: st.DrawFn) -> dict[str, str]:
     return params
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(params=_queries(), body=_bodies())
 async def test_any_body_and_query_get_no_5xx_and_a_handler_only_for_a_valid_event(
     params: dict[str, str], body: bytes

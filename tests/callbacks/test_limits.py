@@ -115,7 +115,7 @@ async def test_the_token_is_in_no_log_line_whatever_happens(
     await bot.dispatch(query(Sign="0" * 64), b"{}")
     await bot.dispatch(query(), b"[")
     await bot.aclose()
-    text = "\n".join(record.getMessage() for record in caplog.records)
+    text = "\n".join(logging.Formatter().format(record) for record in caplog.records)
     assert "REDACTED" in text  # the handler's error, redacted
     assert TOKEN not in text
     assert query()["Sign"] not in text

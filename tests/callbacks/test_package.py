@@ -14,9 +14,11 @@ DOCUMENTED = {
     "DedupStore",
     "Event",
     "GroupMention",
+    "Load",
     "MemoryDedupStore",
     "RedisDedupStore",
     "RobotCallbacks",
+    "SignFilter",
     "SignalMessage",
     "UnknownEvent",
 }
@@ -35,3 +37,10 @@ def test_public_classes_present_themselves_as_the_packages() -> None:
 def test_an_event_pickles_under_its_public_name() -> None:
     event = callbacks.UnknownEvent("X.Y", c2c())
     assert pickle.loads(pickle.dumps(event)) == event
+
+
+def test_the_docstring_shows_add_route_at_the_exact_path_not_a_mount() -> None:
+    doc = callbacks.__doc__ or ""
+    assert 'app.add_route("/tencent/callback", bot, methods=["POST"])' in doc
+    assert "app.mount(" not in doc.replace("``app.mount(...)``", "")
+    assert "307" in doc

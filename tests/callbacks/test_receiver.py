@@ -152,42 +152,7 @@ async def test_the_loop_guard_can_be_turned_off() -> None:
     assert len(handler.events) == 1
 
 
-# --- saturation ------------------------------------------------------------------------
-
-
-async def test_saturated_waits_then_refuses_with_503_and_the_redelivery_is_handled() -> None:
-    bot = make_bot(max_handlers=1, saturation_wait=0.05)
-    gate = asyncio.Event()
-    handler = Recorder(gate=gate)
-    bot.on_c2c_message(handler)
-    assert answer(await bot.dispatch(query(), encode(c2c("first"))))[0] == 200
-    await handler.started.wait()
-    status, body = answer(await bot.dispatch(query(), encode(c2c("second"))))
-    assert (status, body["ErrorCode"]) == (503, 1)
-    assert bot.stats["saturated"] == 1
-    gate.set()
-    await bot.join()
-    # The refused callback's claim was given back: Tencent's redelivery is handled.
-    assert answer(await bot.dispatch(query(), encode(c2c("second"))))[0] == 200
-    await bot.join()
-    assert [event.msg_key for event in handler.events] == ["first", "second"]
-    assert bot.stats["duplicate"] == 0
-
-
-async def test_saturated_callback_takes_the_slot_freed_while_it_waits() -> None:
-    bot = make_bot(max_handlers=1, saturation_wait=1.5)
-    gate = asyncio.Event()
-    handler = Recorder(gate=gate)
-    bot.on_c2c_message(handler)
-    await bot.dispatch(query(), encode(c2c("first")))
-    await handler.started.wait()
-    second = asyncio.create_task(bot.dispatch(query(), encode(c2c("second"))))
-    await until(lambda: len(bot._runs.slots.waiters) == 1)
-    gate.set()
-    assert answer(await second) == (200, OK)
-    await bot.join()
-    assert [event.msg_key for event in handler.events] == ["first", "second"]
-    assert bot.stats["saturated"] == 0
+# --- saturation: the backlog, handler_timeout and the signals' pool are in test_backlog ---
 
 
 # --- signals ---------------------------------------------------------------------------
@@ -268,11 +233,15 @@ async def test_a_handlers_exception_is_logged_redacted_counted_and_never_answere
     await bot.join()
     assert bot.stats["handler_failed"] == 1
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
-    text = record.getMessage()
-    assert "Bot.OnC2CMessage handler failed" in text
+    # A constant message, and the exception itself for error trackers (its stack).
+    assert record.getMessage() == "the Bot.OnC2CMessage handler failed"
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
+    # Any formatter prints the traceback redacted.
+    text = logging.Formatter().format(record)
     assert "Traceback" in text
     assert "RuntimeError: could not call with token REDACTED" in text
-    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+    assert all(TOKEN not in logging.Formatter().format(r) for r in caplog.records)
     # The receiver goes on.
     assert answer(await bot.dispatch(query(), encode(c2c("next"))))[0] == 200
 
@@ -314,19 +283,20 @@ async def test_aclose_cancels_handlers_still_running_after_its_timeout() -> None
     assert bot.stats["handler_cancelled"] == 1
 
 
-async def test_a_callback_waiting_for_a_slot_when_closed_gets_503_and_its_claim_back() -> None:
+async def test_a_signal_waiting_for_a_slot_when_closed_gets_503_and_its_claim_back() -> None:
     store = MemoryDedupStore()
-    bot = make_bot(max_handlers=1, saturation_wait=1.5, dedup=store)
+    bot = make_bot(max_signal_handlers=1, dedup=store)
     gate = asyncio.Event()
-    handler = Recorder(gate=gate)
-    bot.on_c2c_message(handler)
-    await bot.dispatch(query(), encode(c2c("first")))
+    handler = Recorder(gate=gate, result="")
+    bot.on_signal_message(handler)
+    first = asyncio.create_task(bot.dispatch(query(SIGNAL), encode(signal("first"))))
     await handler.started.wait()
-    waiting = asyncio.create_task(bot.dispatch(query(), encode(c2c("second"))))
-    await until(lambda: len(bot._runs.slots.waiters) == 1)
+    waiting = asyncio.create_task(bot.dispatch(query(SIGNAL), encode(signal("second"))))
+    await until(lambda: len(bot._signal_slots.waiters) == 1)
     closing = asyncio.create_task(bot.aclose())
     gate.set()
     assert answer(await waiting)[0] == 503
+    assert answer(await first)[0] == 200
     await closing
     assert len(store) == 1  # only "first" stays claimed
     assert [event.msg_key for event in handler.events] == ["first"]
@@ -345,7 +315,7 @@ async def test_a_handler_that_closes_its_receiver_does_not_wait_for_itself() -> 
 
 
 async def test_a_task_cancelled_before_it_started_gives_its_slot_back() -> None:
-    bot = make_bot(max_handlers=1, saturation_wait=0)
+    bot = make_bot(max_handlers=1, max_backlog=0)
     handler = Recorder()
     bot.on_c2c_message(handler)
     await bot.dispatch(query(), encode(c2c("a")))
@@ -353,7 +323,7 @@ async def test_a_task_cancelled_before_it_started_gives_its_slot_back() -> None:
     task.cancel()  # before the loop ran it once: none of the handler's code runs
     await bot.join()
     assert handler.events == []
-    assert bot._runs.slots.free == 1
+    assert bot.load.running == 0
     assert bot.stats["handler_cancelled"] == 1
     assert answer(await bot.dispatch(query(), encode(c2c("b"))))[0] == 200
 
@@ -392,8 +362,10 @@ async def test_feed_signs_with_the_current_clock_and_waits_for_the_handler() -> 
         ({"clock": 5}, "clock"),
         ({"max_handlers": 0}, "max_handlers"),
         ({"max_handlers": 1.5}, "max_handlers"),
-        ({"saturation_wait": 2}, "saturation_wait"),
-        ({"saturation_wait": -0.1}, "saturation_wait"),
+        ({"max_backlog": -1}, "max_backlog"),
+        ({"handler_timeout": 0}, "handler_timeout"),
+        ({"max_signal_handlers": 0}, "max_signal_handlers"),
+        ({"max_dedup_keys": 0}, "max_keys"),
         ({"dedup": "redis://localhost"}, "dedup"),
         ({"dedup_ttl": 0}, "dedup_ttl"),
         ({"max_body": 0}, "max_body"),

@@ -191,3 +191,37 @@ async def test_without_opentelemetry_callbacks_work(
     assert (await bot.feed(c2c()))[0] == 200
     assert len(handler.events) == 1
     assert otel.spans() == []
+
+
+async def test_the_handlers_own_spans_are_children_of_its_span(otel: OTel) -> None:
+    bot = make_bot()
+
+    @bot.on_c2c_message
+    async def reply(event: C2CMessage) -> None:
+        with trace.get_tracer("an app").start_as_current_span("reply work"):
+            pass
+
+    await bot.feed(c2c())
+    (handler,) = _named(otel, "tencent_chat handle Bot.OnC2CMessage")
+    (work,) = _named(otel, "reply work")
+    assert work.parent.span_id == handler.context.span_id
+    assert work.end_time <= handler.end_time
+
+
+async def test_a_queued_handlers_span_is_under_its_own_callbacks_span(otel: OTel) -> None:
+    import asyncio
+
+    bot = make_bot(max_handlers=1)
+    gate = asyncio.Event()
+    bot.on_c2c_message(Recorder(gate=gate))
+    await bot.dispatch(query(), encode(c2c("first")))
+    await bot.dispatch(query(), encode(c2c("queued")))
+    gate.set()
+    await bot.join()
+    callbacks = sorted(
+        _named(otel, "tencent_chat callback Bot.OnC2CMessage"), key=lambda span: span.start_time
+    )
+    handlers = sorted(
+        _named(otel, "tencent_chat handle Bot.OnC2CMessage"), key=lambda span: span.start_time
+    )
+    assert [h.parent.span_id for h in handlers] == [c.context.span_id for c in callbacks]

@@ -153,7 +153,7 @@ def _mutate(lines: list[bytes], kind: str, at: int, byte: int) -> list[bytes]:
 @settings(
     max_examples=25,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
 def test_any_single_edited_dropped_duplicated_or_reordered_line_refuses_or_ends_as_planned(

@@ -401,8 +401,8 @@ async def test_a_sendmsg_to_a_user_or_a_repeat_fires_nothing(fake: FakeTencentCh
     fake.create_user(USER)
     async with fake.client() as chat:
         await chat.send_c2c_message(ROBOT, USER, "to a user")
-        await chat.send_c2c_message(USER, ROBOT, "first", random=5)
-        await chat.send_c2c_message(USER, ROBOT, "first", random=5)  # a repeat: dropped
+        await chat.send_c2c_message(USER, ROBOT, "first", random=5, msg_seq=9)
+        await chat.send_c2c_message(USER, ROBOT, "first", random=5, msg_seq=9)  # a repeat: dropped
         with anyio.fail_after(5):
             await fake.wait_deliveries()
     assert [seen.body["MsgBody"][0]["MsgContent"]["Text"] for seen in receiver.seen] == ["first"]

@@ -17,7 +17,8 @@ from .._redact import redact
 from ._verify import Refusal
 
 if TYPE_CHECKING:
-    from ._receiver import Answer, RobotCallbacks
+    from ._answers import Answer
+    from ._receiver import RobotCallbacks
 
 __all__ = ["serve"]
 

@@ -17,6 +17,7 @@ import anyio
 
 from .._config import require_number
 from .._exceptions import ValidationError
+from .._logs import logger
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["DedupStore", "MemoryDedupStore", "RedisDedupStore"]
 
 DEFAULT_PREFIX = "tencent-chat-robots"
+DEFAULT_MAX_CONNECTIONS = 50
 
 
 @runtime_checkable
@@ -44,9 +46,13 @@ class MemoryDedupStore:
 
     Past ``max_keys`` the oldest claim is evicted (with one TTL for all, the least
     recently claimed is also the first to expire), so memory stays bounded under any
-    load; every operation is O(1). ``clock`` (monotonic seconds) is injectable for tests.
-    One process only: a fleet of workers behind a load balancer needs
-    :class:`RedisDedupStore`.
+    load; every operation is O(1). A claim evicted before its TTL ran out is counted in
+    ``evicted_early`` (the receiver's ``stats["dedup_evicted_early"]``), with one warning:
+    a redelivery of that event would be handled again. To keep every claim its whole
+    TTL, ``max_keys`` must be at least the peak callback rate times the TTL: 500
+    callbacks/s for the default 600 s is 300,000 keys (about 200 bytes each, so 60 MB).
+    ``clock`` (monotonic seconds) is injectable for tests. One process only: a fleet of
+    workers behind a load balancer needs :class:`RedisDedupStore`.
     """
 
     def __init__(self, max_keys: int = 100_000, *, clock: Callable[[], float] = time.monotonic):
@@ -55,6 +61,7 @@ class MemoryDedupStore:
             raise ValidationError(f"clock must be callable, got {clock!r}")
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()  # oldest claim first
+        self.evicted_early = 0
 
     def __repr__(self) -> str:
         return f"MemoryDedupStore(max_keys={self.max_keys}, held={len(self._expiry)})"
@@ -76,7 +83,19 @@ class MemoryDedupStore:
             if expires > now and len(self._expiry) <= self.max_keys:
                 break
             del self._expiry[oldest]
+            if expires > now:
+                self._evicted_early()
         return True
+
+    def _evicted_early(self) -> None:
+        self.evicted_early += 1
+        if self.evicted_early == 1:
+            logger.warning(
+                "MemoryDedupStore(max_keys=%d) is full: claims are evicted before their TTL,"
+                " so a redelivery of such an event is handled again; give max_keys the peak"
+                " callback rate times the TTL (500/s for 600 s: 300,000)",
+                self.max_keys,
+            )
 
     async def release(self, key: str) -> None:
         self._expiry.pop(key, None)
@@ -86,10 +105,13 @@ class RedisDedupStore:
     """A store shared by every worker through Redis: ``SET key 1 NX PX ttl``.
 
     ``client`` is a ``redis.asyncio.Redis`` (not closed by :meth:`aclose`) or a URL
-    (``redis://host:port/db``; its own client, made with ``redis_options``, closed by
-    :meth:`aclose`). Each call gives
-    up after ``timeout`` seconds; the receiver then handles the event anyway and counts
-    ``dedup_unavailable``. Keys are ``{prefix}:callback:{sdkappid}:{kind}:{key}``.
+    (``redis://host:port/db``): then its own client, made with ``redis_options`` over a
+    ``BlockingConnectionPool`` of ``max_connections`` (default 50), where a call beyond
+    them waits (up to ``timeout``) for a connection instead of failing as redis-py's
+    default pool does past its size; closed by :meth:`aclose`. A receiver never has more
+    than 50 store calls in flight anyway. Each call gives up after ``timeout`` seconds;
+    the receiver then handles the event anyway and counts ``dedup_unavailable``. Keys
+    are ``{prefix}:callback:{sdkappid}:{kind}:{key}``.
     """
 
     def __init__(
@@ -98,6 +120,7 @@ class RedisDedupStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         timeout: float = 0.25,
+        max_connections: int | None = None,
         **redis_options: Any,
     ) -> None:
         self.timeout = require_number("timeout", timeout, minimum=0.001, maximum=2)
@@ -106,17 +129,26 @@ class RedisDedupStore:
         self.prefix = prefix
         self._owns_client = isinstance(client, str)
         if isinstance(client, str):
+            size = require_number(
+                "max_connections",
+                DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
+                minimum=1,
+                integer=True,
+            )
             try:  # imported here: the receiver works without the redis extra
-                from redis.asyncio import Redis
+                from redis.asyncio import BlockingConnectionPool, Redis
             except ImportError as err:  # pragma: no cover - depends on the environment
                 raise ImportError(
                     "RedisDedupStore needs redis-py: pip install 'tencent-chat-robots[redis]'"
                 ) from err
             redis_options.setdefault("socket_timeout", self.timeout)
             redis_options.setdefault("socket_connect_timeout", self.timeout)
-            client = Redis.from_url(client, **redis_options)
-        elif redis_options:
-            raise ValidationError("redis options go with a URL, not with a client")
+            pool = BlockingConnectionPool.from_url(
+                client, max_connections=size, timeout=self.timeout, **redis_options
+            )
+            client = Redis.from_pool(pool)  # the client closes the pool
+        elif redis_options or max_connections is not None:
+            raise ValidationError("redis options and max_connections go with a URL, not a client")
         elif not callable(getattr(client, "set", None)):
             raise ValidationError(f"client must be a redis.asyncio.Redis or a URL, got {client!r}")
         self.client = client

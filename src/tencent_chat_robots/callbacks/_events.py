@@ -4,7 +4,9 @@ Required (a missing or empty one refuses the callback with 400), because the
 de-duplication key or the loop guard needs them:
 
 - ``Bot.OnC2CMessage``: ``From_Account``, ``To_Account``, ``MsgKey``;
-- ``Bot.OnGroupMessage``: ``GroupId``, ``From_Account``, ``MsgSeq``, ``AtRobots_Account``;
+- ``Bot.OnGroupMessage``: ``GroupId``, ``From_Account``, ``MsgSeq``, ``AtRobots_Account``
+  (at least one robot, none empty: the event fires because robots were mentioned, so
+  an empty list is a malformed event, not one to acknowledge and hand to a handler);
 - ``Chatbot.OnC2CSignalMessage``: ``From_Account``, ``To_Account``, ``MsgKey``.
 
 Every other documented field is optional (``None``, or ``""`` for ``CloudCustomData``
@@ -179,10 +181,12 @@ class _Fields:
             raise BadEvent(f"{name} is out of range")
         return _EPOCH + dt.timedelta(milliseconds=value * 1000 // per_second)
 
-    def texts(self, name: str) -> tuple[str, ...]:
+    def required_texts(self, name: str) -> tuple[str, ...]:
         value = self.body.get(name)
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise BadEvent(f"{name} is not an array of strings")
+        if not value or not all(value):
+            raise BadEvent(f"{name} is empty or names an empty account")
         return tuple(value)
 
     def elements(self) -> Elements:
@@ -230,7 +234,7 @@ def parse_event(command: str, body: Mapping[str, Any], query: Mapping[str, str])
             msg_seq=fields.required_integer("MsgSeq"),
             msg_time=fields.time("MsgTime", per_second=1),
             online_only=bool(fields.integer("OnlineOnlyFlag")),
-            robots=fields.texts("AtRobots_Account"),
+            robots=fields.required_texts("AtRobots_Account"),
             cloud_custom_data=fields.text("CloudCustomData") or "",
             topic_id=fields.text("TopicId"),
             event_time=fields.time("EventTime", per_second=1000),

@@ -1,4 +1,5 @@
-"""Bounds of a receiver: handler slots waited for with a time limit, and quiet logs."""
+"""Bounds of a receiver: slots waited for with a time limit (the signals' handlers, the
+store's calls), and quiet logs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ __all__ = ["LogLimiter", "Slots"]
 
 
 class Slots:
-    """At most ``size`` handlers at once; a caller waits for a slot, first come first served.
+    """At most ``size`` at once; a caller waits for a slot, first come first served.
 
     A slot handed to a waiter that gave up meanwhile (timed out, or cancelled) is passed
     on, so none leaks whatever the race.

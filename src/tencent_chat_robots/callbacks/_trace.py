@@ -143,7 +143,8 @@ class CallbackTrace:
 
 
 class HandlerTrace:
-    """A handler's run: a child span of the callback's (through the task's context)."""
+    """A handler's run: a child span of the callback's (through the task's context),
+    current while the handler runs."""
 
     __slots__ = ("command", "robot", "span", "started", "telemetry")
 
@@ -170,9 +171,20 @@ class HandlerTrace:
         except Exception:
             _failed("starting a handler's span")
 
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        """Make the handler's span current: the handler's own spans are its children."""
+        if self.span is None:
+            yield
+            return
+        with trace.use_span(
+            self.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
+            yield
+
     def end(self, outcome: str, error: BaseException | None = None) -> None:
         """End the span with ``outcome`` (ok, error, timeout, cancelled); measure the run."""
-        if self.telemetry is None:
+        if self.telemetry is None or not self.started:
             return
         try:
             measured = {COMMAND: self.command, HANDLER_OUTCOME: outcome}
