@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import selectors
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 import pytest
+from tests._virtual_time import VirtualClockLoop, run_virtual
 
 from tencent_chat_robots import TencentChat
 from tencent_chat_robots.testing import FakeTencentChat, callback_sign
@@ -278,39 +278,8 @@ async def test_a_url_that_refuses_connections(fake: FakeTencentChat) -> None:
 # --- time: the 2 s limit, retries, delay (on an event loop whose clock jumps) ---
 
 
-class _JumpingSelector(selectors.DefaultSelector):
-    def __init__(self, loop: _VirtualLoop) -> None:
-        super().__init__()
-        self._loop = loop
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        ready = super().select(0)
-        if not ready and timeout is not None and timeout > 0:
-            self._loop.now += timeout
-        return ready
-
-
-class _VirtualLoop(asyncio.SelectorEventLoop):
-    """Whenever it would wait for a timer, the clock jumps to it: no real waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        super().__init__(selector=_JumpingSelector(self))
-
-    def time(self) -> float:
-        return self.now
-
-
-def run_virtual(main: Callable[[_VirtualLoop], Awaitable[T]]) -> T:
-    loop = _VirtualLoop()
-    try:
-        return loop.run_until_complete(main(loop))
-    finally:
-        loop.close()
-
-
 def test_an_answer_later_than_2_s_is_a_failed_callback() -> None:
-    async def main(loop: _VirtualLoop) -> None:
+    async def main(loop: VirtualClockLoop) -> None:
         async with FakeTencentChat() as fake:
             fake.create_robot(ROBOT)
             fake.set_callback(Receiver(hang=True))
@@ -324,7 +293,7 @@ def test_an_answer_later_than_2_s_is_a_failed_callback() -> None:
 
 
 def test_retry_on_timeout_redelivers_the_same_message() -> None:
-    async def main(loop: _VirtualLoop) -> None:
+    async def main(loop: VirtualClockLoop) -> None:
         async with FakeTencentChat() as fake:
             fake.create_robot(ROBOT)
             receiver = Receiver(hang=True)
@@ -345,7 +314,7 @@ def test_retry_on_timeout_redelivers_the_same_message() -> None:
 
 
 def test_delay_delivers_late() -> None:
-    async def main(loop: _VirtualLoop) -> None:
+    async def main(loop: VirtualClockLoop) -> None:
         async with FakeTencentChat(wall_clock=lambda: WALL + loop.time()) as fake:
             fake.create_robot(ROBOT)
             receiver = Receiver()
