@@ -56,7 +56,15 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark, then the README's performance table (``-- --quick``: smoke run)."""
     session.install(".[bench,redis]", *_group("bench"))
-    scripts = ("limit_accuracy", "overhead", "scale", "priority", "bulk", "multiprocess_limit")
+    scripts = (
+        "limit_accuracy",
+        "overhead",
+        "scale",
+        "priority",
+        "bulk",
+        "multiprocess_limit",
+        "callbacks",
+    )
     for script in (*scripts, "user_bench"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
     if "--quick" not in session.posargs:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -14,6 +16,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -22,10 +25,12 @@ from typing import Any
 from tencent_chat_robots import Call, Endpoint, generate_usersig
 from tencent_chat_robots._endpoints import BY_PATH
 from tencent_chat_robots._models import converter
+from tencent_chat_robots.cli._bench import ENDPOINTS as BENCH_NAMES
 from tencent_chat_robots.cli._bench import Workload
 
 __all__ = [
     "ADMIN",
+    "LOADED",
     "RESULTS",
     "SDKAPPID",
     "SECRET_KEY",
@@ -52,14 +57,19 @@ STABLE_ROBOTS = tuple(f"@RBT#stable{i:02d}" for i in range(10))
 CHURN_ROBOTS = tuple(f"@RBT#churn{i:02d}" for i in range(10))
 
 
+# Every API ``bench`` loads: all but the two that change a message sent before.
+LOADED = tuple(path for path in Endpoint.ALL if BY_PATH[path].method in BENCH_NAMES)
+
+
 def every_endpoint(calls: int) -> dict[str, Workload]:
-    """Per API path, a workload of ``calls`` calls; all of them valid on one fake in any order."""
+    """Per API path (of ``LOADED``), a workload of ``calls`` calls; all of them valid on
+    one fake in any order."""
     churn = (Endpoint.CREATE_ROBOT, Endpoint.DELETE_ROBOT)
     return {
         path: Workload.generated(
             BY_PATH[path].method, calls, CHURN_ROBOTS if path in churn else STABLE_ROBOTS
         )
-        for path in Endpoint.ALL
+        for path in LOADED
     }
 
 
@@ -102,8 +112,20 @@ def _serve_fake(conn: Connection, options: dict[str, Any], workloads: list[Workl
                 elif command == "reset":
                     fake.reset_calls()
                     conn.send("reset")
+                elif isinstance(command, tuple) and command[0] == "call":
+                    try:
+                        conn.send(("ok", await _call(fake, command[1], command[2])))
+                    except Exception:
+                        conn.send(("error", traceback.format_exc()))
 
     asyncio.run(main())
+
+
+async def _call(fake: Any, target: str, kwargs: dict[str, Any]) -> Any:
+    """``module:function``'s ``function(fake, **kwargs)``, awaited if it is a coroutine."""
+    module, _, name = target.partition(":")
+    result = getattr(importlib.import_module(module), name)(fake, **kwargs)
+    return await result if inspect.isawaitable(result) else result
 
 
 class FakeProcess:
@@ -147,6 +169,17 @@ class FakeProcess:
     def reset(self) -> None:
         self._conn.send("reset")
         self._conn.recv()
+
+    def call(self, target: str, **kwargs: Any) -> Any:
+        """Run ``function(fake, **kwargs)`` (``target`` is ``"module:function"``, a module
+        the fake's process can import, e.g. one of ``benchmarks/``) in the fake's process
+        and event loop, awaited if it is a coroutine, while the fake keeps serving; its
+        (picklable) result. RuntimeError, with the traceback, if it raised."""
+        self._conn.send(("call", target, kwargs))
+        status, result = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"{target} failed in the fake's process:\n{result}")
+        return result
 
     def signed_url(self, endpoint: str) -> str:
         """The endpoint's URL for raw clients, signed; append the ``random`` number."""

@@ -29,8 +29,8 @@ import aiohttp
 import aiolimiter
 import httpx
 
-from _harness import FakeProcess, every_endpoint, quick_flag, raw_body, write_result
-from tencent_chat_robots import Call, Endpoint, TencentChatError
+from _harness import LOADED, FakeProcess, every_endpoint, quick_flag, raw_body, write_result
+from tencent_chat_robots import Call, TencentChatError
 from tencent_chat_robots._endpoints import BY_PATH
 from tencent_chat_robots.testing import max_in_window
 
@@ -52,7 +52,7 @@ async def _sdk(fake: FakeProcess, calls: Calls, sends: dict[str, list[float]]) -
             with contextlib.suppress(TencentChatError):  # counted at the server
                 await chat.call(call)
 
-        await asyncio.gather(*(one(call) for e in Endpoint.ALL for call in calls[e]))
+        await asyncio.gather(*(one(call) for e in LOADED for call in calls[e]))
 
 
 async def _raw(
@@ -62,7 +62,7 @@ async def _raw(
     library: str,
     limiter_for: Callable[[], Any] | None,
 ) -> None:
-    limits = {e: limiter_for() for e in Endpoint.ALL} if limiter_for else {}
+    limits = {e: limiter_for() for e in LOADED} if limiter_for else {}
     # httpx's pool slows down quadratically with thousands of queued requests, so the
     # raw clients bound what is in flight, as a careful user would.
     in_flight = asyncio.Semaphore(RAW_IN_FLIGHT)
@@ -77,7 +77,7 @@ async def _raw(
                 await post(f"{url}{random.getrandbits(32)}", json.dumps(body).encode())
 
         await asyncio.gather(
-            *(one(e, fake.signed_url(e), raw_body(call)) for e in Endpoint.ALL for call in calls[e])
+            *(one(e, fake.signed_url(e), raw_body(call)) for e in LOADED for call in calls[e])
         )
 
 
@@ -106,7 +106,7 @@ def _summary(
     sends: dict[str, list[float]], stats: dict[str, dict[str, list[Any]]]
 ) -> dict[str, Any]:
     rows = {}
-    for endpoint in Endpoint.ALL:
+    for endpoint in LOADED:
         arrivals = stats[endpoint]["arrivals"]
         codes = stats[endpoint]["codes"]
         span = (max(arrivals) - min(arrivals)) if len(arrivals) > 1 else 0.0
@@ -157,7 +157,7 @@ def main() -> None:
                 fake.reset()
                 if not quick_flag():  # let the server's one-second windows drain
                     time.sleep(1.1)
-                sends: dict[str, list[float]] = {e: [] for e in Endpoint.ALL}
+                sends: dict[str, list[float]] = {e: [] for e in LOADED}
                 began = time.perf_counter()
                 asyncio.run(client(fake, made, sends))
                 result = _summary(sends, fake.stats())

@@ -2,9 +2,10 @@
 
 The table sits between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers
 in README.md; the priority benchmark's table between ``<!-- priority:start -->`` and
-``<!-- priority:end -->`` (in the section "Web services and bulk jobs together"), and the
-bulk runner's between ``<!-- bulk:start -->`` and ``<!-- bulk:end -->``; without their
-markers, each joins the others. Everything else in the README is left alone. Each
+``<!-- priority:end -->`` (in the section "Web services and bulk jobs together"), the
+bulk runner's between ``<!-- bulk:start -->`` and ``<!-- bulk:end -->``, and the robot
+callbacks' between ``<!-- callbacks:start -->`` and ``<!-- callbacks:end -->``; without
+their markers, each joins the others. Everything else in the README is left alone. Each
 result file carries a ``summary`` (or, for limit accuracy, its ``runs``) and the machine
 it was measured on.
 
@@ -24,6 +25,7 @@ README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 PRIORITY_START, PRIORITY_END = "<!-- priority:start -->", "<!-- priority:end -->"
 BULK_START, BULK_END = "<!-- bulk:start -->", "<!-- bulk:end -->"
+CALLBACKS_START, CALLBACKS_END = "<!-- callbacks:start -->", "<!-- callbacks:end -->"
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -92,6 +94,20 @@ def _bulk_rows(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _callbacks_rows(data: dict[str, Any]) -> list[str]:
+    """The robot callback receiver's measures (medians), with the issue's targets."""
+    rows = ["| measure | measured | target | met? |", "| --- | ---: | ---: | --- |"]
+    for row in data.get("table", []):
+        met = row.get("met")
+        shown = "" if met is None else ("met" if met else "**missed**")
+        rows.append(f"| {row['measure']} | {row['measured']} | {row['target']} | {shown} |")
+    workload = data.get("summary", {}).get("workload")
+    if workload:
+        repeats = data.get("settings", {}).get("repeats")
+        rows += ["", f"Workload: {workload}; medians of {repeats} runs (pass/fail: every run)."]
+    return rows
+
+
 SECTIONS = (
     ("limit_accuracy", "Limit accuracy: every endpoint saturated at once", _limit_rows),
     ("overhead", "Overhead against raw HTTP clients (limiter off)", _summary_rows),
@@ -103,6 +119,7 @@ SECTIONS = (
 
 PRIORITY_SECTION = ("priority", "Web services and bulk jobs together", _priority_rows)
 BULK_SECTION = ("bulk", "Bulk runs: chat.bulk() against gather", _bulk_rows)
+CALLBACKS_SECTION = ("callbacks", "Robot callbacks: the receiver under load", _callbacks_rows)
 
 
 def _measured_on(machine: dict[str, Any]) -> str:
@@ -112,14 +129,18 @@ def _measured_on(machine: dict[str, Any]) -> str:
     )
 
 
-def render(*, with_priority: bool = False, with_bulk: bool = False) -> str:
-    """The markdown between the bench markers (the priority and bulk tables too if asked)."""
+def render(
+    *, with_priority: bool = False, with_bulk: bool = False, with_callbacks: bool = False
+) -> str:
+    """The markdown between the bench markers (the priority, bulk and callbacks tables
+    too if asked)."""
     parts: list[str] = []
     machine: dict[str, Any] | None = None
     sections = (
         SECTIONS
         + ((PRIORITY_SECTION,) if with_priority else ())
         + ((BULK_SECTION,) if with_bulk else ())
+        + ((CALLBACKS_SECTION,) if with_callbacks else ())
     )
     for name, title, rows in sections:
         data = _load(name)
@@ -159,6 +180,15 @@ def render_bulk() -> str:
     return _render_block("bulk", intro, _bulk_rows)
 
 
+def render_callbacks() -> str:
+    """The markdown between the callbacks markers: the receiver's measures and targets."""
+    intro = (
+        "Measured by `benchmarks/callbacks.py`: `RobotCallbacks` under uvicorn, the fake "
+        "server and the echo bot each in a process of their own:"
+    )
+    return _render_block("callbacks", intro, _callbacks_rows)
+
+
 def _between(text: str, start: str, end: str, body: str) -> str:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
@@ -172,12 +202,19 @@ def main() -> int:
         return 1
     own_markers = PRIORITY_START in text and PRIORITY_END in text
     bulk_markers = BULK_START in text and BULK_END in text
-    body = render(with_priority=not own_markers, with_bulk=not bulk_markers)
+    callbacks_markers = CALLBACKS_START in text and CALLBACKS_END in text
+    body = render(
+        with_priority=not own_markers,
+        with_bulk=not bulk_markers,
+        with_callbacks=not callbacks_markers,
+    )
     text = _between(text, START, END, body)
     if own_markers:
         text = _between(text, PRIORITY_START, PRIORITY_END, render_priority())
     if bulk_markers:
         text = _between(text, BULK_START, BULK_END, render_bulk())
+    if callbacks_markers:
+        text = _between(text, CALLBACKS_START, CALLBACKS_END, render_callbacks())
     README.write_text(text, encoding="utf-8")
     print("README.md performance table updated")
     return 0
