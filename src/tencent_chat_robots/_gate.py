@@ -3,8 +3,10 @@
 Per endpoint, one :class:`Gate` owns the in-flight slot (``_waiters.InFlightSlots``),
 the rate permit (the limiter, adapted to the full protocol once, at construction), the
 early refusal when the permit would come after ``max_wait``, and the pause after the
-server refused a call for frequency. Both waits happen in the call's priority class and
-within its ``max_wait``, and neither counts towards the request's timeout.
+server refused a call for frequency. A call paced by a second key as well (a group's
+40 messages a second) first takes that key's turn and permit (see :class:`Gate`). All
+waits happen in the call's priority class and within its ``max_wait``, and none counts
+towards the request's timeout.
 """
 
 from __future__ import annotations
