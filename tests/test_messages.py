@@ -533,3 +533,210 @@ def test_a_forked_worker_numbers_its_messages_apart_from_its_parent() -> None:
     from_parent = Call.send_group_message("@TGS#1", "x").body.random  # type: ignore[attr-defined]
     # Without a new start the child would have used the very number the parent uses next.
     assert abs(from_child - from_parent) > 1000
+
+
+# -- each rule at its edges, each option of each call (mutation survivors) -----------------
+
+
+async def test_every_group_option_goes_out_under_its_documented_name(make_chat: Any) -> None:
+    transport = ScriptedTransport(GROUP_SENT)
+    async with make_chat(transport) as chat:
+        await chat.send_group_message(
+            "@TGS#1",
+            "hi",
+            from_account="@RBT#001",
+            random=0,
+            online_only=True,
+            msg_priority="Lowest",
+            cloud_custom_data="cc",
+            forbid_callbacks=["ForbidAfterSendMsgCallback"],
+            send_control=["NoLastMsg"],
+            offline_push={"PushFlag": 1},
+        )
+    body = transport.sent[0].body
+    assert body == {
+        "GroupId": "@TGS#1",
+        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}],
+        "Random": 0,
+        "From_Account": "@RBT#001",
+        "MsgPriority": "Lowest",
+        "OnlineOnlyFlag": 1,
+        "ForbidCallbackControl": ["ForbidAfterSendMsgCallback"],
+        "SendMsgControl": ["NoLastMsg"],
+        "CloudCustomData": "cc",
+        "OfflinePushInfo": {"PushFlag": 1},
+    }
+    assert type(body["OnlineOnlyFlag"]) is int  # the page's Integer, not a JSON true
+
+
+@pytest.mark.parametrize("online_only", [False, None])
+def test_a_message_for_everyone_carries_no_online_only_flag(online_only: Any) -> None:
+    call = Call.send_group_message("@TGS#1", "hi", online_only=online_only)
+    assert call.body.online_only is None  # type: ignore[attr-defined]
+    assert "online_only" not in dict(call.arguments)
+    # Made by hand, with the argument as given.
+    made = Call(
+        "send_group_message", (("group_id", "g"), ("body", "x"), ("online_only", online_only))
+    )
+    assert made.body.online_only is None  # type: ignore[attr-defined]
+    flagged = Call("send_group_message", (("group_id", "g"), ("body", "x"), ("online_only", True)))
+    assert flagged.body.online_only == 1  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="online_only must be True or False, got 2"):
+        Call("send_group_message", (("group_id", "g"), ("body", "x"), ("online_only", 2)))
+
+
+def test_a_call_names_only_the_options_given() -> None:
+    call = Call.send_group_message("@TGS#1", "hi", random=7)
+    assert call.key() == [
+        "send_group_message",
+        "@TGS#1",
+        [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}],
+        ["random", 7],
+    ]
+    assert Call.modify_c2c_message("@RBT#1", "u", "k", cloud_custom_data="c").key() == [
+        "modify_c2c_message",
+        "@RBT#1",
+        "u",
+        "k",
+        ["cloud_custom_data", "c"],
+    ]
+
+
+async def test_modifications_carry_what_they_replace(make_chat: Any) -> None:
+    transport = ScriptedTransport(OK)
+    async with make_chat(transport) as chat:
+        await chat.modify_c2c_message("@RBT#001", "user1", "k1", cloud_custom_data="cc")
+        await chat.modify_group_message("@TGS#1", 0, body="new")
+    assert transport.sent[0].body == {
+        "From_Account": "@RBT#001",
+        "To_Account": "user1",
+        "MsgKey": "k1",
+        "CloudCustomData": "cc",
+    }
+    assert transport.sent[1].body == {
+        "GroupId": "@TGS#1",
+        "MsgSeq": 0,
+        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "new"}}],
+    }
+
+
+@pytest.mark.parametrize("number", [0, 2**32 - 1])
+def test_the_uint32_fields_take_their_whole_range(number: int) -> None:
+    assert (
+        Call.send_c2c_message("@RBT#1", "u", "x", random=number, msg_seq=number).body.random
+        == number
+    )  # type: ignore[attr-defined]
+    assert Call.modify_group_message("@TGS#1", number, body="x").body.msg_seq == number  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("number", [-1, 2**32, True, 1.0])
+def test_a_group_message_number_outside_uint32_is_refused_by_name(number: Any) -> None:
+    with pytest.raises(
+        ValidationError, match=r"MsgSeq \(msg_seq\) must be an integer 0 to 4294967295"
+    ):
+        Call.modify_group_message("@TGS#1", number, body="x")
+
+
+@pytest.mark.parametrize("seconds", [0, 253_402_300_799])
+async def test_a_server_time_anywhere_a_datetime_holds_is_read(
+    make_chat: Any, seconds: int
+) -> None:
+    async with make_chat(ScriptedTransport({**SENT, "MsgTime": seconds})) as chat:
+        sent = await chat.send_c2c_message("@RBT#001", "user1", "hi")
+    assert sent.msg_time == datetime.fromtimestamp(seconds, timezone.utc)
+
+
+async def test_an_answer_time_past_the_year_9999_names_the_field(make_chat: Any) -> None:
+    async with make_chat(ScriptedTransport({**SENT, "MsgTime": 253_402_300_800})) as chat:
+        with pytest.raises(BadResponseError) as raised:
+            await chat.send_c2c_message("@RBT#001", "user1", "hi")
+    assert "msg_time 253402300800 is no time" in repr(raised.value.__cause__.exceptions)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"send_control": "NoUnread"},
+            r"SendMsgControl \(send_control\) must be a list of words, not str",
+        ),
+        ({"send_control": 5}, r"SendMsgControl \(send_control\) must be a list of words, not int"),
+        (
+            {"send_control": ["NoUnread", "Loud"]},
+            r"\(send_control\): 'Loud' is not one of NoLastMsg, NoUnread, WithMuteNotifications",
+        ),
+        (
+            {"sync_other_machine": 0},
+            r"SyncOtherMachine \(sync_other_machine\) must be 1 \(sync\) or 2",
+        ),
+        ({"sync_other_machine": 1.0}, r"SyncOtherMachine \(sync_other_machine\) must be 1"),
+        (
+            {"offline_push": ["PushFlag"]},
+            r"OfflinePushInfo \(offline_push\) must be an object, not list",
+        ),
+        ({"cloud_custom_data": "x" * 12289}, "12 KB"),
+    ],
+)
+def test_a_rule_broken_is_said_in_the_fields_words(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Call.send_c2c_message("@RBT#1", "u", "x", **options)
+
+
+def test_a_sync_of_1_and_2_are_both_allowed() -> None:
+    for value in (1, 2):
+        assert (
+            Call.send_c2c_message(
+                "@RBT#1", "u", "x", sync_other_machine=value
+            ).body.sync_other_machine
+            == value
+        )  # type: ignore[attr-defined]
+
+
+def test_a_group_priority_outside_the_four_words_lists_them() -> None:
+    with pytest.raises(
+        ValidationError, match="must be one of High, Low, Lowest, Normal, got 'Urgent'"
+    ):
+        Call.send_group_message("@TGS#1", "x", msg_priority="Urgent")
+
+
+def test_an_empty_sender_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError, match=r"From_Account \(from_account\) must not be empty"):
+        Call.send_group_message("@TGS#1", "x", from_account="")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: Call.modify_c2c_message("@RBT#1", "u", "k", cloud_custom_data="x" * 12289),
+        lambda: Call.modify_c2c_message("@RBT#1", "u", "k", body="x" * 12289),
+        lambda: Call.modify_group_message("@TGS#1", 1, body="x" * 12289),
+        lambda: Call.modify_group_message("@TGS#1", 1, cloud_custom_data="x" * 12289),
+    ],
+)
+def test_a_modification_is_held_to_12_kb_too(call: Any) -> None:
+    with pytest.raises(ValidationError, match="12 KB"):
+        call()
+
+
+def test_a_modification_of_nothing_says_what_to_give() -> None:
+    with pytest.raises(
+        ValidationError, match=r"^a modification replaces the body or the custom data: give one$"
+    ):
+        Call.modify_group_message("@TGS#1", 1)
+
+
+def test_a_group_key_whose_window_still_binds_is_not_dropped_once_its_pacing_has_passed() -> None:
+    # Paced starts leave the GCRA schedule behind within 1/38 s, while the window still
+    # holds 38 starts of the last second: the key must not look idle then.
+    async def main(loop: Any) -> float:
+        limiter = RateLimiter(190)
+        for _ in range(38):
+            await limiter.acquire("group_messages/busy")
+        await asyncio.sleep(0.03)
+        for i in range(3000):
+            await limiter.acquire(f"group_messages/g{i}")
+        started = loop.time()
+        await limiter.acquire("group_messages/busy")
+        return loop.time() - started
+
+    assert run_virtual(main) > 0
