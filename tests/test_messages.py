@@ -23,6 +23,7 @@ from tencent_chat_robots import (
     MessageRejectedError,
     NotFoundError,
     PermissionDeniedError,
+    QueueTimeoutError,
     RateLimiter,
     RateLimitError,
     SentGroupMessage,
@@ -740,3 +741,34 @@ def test_a_group_key_whose_window_still_binds_is_not_dropped_once_its_pacing_has
         return loop.time() - started
 
     assert run_virtual(main) > 0
+
+
+def test_cancelled_and_timed_out_waiters_leave_a_groups_turns_whole() -> None:
+    async def main(loop: Any) -> tuple[int, int, int, int]:
+        chat = TencentChat(
+            SDKAPPID,
+            SECRET_KEY,
+            admin=ADMIN,
+            base_url=BASE_URL,
+            transport=ScriptedTransport(GROUP_SENT),
+        )
+        async with chat:
+            tasks = [asyncio.create_task(chat.send_group_message("g", f"m{i}")) for i in range(80)]
+            hurried = chat.with_options(max_wait=0.05)
+            late = [asyncio.create_task(hurried.send_group_message("g", "late")) for _ in range(5)]
+            await asyncio.sleep(0.5)
+            for task in tasks[40:60]:  # waiting for the group's turn or its permit
+                task.cancel()
+            results = await asyncio.gather(*tasks, *late, return_exceptions=True)
+            gate = chat._sender._gates["group_open_http_svc/send_group_msg"]
+            turns_left = len(gate._turns._keys)
+        sent = sum(1 for r in results if isinstance(r, SentGroupMessage))
+        cancelled = sum(1 for r in results if isinstance(r, asyncio.CancelledError))
+        timed_out = sum(1 for r in results if isinstance(r, QueueTimeoutError))
+        return sent, cancelled, timed_out, turns_left
+
+    sent, cancelled, timed_out, turns_left = run_virtual(main)
+    assert cancelled == 20
+    assert timed_out == 5
+    assert sent == 60  # every other one went, in its turn; the five hurried ones timed out
+    assert turns_left == 0  # no turn held or wanted is left behind
