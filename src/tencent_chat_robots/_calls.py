@@ -328,12 +328,17 @@ class Call(Generic[T]):
         return call
 
 
+# The options that are lists of words: empty is the same as not given.
+_WORD_LISTS = frozenset({"forbid_callbacks", "send_control"})
+
+
 def _given(*pairs: tuple[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """The arguments given: ``None`` and empty option lists are left out of a call."""
+    """The arguments given: ``None`` and empty word lists are left out of a call (any
+    other value, an empty one included, is the model's to judge)."""
     return tuple(
         (name, value)
         for name, value in pairs
-        if value is not None and not (isinstance(value, (list, tuple)) and not value)
+        if value is not None and not (name in _WORD_LISTS and value in ((), []))
     )
 
 
