@@ -407,6 +407,9 @@ def test_one_group_gets_at_most_its_pace_while_the_api_serves_other_groups() -> 
     assert len(sends["hot"]) == 150
     assert max_in_window(sends["hot"]) <= 39  # 38 paced, and one in flight at most
     assert max_in_window(sends["*"]) <= 190
+    # The other groups are not held up by the hot one's turns: all 1,050 messages go
+    # at about the API's pace.
+    assert sends["*"][-1] - sends["*"][0] < 1050 / 190 + 1
     # Not throttled below the pace: 150 sends at 38/s take about 4 s, not much more.
     assert sends["hot"][-1] - sends["hot"][0] < 150 / 38 + 1.5
 
@@ -433,15 +436,15 @@ def test_a_groups_frequency_refusal_holds_off_that_group_not_the_api(no_backoff:
         )
         async with chat:
             start = loop.time()
-            await chat.send_group_message("busy", "x")
-            busy_took = times["busy"] - start
-            start = loop.time()
+            busy = asyncio.create_task(chat.send_group_message("busy", "x"))
+            await asyncio.sleep(0.1)  # the refusal is in: the busy group is held off
             await chat.send_group_message("calm", "x")
-            return busy_took, times["calm"] - start
+            await busy
+            return times["busy"] - start, times["calm"] - start
 
     busy_took, calm_took = run_virtual(main)
     assert busy_took >= 1.0  # the group's whole budget held off after its 10023
-    assert calm_took < 0.01  # the API was not paused
+    assert calm_took < 0.11  # meanwhile the API was not: another group's message went
 
 
 def test_idle_group_keys_are_dropped_so_the_limiter_stays_small() -> None:
@@ -744,7 +747,7 @@ def test_a_group_key_whose_window_still_binds_is_not_dropped_once_its_pacing_has
 
 
 def test_cancelled_and_timed_out_waiters_leave_a_groups_turns_whole() -> None:
-    async def main(loop: Any) -> tuple[int, int, int, int]:
+    async def main(loop: Any) -> tuple[int, int, int, int, float, str]:
         chat = TencentChat(
             SDKAPPID,
             SECRET_KEY,
@@ -755,20 +758,56 @@ def test_cancelled_and_timed_out_waiters_leave_a_groups_turns_whole() -> None:
         async with chat:
             tasks = [asyncio.create_task(chat.send_group_message("g", f"m{i}")) for i in range(80)]
             hurried = chat.with_options(max_wait=0.05)
+            asked = loop.time()
             late = [asyncio.create_task(hurried.send_group_message("g", "late")) for _ in range(5)]
+            refusals = await asyncio.gather(*late, return_exceptions=True)
+            refused_after = loop.time() - asked
             await asyncio.sleep(0.5)
             for task in tasks[40:60]:  # waiting for the group's turn or its permit
                 task.cancel()
-            results = await asyncio.gather(*tasks, *late, return_exceptions=True)
+            results = [*await asyncio.gather(*tasks, return_exceptions=True), *refusals]
             gate = chat._sender._gates["group_open_http_svc/send_group_msg"]
             turns_left = len(gate._turns._keys)
         sent = sum(1 for r in results if isinstance(r, SentGroupMessage))
         cancelled = sum(1 for r in results if isinstance(r, asyncio.CancelledError))
         timed_out = sum(1 for r in results if isinstance(r, QueueTimeoutError))
-        return sent, cancelled, timed_out, turns_left
+        message = str(refusals[0])
+        return sent, cancelled, timed_out, turns_left, refused_after, message
 
-    sent, cancelled, timed_out, turns_left = run_virtual(main)
+    sent, cancelled, timed_out, turns_left, refused_after, message = run_virtual(main)
     assert cancelled == 20
     assert timed_out == 5
+    # Refused when max_wait was up (in the group's turn behind 80), not after their turn.
+    assert refused_after <= 0.05 + 1e-6
+    assert message == (
+        "group_open_http_svc/send_group_msg was not sent: earlier calls of"
+        " group_messages/g still wait their turn (max_wait=0.05s)"
+    )
     assert sent == 60  # every other one went, in its turn; the five hurried ones timed out
     assert turns_left == 0  # no turn held or wanted is left behind
+
+
+def test_a_group_permit_that_would_come_after_max_wait_is_refused_at_once() -> None:
+    async def main(loop: Any) -> tuple[float, str]:
+        chat = TencentChat(
+            SDKAPPID,
+            SECRET_KEY,
+            admin=ADMIN,
+            base_url=BASE_URL,
+            transport=ScriptedTransport(GROUP_SENT),
+        )
+        async with chat:
+            # 38 in the group's sliding second: the next may start only when the first
+            # is a second old, some 25 ms after the 38th.
+            await asyncio.gather(*(chat.send_group_message("g", "x") for _ in range(38)))
+            asked = loop.time()
+            try:
+                await chat.with_options(max_wait=0.01).send_group_message("g", "late")
+            except QueueTimeoutError as refused:
+                return loop.time() - asked, str(refused)
+            return loop.time() - asked, "sent"
+
+    waited, outcome = run_virtual(main)
+    assert waited == 0  # told at once, not after waiting
+    assert outcome.startswith("group_open_http_svc/send_group_msg was not sent: the rate permit")
+    assert "group_messages/g" in outcome
