@@ -281,11 +281,26 @@ class TencentChat:
 
     async def call(self, call: Call[T]) -> T:
         """Make the call ``call`` describes: ``await chat.call(Call.delete_robot(r))``."""
+        return await self._make(call, self._options)
+
+    async def _make(
+        self,
+        call: Call[T],
+        options: CallOptions,
+        scope: BulkGroup | None = None,
+    ) -> T:
+        """Make ``call`` with ``options``; a bulk run's calls are in its ``scope``."""
         if not isinstance(call, Call):
             raise ValidationError(f"expected a Call, got {type(call).__name__}")
         spec = call.spec
         answer = await self._sender.request(
-            spec.path, call.body, spec.answer, self._options, also_paced=call.also_paced
+            spec.path,
+            call.body,
+            spec.answer,
+            options,
+            scope=scope,
+            observer=scope,
+            also_paced=call.also_paced,
         )
         return call.result(answer)
 
@@ -319,27 +334,15 @@ class TencentChat:
         number ``concurrency``, or by default follow the endpoints' rates and the
         latency observed. See :class:`BulkRun` for stopping and progress counts.
         """
-        sender, options = self._sender, attrs.evolve(self._options, priority=priority)
+        options = attrs.evolve(self._options, priority=priority)
 
         async def make(call: Call[Any], group: BulkGroup) -> Any:
-            if not isinstance(call, Call):
-                raise ValidationError(f"expected a Call, got {type(call).__name__}")
-            spec = call.spec
-            answer = await sender.request(
-                spec.path,
-                call.body,
-                spec.answer,
-                options,
-                scope=group,
-                observer=group,
-                also_paced=call.also_paced,
-            )
-            return call.result(answer)
+            return await self._make(call, options, group)
 
         return BulkRun(
             calls,
             make=make,
-            lifecycle=sender.lifecycle,
+            lifecycle=self._sender.lifecycle,
             max_in_flight=self.max_in_flight,
             rate_for=lambda endpoint: self.rate_for(endpoint) or math.inf,
             ordered=ordered,

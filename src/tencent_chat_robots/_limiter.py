@@ -25,7 +25,7 @@ import collections
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
 
@@ -55,9 +55,10 @@ _SPAN = _WINDOW + WINDOW_MARGIN
 # The most logged starts a deadline check walks (see _KeyLimiter.start_time).
 _WALK = 256
 _BURST_SECONDS = 0.002
-# Keys made before idle ones are looked for and dropped (see RateLimiter._prune).
-_PRUNE_AT = 1024
+# Keys made before idle ones are looked for and dropped (see drop_idle).
+PRUNE_AT = 1024
 _RANKS = {name: rank for rank, name in enumerate(PRIORITIES)}
+K = TypeVar("K")
 
 
 @runtime_checkable
@@ -183,6 +184,15 @@ class _AdaptedLimiter:
     async def pause(self, key: str, seconds: float) -> None:
         if self._pause is not None:
             await self._pause(key, seconds)
+
+
+def drop_idle(keys: dict[str, K], idle: Callable[[K], bool]) -> int:
+    """Drop the idle keys of ``keys`` but the table's APIs' (one per group messaged:
+    unbounded otherwise); how many keys there may be before looking again, so the cost
+    is amortised over the keys made since."""
+    for name in [name for name, key in keys.items() if name not in BY_PATH and idle(key)]:
+        del keys[name]
+    return max(PRUNE_AT, 2 * len(keys))
 
 
 class _KeyLimiter:
@@ -401,9 +411,9 @@ class RateLimiter:
         self.burst = burst or _default_burst(rate)
         self._clock = clock or anyio.current_time
         self._keys: dict[str, _KeyLimiter] = {}
+        self._prune_at = PRUNE_AT
         for spec in ENDPOINTS:  # made now, not on the first call of each
             self._key(spec.path)
-        self._prune_at = _PRUNE_AT
 
     def __repr__(self) -> str:
         named = f", rates={self.rates!r}" if self.rates else ""
@@ -428,21 +438,13 @@ class RateLimiter:
     def _key(self, key: str) -> _KeyLimiter:
         limiter = self._keys.get(key)
         if limiter is None:
-            if len(self._keys) >= getattr(self, "_prune_at", math.inf):
-                self._prune()
+            if len(self._keys) >= self._prune_at:
+                now = self._clock()
+                self._prune_at = drop_idle(self._keys, lambda kept: kept.idle(now))
             rate = self.rate_for(key)
             burst = self._given_burst or _default_burst(rate)
             limiter = self._keys[key] = _KeyLimiter(key, rate, burst, self._clock)
         return limiter
-
-    def _prune(self) -> None:
-        """Drop the idle keys (one per group messaged: unbounded otherwise), at a cost
-        amortised over the keys made since the last pruning."""
-        now = self._clock()
-        for key in [k for k, limiter in self._keys.items() if limiter.idle(now)]:
-            if key not in BY_PATH:
-                del self._keys[key]
-        self._prune_at = max(_PRUNE_AT, 2 * len(self._keys))
 
     async def acquire(
         self, key: str, *, priority: Priority = "interactive", deadline: float | None = None

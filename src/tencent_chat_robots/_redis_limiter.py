@@ -28,9 +28,8 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from ._config import require_number
-from ._endpoints import BY_PATH
 from ._exceptions import QueueTimeoutError, ValidationError
-from ._limiter import Priority
+from ._limiter import PRUNE_AT, Priority, drop_idle
 from ._options import PRIORITIES, priority_rank
 from ._redis_health import FAILURES, LimiterUnavailableError, RedisHealth
 from ._redis_script import Pace, Reply, ScriptBinding
@@ -44,8 +43,6 @@ LimiterUnavailableError.__module__ = __name__
 # A caller that wakes this much (s) after its booked start gives it up and asks again:
 # above timer lateness (asyncio rounds its waits up to the millisecond), below a stall.
 _LATE = 0.005
-# Keys made before those no one waits for are dropped (see RedisRateLimiter._prune).
-_PRUNE_AT = 1024
 
 
 class _Queue:
@@ -170,7 +167,7 @@ class RedisRateLimiter:
         self._client = client
         self._owns_client = False
         self._endpoints: dict[str, _Endpoint] = {}
-        self._prune_at = _PRUNE_AT
+        self._prune_at = PRUNE_AT
         self._apps: dict[int, RedisRateLimiter] = {}  # for_app's, when unbound
 
     @classmethod
@@ -359,9 +356,7 @@ class RedisRateLimiter:
         What a key holds here is this process's queues and what it last learnt from
         Redis; the schedule itself is in Redis, so a key made again loses nothing.
         """
-        for key in [k for k, e in self._endpoints.items() if e.idle() and k not in BY_PATH]:
-            del self._endpoints[key]
-        self._prune_at = max(_PRUNE_AT, 2 * len(self._endpoints))
+        self._prune_at = drop_idle(self._endpoints, _Endpoint.idle)
 
     async def _acquire(
         self,
