@@ -71,6 +71,24 @@ def test_mapping_arguments_and_objects_whose_str_is_a_url_are_redacted() -> None
     assert record.getMessage() == "/cb?Sign=REDACTED 200 None"
 
 
+class _SafeAtoms(dict):  # type: ignore[type-arg]
+    """Gunicorn's access-log arguments (glogging.SafeAtoms): a dict answering "-" for
+    a header atom the request lacks."""
+
+    def __getitem__(self, key: str) -> Any:
+        return super().__getitem__(key) if key in self else "-"
+
+
+def test_gunicorns_access_arguments_keep_their_class_and_its_missing_headers() -> None:
+    # Found by a hostile review: rebuilt as a plain dict, a missing header's atom raised
+    # KeyError in the formatter and the access line was lost.
+    atoms = _SafeAtoms({"r": "POST /cb?SdkAppid=1&Sign=ab12 HTTP/1.1", "s": 200})
+    record = _record('%(r)s %(s)s "%({x-forwarded-for}i)s"', atoms)
+    SignFilter().filter(record)
+    assert type(record.args) is _SafeAtoms
+    assert record.getMessage() == 'POST /cb?SdkAppid=1&Sign=REDACTED HTTP/1.1 200 "-"'
+
+
 def test_on_a_logger_it_redacts_what_its_handlers_write() -> None:
     stream = io.StringIO()
     log = logging.getLogger("tests.callbacks.access")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from .._redact import REDACTED
 
@@ -53,6 +53,11 @@ class SignFilter(logging.Filter):
         args = record.args
         if isinstance(args, tuple):
             record.args = tuple(_cleaned(arg) for arg in args)
+        elif isinstance(args, MutableMapping):
+            # In place: the mapping's own class may answer keys it does not hold
+            # (gunicorn's SafeAtoms answers "-" for a header the request lacks).
+            for name, arg in list(args.items()):
+                args[name] = _cleaned(arg)
         elif isinstance(args, Mapping):
             record.args = {name: _cleaned(arg) for name, arg in args.items()}
         return True
