@@ -120,7 +120,7 @@ def test_in_flight_requests_fit_the_httpx_pool() -> None:
     """With a user's httpx client, no request waits for a connection after its permit."""
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=45))
     chat = TencentChat(1400000000, "k", http_client=client)
-    assert chat.max_in_flight == 3  # 45 connections shared by 14 endpoints
+    assert chat.max_in_flight == 3  # 45 connections shared by 15 endpoints
     assert TencentChat(1400000000, "k").max_in_flight == 256  # aiohttp: no pool cap
 
 

@@ -25,6 +25,7 @@ DOCUMENTED_RATES = {
     "group_open_http_svc/send_group_msg": 200,
     "openim/modify_c2c_msg": 200,
     "openim/modify_group_msg": 200,
+    "openim_robot_http_svc/send_stream_msg": 200,
 }
 LIVE = "live_engine_http_srv/add_robot"
 ROOM = "room_engine_http_srv/add_robot"

@@ -208,11 +208,11 @@ async def test_an_httpx_client_is_closed_only_by_its_owner() -> None:
 
 
 async def test_an_httpx_client_without_a_readable_pool_counts_as_the_default_100() -> None:
-    """README: each endpoint gets max_connections // 14 requests, 7 with httpx's 100."""
+    """README: each endpoint gets max_connections // 15 requests, 6 with httpx's 100."""
     mocked = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     async with mocked:
         assert pool_size(HttpxTransport(mocked)) == 100
-        assert TencentChat(1400000000, "key", http_client=mocked).max_in_flight == 7
+        assert TencentChat(1400000000, "key", http_client=mocked).max_in_flight == 6
 
 
 async def test_httpx_requests_carry_the_timeout_but_never_wait_on_the_pool_against_it() -> None:

@@ -306,6 +306,27 @@ class Call(Generic[T]):
         )
 
     @classmethod
+    def send_stream_chunk(
+        cls,
+        from_account: str,
+        to_account: str,
+        chunk: str,
+        *,
+        msg_key: str | None = None,
+        finish: bool = False,
+    ) -> Call[str]:
+        """``send_stream_chunk(from_account, to_account, chunk, msg_key=, finish=)``."""
+        return Call(
+            "send_stream_chunk",
+            (
+                ("from_account", from_account),
+                ("to_account", to_account),
+                ("chunk", chunk),
+                *_given(("msg_key", msg_key), ("finish", finish or None)),
+            ),
+        )
+
+    @classmethod
     def from_key(cls, key: object) -> Call[Any]:
         """The call whose :meth:`key` is ``key`` (read back from a journal)."""
         spec = None

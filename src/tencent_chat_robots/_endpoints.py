@@ -32,6 +32,8 @@ from ._messages import (
     SendC2CMessageResponse,
     SendGroupMessageRequest,
     SendGroupMessageResponse,
+    SendStreamChunkRequest,
+    SendStreamChunkResponse,
     SentGroupMessage,
     SentMessage,
     group_key,
@@ -86,6 +88,7 @@ class Endpoint:
     SEND_GROUP_MESSAGE = "group_open_http_svc/send_group_msg"
     MODIFY_C2C_MESSAGE = "openim/modify_c2c_msg"
     MODIFY_GROUP_MESSAGE = "openim/modify_group_msg"
+    SEND_STREAM_CHUNK = "openim_robot_http_svc/send_stream_msg"
 
     ALL: tuple[str, ...] = ()  # filled in from the table below
 
@@ -96,6 +99,10 @@ def _robot_accounts(response: GetAllRobotsResponse, _: object) -> list[str]:
 
 def _live_room_robots(response: GetLiveRoomRobotsResponse, _: object) -> list[str]:
     return response.response.robot_list_account
+
+
+def _stream_key(response: SendStreamChunkResponse, _: object) -> str:
+    return response.msg_key
 
 
 def _group_budget(body: SendGroupMessageRequest | ModifyGroupMessageRequest) -> str:
@@ -134,6 +141,10 @@ class EndpointSpec:
     # A second rate-limit key from the body, paced beside the API's own (a group's
     # 40 messages a second): see ``_gate``.
     also_paced: Callable[[Any], str] | None = None
+    # Whether an attempt that went unanswered after it may have reached the server is
+    # tried again. Not for an API the server cannot tell a repeat of (a stream's piece
+    # would be shown twice): see _retry.
+    resend_unanswered: bool = True
 
     @property
     def default_pace(self) -> float:
@@ -275,6 +286,17 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
         ("group-message", "modify"),
         keywords=("body", "cloud_custom_data"),
         also_paced=_group_budget,
+    ),
+    EndpointSpec(
+        "send_stream_chunk",
+        Endpoint.SEND_STREAM_CHUNK,
+        SendStreamChunkRequest,
+        SendStreamChunkResponse,
+        _stream_key,
+        200,
+        ("message", "stream"),
+        keywords=("msg_key", "finish"),
+        resend_unanswered=False,
     ),
 )
 

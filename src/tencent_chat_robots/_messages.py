@@ -2,8 +2,18 @@
 
 ``openim/sendmsg`` and ``group_open_http_svc/send_group_msg`` send as an account (the
 robot), ``openim/modify_c2c_msg`` and ``openim/modify_group_msg`` replace a message sent
-before. The rules checked before sending are the pages' (robot-conversation.md, 2.1, 2.2
-and 2.4); where a page states no rule, none is checked:
+before, ``openim_robot_http_svc/send_stream_msg`` sends a robot's one-to-one reply in
+pieces. The rules checked before sending are the pages' (robot-conversation.md, 2.1 to
+2.4); where a page states no rule, none is checked, except:
+
+- A stream's piece (``Chunk``) may be empty only on the call that finishes the stream
+  (an empty piece that does not finish would spend one of the stream's five calls a
+  second on nothing, and whether the server takes one is not documented), and a piece,
+  like a stream's whole text, is at most 12 KB as a message's JSON: a streamed reply is
+  a message, and the usage-limits page bounds a message at 12 KB (the 128 KB of the
+  newer stream API is another API's).
+
+The documented rules:
 
 - ``MsgRandom`` / ``Random`` (uint32, required) and a one-to-one message's ``MsgSeq``
   are given when the call is made and kept by every retry, so a retried send is the same
@@ -43,6 +53,8 @@ __all__ = [
     "SendC2CMessageResponse",
     "SendGroupMessageRequest",
     "SendGroupMessageResponse",
+    "SendStreamChunkRequest",
+    "SendStreamChunkResponse",
     "SentGroupMessage",
     "SentMessage",
     "group_key",
@@ -160,16 +172,31 @@ def _body(value: object) -> object:
     return None if value is None else elements_to_json(value)  # type: ignore[arg-type]
 
 
-def _online_flag(value: object) -> object:
+def _flag(value: object) -> object:
+    """A documented 0/1 flag from a bool: ``True`` is 1, ``False`` is left out."""
     return 1 if value is True else None if value in (False, None) else value
+
+
+def json_bytes(value: object) -> int:
+    """The UTF-8 bytes of ``value`` as JSON, encoded as requests are."""
+    from ._envelope import ENCODER  # the encoder the request is sent with
+
+    return len(ENCODER.encode(value).encode())
+
+
+# A text message's JSON without its text: ``[{"MsgType":"TIMTextElem",...,"Text":""}}]``.
+TEXT_MESSAGE_OVERHEAD = len(b'[{"MsgType":"TIMTextElem","MsgContent":{"Text":""}}]')
+
+
+def text_bytes(text: str) -> int:
+    """The bytes ``text`` adds to a text message's JSON (its escaped form; additive)."""
+    return json_bytes(text) - 2  # without the quotes
 
 
 def _check_size(body: object, custom: str | None) -> None:
     size = 0 if custom is None else len(custom.encode())
     if body is not None:
-        from ._envelope import ENCODER  # the encoder the request is sent with
-
-        size += len(ENCODER.encode(body).encode())
+        size += json_bytes(body)
     if size > MAX_MESSAGE_BYTES:
         raise ValidationError(
             f"the message is {size} bytes of MsgBody and CloudCustomData; at most"
@@ -214,7 +241,7 @@ class SendGroupMessageRequest:
     random: int = _field("Random", factory=new_random, validator=_uint32)
     from_account: str | None = _field("From_Account", default=None, validator=_optional_account)
     msg_priority: str | None = _field("MsgPriority", default=None, validator=_priority)
-    online_only: int | None = _field("OnlineOnlyFlag", default=None, converter=_online_flag)
+    online_only: int | None = _field("OnlineOnlyFlag", default=None, converter=_flag)
     forbid_callbacks: tuple[str, ...] = _field(
         "ForbidCallbackControl", default=(), converter=_copied, validator=_words(FORBID_CALLBACKS)
     )
@@ -269,6 +296,41 @@ class ModifyGroupMessageRequest:
 
     def __attrs_post_init__(self) -> None:
         _check_modification(self.body, self.cloud_custom_data)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SendStreamChunkRequest:
+    """Body of ``openim_robot_http_svc/send_stream_msg``: one piece of a streamed reply.
+
+    The first piece of a stream has no ``msg_key``; each later one carries the key the
+    first was answered with. ``finish`` (``Finish: 1``) ends the stream.
+    """
+
+    from_account: str = _field("From_Account", validator=_non_empty)
+    to_account: str = _field("To_Account", validator=_non_empty)
+    chunk: str = _field("Chunk")
+    msg_key: str | None = _field("MsgKey", default=None, validator=_optional_account)
+    finish: int | None = _field("Finish", default=None, converter=_flag)
+
+    def __attrs_post_init__(self) -> None:
+        if self.finish not in (None, 1):
+            raise ValidationError(f"finish must be True or False, got {self.finish!r}")
+        _require_str("chunk", self.chunk)
+        if not self.chunk and self.finish is None:
+            raise ValidationError("chunk must not be empty, except on the call that finishes")
+        size = TEXT_MESSAGE_OVERHEAD + text_bytes(self.chunk)
+        if size > MAX_MESSAGE_BYTES:
+            raise ValidationError(
+                f"the chunk is {size} bytes as a text message; at most {MAX_MESSAGE_BYTES}"
+                " (12 KB) are sent"
+            )
+
+
+@attrs.frozen(slots=True)
+class SendStreamChunkResponse:
+    """Answer of ``openim_robot_http_svc/send_stream_msg``: the stream's ``MsgKey``."""
+
+    msg_key: str = _field("MsgKey")
 
 
 @attrs.frozen(slots=True)
@@ -328,7 +390,9 @@ register_models(
         SendGroupMessageRequest,
         ModifyC2CMessageRequest,
         ModifyGroupMessageRequest,
+        SendStreamChunkRequest,
         SendC2CMessageResponse,
         SendGroupMessageResponse,
+        SendStreamChunkResponse,
     ),
 )

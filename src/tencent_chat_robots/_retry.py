@@ -40,6 +40,11 @@ ALREADY_DONE: Mapping[str, frozenset[int]] = {
 }
 
 
+# APIs whose repeats the server cannot tell apart (a stream's piece): an attempt that
+# may have reached the server is not sent again, or its text could show twice.
+NOT_RESENT = frozenset(spec.path for spec in ENDPOINTS if not spec.resend_unanswered)
+
+
 @attrs.frozen(slots=True)
 class RetryState:
     """What the loop knows about a call when one of its attempts has failed.
@@ -102,7 +107,8 @@ def retry_decision(error: BaseException, state: RetryState) -> RetryDecision:
     """Decide about ``error``, raised by the attempt ``state`` describes.
 
     Transient faults (internal errors, dropped connections, time-outs, gateway pages)
-    are retried with backoff while the caller allows; a rate-limit refusal after at
+    are retried with backoff while the caller allows, except one that may have reached
+    the server for an API that cannot tell a repeat (``NOT_RESENT``); a rate-limit refusal after at
     least a second more. An expired UserSig is retried at once, once, when the client
     can sign a fresh one. Anything else is final: a rejected request would only be
     rejected again.
@@ -113,6 +119,8 @@ def retry_decision(error: BaseException, state: RetryState) -> RetryDecision:
         if error.code == USERSIG_EXPIRED:
             return _RENEW if state.can_renew_usersig else _GIVE_UP
     if state.retries_left <= 0 or not is_transient(error):
+        return _GIVE_UP
+    if state.endpoint in NOT_RESENT and _outcome_unknown(error):
         return _GIVE_UP
     delay = backoff(state.attempt)
     if isinstance(error, RateLimitError):

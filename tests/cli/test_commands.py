@@ -176,6 +176,7 @@ EVERY_COMMAND: dict[str, tuple[str, ...]] = {
     # MSG_KEY: the key of the message the app fixture sent (the fake makes it up).
     "modify_c2c_message": ("message", "modify", "@RBT#a", "user1", MSG_KEY, "edited"),
     "modify_group_message": ("group-message", "modify", "@GRP#chat", "1", "edited"),
+    "send_stream_chunk": ("message", "stream", "@RBT#a", "user1", "hello", "--finish"),
 }
 
 # What the fake receives from each: the documented path and body.
@@ -245,6 +246,10 @@ SENT: dict[str, tuple[str, dict[str, Any]]] = {
             "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "edited"}}],
         },
     ),
+    "send_stream_chunk": (
+        Endpoint.SEND_STREAM_CHUNK,
+        {"From_Account": "@RBT#a", "To_Account": "user1", "Chunk": "hello", "Finish": 1},
+    ),
 }
 
 # Each command with an argument that breaks a documented rule (robot ids: "@RBT#" and
@@ -272,6 +277,7 @@ BROKEN_RULE: dict[str, tuple[tuple[str, ...], str]] = {
     "send_group_message": (("group-message", "send", "@GRP#chat", "x" * 12288), "12 KB"),
     "modify_c2c_message": (("message", "modify", "@RBT#a", "user1", "", "x"), "MsgKey"),
     "modify_group_message": (("group-message", "modify", "", "1", "x"), "GroupId"),
+    "send_stream_chunk": (("message", "stream", "@RBT#a", "user1", ""), "must not be empty"),
 }
 
 # A final (never retried) error for each: 10007 permission denied on the IM services,
@@ -291,6 +297,7 @@ REFUSED: dict[str, tuple[str, int]] = {
     "send_group_message": (Endpoint.SEND_GROUP_MESSAGE, 10007),
     "modify_c2c_message": (Endpoint.MODIFY_C2C_MESSAGE, 90009),
     "modify_group_message": (Endpoint.MODIFY_GROUP_MESSAGE, 10007),
+    "send_stream_chunk": (Endpoint.SEND_STREAM_CHUNK, 10007),
 }
 
 SHARED_FLAGS = (

@@ -45,6 +45,7 @@ def test_defaults() -> None:
         "group_open_http_svc/send_group_msg": 200,
         "openim/modify_c2c_msg": 200,
         "openim/modify_group_msg": 200,
+        "openim_robot_http_svc/send_stream_msg": 200,
     }
     with pytest.raises(TypeError):  # a view: the limits are set at construction
         fake.rate_limit["live_engine_http_srv/add_robot"] = 1  # type: ignore[index]

@@ -33,6 +33,7 @@ DOCUMENTED_RATES = {
     "group_open_http_svc/send_group_msg": 200,
     "openim/modify_c2c_msg": 200,
     "openim/modify_group_msg": 200,
+    "openim_robot_http_svc/send_stream_msg": 200,
 }
 
 

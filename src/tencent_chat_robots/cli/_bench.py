@@ -132,10 +132,16 @@ def _message_in(group: str, robot: str, i: int) -> Call[Any]:
     return Call.send_group_message(group, f"bench message {i}", from_account=robot)
 
 
+def _one_piece_stream(user: str, robot: str, i: int) -> Call[Any]:
+    # Each call a whole stream (its first piece finishes it): no call waits for another.
+    return Call.send_stream_chunk(robot, user, f"bench chunk {i}", finish=True)
+
+
 # The message APIs' calls: (container, robot, i) to the call; the robot is the sender.
 _MESSAGES: dict[str, Callable[[str, str, int], Call[Any]]] = {
     "send_c2c_message": _message_to,
     "send_group_message": _message_in,
+    "send_stream_chunk": _one_piece_stream,
 }
 
 

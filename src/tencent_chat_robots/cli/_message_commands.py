@@ -57,6 +57,41 @@ def message_modify(
     _report(ctx, result, Text.assemble("modified ", (msg_key, "bold")), msg_key=msg_key)
 
 
+@command_for("send_stream_chunk", short_help="Send one piece of a streamed reply as FROM.")
+@click.argument("from_account", metavar="FROM")
+@click.argument("to_account", metavar="TO")
+@click.argument("chunk")
+@click.option("--msg-key", help="The stream's MsgKey (from its first piece); none: a new stream.")
+@click.option("--finish", is_flag=True, help="End the stream with this piece.")
+@click.pass_context
+def message_stream(
+    ctx: click.Context,
+    from_account: str,
+    to_account: str,
+    chunk: str,
+    msg_key: str | None,
+    finish: bool,
+) -> None:
+    """Append CHUNK to a reply streamed from FROM to TO; prints the stream's MsgKey."""
+    call = _check(
+        lambda: Call.send_stream_chunk(
+            from_account, to_account, chunk, msg_key=msg_key, finish=finish
+        )
+    )
+    key = _send(ctx, call)
+    _report_sent(
+        ctx,
+        Text.assemble(
+            "finished " if finish else "streamed to ",
+            (key, "bold"),
+            " for ",
+            (to_account, "bold"),
+        ),
+        msg_key=key,
+        finished=finish,
+    )
+
+
 @group_of("send_group_message")
 def group_message() -> None:
     """Send messages to groups as a robot, or change one sent before (not in live groups)."""

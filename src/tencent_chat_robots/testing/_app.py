@@ -257,7 +257,8 @@ class FakeApp:
         deleted robots, rooms, live groups and live rooms with their robots).
         ``GET /_fake/messages``: ``{"users", "groups": {id: {"type", "members"}},
         "conversations": [{"accounts", "messages"}], "group_messages": {id: [...]}}``
-        (:meth:`._messages.Messages.snapshot`).
+        (:meth:`ChatState.messages_snapshot`; a streamed message also has ``stream`` and
+        ``stream_arrivals``).
         ``GET /_fake/calls?limit=N``: the latest N (default 100; 0 for none) of the calls
         kept, oldest first, as ``{"now", "kept", "calls": [{"endpoint", "time",
         "error_code", "http_status", "fault", "body"}]}``; ``time`` and ``now`` are the
@@ -284,7 +285,7 @@ class FakeApp:
             return _inspection_reply(200, state)
         if path == MESSAGES_PATH:
             with self.lock:
-                messages = self.state.messages.snapshot()
+                messages = self.state.messages_snapshot()
             return _inspection_reply(200, messages)
         limit = _calls_limit(query)
         if limit is None:

@@ -77,13 +77,15 @@ class FakeTencentChat:
     default each endpoint refuses (60007) arrivals past its documented rate in any
     second. ``clock`` (default :func:`time.monotonic`, must not go backwards) times
     arrivals for the rate limit and :class:`Call` records, and the message APIs' windows
-    (40 a second per group, de-duplication); ``wall_clock`` (default :func:`time.time`)
+    (40 a second per group, de-duplication, a stream's 5 calls a second and 15 s idle
+    end); ``wall_clock`` (default :func:`time.time`)
     gives ``MsgTime``, ``EventTime`` and a callback's ``RequestTime``; UserSig expiry uses
     the real wall clock.
     ``seed`` makes ``error_rate`` and ``latency_spread`` draws reproducible.
     ``keep_history`` caps :attr:`calls` and each endpoint's arrival history to the latest
     records (``None``: keep all), for a fake left running under load.
-    Conversations: robots reply through ``sendmsg`` / ``send_group_msg`` (stored, seen with
+    Conversations: robots reply through ``sendmsg`` / ``send_group_msg``, or stream a
+    one-to-one reply in pieces through ``send_stream_msg`` (stored, seen with
     :meth:`transcript` and :meth:`group_messages`); simulated users talk to the app's
     webhook (:meth:`set_callback`, :meth:`user_sends`, :meth:`user_mentions`). Close the
     fake with :meth:`aclose` (or ``async with``) once a callback was set.
@@ -350,6 +352,12 @@ class FakeTencentChat:
 
         Each a :class:`StoredMessage` as it stands now (``text``, ``body``, ``msg_key``,
         ``msg_time``, ``random``...), with every version in ``revisions``; a copy.
+        A streamed reply (``send_stream_msg``) is one message, placed by its first piece:
+        ``text`` is its pieces so far, ``revisions`` one per accepted piece, ``stream``
+        its state (``"open"``, ``"finished"``, ``"expired"``; ``None`` for other
+        messages) and ``stream_arrivals`` the fake-clock arrival times of every call
+        naming it, so ``max_in_window(m.stream_arrivals)`` is the most calls it took in
+        any second. A stream idle for more than 15 s by ``clock`` reads as expired.
         """
         with self._lock:
             return self._state.transcript(user, robot)
@@ -362,7 +370,7 @@ class FakeTencentChat:
     def messages_snapshot(self) -> dict[str, Any]:
         """Users, ordinary groups and all messages: what ``GET /_fake/messages`` answers."""
         with self._lock:
-            return self._state.messages.snapshot()
+            return self._state.messages_snapshot()
 
     async def wait_until(self, condition: Callable[[], bool]) -> None:
         """Wait until ``condition()`` is true, checking it after each answer the fake sends

@@ -2,8 +2,10 @@
 the four message APIs (robot-conversation.md, 2.1, 2.2 and 2.4).
 
 Pure synchronous logic, like :mod:`._state` (which owns a :class:`Messages` and routes
-the four paths here); the caller holds the fake's lock. Within an endpoint the first
-failing check wins, in this order:
+the four paths here); the caller holds the fake's lock. A stream (``send_stream_msg``,
+2.3) has rules of its own in :mod:`._streams` and keeps its message here, through the
+hooks ``store_c2c_reply``, ``c2c_message`` and ``replace_c2c``. Within an endpoint the
+first failing check wins, in this order:
 
 - ``openim/sendmsg``: ``To_Account`` missing or not a non-empty string 90003;
   ``MsgRandom`` missing or not a uint32 90005; ``MsgBody`` not an array 90007, empty
@@ -173,7 +175,8 @@ def _json_bytes(value: object) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _message_bytes(body: object, custom: str | None) -> int:
+def message_bytes(body: object, custom: str | None) -> int:
+    """A message's size: ``MsgBody`` as compact JSON plus ``CloudCustomData``, UTF-8 bytes."""
     size = _json_bytes(body)
     if custom is not None:
         size += len(custom.encode("utf-8", "surrogatepass"))
@@ -382,6 +385,34 @@ class Messages:
         conversation.append(message)
         return message
 
+    # --- hooks for the stream rules (:mod:`._streams`) ---
+
+    def store_c2c_reply(
+        self, sender: str, recipient: str, body: list[dict[str, Any]]
+    ) -> StoredMessage:
+        """Store a one-to-one message another API sends (a stream's first piece): no
+        de-duplication, no callback, a ``MsgRandom`` drawn by the fake."""
+        random = next(self._numbers) * 2654435761 & MAX_UINT32
+        return self._store_c2c(
+            sender=sender,
+            recipient=recipient,
+            body=body,
+            custom=None,
+            random=random,
+            msg_seq=None,
+            platform="RESTAPI",
+        )
+
+    def c2c_message(self, msg_key: str) -> StoredMessage:
+        """The stored one-to-one message with ``msg_key`` (KeyError if none), not a copy."""
+        pair, index = self._by_key[msg_key]
+        return self._conversations[pair][index]
+
+    def replace_c2c(self, message: StoredMessage) -> None:
+        """Put ``message`` in the place of the stored one with its ``msg_key``."""
+        pair, index = self._by_key[message.msg_key]
+        self._conversations[pair][index] = message
+
     def _c2c_event(
         self, message: StoredMessage, *, online_only: int, msg_id: str | None = None
     ) -> CallbackEvent:
@@ -573,7 +604,7 @@ class Messages:
         if refusal is not None:
             return Answer(90001, refusal)
         custom = body.get("CloudCustomData")
-        if _message_bytes(msg_body, custom) > MAX_MESSAGE_BYTES:
+        if message_bytes(msg_body, custom) > MAX_MESSAGE_BYTES:
             return Answer(80002, "the message is longer than 12 KB")
         msg_seq = body.get("MsgSeq")
         now = self.clock()
@@ -649,7 +680,7 @@ class Messages:
         if option is not None:
             return Answer(10004, option)
         custom = body.get("CloudCustomData")
-        if _message_bytes(msg_body, custom) > MAX_MESSAGE_BYTES:
+        if message_bytes(msg_body, custom) > MAX_MESSAGE_BYTES:
             return Answer(80002, "the message is longer than 12 KB")
         _prune(log.seen, now - GROUP_DEDUP_SECONDS)
         seen = log.seen.get(random)
@@ -770,7 +801,7 @@ def _revise(message: _Stored, body: dict[str, Any], wall: float) -> _Stored | No
     """``message`` with the modification applied and recorded, or None if it is too long."""
     msg_body = body.get("MsgBody", message.body)
     custom = body.get("CloudCustomData", message.cloud_custom_data)
-    if _message_bytes(msg_body, custom) > MAX_MESSAGE_BYTES:
+    if message_bytes(msg_body, custom) > MAX_MESSAGE_BYTES:
         return None
     text = joined_text(msg_body)
     revision = Revision(wall, text, msg_body, custom)

@@ -1,7 +1,8 @@
 """The fake's stored messages, as tests see them, and the callbacks it owes the app.
 
 A message keeps every version of itself (``revisions``): the first as sent, then one per
-modification, so a reply that grows (a stream) reads as the texts it went through.
+modification or accepted stream piece, so a reply that grows (a stream) reads as the
+texts it went through.
 """
 
 from __future__ import annotations
@@ -37,8 +38,15 @@ class Revision:
 class StoredMessage:
     """A one-to-one message as the fake stored it (the latest version's fields on top).
 
-    ``platform``: ``"RESTAPI"`` for a ``sendmsg``, else the simulated user's. ``revisions``:
-    every version, the first as sent (a modification or, later, a stream adds one).
+    ``platform``: ``"RESTAPI"`` for a ``sendmsg`` or a stream, else the simulated user's.
+    ``revisions``: every version, the first as sent; a modification adds one, and so does
+    each accepted piece of a stream (its ``text`` the whole text so far, ``at`` the wall
+    clock of the call). ``stream``: ``None`` for a message not sent by
+    ``send_stream_msg``, else the stream's state, ``"open"``, ``"finished"`` (a call
+    with ``Finish: 1`` was accepted) or ``"expired"`` (ended after 15 s without an
+    accepted piece). ``stream_arrivals``: the arrival times (the fake's ``clock``,
+    sorted) of every call naming the stream, accepted or refused, as its 5-a-second
+    limit counted them (empty for other messages).
     """
 
     sender: str
@@ -52,10 +60,13 @@ class StoredMessage:
     random: int
     platform: str
     revisions: tuple[Revision, ...]
+    stream: str | None = None
+    stream_arrivals: tuple[float, ...] = ()
 
     @property
     def modified(self) -> int:
-        """How many times the message was replaced since it was sent."""
+        """How many times the message was replaced since it was sent (a stream's later
+        pieces included)."""
         return len(self.revisions) - 1
 
     @property
@@ -126,6 +137,8 @@ def c2c_document(message: StoredMessage) -> dict[str, Any]:
         "random": message.random,
         "platform": message.platform,
         "revisions": _revisions_document(message.revisions),
+        "stream": message.stream,
+        "stream_arrivals": list(message.stream_arrivals),
     }
 
 

@@ -26,6 +26,8 @@ wins, in this order:
 - the message APIs (``openim/sendmsg``, ``group_open_http_svc/send_group_msg``,
   ``openim/modify_c2c_msg``, ``openim/modify_group_msg``): see :mod:`._messages`, which
   also keeps users, ordinary groups, conversations and group messages.
+- ``openim_robot_http_svc/send_stream_msg`` (a robot's reply in pieces): see
+  :mod:`._streams`; the streamed message is kept in :mod:`._messages`' conversations.
 
 Live groups and ordinary groups share one GroupId space; the live group robot APIs
 (``group_open_avchatroom_http_svc``) see live groups only (an ordinary group's id: 10010).
@@ -42,6 +44,7 @@ from .._endpoints import Endpoint
 from ._answer import OK, Answer
 from ._messages import Messages
 from ._records import CallbackEvent, StoredGroupMessage, StoredMessage
+from ._streams import Streams
 
 __all__ = [
     "ENDPOINTS",
@@ -122,7 +125,8 @@ class _Robot:
 class ChatState:
     """One app's robots, rooms, live groups and live rooms, and the endpoints' rules.
 
-    Users, ordinary groups and messages live in :attr:`messages` (:mod:`._messages`).
+    Users, ordinary groups and messages live in :attr:`messages` (:mod:`._messages`),
+    the state of streamed replies in :attr:`streams` (:mod:`._streams`).
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class ChatState:
             clock=clock,
             wall_clock=wall_clock,
         )
+        self.streams = Streams(messages=self.messages, is_robot=self._is_valid_robot)
         # The arrival time of the request being handled (the message APIs' windows).
         self._arrival = 0.0
         self._rules: dict[str, Callable[[dict[str, Any]], Answer]] = {
@@ -171,6 +176,7 @@ class ChatState:
             Endpoint.SEND_GROUP_MESSAGE: lambda body: self.messages.send_group(body, self._arrival),
             Endpoint.MODIFY_C2C_MESSAGE: self.messages.modify_c2c,
             Endpoint.MODIFY_GROUP_MESSAGE: self.messages.modify_group,
+            Endpoint.SEND_STREAM_CHUNK: lambda body: self.streams.send(body, self._arrival),
         }
         # A row added to the SDK's table without rules here would fail at its first
         # request; fail at once instead, naming it.
@@ -218,7 +224,13 @@ class ChatState:
         self.messages.dismiss_group(group_id)
 
     def transcript(self, a: str, b: str) -> list[StoredMessage]:
+        self.streams.expire_idle(self.clock())  # a read shows a stream idle too long as ended
         return self.messages.transcript(a, b)
+
+    def messages_snapshot(self) -> dict[str, Any]:
+        """Users, groups and messages as a JSON-ready document (``GET /_fake/messages``)."""
+        self.streams.expire_idle(self.clock())
+        return self.messages.snapshot()
 
     def group_messages(self, group_id: str) -> list[StoredGroupMessage]:
         return self.messages.group_messages(group_id)
