@@ -32,6 +32,9 @@ from ._exceptions import (
     QueueTimeoutError,
     RateLimitError,
     RequestError,
+    StreamClosedError,
+    StreamError,
+    StreamInterruptedError,
     TencentChatError,
     ValidationError,
 )
@@ -42,6 +45,7 @@ from ._models import ActionResult, AttemptRecord
 from ._options import CallOptions, Priority
 from ._regions import Region
 from ._retry import RetryDecision, RetryState, retry_decision
+from ._stream_reply import StreamReply
 from ._transport import AiohttpTransport, HttpxTransport, RawResponse, Transport
 from ._usersig import generate_usersig, verify_usersig
 
@@ -114,6 +118,10 @@ __all__ = [
     "RetryState",
     "SentGroupMessage",
     "SentMessage",
+    "StreamClosedError",
+    "StreamError",
+    "StreamInterruptedError",
+    "StreamReply",
     "TencentChat",
     "TencentChatError",
     "TextElem",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,15 @@ from ._options import CallOptions, Priority
 from ._redact import box, without_userinfo
 from ._regions import Region
 from ._sentry import install_if_loaded as install_sentry_scrubber
+from ._stream_reply import (
+    GROUP_INTERVAL,
+    IDLE_TIMEOUT,
+    MIN_INTERVAL,
+    StreamReply,
+    in_group,
+    one_to_one,
+    open_stream,
+)
 from ._transport import AiohttpTransport, HttpxTransport, Transport, pool_size
 
 __all__ = ["Endpoint", "TencentChat"]
@@ -169,6 +179,7 @@ class TencentChat:
         self.rate_limit = limiter.rate if isinstance(limiter, RateLimiter) else None
         self.limiter = limiter
 
+        self._streams: set[StreamReply] = set()  # open streamed replies, ended on close
         self._owns_transport = transport is None
         if transport is None:
             if http_client is not None:
@@ -264,6 +275,7 @@ class TencentChat:
     async def aclose(self, *, timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
         """Close the client: no request starts from now on.
 
+        Open streamed replies are finished first (their rest sent, within ``timeout``).
         Calls waiting for a slot, a rate permit or a retry's backoff raise
         :class:`ClientClosedError` at once; requests already on the wire get ``timeout``
         seconds to finish, then are cancelled (and raise it too). Then the connections
@@ -272,6 +284,12 @@ class TencentChat:
         """
         timeout = require_number("timeout", timeout, minimum=0, maximum=MAX_TIMEOUT)
         try:
+            streams = getattr(self, "_streams", ())
+            if streams and not self.closed:
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                await asyncio.gather(*(s._end_within("closed", timeout) for s in list(streams)))
+                timeout = max(0.0, timeout - (loop.time() - started))
             await self._sender.lifecycle.aclose(timeout)
         finally:
             if self._owns_transport:
@@ -505,6 +523,80 @@ class TencentChat:
             Call.modify_c2c_message(
                 from_account, to_account, msg_key, body=body, cloud_custom_data=cloud_custom_data
             )
+        )
+
+    async def send_stream_chunk(
+        self,
+        from_account: str,
+        to_account: str,
+        chunk: str,
+        *,
+        msg_key: str | None = None,
+        finish: bool = False,
+    ) -> str:
+        """Send one piece of a robot's streamed one-to-one reply; returns the ``MsgKey``.
+
+        The first piece has no ``msg_key``; each later one carries the key the first
+        returned, and ``finish=True`` ends the stream. Pieces are appended in the order
+        they arrive, so send one at a time. A piece whose answer was lost after it may
+        have reached the server is not sent again (it could show twice): the call
+        raises instead. :meth:`stream_reply` does all of this for you.
+        """
+        return await self.call(
+            Call.send_stream_chunk(from_account, to_account, chunk, msg_key=msg_key, finish=finish)
+        )
+
+    def stream_reply(
+        self,
+        robot: str,
+        user: str,
+        *,
+        min_interval: float = MIN_INTERVAL,
+        idle_timeout: float | None = IDLE_TIMEOUT,
+        error_suffix: str | None = None,
+    ) -> StreamReply:
+        """A one-to-one reply from ``robot`` to ``user``, streamed as it is written.
+
+        >>> async with chat.stream_reply(event.robot, event.sender) as reply:
+        ...     async for token in model.stream(event.text):
+        ...         await reply.write(token)
+
+        Sent through ``send_stream_msg``: the first text at once, then at most one call
+        per ``min_interval`` (0.2 s, after the previous call's answer) carrying all
+        text written since; the last call finishes the stream. ``idle_timeout``: with
+        nothing written for that long (10 s; ``None``: never) the stream is finished
+        (the newer stream API ends one after 15 s). ``error_suffix`` is added to the
+        text when the block raises. See :class:`StreamReply`.
+        """
+        return open_stream(
+            self,
+            one_to_one(robot, user),
+            min_interval=min_interval,
+            idle_timeout=idle_timeout,
+            error_suffix=error_suffix,
+        )
+
+    def stream_group_reply(
+        self,
+        group_id: str,
+        *,
+        from_account: str,
+        min_interval: float = GROUP_INTERVAL,
+        error_suffix: str | None = None,
+    ) -> StreamReply:
+        """A group reply from ``from_account`` (the robot), streamed as it is written.
+
+        The first text is sent as a group message, which is then replaced with the text
+        so far (``modify_group_msg``) at most once per ``min_interval`` (1 s), within the
+        group's 40 messages a second. Not for live (AVChatRoom) groups, whose messages
+        cannot be modified. See :meth:`stream_reply` and :class:`StreamReply`.
+        """
+        return open_stream(
+            self,
+            in_group(group_id, from_account),
+            min_interval=min_interval,
+            idle_timeout=None,
+            error_suffix=error_suffix,
         )
 
     async def modify_group_message(

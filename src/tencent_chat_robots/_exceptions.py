@@ -5,6 +5,9 @@ Every exception the SDK raises is a :class:`TencentChatError`::
     TencentChatError
     ├── ValidationError           an argument broke a rule; nothing was sent (also ValueError)
     ├── LimiterUnavailableError   the Redis of the shared limiter did not answer; not sent
+    ├── StreamError               a streamed reply ended early: .text, .delivered
+    │   ├── StreamInterruptedError  a call failed and the stream cannot go on: .error
+    │   └── StreamClosedError       written after the stream ended
     └── RequestError              a call to one endpoint failed: .endpoint, .request_id
         ├── ClientClosedError     the client was closed while the call was pending
         ├── BulkStoppedError      its bulk run was stopped while the call was pending
@@ -44,6 +47,9 @@ __all__ = [
     "QueueTimeoutError",
     "RateLimitError",
     "RequestError",
+    "StreamClosedError",
+    "StreamError",
+    "StreamInterruptedError",
     "TencentChatError",
     "ValidationError",
     "error_class_for",
@@ -79,6 +85,43 @@ class LimiterUnavailableError(TencentChatError):
     ``fallback="local"`` to :class:`RedisRateLimiter` to keep working meanwhile. (Here,
     not beside the limiter: code that catches it need not have redis installed.)
     """
+
+
+class StreamError(TencentChatError):
+    """A streamed reply ended before all its text was shown.
+
+    ``text`` is everything written to the stream, ``delivered`` the part the server
+    acknowledged (what the user is known to see).
+    """
+
+    def __init__(self, message: str, *, text: str = "", delivered: str = "") -> None:
+        super().__init__(message)
+        self.text = text
+        self.delivered = delivered
+
+
+class StreamInterruptedError(StreamError):
+    """A call of a streamed reply failed and the stream cannot be continued.
+
+    ``error`` (also the ``__cause__``) is the call's own error (``None``: the stream's
+    calls were cut short, by a cancellation or a closing client's time limit). The text
+    after ``delivered`` was not shown, or, after an unanswered call, may not have been.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: TencentChatError | None,
+        text: str = "",
+        delivered: str = "",
+    ) -> None:
+        super().__init__(message, text=text, delivered=delivered)
+        self.error = error
+
+
+class StreamClosedError(StreamError):
+    """Text was written to a streamed reply that had already ended."""
 
 
 class RequestError(TencentChatError):

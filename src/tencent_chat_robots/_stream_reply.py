@@ -1,0 +1,494 @@
+"""Streaming replies: text written token by token, sent coalesced, always finished.
+
+``chat.stream_reply(robot, user)`` streams a one-to-one reply through ``send_stream_msg``
+(pieces appended under the ``MsgKey`` the first answered, ``Finish: 1`` on the last);
+``chat.stream_group_reply(group, from_account=robot)`` sends a group message and then
+replaces it with the text so far (``modify_group_msg``). Both are a
+:class:`StreamReply`, whose ``write()`` only appends to the text: one sender task per
+stream makes the calls (robot-conversation.md, 2.3 and 2.4).
+
+- **Coalescing.** The first text goes at once. After that a call starts no sooner than
+  ``min_interval`` after the previous call's *answer*: the server has then seen the
+  previous call at least that long before the next, whatever the network's jitter, so
+  0.2 s keeps a stream within 5 calls a second. Each call carries everything written
+  since the last. One call at a time, so pieces arrive in the order written.
+- **Sharing the API.** Calls go through the endpoint's limiter like any other: a
+  stream's first call in the client's class, its later ones in the bulk class, so a new
+  stream's first text goes before other streams' updates. When streams want more calls
+  than the API's rate, each waits longer and its calls carry more text.
+- **Failures.** A stream retries by the rules of ``_retry`` (each call is made with no
+  retries of its own, so a retry too waits ``min_interval``), and a retried piece takes
+  along the text written since. A piece whose answer was lost after it may have reached
+  the server is not sent again (the server cannot tell a repeat, so it could show twice):
+  the stream ends with :class:`StreamInterruptedError`, having told the server it is
+  finished with an empty last piece (which cannot repeat anything). A group's first
+  message is retried as the same request (its ``Random`` makes a repeat a no-op), and a
+  modification may always be repeated (it replaces the text).
+- **Idleness.** ``send_stream_msg`` documents no longest gap; the newer stream API ends a
+  stream after 15 s without a piece. Keeping one alive would take a call with no text,
+  whose effect no page documents, so a one-to-one stream with nothing written for
+  ``idle_timeout`` (10 s) is finished instead, and a later write raises
+  :class:`StreamClosedError` (``idle_timeout=None``: never). A group message has no such
+  limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import reprlib
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from ._calls import Call
+from ._config import require_number
+from ._constants import MAX_TIMEOUT
+from ._elements import MAX_MESSAGE_BYTES
+from ._exceptions import (
+    ClientClosedError,
+    StreamClosedError,
+    StreamInterruptedError,
+    TencentChatError,
+    ValidationError,
+)
+from ._lifecycle import finish_despite_cancel
+from ._logs import logger
+from ._messages import (
+    TEXT_MESSAGE_OVERHEAD,
+    SentGroupMessage,
+    text_bytes,
+)
+from ._options import CallOptions
+from ._retry import RetryState, next_state, retry_decision
+
+if TYPE_CHECKING:
+    from ._client import TencentChat
+
+__all__ = ["StreamReply"]
+
+# Defaults: 5 calls a second per stream (the newer stream API's bound); about one group
+# update a second (what Tencent's own sample code does, within the group's 40 a second).
+MIN_INTERVAL = 0.2
+GROUP_INTERVAL = 1.0
+# Below the newer stream API's 15 s, so a stream is finished by us, not cut by the server.
+IDLE_TIMEOUT = 10.0
+# How long a cancelled block or a closing client waits for the finishing call.
+FINISH_TIMEOUT = 2.0
+
+
+class _Wire(Protocol):
+    """How a stream's text becomes calls: one-to-one pieces, or a group message replaced."""
+
+    finished: bool  # the last call answered ended the stream with all its text
+
+    def needs_call(self, written: int, acked: int, finish: bool) -> bool:
+        """Whether a call is due for ``written`` characters, ``acked`` of them answered."""
+
+    def next_call(self, text: str, acked: int, finish: bool) -> tuple[Call[Any], int]:
+        """The next call, and how much of ``text`` it covers."""
+
+    def acknowledged(self, result: Any, complete: bool) -> None:
+        """The last call was answered with ``result``; ``complete``: it ended the stream."""
+
+    def abandon(self) -> Call[Any] | None:
+        """A call ending the stream after a failure that adds no text, if one is needed."""
+
+
+@attrs.define(slots=True)
+class _OneToOne:
+    robot: str
+    user: str
+    msg_key: str | None = None
+    finished: bool = False
+    msg_seq: None = None
+
+    def needs_call(self, written: int, acked: int, finish: bool) -> bool:
+        if self.finished:
+            return False
+        # Finishing a stream the user sees takes a call even with nothing more to add.
+        return written > acked or (finish and self.msg_key is not None)
+
+    def next_call(self, text: str, acked: int, finish: bool) -> tuple[Call[Any], int]:
+        piece = Call.send_stream_chunk(
+            self.robot, self.user, text[acked:], msg_key=self.msg_key, finish=finish
+        )
+        return piece, len(text)
+
+    def acknowledged(self, result: Any, complete: bool) -> None:
+        self.msg_key = result
+        self.finished = complete
+
+    def abandon(self) -> Call[Any] | None:
+        if self.msg_key is None or self.finished:
+            return None
+        return Call.send_stream_chunk(self.robot, self.user, "", msg_key=self.msg_key, finish=True)
+
+
+@attrs.define(slots=True)
+class _Group:
+    group_id: str
+    robot: str
+    msg_seq: int | None = None
+    finished: bool = False
+    msg_key: None = None
+    first: tuple[Call[Any], int] | None = None  # kept for its retries: the same Random
+
+    def needs_call(self, written: int, acked: int, finish: bool) -> bool:
+        return written > acked  # the message then shows it all: finishing needs no call
+
+    def next_call(self, text: str, acked: int, finish: bool) -> tuple[Call[Any], int]:
+        if self.msg_seq is not None:
+            return Call.modify_group_message(self.group_id, self.msg_seq, body=text), len(text)
+        if self.first is None:
+            sent = Call.send_group_message(self.group_id, text, from_account=self.robot)
+            self.first = (sent, len(text))
+        return self.first
+
+    def acknowledged(self, result: Any, complete: bool) -> None:
+        if isinstance(result, SentGroupMessage):
+            self.msg_seq = result.msg_seq
+        self.finished = complete
+
+    def abandon(self) -> Call[Any] | None:
+        return None  # the message shows what was delivered; there is nothing to end
+
+
+class StreamReply:
+    """A reply streamed as it is written: ``async with chat.stream_reply(robot, user) as r``.
+
+    :meth:`write` appends text and returns at once; the stream's own task sends it (see
+    the module ``_stream_reply``). Leaving the block, or :meth:`finish`, sends the rest
+    and ends the stream. An exception in the block ends it with the text written so far
+    (and ``error_suffix``, if set) and is re-raised; a cancellation ends it within
+    ``FINISH_TIMEOUT`` (2 s) and stays a cancellation; closing the client ends every open
+    stream first. A failed call that cannot be retried ends the stream with
+    :class:`StreamInterruptedError` (raised by the next write, or on leaving the block),
+    which carries the ``delivered`` text. Writing after the end raises
+    :class:`StreamClosedError`.
+
+    ``text`` is everything written, ``delivered`` what the server acknowledged,
+    ``msg_key`` (one-to-one) or ``msg_seq`` (group) the message's id once sent, ``calls``
+    the calls made (a retried one counts again), ``finished`` whether the stream ended
+    with all its text shown.
+    """
+
+    def __init__(
+        self,
+        client: TencentChat,
+        wire: _Wire,
+        *,
+        min_interval: float,
+        idle_timeout: float | None,
+        error_suffix: str | None,
+    ) -> None:
+        self._client = client
+        self._wire = wire
+        self._interval = min_interval
+        self._idle_timeout = idle_timeout
+        self._error_suffix = error_suffix
+        options = client.options or CallOptions()
+        # Retries are the stream's (see the module docstring): each call makes one attempt.
+        self._first_options = attrs.evolve(options, max_retries=0)
+        self._later_options = attrs.evolve(options, priority="bulk", max_wait=None, max_retries=0)
+        self._max_retries = options.max_retries
+        self._joined = ""
+        self._pending: list[str] = []
+        self._size = TEXT_MESSAGE_OVERHEAD
+        self._acked = 0
+        self._ending: str | None = None  # why the stream is ending: "finish", "idle", ...
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._answered_at: float | None = None
+        self._retry_delay = 0.0
+        self.calls = 0
+        self.error: StreamInterruptedError | None = None
+
+    def __repr__(self) -> str:
+        target = (
+            f"group_id={self._wire.group_id!r}"
+            if isinstance(self._wire, _Group)
+            else f"user={self._wire.user!r}"  # type: ignore[attr-defined]
+        )
+        return (
+            f"<StreamReply {target} written={len(self.text)} delivered={self._acked}"
+            f" calls={self.calls} finished={self.finished}>"
+        )
+
+    # -- what the stream holds ---------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """Everything written to the stream (with ``error_suffix``, if it was added)."""
+        if self._pending:
+            self._joined += "".join(self._pending)
+            self._pending.clear()
+        return self._joined
+
+    @property
+    def delivered(self) -> str:
+        """The text the server acknowledged."""
+        return self.text[: self._acked]
+
+    @property
+    def msg_key(self) -> str | None:
+        """The one-to-one message's ``MsgKey``, once its first piece was answered."""
+        return self._wire.msg_key  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def msg_seq(self) -> int | None:
+        """The group message's ``MsgSeq``, once it was sent."""
+        return self._wire.msg_seq  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the stream ended with all its text shown (or had none to show)."""
+        if self._ending is None or self.error is not None:
+            return False
+        if self._task is not None and not self._task.done():
+            return False
+        return self._wire.finished or not self.text
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def write(self, text: str) -> None:
+        """Append ``text``; it is sent with the stream's next call (never waits for one).
+
+        Raises :class:`ValidationError` if ``text`` is not text or would take the message
+        past 12 KB (nothing of it is kept), :class:`StreamInterruptedError` once a call
+        failed, and :class:`StreamClosedError` after the stream ended.
+        """
+        if self._ending is not None:
+            self._raise_ended()
+        self._append(text)
+        if self._task is None:
+            if text:
+                self._start()
+        elif not self._wake.is_set():
+            self._wake.set()
+
+    def _append(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise ValidationError(f"a stream takes str, not {type(text).__name__}")
+        try:
+            size = self._size + text_bytes(text)
+        except UnicodeEncodeError:  # a lone surrogate
+            raise ValidationError(f"not valid Unicode text: {reprlib.repr(text)}") from None
+        if size > MAX_MESSAGE_BYTES:
+            raise ValidationError(
+                f"the reply would be {size} bytes as a text message; at most"
+                f" {MAX_MESSAGE_BYTES} (12 KB) are sent"
+            )
+        if text:
+            self._size = size
+            self._pending.append(text)
+
+    def _raise_ended(self) -> None:
+        if self.error is not None:
+            raise self.error.with_traceback(None)
+        reason = {
+            "idle": f"the stream was finished after {self._idle_timeout} s without text",
+            "closed": "the client was closed, which finished the stream",
+        }.get(self._ending or "", "the stream has ended")
+        raise StreamClosedError(reason, text=self.text, delivered=self.delivered)
+
+    # -- ending ------------------------------------------------------------------------
+
+    async def finish(self) -> None:
+        """Send the rest and end the stream; :class:`StreamInterruptedError` if it failed.
+
+        Idempotent; leaving the ``async with`` block calls it.
+        """
+        await self._end("finish")
+        if self.error is not None:
+            raise self.error.with_traceback(None)
+
+    async def __aenter__(self) -> StreamReply:
+        if self._client.closed:
+            raise ClientClosedError("the client is closed: no stream can start")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.finish()
+        elif isinstance(exc, Exception):
+            if self._ending is None and self._error_suffix:
+                # No room left for it: the text written is shown without it.
+                with contextlib.suppress(ValidationError):
+                    self._append(self._error_suffix)
+            await self._end("error")
+            if self.error is not None:  # the block's own exception goes on; say this one
+                logger.warning("a streamed reply was not finished: %s", self.error)
+        else:  # cancelled (or interrupted): end within a bound, and stay cancelled
+            await self._end_within("cancelled", FINISH_TIMEOUT)
+
+    async def _end(self, reason: str) -> None:
+        if self._ending is None:
+            self._ending = reason
+        task = self._task
+        if task is None:
+            if len(self.text) == self._acked:
+                return  # nothing was written: nothing to send
+            task = self._start()
+        self._wake.set()
+        if not task.done():
+            # Waits without taking on the task's end: a sender cut short is not our
+            # cancellation, and cancelling this wait leaves the sender running.
+            await asyncio.wait({task})
+
+    async def _end_within(self, reason: str, timeout: float) -> None:
+        """End the stream, giving its calls ``timeout`` s, even if this task is cancelled
+        meanwhile (re-raised after): the sender is cut short past it."""
+
+        async def bounded() -> None:
+            try:
+                await asyncio.wait_for(self._end(reason), timeout)
+            except asyncio.TimeoutError:
+                if self._task is not None:
+                    self._task.cancel()
+
+        await finish_despite_cancel(bounded())
+
+    # -- the sender --------------------------------------------------------------------
+
+    def _start(self) -> asyncio.Task[None]:
+        task = self._task = asyncio.get_running_loop().create_task(self._send())
+        streams = self._client._streams
+        streams.add(self)
+        task.add_done_callback(lambda _: streams.discard(self))
+        return task
+
+    async def _send(self) -> None:
+        try:
+            await self._send_all()
+        except asyncio.CancelledError:
+            self._fail(None)
+            raise
+        except TencentChatError as error:
+            self._fail(error)
+            await self._abandon(error)
+        except Exception:  # a bug: the stream ends, and says so
+            logger.exception("a streamed reply's sender failed")
+            self._fail(None)
+
+    def _fail(self, error: TencentChatError | None) -> None:
+        if self.error is None:
+            reason = (
+                "its calls were cut short before it finished"
+                if error is None
+                else f"{type(error).__name__}: {error}"
+            )
+            self.error = StreamInterruptedError(
+                f"the stream could not go on: {reason}",
+                error=error,
+                text=self.text,
+                delivered=self.delivered,
+            )
+            self.error.__cause__ = error
+            if self._ending is None:
+                self._ending = "failed"
+
+    async def _send_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        state: RetryState | None = None
+        while True:
+            if not self._wire.needs_call(len(self.text), self._acked, self._ending is not None):
+                if self._ending is not None:
+                    return
+                await self._wait_for_text()
+                continue
+            if self._answered_at is not None:
+                gap = max(self._interval, self._retry_delay)
+                delay = self._answered_at + gap - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # text written meanwhile goes with this call
+            finish = self._ending is not None  # no text is written once it is ending
+            text = self.text
+            call, covered = self._wire.next_call(text, self._acked, finish)
+            first = self.msg_key is None and self.msg_seq is None
+            self.calls += 1
+            try:
+                result = await self._client._make(
+                    call, self._first_options if first else self._later_options
+                )
+            except TencentChatError as error:
+                self._answered_at = loop.time()
+                if state is None:
+                    state = RetryState(call.endpoint, retries_left=self._max_retries)
+                decision = retry_decision(error, state)
+                if not decision.retry:
+                    raise
+                state = next_state(state, error, decision)
+                self._retry_delay = decision.delay
+                continue
+            self._answered_at = loop.time()
+            state, self._retry_delay = None, 0.0
+            complete = finish and covered == len(text)
+            self._wire.acknowledged(result, complete)
+            self._acked = covered
+            if complete:
+                return
+
+    async def _wait_for_text(self) -> None:
+        self._wake.clear()
+        if self._idle_timeout is None:
+            await self._wake.wait()
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._idle_timeout)
+        except asyncio.TimeoutError:
+            if self._ending is None:
+                self._ending = "idle"
+                logger.info("finishing a stream idle for %g s", self._idle_timeout)
+
+    async def _abandon(self, error: TencentChatError) -> None:
+        call = self._wire.abandon()
+        if call is None or isinstance(error, ClientClosedError):
+            return
+        try:
+            await asyncio.wait_for(self._client._make(call, self._later_options), FINISH_TIMEOUT)
+        except (TencentChatError, asyncio.TimeoutError) as failure:
+            logger.info("could not end the interrupted stream: %s", type(failure).__name__)
+
+
+def open_stream(
+    client: TencentChat,
+    wire: _Wire,
+    *,
+    min_interval: float,
+    idle_timeout: float | None,
+    error_suffix: str | None,
+) -> StreamReply:
+    """A checked :class:`StreamReply` (its settings' rules are checked before it starts)."""
+    min_interval = require_number("min_interval", min_interval, minimum=0, maximum=MAX_TIMEOUT)
+    if idle_timeout is not None:
+        idle_timeout = require_number(
+            "idle_timeout", idle_timeout, minimum=0.001, maximum=MAX_TIMEOUT
+        )
+    if error_suffix is not None and not isinstance(error_suffix, str):
+        raise ValidationError(f"error_suffix must be a str, not {type(error_suffix).__name__}")
+    return StreamReply(
+        client,
+        wire,
+        min_interval=min_interval,
+        idle_timeout=idle_timeout,
+        error_suffix=error_suffix,
+    )
+
+
+def one_to_one(robot: str, user: str) -> _OneToOne:
+    """The wire of a one-to-one stream (its accounts checked now)."""
+    Call.send_stream_chunk(robot, user, "", finish=True)
+    return _OneToOne(robot, user)
+
+
+def in_group(group_id: str, robot: str) -> _Group:
+    """The wire of a group stream (its group and sender checked now)."""
+    Call.send_group_message(group_id, "-", from_account=robot)
+    return _Group(group_id, robot)

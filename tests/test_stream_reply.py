@@ -1,0 +1,705 @@
+"""Streaming replies on a virtual clock: coalescing, intervals, finishing on every exit
+path, retries that never reorder nor repeat a piece, and the low-level chunk call.
+
+The rules are robot-conversation.md's 2.3 (``send_stream_msg``: ``Chunk`` appended,
+``MsgKey`` from the first answer on, ``Finish: 1`` on the last; 5 calls a second per
+stream and 15 s of idleness for the newer API, taken as the conservative defaults) and
+2.4 (a group reply: ``send_group_msg``, then ``modify_group_msg`` about once a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+import attrs
+import pytest
+
+from tencent_chat_robots import (
+    APIConnectionError,
+    Call,
+    ClientClosedError,
+    InternalServerError,
+    RateLimiter,
+    RawResponse,
+    StreamClosedError,
+    StreamError,
+    StreamInterruptedError,
+    StreamReply,
+    TencentChat,
+    TencentChatError,
+    ValidationError,
+)
+
+from ._virtual_time import max_in_window, run_virtual
+from .conftest import ADMIN, BASE_URL, SDKAPPID, SECRET_KEY
+
+STREAM = "/v4/openim_robot_http_svc/send_stream_msg"
+GROUP_SEND = "/v4/group_open_http_svc/send_group_msg"
+GROUP_MODIFY = "/v4/openim/modify_group_msg"
+ROBOT, USER, GROUP = "@RBT#001", "user1", "@GRP#1"
+
+OK = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+
+# A fault the server meets on one call: an answer with this code and nothing done, a
+# connection refused before anything was sent, or one dropped after the server acted.
+Fault = int | str
+
+
+@attrs.define
+class Arrival:
+    at: float
+    path: str
+    body: dict[str, Any]
+    answered: bool = False
+
+
+class StreamServer:
+    """A transport that acts as the documented server for the three streaming calls."""
+
+    def __init__(self, *, latency: float = 0.01, faults: dict[int, Fault] | None = None):
+        self.latency = latency
+        self.faults = dict(faults or {})  # by arrival number, from 0
+        self.arrivals: list[Arrival] = []
+        self.streams: dict[str, list[str]] = {}
+        self.finished: set[str] = set()
+        self.group_texts: dict[int, list[str]] = {}  # a group message's texts, in order
+        self.randoms: set[int] = set()
+        self.closed = False
+
+    async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+        loop = asyncio.get_running_loop()
+        body = json.loads(content)
+        path = url.split("?")[0].removeprefix(BASE_URL)
+        number = len(self.arrivals)
+        arrival = Arrival(loop.time(), path, body)
+        self.arrivals.append(arrival)
+        await asyncio.sleep(self.latency / 2)
+        fault = self.faults.get(number)
+        if fault == "refused":
+            raise APIConnectionError("connection refused", request_sent=False)
+        if isinstance(fault, int):
+            answer: dict[str, Any] = {
+                "ActionStatus": "FAIL",
+                "ErrorCode": fault,
+                "ErrorInfo": f"error {fault}",
+            }
+        else:
+            answer = self._act(path, body)
+        await asyncio.sleep(self.latency / 2)
+        if fault == "dropped":
+            raise APIConnectionError("reset after the server acted", request_sent=True)
+        arrival.answered = True
+        return RawResponse(200, json.dumps(answer).encode())
+
+    def _act(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path == STREAM:
+            key = body.get("MsgKey") or f"key-{len(self.streams) + 1}"
+            assert key not in self.finished, "a piece after the stream finished"
+            self.streams.setdefault(key, []).append(body["Chunk"])
+            if body.get("Finish") == 1:
+                self.finished.add(key)
+            return {**OK, "MsgKey": key}
+        if path == GROUP_SEND:
+            if body["Random"] in self.randoms:  # a repeat within 5 minutes is dropped
+                seq = next(s for s, t in self.group_texts.items() if t[0] == _text(body))
+                return {**OK, "MsgTime": 1669872112, "MsgSeq": seq}
+            self.randoms.add(body["Random"])
+            seq = len(self.group_texts) + 1
+            self.group_texts[seq] = [_text(body)]
+            return {**OK, "MsgTime": 1669872112, "MsgSeq": seq}
+        assert path == GROUP_MODIFY
+        self.group_texts[body["MsgSeq"]].append(_text(body))
+        return OK
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def calls(self, path: str = STREAM) -> list[Arrival]:
+        return [a for a in self.arrivals if a.path == path]
+
+
+def _text(body: dict[str, Any]) -> str:
+    (element,) = body["MsgBody"]
+    return str(element["MsgContent"]["Text"])
+
+
+def _chat(server: StreamServer, **options: Any) -> TencentChat:
+    options.setdefault("rate_limit", None)
+    return TencentChat(
+        SDKAPPID, SECRET_KEY, admin=ADMIN, base_url=BASE_URL, transport=server, **options
+    )
+
+
+async def _words(reply: StreamReply, words: list[str], pause: float) -> None:
+    for word in words:
+        await reply.write(word)
+        await asyncio.sleep(pause)
+
+
+WORDS = [f"w{i} " for i in range(300)]
+
+
+# -- coalescing and intervals --------------------------------------------------------
+
+
+def test_the_first_text_goes_at_once_then_one_call_per_interval_carrying_the_rest() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply, float]:
+        server = StreamServer(latency=0.02)
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            first_write = loop.time()
+            await _words(reply, WORDS, 0.01)
+        return server, reply, first_write
+
+    server, reply, first_write = run_virtual(main)
+    calls = server.calls()
+    assert calls[0].at == first_write  # time to first text: no wait at all
+    assert "MsgKey" not in calls[0].body
+    assert all(c.body["MsgKey"] == "key-1" for c in calls[1:])
+    assert [c.body.get("Finish") for c in calls] == [None] * (len(calls) - 1) + [1]
+    # Each call starts 0.2 s after the previous one's answer: the server sees them at
+    # least 0.2 s apart, so never more than 5 in a second.
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
+    assert min(gaps) >= 0.2 + 0.02 - 1e-9
+    assert max_in_window([c.at for c in calls]) <= 5
+    # 300 words over 3 s go in about 3 / 0.22 calls, not 300.
+    assert 12 <= len(calls) <= 16
+    assert "".join(server.streams["key-1"]) == "".join(WORDS) == reply.text == reply.delivered
+    assert reply.calls == len(calls)
+    assert reply.finished
+    assert reply.msg_key == "key-1"
+
+
+def test_two_thousand_writes_at_once_make_a_handful_of_calls() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer(latency=0.01)
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            for i in range(2000):
+                await reply.write(f"{i} ")
+                if i % 500 == 0:
+                    await asyncio.sleep(0)  # the producer yields now and then
+        return server
+
+    server = run_virtual(main)
+    calls = server.calls()
+    assert len(calls) <= 5
+    assert "".join(server.streams["key-1"]) == "".join(f"{i} " for i in range(2000))
+    assert calls[-1].body["Finish"] == 1
+
+
+def test_a_group_reply_is_sent_then_replaced_about_once_a_second() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer(latency=0.02)
+        async with (
+            _chat(server) as chat,
+            chat.stream_group_reply(GROUP, from_account=ROBOT) as reply,
+        ):
+            await _words(reply, WORDS, 0.01)
+        return server, reply
+
+    server, reply = run_virtual(main)
+    (send,) = server.calls(GROUP_SEND)
+    modifies = server.calls(GROUP_MODIFY)
+    assert send.body["From_Account"] == ROBOT
+    assert _text(send.body) == "w0 "
+    texts = server.group_texts[1]
+    assert texts[-1] == "".join(WORDS) == reply.delivered
+    # Each version extends the one before: the text only ever grows.
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in itertools.pairwise(texts))
+    ats = [send.at] + [m.at for m in modifies]
+    assert min(b - a for a, b in itertools.pairwise(ats)) >= 1.0
+    assert 3 <= len(modifies) <= 4
+    assert reply.msg_seq == 1
+    assert reply.msg_key is None
+    assert reply.finished
+
+
+def test_a_reply_with_no_text_makes_no_call() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer()
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            await reply.write("")
+        return server, reply
+
+    server, reply = run_virtual(main)
+    assert server.arrivals == []
+    assert reply.calls == 0
+    assert reply.finished
+
+
+# -- always finished ----------------------------------------------------------------
+
+
+def test_an_exception_in_the_block_finishes_with_the_text_and_suffix_and_is_raised() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer()
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER, error_suffix=" [interrupted]")
+
+            async def answer() -> None:
+                async with reply:
+                    await _words(reply, ["partial ", "answer"], 0.05)
+                    raise KeyError("the model failed")
+
+            with pytest.raises(KeyError):
+                await answer()
+        return server, reply
+
+    server, reply = run_virtual(main)
+    assert "".join(server.streams["key-1"]) == "partial answer [interrupted]"
+    assert "key-1" in server.finished
+    assert reply.finished
+
+
+def test_a_cancelled_block_finishes_its_stream_and_stays_cancelled() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer(latency=0.05)
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+
+            async def answer() -> None:
+                async with reply:
+                    await _words(reply, WORDS, 0.01)
+
+            task = asyncio.create_task(answer())
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert reply.finished  # finished before the cancellation went on
+        return server, reply
+
+    server, reply = run_virtual(main)
+    assert "key-1" in server.finished
+    assert "".join(server.streams["key-1"]) == reply.text == reply.delivered
+    assert 0 < len(reply.text) < len("".join(WORDS))
+
+
+def test_a_block_cancelled_twice_while_finishing_still_finishes() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer(latency=0.3)
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+
+            async def answer() -> None:
+                async with reply:
+                    await _words(reply, WORDS, 0.01)
+
+            task = asyncio.create_task(answer())
+            await asyncio.sleep(0.5)
+            task.cancel()
+            await asyncio.sleep(0.1)
+            task.cancel()  # again, while the block is finishing
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        return server
+
+    server = run_virtual(main)
+    assert "key-1" in server.finished
+
+
+def test_closing_the_client_finishes_open_streams_first() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply, list[BaseException]]:
+        server = StreamServer()
+        chat = _chat(server)
+        reply = chat.stream_reply(ROBOT, USER)
+        errors: list[BaseException] = []
+
+        async def answer() -> None:
+            try:
+                async with reply:
+                    await _words(reply, WORDS, 0.01)
+            except TencentChatError as error:
+                errors.append(error)
+
+        task = asyncio.create_task(answer())
+        await asyncio.sleep(0.5)
+        await chat.aclose()
+        await task
+        return server, reply, errors
+
+    server, reply, errors = run_virtual(main)
+    assert "key-1" in server.finished
+    last = server.calls()[-1]
+    assert last.body["Finish"] == 1
+    assert last.answered
+    (error,) = errors
+    assert isinstance(error, StreamClosedError)
+    assert "client was closed" in str(error)
+    # The write was refused as the closing began; the rest was then delivered.
+    assert reply.delivered == reply.text == "".join(server.streams["key-1"])
+    assert reply.delivered.startswith(error.delivered)
+    assert error.text == reply.text
+
+
+def test_writing_after_the_end_raises() -> None:
+    async def main(loop: Any) -> None:
+        async with _chat(StreamServer()) as chat:
+            async with chat.stream_reply(ROBOT, USER) as reply:
+                await reply.write("done")
+            with pytest.raises(StreamClosedError) as raised:
+                await reply.write("more")
+            assert raised.value.delivered == "done"
+            await reply.finish()  # idempotent
+
+    run_virtual(main)
+
+
+def test_an_idle_stream_is_finished_and_a_later_write_raises() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, float]:
+        server = StreamServer()
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER, idle_timeout=10.0)
+            started: list[float] = []
+
+            async def answer() -> None:
+                async with reply:
+                    await reply.write("thinking")
+                    started.append(loop.time())
+                    await asyncio.sleep(12)
+                    await reply.write("too late")
+
+            with pytest.raises(StreamClosedError, match=r"10\.0 s without text"):
+                await answer()
+        return server, started[0]
+
+    server, started = run_virtual(main)
+    finish = server.calls()[-1]
+    assert finish.body == {**finish.body, "Chunk": "", "Finish": 1}
+    assert 10.0 <= finish.at - started < 10.1  # before the newer API's 15 s
+
+
+def test_idle_timeout_none_keeps_a_stream_open() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        async with (
+            _chat(server) as chat,
+            chat.stream_reply(ROBOT, USER, idle_timeout=None) as reply,
+        ):
+            await reply.write("a")
+            await asyncio.sleep(60)
+            await reply.write("b")
+        return server
+
+    server = run_virtual(main)
+    assert server.streams["key-1"] == ["a", "b"]
+    assert "key-1" in server.finished
+
+
+# -- failures: retried in order, never repeated ---------------------------------------
+
+
+def test_an_internal_error_is_retried_after_the_interval_with_the_text_since() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer(faults={2: 10002, 3: 10002})
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            await _words(reply, WORDS[:100], 0.01)
+        return server, reply
+
+    server, reply = run_virtual(main)
+    calls = server.calls()
+    assert "".join(server.streams["key-1"]) == "".join(WORDS[:100]) == reply.delivered
+    # The retries also waited the interval: the server never saw 6 in a second.
+    assert max_in_window([c.at for c in calls]) <= 5
+    assert min(b.at - a.at for a, b in itertools.pairwise(calls)) >= 0.2
+    assert reply.calls == len(calls)
+
+
+def test_a_piece_whose_answer_was_lost_is_not_sent_again() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamInterruptedError]:
+        server = StreamServer(faults={2: "dropped"})
+        async with _chat(server) as chat:
+            with pytest.raises(StreamInterruptedError) as raised:
+                async with chat.stream_reply(ROBOT, USER) as reply:
+                    await _words(reply, WORDS[:100], 0.01)
+        return server, raised.value
+
+    server, error = run_virtual(main)
+    pieces = server.streams["key-1"]
+    # The dropped piece reached the server once; the stream was then ended with an
+    # empty last piece, which repeats nothing.
+    assert pieces[-1] == ""
+    assert "key-1" in server.finished
+    shown = "".join(pieces)
+    assert len(set(pieces[:-1])) == len(pieces) - 1
+    assert "".join(WORDS[:100]).startswith(shown)
+    assert isinstance(error.error, APIConnectionError)
+    assert error.__cause__ is error.error
+    assert shown.startswith(error.delivered)
+    assert len(error.delivered) < len(shown)
+    assert error.text.startswith(shown)
+
+
+def test_a_first_piece_whose_answer_was_lost_is_not_sent_again() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamInterruptedError, StreamReply]:
+        server = StreamServer(faults={0: "dropped"})
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+
+            async def answer() -> None:
+                async with reply:
+                    await reply.write("hello")
+                    await asyncio.sleep(1)
+                    await reply.write(" world")
+
+            with pytest.raises(StreamInterruptedError) as raised:
+                await answer()
+        return server, raised.value, reply
+
+    server, error, reply = run_virtual(main)
+    assert len(server.arrivals) == 1  # not resent: it may have shown, and would twice
+    assert error.delivered == ""
+    assert reply.msg_key is None
+    assert not reply.finished
+
+
+def test_a_refused_connection_is_retried_it_never_reached_the_server() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer(faults={0: "refused", 3: "refused"})
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            await _words(reply, WORDS[:60], 0.01)
+        return server
+
+    server = run_virtual(main)
+    assert "".join(server.streams["key-1"]) == "".join(WORDS[:60])
+
+
+def test_a_rejected_piece_ends_the_stream_with_the_delivered_text() -> None:
+    async def main(loop: Any) -> StreamInterruptedError:
+        server = StreamServer(faults={1: 10004})
+        async with _chat(server) as chat:
+            with pytest.raises(StreamInterruptedError) as raised:
+                async with chat.stream_reply(ROBOT, USER) as reply:
+                    await _words(reply, WORDS[:100], 0.01)
+        return raised.value
+
+    error = run_virtual(main)
+    assert error.delivered == "w0 "
+    assert error.text.startswith("w0 w1 ")
+    assert isinstance(error, StreamError)
+    assert isinstance(error, TencentChatError)
+
+
+def test_a_groups_first_message_is_retried_as_the_same_request() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer(faults={0: "dropped"})
+        async with (
+            _chat(server) as chat,
+            chat.stream_group_reply(GROUP, from_account=ROBOT) as reply,
+        ):
+            await _words(reply, WORDS[:100], 0.01)
+        return server
+
+    server = run_virtual(main)
+    first, again = server.calls(GROUP_SEND)
+    assert first.body == again.body  # the same Random: the server drops the repeat
+    assert list(server.group_texts) == [1]
+    assert server.group_texts[1][-1] == "".join(WORDS[:100])
+
+
+def test_a_groups_lost_modification_is_sent_again_with_the_latest_text() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer(faults={2: "dropped"})
+        async with (
+            _chat(server) as chat,
+            chat.stream_group_reply(GROUP, from_account=ROBOT) as reply,
+        ):
+            await _words(reply, WORDS[:300], 0.01)
+        return server
+
+    server = run_virtual(main)
+    texts = server.group_texts[1]
+    assert texts[-1] == "".join(WORDS)
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
+
+
+# -- input checked before anything is sent -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("robot", "user"), [("", USER), (ROBOT, ""), (None, USER), (ROBOT, "\ud800")]
+)
+def test_a_stream_with_bad_accounts_is_refused_when_made(robot: Any, user: Any) -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        async with _chat(server) as chat:
+            with pytest.raises(ValidationError):
+                chat.stream_reply(robot, user)
+        return server
+
+    assert run_virtual(main).arrivals == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"min_interval": -1},
+        {"min_interval": float("nan")},
+        {"idle_timeout": 0},
+        {"error_suffix": 1},
+    ],
+)
+def test_bad_stream_settings_are_refused(options: dict[str, Any]) -> None:
+    async def main(loop: Any) -> None:
+        async with _chat(StreamServer()) as chat:
+            with pytest.raises(ValidationError):
+                chat.stream_reply(ROBOT, USER, **options)
+
+    run_virtual(main)
+
+
+@pytest.mark.parametrize("bad", [b"bytes", 1, None, "\udc80"])
+def test_a_write_of_no_text_is_refused_and_keeps_nothing(bad: Any) -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            await reply.write("ok")
+            with pytest.raises(ValidationError):
+                await reply.write(bad)
+        return server
+
+    assert "".join(run_virtual(main).streams["key-1"]) == "ok"
+
+
+def test_a_reply_past_12_kb_is_refused_at_the_write_that_would_pass_it() -> None:
+    # 12,288 bytes of the text message's JSON: 52 of them wrap the text.
+    wrapper = len('[{"MsgType":"TIMTextElem","MsgContent":{"Text":""}}]')
+
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            await reply.write("é" * ((12288 - wrapper - 2) // 2))  # 2 bytes each
+            await reply.write("<")  # one byte: the limit less one
+            with pytest.raises(ValidationError, match="12 KB"):
+                await reply.write('"')  # escaped: two bytes
+            await reply.write(">")  # exactly at the limit
+            with pytest.raises(ValidationError):
+                await reply.write("x")
+        return server
+
+    text = "".join(run_virtual(main).streams["key-1"])
+    assert (
+        len(
+            json.dumps(
+                [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ).encode()
+        )
+        == 12288
+    )
+
+
+def test_a_stream_on_a_closed_client_is_refused() -> None:
+    async def main(loop: Any) -> None:
+        chat = _chat(StreamServer())
+        await chat.aclose()
+        with pytest.raises(ClientClosedError):
+            async with chat.stream_reply(ROBOT, USER):
+                pass
+
+    run_virtual(main)
+
+
+# -- sharing the API's budget ---------------------------------------------------------
+
+
+def test_many_streams_share_the_apis_rate_and_first_texts_go_first() -> None:
+    # 80 streams starting within half a second, each wanting about 4.5 calls a second
+    # for 2 s: about 360 a second together, against the API's pace of 190.
+    async def main(loop: Any) -> tuple[StreamServer, dict[str, float], list[StreamReply]]:
+        server = StreamServer(latency=0.02)
+        written: dict[str, float] = {}  # each user's stream: when its first text was written
+        replies: list[StreamReply] = []
+        async with _chat(server, limiter=RateLimiter(190)) as chat:
+
+            async def one(i: int) -> None:
+                await asyncio.sleep(i / 160)
+                async with chat.stream_reply(ROBOT, f"user{i}") as reply:
+                    replies.append(reply)
+                    written[f"user{i}"] = loop.time()
+                    await reply.write("first ")
+                    for k in range(60):
+                        await reply.write(f"word{k} ")
+                        await asyncio.sleep(0.01 + (k * 7 + i) % 50 / 1000)
+
+            await asyncio.gather(*(one(i) for i in range(80)))
+        return server, written, replies
+
+    server, written, replies = run_virtual(main)
+    firsts = {c.body["To_Account"]: c.at for c in reversed(server.calls())}
+    waits = [firsts[user] - at for user, at in written.items()]
+    starts = [c.at for c in server.calls()]
+    assert max_in_window(starts) >= 180  # the API's pace was the bound: streams competed
+    assert max_in_window(starts) <= 190
+    assert max(waits) <= 0.1  # each stream's first call went before others' updates
+    for reply in replies:
+        assert reply.finished
+        assert reply.delivered == reply.text
+        assert "".join(server.streams[reply.msg_key or ""]) == reply.text
+
+
+# -- the low-level call ---------------------------------------------------------------
+
+
+def test_send_stream_chunk_sends_the_documented_fields_and_returns_the_key() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        async with _chat(server) as chat:
+            key = await chat.send_stream_chunk(ROBOT, USER, "hello, ")
+            assert key == "key-1"
+            assert await chat.send_stream_chunk(ROBOT, USER, "world", msg_key=key) == key
+            await chat.send_stream_chunk(ROBOT, USER, "", msg_key=key, finish=True)
+        return server
+
+    server = run_virtual(main)
+    assert [c.body for c in server.calls()] == [
+        {"From_Account": ROBOT, "To_Account": USER, "Chunk": "hello, "},
+        {"From_Account": ROBOT, "To_Account": USER, "Chunk": "world", "MsgKey": "key-1"},
+        {"From_Account": ROBOT, "To_Account": USER, "Chunk": "", "MsgKey": "key-1", "Finish": 1},
+    ]
+
+
+def test_send_stream_chunk_retries_an_internal_error_but_not_a_lost_answer() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, BaseException]:
+        server = StreamServer(faults={0: 10002, 2: "dropped"})
+        async with _chat(server) as chat:
+            key = await chat.send_stream_chunk(ROBOT, USER, "a")  # retried after 10002
+            with pytest.raises(APIConnectionError) as raised:
+                await chat.send_stream_chunk(ROBOT, USER, "b", msg_key=key)
+        return server, raised.value
+
+    server, error = run_virtual(main)
+    assert len(server.arrivals) == 3
+    assert server.streams["key-1"] == ["a", "b"]
+    assert isinstance(error, APIConnectionError)
+    assert error.request_sent
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ((ROBOT, USER, ""), "empty"),
+        ((ROBOT, USER, 5), "string"),
+        (("", USER, "x"), "empty"),
+        ((ROBOT, USER, "x" * 12237), "12 KB"),
+    ],
+)
+def test_bad_chunks_are_refused_before_sending(arguments: tuple[Any, ...], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        Call.send_stream_chunk(*arguments)
+
+
+def test_an_empty_chunk_may_finish_and_the_largest_chunk_passes() -> None:
+    assert Call.send_stream_chunk(ROBOT, USER, "", msg_key="k", finish=True).body
+    assert Call.send_stream_chunk(ROBOT, USER, "x" * 12236).body  # 12,288 with the wrapper
+
+
+def test_a_stream_error_is_a_tencent_chat_error_with_the_texts() -> None:
+    cause = InternalServerError(10002, "boom", endpoint="x")
+    error = StreamInterruptedError("gone", error=cause, text="ab", delivered="a")
+    assert isinstance(error, StreamError)
+    assert isinstance(error, TencentChatError)
+    assert (error.text, error.delivered, error.error) == ("ab", "a", cause)
