@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ import anyio
 import httpx
 import pytest
 
-from tencent_chat_robots.testing import FakeTencentChat
+from tencent_chat_robots.testing import FakeTencentChat, StoredGroupMessage, StoredMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "example-callback-token"
@@ -137,6 +138,77 @@ def test_echo_bot_answers_users_as_the_robot_and_stops_cleanly(
     assert fake.transcript("mallory", ROBOT)[-1].sender == "mallory"  # no answer
     # SIGTERM: the lifespan closed the receiver and the client. (uvicorn re-raises the
     # signal once it has shut down, as newer versions do, or exits 0.)
+    assert code in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+    assert "Traceback" not in output
+    assert TOKEN not in output
+    assert fake.secret_key not in output
+
+
+def _answer(prompt: str) -> str:
+    """The streaming example's stand-in model's whole answer (its docstring's promise)."""
+    return f"You asked: {prompt!r}. Here is an answer, written one word at a time. "
+
+
+def test_streaming_bot_streams_its_answers_and_finishes_them_when_stopped(
+    served_fake: tuple[FakeTencentChat, str],
+) -> None:
+    fake, base_url = served_fake
+    service = Service(
+        "examples.streaming_bot:app",
+        {
+            "TENCENT_CHAT_SDKAPPID": str(fake.sdkappid),
+            "TENCENT_CHAT_SECRET_KEY": fake.secret_key,
+            "TENCENT_CHAT_ADMIN": fake.admin,
+            "TENCENT_CHAT_BASE_URL": base_url,
+            "TENCENT_CHAT_CALLBACK_TOKEN": TOKEN,
+        },
+    )
+
+    def answers(user: str) -> list[StoredMessage]:
+        return [m for m in fake.transcript(user, ROBOT) if m.sender == ROBOT]
+
+    def group_answers() -> list[StoredGroupMessage]:
+        return [m for m in fake.group_messages("@GRP#chat") if m.sender == ROBOT]
+
+    try:
+        service.wait_ready("/healthz")
+        fake.set_callback(service.url + "/tencent/callback", token=TOKEN)
+        fake.create_group("@GRP#chat", "Public", members=[ROBOT])
+
+        async def talk() -> None:
+            await fake.user_sends("alice", ROBOT, "what is a stream?")
+            await fake.user_mentions("@GRP#chat", "bob", [ROBOT], "and in a group?")
+            with anyio.fail_after(15):
+                await fake.wait_until(
+                    lambda: (
+                        [m.stream for m in answers("alice")] == ["finished"]
+                        and [m.text.endswith("at a time. ") for m in group_answers()] == [True]
+                    )
+                )
+            # A deploy stops the service while the robot is answering carol.
+            await fake.user_sends("carol", ROBOT, "and when you stop?")
+            with anyio.fail_after(10):
+                await fake.wait_until(lambda: bool(answers("carol")))
+
+        anyio.run(talk)
+        (carol,) = answers("carol")
+        assert carol.stream == "open"  # still being written when the signal goes
+    finally:
+        code, output = service.stop()
+
+    (alice,) = answers("alice")
+    assert alice.text == _answer("what is a stream?")
+    # It grew as it was written: several versions, each extending the one before.
+    texts = alice.texts
+    assert len(texts) >= 2
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
+    (group,) = group_answers()
+    assert group.text.startswith("You asked: ")
+    assert group.modified >= 1  # sent, then replaced with the text so far
+    # Stopped mid-answer: the lifespan let the answer finish before closing.
+    (carol,) = answers("carol")
+    assert (carol.stream, carol.text) == ("finished", _answer("and when you stop?"))
     assert code in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
     assert "Traceback" not in output

@@ -53,6 +53,7 @@ def test_demo_small_run_succeeds_within_the_limit() -> None:
         "send_group_message": Endpoint.SEND_GROUP_MESSAGE,
         "modify_c2c_message": Endpoint.MODIFY_C2C_MESSAGE,
         "modify_group_message": Endpoint.MODIFY_GROUP_MESSAGE,
+        "send_stream_chunk": Endpoint.SEND_STREAM_CHUNK,
     }
     assert rows[Endpoint.CREATE_ROBOT]["calls"] == 20
     assert rows[Endpoint.ROOM_ADD_ROBOT]["calls"] == 12 * 10
@@ -108,10 +109,18 @@ def test_the_robots_answer_every_message_once_and_nothing_else() -> None:
     # Each deliverey: once per message, the duplicates again, the loop and the stale one.
     assert talk["deliveries"] == talk["messages"] + 6 + 1 + 1
     rows = {row["method"]: row for row in report["endpoints"]}
-    # Each answer: a placeholder, then the answer edited into it.
-    assert rows["send_c2c_message"]["calls"] == 36 + 1  # and the robot-to-robot message
-    assert rows["modify_c2c_message"]["calls"] == 36
-    assert rows["send_group_message"]["calls"] == rows["modify_group_message"]["calls"] == 12
+    # Each answer streamed: one-to-one in pieces (the first at once, the last finishing),
+    # in groups a message sent and then replaced with the whole answer.
+    streams = talk["streams"]
+    assert streams["count"] == 36 + 12
+    assert streams["final_text_as_written"] == 48
+    assert 2 <= streams["calls_per_stream"]["mean"] <= streams["calls_per_stream"]["max"]
+    assert streams["max_calls_in_a_second"] <= 5  # send_stream_msg: 5 a second per stream
+    assert rows["send_stream_chunk"]["calls"] >= 36 * 2
+    assert rows["send_group_message"]["calls"] == 12
+    assert rows["modify_group_message"]["calls"] >= 12
+    # The robot-to-robot note, sent and corrected.
+    assert rows["send_c2c_message"]["calls"] == rows["modify_c2c_message"]["calls"] == 1
 
 
 def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
@@ -133,23 +142,26 @@ def test_each_phase_is_one_bulk_run_and_the_stats_match_the_server(
     assert [run.total for run in runs] == [20, 5 * 10 + 5 * 5 + 5 + 1, 10 + 1 + 1 + 4, 20]
     assert all(run.done == run.succeeded == run.total for run in runs)
     attempts = {endpoint: row["attempts"] for endpoint, row in rows.items()}
-    # The bulk runs' calls wait in the bulk class; the robots' answers are interactive.
-    answers = {
-        Endpoint.SEND_C2C_MESSAGE,
-        Endpoint.SEND_GROUP_MESSAGE,
-        Endpoint.MODIFY_C2C_MESSAGE,
-        Endpoint.MODIFY_GROUP_MESSAGE,
-    }
+    # The bulk runs' calls wait in the bulk class; the robots' messages are interactive,
+    # but for a streamed answer's later calls, which wait in the bulk class so that new
+    # answers' first texts go first.
+    interactive = {Endpoint.SEND_C2C_MESSAGE, Endpoint.SEND_GROUP_MESSAGE}
+    interactive |= {Endpoint.MODIFY_C2C_MESSAGE}
     per_api = {key: n for key, n in permits.items() if not key[0].startswith("group_messages/")}
+    streamed = attempts[Endpoint.SEND_STREAM_CHUNK]
+    firsts = per_api.pop((Endpoint.SEND_STREAM_CHUNK, "interactive"))
+    assert firsts >= 40 * 3  # one per one-to-one answer (and a first piece's retries)
+    assert per_api.pop((Endpoint.SEND_STREAM_CHUNK, "bulk")) == streamed - firsts
     assert per_api == {
-        (endpoint, "interactive" if endpoint in answers else "bulk"): n
+        (endpoint, "interactive" if endpoint in interactive else "bulk"): n
         for endpoint, n in attempts.items()
+        if endpoint != Endpoint.SEND_STREAM_CHUNK
     }
-    # Each group's messages (its placeholders and their edits) also took its own permit.
-    per_group = {key: n for key, n in permits.items() if key not in per_api}
+    # Each group's messages (its answers and their replacements) also took its own permit.
+    per_group = {key: n for key, n in permits.items() if key[0].startswith("group_messages/")}
     group_attempts = attempts[Endpoint.SEND_GROUP_MESSAGE] + attempts[Endpoint.MODIFY_GROUP_MESSAGE]
     assert sum(per_group.values()) == group_attempts
-    assert {priority for _, priority in per_group} == {"interactive"}
+    assert {priority for _, priority in per_group} == {"interactive", "bulk"}
     (fake,) = fakes
     assert received(fake) == attempts
 

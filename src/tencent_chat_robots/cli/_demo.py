@@ -8,6 +8,7 @@ answering simulated users (``_conversation``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +35,7 @@ from ._context import (
     progress_bar,
     run,
 )
-from ._conversation import converse
+from ._conversation import converse, count_streamed
 from ._stats import RunStats
 
 __all__ = ["demo"]
@@ -245,7 +246,7 @@ async def _run_demo(
             admin=fake.admin,
             base_url=base_url,
             rate_limit=rate_limit,
-            on_attempt=stats.record_attempt,
+            on_attempt=functools.partial(count_streamed, stats),
         ) as chat:
             paces = _paces(chat)
             with progress_bar(out, 44) as progress:
