@@ -403,11 +403,8 @@ class StreamReply:
                     return
                 await self._wait_for_text()
                 continue
-            if self._answered_at is not None:
-                gap = max(self._interval, self._retry_delay)
-                delay = self._answered_at + gap - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)  # text written meanwhile goes with this call
+            # Text written meanwhile goes with this call.
+            await self._pause(max(self._interval, self._retry_delay))
             finish = self._ending is not None  # no text is written once it is ending
             text = self.text
             call, covered = self._wire.next_call(text, self._acked, finish)
@@ -435,6 +432,13 @@ class StreamReply:
             if complete:
                 return
 
+    async def _pause(self, gap: float) -> None:
+        """Wait until ``gap`` s after the previous call's answer (none: not at all)."""
+        if self._answered_at is not None:
+            delay = self._answered_at + gap - asyncio.get_running_loop().time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
     async def _wait_for_text(self) -> None:
         self._wake.clear()
         if self._idle_timeout is None:
@@ -451,8 +455,13 @@ class StreamReply:
         call = self._wire.abandon()
         if call is None or isinstance(error, ClientClosedError):
             return
+
+        async def end() -> None:
+            await self._pause(self._interval)  # the server counts this call too
+            await self._client._make(call, self._later_options)
+
         try:
-            await asyncio.wait_for(self._client._make(call, self._later_options), FINISH_TIMEOUT)
+            await asyncio.wait_for(end(), FINISH_TIMEOUT)
         except (TencentChatError, asyncio.TimeoutError) as failure:
             logger.info("could not end the interrupted stream: %s", type(failure).__name__)
 
