@@ -64,6 +64,7 @@ def bench(session: nox.Session) -> None:
         "bulk",
         "multiprocess_limit",
         "callbacks",
+        "streaming",
     )
     for script in (*scripts, "user_bench"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)

@@ -3,9 +3,10 @@
 The table sits between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers
 in README.md; the priority benchmark's table between ``<!-- priority:start -->`` and
 ``<!-- priority:end -->`` (in the section "Web services and bulk jobs together"), the
-bulk runner's between ``<!-- bulk:start -->`` and ``<!-- bulk:end -->``, and the robot
-callbacks' between ``<!-- callbacks:start -->`` and ``<!-- callbacks:end -->``; without
-their markers, each joins the others. Everything else in the README is left alone. Each
+bulk runner's between ``<!-- bulk:start -->`` and ``<!-- bulk:end -->``, the robot
+callbacks' between ``<!-- callbacks:start -->`` and ``<!-- callbacks:end -->``, and the
+streamed replies' between ``<!-- streaming:start -->`` and ``<!-- streaming:end -->``;
+without their markers, each joins the others. Everything else in the README is left alone. Each
 result file carries a ``summary`` (or, for limit accuracy, its ``runs``) and the machine
 it was measured on.
 
@@ -26,6 +27,7 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 PRIORITY_START, PRIORITY_END = "<!-- priority:start -->", "<!-- priority:end -->"
 BULK_START, BULK_END = "<!-- bulk:start -->", "<!-- bulk:end -->"
 CALLBACKS_START, CALLBACKS_END = "<!-- callbacks:start -->", "<!-- callbacks:end -->"
+STREAMING_START, STREAMING_END = "<!-- streaming:start -->", "<!-- streaming:end -->"
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -108,6 +110,20 @@ def _callbacks_rows(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _streaming_rows(data: dict[str, Any]) -> list[str]:
+    """Streamed replies' measures (medians), with the issue's targets."""
+    rows = ["| measure | measured | target | met? |", "| --- | ---: | ---: | --- |"]
+    for row in data.get("table", []):
+        met = row.get("met")
+        shown = "" if met is None else ("met" if met else "**missed**")
+        rows.append(f"| {row['measure']} | {row['measured']} | {row['target']} | {shown} |")
+    workload = data.get("summary", {}).get("workload")
+    if workload:
+        repeats = data.get("settings", {}).get("repeats")
+        rows += ["", f"Workload: {workload}; medians of {repeats} runs (pass/fail: every run)."]
+    return rows
+
+
 SECTIONS = (
     ("limit_accuracy", "Limit accuracy: every endpoint saturated at once", _limit_rows),
     ("overhead", "Overhead against raw HTTP clients (limiter off)", _summary_rows),
@@ -120,6 +136,7 @@ SECTIONS = (
 PRIORITY_SECTION = ("priority", "Web services and bulk jobs together", _priority_rows)
 BULK_SECTION = ("bulk", "Bulk runs: chat.bulk() against gather", _bulk_rows)
 CALLBACKS_SECTION = ("callbacks", "Robot callbacks: the receiver under load", _callbacks_rows)
+STREAMING_SECTION = ("streaming", "Streamed replies: coalescing, sharing, faults", _streaming_rows)
 
 
 def _measured_on(machine: dict[str, Any]) -> str:
@@ -130,10 +147,14 @@ def _measured_on(machine: dict[str, Any]) -> str:
 
 
 def render(
-    *, with_priority: bool = False, with_bulk: bool = False, with_callbacks: bool = False
+    *,
+    with_priority: bool = False,
+    with_bulk: bool = False,
+    with_callbacks: bool = False,
+    with_streaming: bool = False,
 ) -> str:
-    """The markdown between the bench markers (the priority, bulk and callbacks tables
-    too if asked)."""
+    """The markdown between the bench markers (the priority, bulk, callbacks and
+    streaming tables too if asked)."""
     parts: list[str] = []
     machine: dict[str, Any] | None = None
     sections = (
@@ -141,6 +162,7 @@ def render(
         + ((PRIORITY_SECTION,) if with_priority else ())
         + ((BULK_SECTION,) if with_bulk else ())
         + ((CALLBACKS_SECTION,) if with_callbacks else ())
+        + ((STREAMING_SECTION,) if with_streaming else ())
     )
     for name, title, rows in sections:
         data = _load(name)
@@ -189,6 +211,15 @@ def render_callbacks() -> str:
     return _render_block("callbacks", intro, _callbacks_rows)
 
 
+def render_streaming() -> str:
+    """The markdown between the streaming markers: streamed replies' measures and targets."""
+    intro = (
+        "Measured by `benchmarks/streaming.py`: `chat.stream_reply` against the fake server "
+        "in a process of its own, over HTTP:"
+    )
+    return _render_block("streaming", intro, _streaming_rows)
+
+
 def _between(text: str, start: str, end: str, body: str) -> str:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
@@ -203,10 +234,12 @@ def main() -> int:
     own_markers = PRIORITY_START in text and PRIORITY_END in text
     bulk_markers = BULK_START in text and BULK_END in text
     callbacks_markers = CALLBACKS_START in text and CALLBACKS_END in text
+    streaming_markers = STREAMING_START in text and STREAMING_END in text
     body = render(
         with_priority=not own_markers,
         with_bulk=not bulk_markers,
         with_callbacks=not callbacks_markers,
+        with_streaming=not streaming_markers,
     )
     text = _between(text, START, END, body)
     if own_markers:
@@ -215,6 +248,8 @@ def main() -> int:
         text = _between(text, BULK_START, BULK_END, render_bulk())
     if callbacks_markers:
         text = _between(text, CALLBACKS_START, CALLBACKS_END, render_callbacks())
+    if streaming_markers:
+        text = _between(text, STREAMING_START, STREAMING_END, render_streaming())
     README.write_text(text, encoding="utf-8")
     print("README.md performance table updated")
     return 0
