@@ -13,21 +13,15 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from tests._clocks import WALL, ManualClock
 
 from tencent_chat_robots.testing import FakeTencentChat
 
 
-class ManualClock:
-    """An injectable clock that only moves when told to."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+@pytest.fixture
+def wall() -> ManualClock:
+    """The fake's wall clock, standing at ``WALL`` until moved."""
+    return ManualClock(WALL)
 
 
 class RawAPI:

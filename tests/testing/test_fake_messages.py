@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from tests._clocks import WALL, ManualClock
 
 from tencent_chat_robots.testing import FakeTencentChat
 
@@ -17,28 +18,11 @@ MODIFY_C2C = "openim/modify_c2c_msg"
 MODIFY_GROUP = "openim/modify_group_msg"
 ROBOT = "@RBT#001"
 USER = "user1"
-WALL = 1_700_000_000.0
 MAX_BYTES = 12 * 1024
 
 
-class WallClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def wall() -> WallClock:
-    return WallClock(WALL)
-
-
-@pytest.fixture
-def fake_options(wall: WallClock) -> dict[str, Any]:
+def fake_options(wall: ManualClock) -> dict[str, Any]:
     return {"wall_clock": wall}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from tests._clocks import WALL, ManualClock
 
 from tencent_chat_robots import APIError
 from tencent_chat_robots.testing import ConnectionDropped, FakeTencentChat, max_in_window
@@ -22,7 +23,6 @@ ROBOT = "@RBT#001"
 ROBOT2 = "@RBT#002"
 USER = "user1"
 USER2 = "user2"
-WALL = 1_700_000_000.0
 START = 1000.0  # the conftest clock's reading at the start
 MAX_BYTES = 12_288  # "a message is at most 12 KB" (usage-limits page)
 # The size of a text message with an empty text, as compact JSON.
@@ -30,24 +30,8 @@ OVERHEAD = len('[{"MsgType":"TIMTextElem","MsgContent":{"Text":""}}]')
 ROOM = MAX_BYTES - OVERHEAD  # ASCII bytes of text one message holds
 
 
-class WallClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def wall() -> WallClock:
-    return WallClock(WALL)
-
-
-@pytest.fixture
-def fake_options(wall: WallClock) -> dict[str, Any]:
+def fake_options(wall: ManualClock) -> dict[str, Any]:
     return {"wall_clock": wall}
 
 

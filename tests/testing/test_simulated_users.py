@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 import pytest
+from tests._clocks import WALL, ManualClock
 from tests._virtual_time import VirtualClockLoop, run_virtual
 
 from tencent_chat_robots import TencentChat
@@ -30,7 +31,6 @@ ROBOT = "@RBT#001"
 ROBOT2 = "@RBT#002"
 USER = "user1"
 TOKEN = "xxxxyyyy"
-WALL = 1_700_000_000.0
 ACK = b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}'
 C2C_FIELDS = {
     "CallbackCommand",
@@ -116,17 +116,9 @@ class Receiver:
             task.add_done_callback(self.tasks.discard)
 
 
-class WallClock:
-    def __init__(self, now: float = WALL) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def fake() -> Any:
-    async with FakeTencentChat(wall_clock=WallClock()) as fake:
+    async with FakeTencentChat(wall_clock=ManualClock(WALL)) as fake:
         fake.create_robot(ROBOT)
         fake.create_robot(ROBOT2)
         yield fake
