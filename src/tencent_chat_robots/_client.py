@@ -562,8 +562,9 @@ class TencentChat:
         ...         await reply.write(token)
 
         Sent through ``send_stream_msg``: the first text at once, then at most one call
-        per ``min_interval`` (0.2 s, after the previous call's answer) carrying all
-        text written since; the last call finishes the stream. ``idle_timeout``: with
+        per ``min_interval`` (0.2 s, the least allowed: 5 calls a second per stream,
+        counted from the previous call's answer) carrying all text written since; the
+        last call finishes the stream. ``idle_timeout``: with
         nothing written for that long (10 s; ``None``: never) the stream is finished
         (the newer stream API ends one after 15 s). ``error_suffix`` is added to the
         text when the block raises. See :class:`StreamReply`.
@@ -574,6 +575,7 @@ class TencentChat:
             min_interval=min_interval,
             idle_timeout=idle_timeout,
             error_suffix=error_suffix,
+            least_interval=MIN_INTERVAL,
         )
 
     def stream_group_reply(

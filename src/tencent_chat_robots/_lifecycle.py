@@ -143,11 +143,14 @@ async def finish_despite_cancel(awaitable: Awaitable[object]) -> None:
     """
     task = asyncio.ensure_future(awaitable)
     cancelled: asyncio.CancelledError | None = None
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError as err:
-            cancelled = err
+    # The shielded scope holds off an anyio cancel scope, which would otherwise cancel
+    # every await here again at once (a busy loop); the loop, a plain Task.cancel().
+    with anyio.CancelScope(shield=True):
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError as err:
+                cancelled = err
     task.result()
     if cancelled is not None:
         raise cancelled

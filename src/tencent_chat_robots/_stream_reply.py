@@ -10,32 +10,40 @@ stream makes the calls (robot-conversation.md, 2.3 and 2.4).
 - **Coalescing.** The first text goes at once. After that a call starts no sooner than
   ``min_interval`` after the previous call's *answer*: the server has then seen the
   previous call at least that long before the next, whatever the network's jitter, so
-  0.2 s keeps a stream within 5 calls a second. Each call carries everything written
-  since the last. One call at a time, so pieces arrive in the order written.
+  0.2 s (the least a one-to-one stream takes) keeps a stream within 5 calls a second.
+  Each call carries everything written since the last. One call at a time, so pieces
+  arrive in the order written.
+- **A last piece with text.** ``Chunk`` is a required string and whether an empty one is
+  taken is not documented, so a one-to-one update keeps back its last character: the
+  call that finishes always carries text (but for a stream whose whole text went in its
+  first call).
 - **Sharing the API.** Calls go through the endpoint's limiter like any other: a
-  stream's first call in the client's class, its later ones in the bulk class, so a new
-  stream's first text goes before other streams' updates. When streams want more calls
-  than the API's rate, each waits longer and its calls carry more text.
+  stream's first call in the client's class, its updates in the bulk class, so a new
+  stream's first text goes before other streams' updates; when streams want more calls
+  than the API's rate, each waits longer and its calls carry more text. An update waits
+  at most ``UPDATE_MAX_WAIT`` (1 s) for its permit, and is then not sent (its text goes
+  with the next call), so under overload an ending stream is not stuck behind its own
+  update; the call that finishes waits in the interactive class, after at most 0.2 s.
 - **Failures.** A stream retries by the rules of ``_retry`` (each call is made with no
   retries of its own, so a retry too waits ``min_interval``), and a retried piece takes
   along the text written since. A piece whose answer was lost after it may have reached
   the server is not sent again (the server cannot tell a repeat, so it could show twice):
   the stream ends with :class:`StreamInterruptedError`, having told the server it is
-  finished with an empty last piece (which cannot repeat anything). A group's first
-  message is retried as the same request (its ``Random`` makes a repeat a no-op), and a
-  modification may always be repeated (it replaces the text).
+  finished with a last piece of ``error_suffix`` or nothing (which cannot repeat
+  anything). A group's first message is retried as the same request (its ``Random``
+  makes a repeat a no-op), and a modification may always be repeated (it replaces the
+  text).
 - **Idleness.** ``send_stream_msg`` documents no longest gap; the newer stream API ends a
   stream after 15 s without a piece. Keeping one alive would take a call with no text,
-  whose effect no page documents, so a one-to-one stream with nothing written for
-  ``idle_timeout`` (10 s) is finished instead, and a later write raises
-  :class:`StreamClosedError` (``idle_timeout=None``: never). A group message has no such
-  limit.
+  whose effect no page documents, so a one-to-one stream that has shown text and then
+  has nothing written for ``idle_timeout`` (10 s) is finished instead, and a later write
+  raises :class:`StreamClosedError` (``idle_timeout=None``: never). Before its first
+  text, a stream waits as long as the model takes. A group message has no such limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import reprlib
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,6 +56,7 @@ from ._constants import MAX_TIMEOUT
 from ._elements import MAX_MESSAGE_BYTES
 from ._exceptions import (
     ClientClosedError,
+    QueueTimeoutError,
     StreamClosedError,
     StreamInterruptedError,
     TencentChatError,
@@ -76,6 +85,8 @@ GROUP_INTERVAL = 1.0
 IDLE_TIMEOUT = 10.0
 # How long a cancelled block or a closing client waits for the finishing call.
 FINISH_TIMEOUT = 2.0
+# The most an update waits for its rate permit before it is left for the next call.
+UPDATE_MAX_WAIT = 1.0
 
 
 class _Wire(Protocol):
@@ -92,8 +103,9 @@ class _Wire(Protocol):
     def acknowledged(self, result: Any, complete: bool) -> None:
         """The last call was answered with ``result``; ``complete``: it ended the stream."""
 
-    def abandon(self) -> Call[Any] | None:
-        """A call ending the stream after a failure that adds no text, if one is needed."""
+    def abandon(self, suffix: str) -> Call[Any] | None:
+        """A call ending the stream after a failure, adding only ``suffix`` (it cannot
+        repeat a piece), if one is needed."""
 
 
 @attrs.define(slots=True)
@@ -107,23 +119,31 @@ class _OneToOne:
     def needs_call(self, written: int, acked: int, finish: bool) -> bool:
         if self.finished:
             return False
-        # Finishing a stream the user sees takes a call even with nothing more to add.
-        return written > acked or (finish and self.msg_key is not None)
+        if finish:  # a stream the user sees takes a call to end, even with nothing new
+            return written > acked or self.msg_key is not None
+        if self.msg_key is None:
+            return written > acked  # the first text: at once
+        return written - 1 > acked  # an update keeps its last character back
 
     def next_call(self, text: str, acked: int, finish: bool) -> tuple[Call[Any], int]:
+        # Not finishing: all but the last character, so that the finishing call has
+        # text (the first call sends one character if that is all there is).
+        end = len(text) if finish else max(len(text) - 1, acked + (self.msg_key is None))
         piece = Call.send_stream_chunk(
-            self.robot, self.user, text[acked:], msg_key=self.msg_key, finish=finish
+            self.robot, self.user, text[acked:end], msg_key=self.msg_key, finish=finish
         )
-        return piece, len(text)
+        return piece, end
 
     def acknowledged(self, result: Any, complete: bool) -> None:
         self.msg_key = result
         self.finished = complete
 
-    def abandon(self) -> Call[Any] | None:
+    def abandon(self, suffix: str) -> Call[Any] | None:
         if self.msg_key is None or self.finished:
             return None
-        return Call.send_stream_chunk(self.robot, self.user, "", msg_key=self.msg_key, finish=True)
+        return Call.send_stream_chunk(
+            self.robot, self.user, suffix, msg_key=self.msg_key, finish=True
+        )
 
 
 @attrs.define(slots=True)
@@ -151,7 +171,7 @@ class _Group:
             self.msg_seq = result.msg_seq
         self.finished = complete
 
-    def abandon(self) -> Call[Any] | None:
+    def abandon(self, suffix: str) -> Call[Any] | None:
         return None  # the message shows what was delivered; there is nothing to end
 
 
@@ -187,21 +207,28 @@ class StreamReply:
         self._wire = wire
         self._interval = min_interval
         self._idle_timeout = idle_timeout
-        self._error_suffix = error_suffix
+        self._error_suffix = error_suffix or ""
         options = client.options or CallOptions()
         # Retries are the stream's (see the module docstring): each call makes one attempt.
         self._first_options = attrs.evolve(options, max_retries=0)
-        self._later_options = attrs.evolve(options, priority="bulk", max_wait=None, max_retries=0)
+        self._update_options = attrs.evolve(
+            options, priority="bulk", max_wait=UPDATE_MAX_WAIT, max_retries=0
+        )
+        self._final_options = attrs.evolve(
+            options, priority="interactive", max_wait=None, max_retries=0
+        )
         self._max_retries = options.max_retries
         self._joined = ""
         self._pending: list[str] = []
-        self._size = TEXT_MESSAGE_OVERHEAD
+        # The message's size so far, with room kept for the suffix, which must fit.
+        self._size = TEXT_MESSAGE_OVERHEAD + text_bytes(self._error_suffix)
         self._acked = 0
         self._ending: str | None = None  # why the stream is ending: "finish", "idle", ...
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._answered_at: float | None = None
         self._retry_delay = 0.0
+        self._error_raised = False
         self.calls = 0
         self.error: StreamInterruptedError | None = None
 
@@ -259,6 +286,8 @@ class StreamReply:
         past 12 KB (nothing of it is kept), :class:`StreamInterruptedError` once a call
         failed, and :class:`StreamClosedError` after the stream ended.
         """
+        if self._ending is None and self._client.closed:
+            self._ending = "closed"
         if self._ending is not None:
             self._raise_ended()
         self._append(text)
@@ -268,16 +297,14 @@ class StreamReply:
         elif not self._wake.is_set():
             self._wake.set()
 
-    def _append(self, text: str) -> None:
-        if not isinstance(text, str):
-            raise ValidationError(f"a stream takes str, not {type(text).__name__}")
-        try:
-            size = self._size + text_bytes(text)
-        except UnicodeEncodeError:  # a lone surrogate
-            raise ValidationError(f"not valid Unicode text: {reprlib.repr(text)}") from None
+    def _append(self, text: str, size: int | None = None) -> None:
+        """Keep ``text``; ``size``: the message's size with it (measured now if ``None``)."""
+        if size is None:
+            size = self._size + _measured(text)
         if size > MAX_MESSAGE_BYTES:
+            room = " (room kept for error_suffix)" if self._error_suffix else ""
             raise ValidationError(
-                f"the reply would be {size} bytes as a text message; at most"
+                f"the reply would be {size} bytes as a text message{room}; at most"
                 f" {MAX_MESSAGE_BYTES} (12 KB) are sent"
             )
         if text:
@@ -286,6 +313,7 @@ class StreamReply:
 
     def _raise_ended(self) -> None:
         if self.error is not None:
+            self._error_raised = True
             raise self.error.with_traceback(None)
         reason = {
             "idle": f"the stream was finished after {self._idle_timeout} s without text",
@@ -301,12 +329,15 @@ class StreamReply:
         Idempotent; leaving the ``async with`` block calls it.
         """
         await self._end("finish")
-        if self.error is not None:
+        if self.error is not None and not self._error_raised:  # raised once, not again
+            self._error_raised = True
             raise self.error.with_traceback(None)
 
     async def __aenter__(self) -> StreamReply:
         if self._client.closed:
             raise ClientClosedError("the client is closed: no stream can start")
+        if self._task is None:
+            self._start()  # from now on, closing the client finishes this stream
         return self
 
     async def __aexit__(
@@ -319,11 +350,9 @@ class StreamReply:
             await self.finish()
         elif isinstance(exc, Exception):
             if self._ending is None and self._error_suffix:
-                # No room left for it: the text written is shown without it.
-                with contextlib.suppress(ValidationError):
-                    self._append(self._error_suffix)
+                self._append(self._error_suffix, self._size)  # every write kept its room
             await self._end("error")
-            if self.error is not None:  # the block's own exception goes on; say this one
+            if self.error is not None and exc is not self.error:  # that one goes on: say this
                 logger.warning("a streamed reply was not finished: %s", self.error)
         else:  # cancelled (or interrupted): end within a bound, and stay cancelled
             await self._end_within("cancelled", FINISH_TIMEOUT)
@@ -400,22 +429,30 @@ class StreamReply:
         while True:
             if not self._wire.needs_call(len(self.text), self._acked, self._ending is not None):
                 if self._ending is not None:
+                    self._wire.finished = True  # all of it was shown (or none was written)
                     return
                 await self._wait_for_text()
                 continue
+            gap = self._interval
+            if self._ending is not None:  # the call that finishes: 5 a second is enough
+                gap = min(gap, MIN_INTERVAL)
             # Text written meanwhile goes with this call.
-            await self._pause(max(self._interval, self._retry_delay))
+            await self._pause(max(gap, self._retry_delay))
             finish = self._ending is not None  # no text is written once it is ending
             text = self.text
             call, covered = self._wire.next_call(text, self._acked, finish)
-            first = self.msg_key is None and self.msg_seq is None
+            if self.msg_key is None and self.msg_seq is None:
+                options = self._first_options
+            else:
+                options = self._final_options if finish else self._update_options
             self.calls += 1
             try:
-                result = await self._client._make(
-                    call, self._first_options if first else self._later_options
-                )
+                result = await self._client._make(call, options)
             except TencentChatError as error:
                 self._answered_at = loop.time()
+                if isinstance(error, QueueTimeoutError) and options is self._update_options:
+                    self.calls -= 1  # not sent: its text goes with the next call
+                    continue
                 if state is None:
                     state = RetryState(call.endpoint, retries_left=self._max_retries)
                 decision = retry_decision(error, state)
@@ -441,29 +478,46 @@ class StreamReply:
 
     async def _wait_for_text(self) -> None:
         self._wake.clear()
-        if self._idle_timeout is None:
-            await self._wake.wait()
+        if self._idle_timeout is None or self.msg_key is None:
+            await self._wake.wait()  # nothing shown yet: no stream the server could end
             return
+        # A timer, not wait_for: on Python 3.10 and 3.11 wait_for can turn this task's
+        # cancellation into a time-out, which would read as idleness.
+        timer = asyncio.get_running_loop().call_later(self._idle_timeout, self._idle)
         try:
-            await asyncio.wait_for(self._wake.wait(), self._idle_timeout)
-        except asyncio.TimeoutError:
-            if self._ending is None:
-                self._ending = "idle"
-                logger.info("finishing a stream idle for %g s", self._idle_timeout)
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+
+    def _idle(self) -> None:
+        if self._ending is None:
+            self._ending = "idle"
+            logger.info("finishing a stream idle for %g s", self._idle_timeout)
+        self._wake.set()
 
     async def _abandon(self, error: TencentChatError) -> None:
-        call = self._wire.abandon()
+        call = self._wire.abandon(self._error_suffix)
         if call is None or isinstance(error, ClientClosedError):
             return
 
         async def end() -> None:
-            await self._pause(self._interval)  # the server counts this call too
-            await self._client._make(call, self._later_options)
+            await self._pause(MIN_INTERVAL)  # the server counts this call too
+            await self._client._make(call, self._final_options)
 
         try:
             await asyncio.wait_for(end(), FINISH_TIMEOUT)
         except (TencentChatError, asyncio.TimeoutError) as failure:
             logger.info("could not end the interrupted stream: %s", type(failure).__name__)
+
+
+def _measured(text: object) -> int:
+    """The bytes ``text`` adds to the message; :class:`ValidationError` if it is no text."""
+    if not isinstance(text, str):
+        raise ValidationError(f"a stream takes str, not {type(text).__name__}")
+    try:
+        return text_bytes(text)
+    except UnicodeEncodeError:  # a lone surrogate
+        raise ValidationError(f"not valid Unicode text: {reprlib.repr(text)}") from None
 
 
 def open_stream(
@@ -473,15 +527,21 @@ def open_stream(
     min_interval: float,
     idle_timeout: float | None,
     error_suffix: str | None,
+    least_interval: float = 0.0,
 ) -> StreamReply:
-    """A checked :class:`StreamReply` (its settings' rules are checked before it starts)."""
-    min_interval = require_number("min_interval", min_interval, minimum=0, maximum=MAX_TIMEOUT)
+    """A checked :class:`StreamReply` (its settings' rules are checked before it starts);
+    ``least_interval``: the smallest ``min_interval`` allowed."""
+    min_interval = require_number(
+        "min_interval", min_interval, minimum=least_interval, maximum=MAX_TIMEOUT
+    )
     if idle_timeout is not None:
         idle_timeout = require_number(
             "idle_timeout", idle_timeout, minimum=0.001, maximum=MAX_TIMEOUT
         )
-    if error_suffix is not None and not isinstance(error_suffix, str):
-        raise ValidationError(f"error_suffix must be a str, not {type(error_suffix).__name__}")
+    if error_suffix is not None:
+        size = TEXT_MESSAGE_OVERHEAD + _measured(error_suffix)
+        if size > MAX_MESSAGE_BYTES:
+            raise ValidationError(f"error_suffix alone would take {size} bytes; at most 12 KB")
     return StreamReply(
         client,
         wire,
