@@ -924,3 +924,246 @@ def test_a_block_cancelled_by_an_anyio_scope_finishes_without_spinning(
     assert reply.finished
     assert reply.delivered == "hello world"
     assert shields < 10  # an anyio scope cancels every await again: a loop would spin
+
+
+# -- what each end says, and what is logged ---------------------------------------------
+
+
+def test_a_first_call_failing_is_retried_by_the_stream_each_retry_a_call() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer(faults={0: 10002})
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            await _words(reply, WORDS[:20], 0.01)
+        return server, reply
+
+    server, reply = run_virtual(main)
+    calls = server.calls()
+    assert reply.calls == len(calls)  # each attempt a call of the stream's own
+    assert calls[1].at - calls[0].at >= 0.2  # the stream's retry waited its interval
+    assert "".join(server.streams["key-1"]) == "".join(WORDS[:20])
+
+
+def test_a_stream_gives_up_after_the_clients_retries() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamInterruptedError]:
+        server = StreamServer(faults=dict.fromkeys(range(1, 50), 10002))
+        async with _chat(server, max_retries=2) as chat:
+
+            async def answer() -> None:
+                async with chat.stream_reply(ROBOT, USER) as reply:
+                    await _words(reply, WORDS[:100], 0.01)
+
+            with pytest.raises(StreamInterruptedError) as raised:
+                await answer()
+        return server, raised.value
+
+    server, error = run_virtual(main)
+    assert isinstance(error.error, InternalServerError)
+    # The first call, an update tried three times (two retries), the finishing piece.
+    assert len(server.calls()) == 1 + 3 + 1
+
+
+@pytest.mark.parametrize(
+    ("end", "message"),
+    [
+        ("finish", "the stream was finished"),
+        ("error", "the stream was finished when its block raised"),
+        ("cancelled", "the stream was finished when its block was cancelled"),
+    ],
+)
+def test_a_write_after_the_end_says_how_it_ended(end: str, message: str) -> None:
+    async def main(loop: Any) -> StreamClosedError:
+        async with _chat(StreamServer()) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+
+            async def answer() -> None:
+                async with reply:
+                    await reply.write("a")
+                    if end == "error":
+                        raise KeyError(end)
+                    if end == "cancelled":
+                        raise asyncio.CancelledError
+
+            with contextlib.suppress(KeyError, asyncio.CancelledError):
+                await asyncio.create_task(answer())
+            with pytest.raises(StreamClosedError) as raised:
+                await reply.write("b")
+            return raised.value
+
+    error = run_virtual(main)
+    assert str(error) == message
+    assert (error.text, error.delivered) == ("a", "a")
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"), [(b"x", "takes str, not bytes"), ("\udc80", "Unicode")]
+)
+def test_a_bad_write_says_what_is_wrong(bad: Any, problem: str) -> None:
+    async def main(loop: Any) -> None:
+        async with _chat(StreamServer()) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            with pytest.raises(ValidationError, match=problem):
+                await reply.write(bad)
+
+    run_virtual(main)
+
+
+def test_a_stream_says_where_it_goes_and_how_far_it_got() -> None:
+    async def main(loop: Any) -> tuple[str, str]:
+        async with _chat(StreamServer()) as chat:
+            async with chat.stream_reply(ROBOT, USER) as reply:
+                await reply.write("hello")
+            group = chat.stream_group_reply(GROUP, from_account=ROBOT)
+            assert not chat._streams  # every ended stream has left the client's registry
+            return repr(reply), repr(group)
+
+    one, group = run_virtual(main)
+    assert one == "<StreamReply user='user1' written=5 delivered=5 calls=1 finished=True>"
+    assert group.startswith("<StreamReply group_id='@GRP#1' written=0")
+
+
+def test_a_closed_client_refuses_a_new_stream_saying_so() -> None:
+    async def main(loop: Any) -> None:
+        chat = _chat(StreamServer())
+        await chat.aclose()
+        with pytest.raises(ClientClosedError, match="no stream can start"):
+            await chat.stream_reply(ROBOT, USER).__aenter__()
+
+    run_virtual(main)
+
+
+def test_a_failure_beside_the_blocks_own_exception_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main(loop: Any) -> None:
+        server = StreamServer(faults={0: 10004})
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+
+            async def answer() -> None:
+                async with reply:
+                    await reply.write("a")
+                    await asyncio.sleep(1)  # the first call is refused meanwhile
+                    raise KeyError("the model failed")
+
+            with pytest.raises(KeyError):
+                await answer()
+
+    run_virtual(main)
+    (record,) = [r for r in caplog.records if "not finished" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert "InvalidParameterError" in record.getMessage()
+
+
+def test_an_interrupted_streams_error_and_logs_say_why(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="tencent_chat_robots")
+
+    async def main(loop: Any) -> tuple[StreamInterruptedError, StreamReply, int]:
+        server = StreamServer(faults={1: 10004, 2: 10004})  # the piece, then its end
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+            writes_after = 0
+
+            async def answer() -> None:
+                nonlocal writes_after
+                async with reply:
+                    for word in WORDS[:100]:
+                        await reply.write(word)
+                        if reply.error is not None:
+                            writes_after += 1
+                        await asyncio.sleep(0.01)
+
+            with pytest.raises(StreamInterruptedError) as raised:
+                await answer()
+        return raised.value, reply, writes_after
+
+    error, reply, writes_after = run_virtual(main)
+    assert writes_after == 0  # the first write after the failure raised it
+    assert str(error).startswith("the stream could not go on: InvalidParameterError: error 10004")
+    assert "could not end the interrupted stream: InvalidParameterError" in caplog.text
+    assert not reply.text.endswith("[cut]")
+
+
+def test_an_idle_finish_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="tencent_chat_robots")
+
+    async def main(loop: Any) -> None:
+        async with _chat(StreamServer()) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            await reply.write("a")
+            await asyncio.sleep(11)
+
+    run_virtual(main)
+    assert "finishing a stream idle for 10 s" in caplog.text
+
+
+def test_a_bug_in_the_sender_ends_the_stream_and_is_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    async def main(loop: Any) -> StreamInterruptedError:
+        async with _chat(StreamServer()) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+            monkeypatch.setattr(type(reply._wire), "next_call", broken)
+            await reply.__aenter__()
+            await reply.write("a")
+            with pytest.raises(StreamInterruptedError) as raised:
+                await reply.__aexit__(None, None, None)
+            return raised.value
+
+    error = run_virtual(main)
+    assert error.error is None
+    assert "cut short" in str(error)
+    assert "a streamed reply's sender failed" in caplog.text
+
+
+def test_a_cancelled_block_waits_at_most_2_s_for_a_hung_server() -> None:
+    async def main(loop: Any) -> tuple[float, StreamReply]:
+        server = StreamServer(latency=60)
+        async with _chat(server, timeout=120) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+
+            async def answer() -> None:
+                async with reply:
+                    await reply.write("a")
+                    await asyncio.sleep(1)
+
+            task = asyncio.create_task(answer())
+            await asyncio.sleep(0.5)
+            task.cancel()
+            started = loop.time()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return loop.time() - started, reply
+
+    took, reply = run_virtual(main)
+    assert 1.9 <= took <= 2.1
+    assert reply.error is not None
+    assert not reply.finished
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"min_interval": 1e9}, "min_interval"),
+        ({"idle_timeout": 1e9}, "idle_timeout"),
+        ({"error_suffix": b"x"}, "error_suffix"),
+    ],
+)
+def test_out_of_range_settings_are_named(options: dict[str, Any], problem: str) -> None:
+    async def main(loop: Any) -> None:
+        async with _chat(StreamServer()) as chat:
+            with pytest.raises(ValidationError, match=problem):
+                chat.stream_reply(ROBOT, USER, **options)
+            assert chat.stream_reply(ROBOT, USER, idle_timeout=0.5)
+
+    run_virtual(main)
+
+
+@pytest.mark.parametrize(("group", "robot"), [("", ROBOT), (GROUP, ""), (None, ROBOT), (GROUP, 5)])
+def test_a_group_stream_with_bad_ids_is_refused_when_made(group: Any, robot: Any) -> None:
+    async def main(loop: Any) -> None:
+        async with _chat(StreamServer()) as chat:
+            with pytest.raises(ValidationError):
+                chat.stream_group_reply(group, from_account=robot)
+
+    run_virtual(main)

@@ -87,6 +87,13 @@ IDLE_TIMEOUT = 10.0
 FINISH_TIMEOUT = 2.0
 # The most an update waits for its rate permit before it is left for the next call.
 UPDATE_MAX_WAIT = 1.0
+# What a write after the end says, by how the stream ended.
+_ENDED = {
+    "finish": "the stream was finished",
+    "error": "the stream was finished when its block raised",
+    "cancelled": "the stream was finished when its block was cancelled",
+    "closed": "the client was closed, which finished the stream",
+}
 
 
 class _Wire(Protocol):
@@ -315,10 +322,10 @@ class StreamReply:
         if self.error is not None:
             self._error_raised = True
             raise self.error.with_traceback(None)
-        reason = {
-            "idle": f"the stream was finished after {self._idle_timeout} s without text",
-            "closed": "the client was closed, which finished the stream",
-        }.get(self._ending or "", "the stream has ended")
+        if self._ending == "idle":
+            reason = f"the stream was finished after {self._idle_timeout} s without text"
+        else:
+            reason = _ENDED[self._ending or "finish"]
         raise StreamClosedError(reason, text=self.text, delivered=self.delivered)
 
     # -- ending ------------------------------------------------------------------------
@@ -360,11 +367,7 @@ class StreamReply:
     async def _end(self, reason: str) -> None:
         if self._ending is None:
             self._ending = reason
-        task = self._task
-        if task is None:
-            if len(self.text) == self._acked:
-                return  # nothing was written: nothing to send
-            task = self._start()
+        task = self._task or self._start()  # one never entered nor written ends at once
         self._wake.set()
         if not task.done():
             # Waits without taking on the task's end: a sender cut short is not our
@@ -401,7 +404,7 @@ class StreamReply:
             raise
         except TencentChatError as error:
             self._fail(error)
-            await self._abandon(error)
+            await self._abandon()
         except Exception:  # a bug: the stream ends, and says so
             logger.exception("a streamed reply's sender failed")
             self._fail(None)
@@ -495,9 +498,9 @@ class StreamReply:
             logger.info("finishing a stream idle for %g s", self._idle_timeout)
         self._wake.set()
 
-    async def _abandon(self, error: TencentChatError) -> None:
+    async def _abandon(self) -> None:
         call = self._wire.abandon(self._error_suffix)
-        if call is None or isinstance(error, ClientClosedError):
+        if call is None:
             return
 
         async def end() -> None:
@@ -539,7 +542,10 @@ def open_stream(
             "idle_timeout", idle_timeout, minimum=0.001, maximum=MAX_TIMEOUT
         )
     if error_suffix is not None:
-        size = TEXT_MESSAGE_OVERHEAD + _measured(error_suffix)
+        try:
+            size = TEXT_MESSAGE_OVERHEAD + _measured(error_suffix)
+        except ValidationError as err:
+            raise ValidationError(f"error_suffix: {err}") from None
         if size > MAX_MESSAGE_BYTES:
             raise ValidationError(f"error_suffix alone would take {size} bytes; at most 12 KB")
     return StreamReply(
