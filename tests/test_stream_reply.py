@@ -235,6 +235,30 @@ def test_a_reply_with_no_text_makes_no_call() -> None:
 # -- always finished ----------------------------------------------------------------
 
 
+def test_a_suffix_fits_after_a_reply_written_to_the_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wrapper = len('[{"MsgType":"TIMTextElem","MsgContent":{"Text":""}}]')
+
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER, error_suffix="!")
+
+            async def answer() -> None:
+                async with reply:
+                    await reply.write("x" * (12288 - wrapper - 1))  # all the room but "!"
+                    raise KeyError("the model failed")
+
+            with pytest.raises(KeyError):
+                await answer()
+        return server
+
+    text = "".join(run_virtual(main).streams["key-1"])
+    assert text == "x" * (12288 - 52 - 1) + "!"
+    assert "not finished" not in caplog.text  # the stream itself went well
+
+
 def test_an_exception_in_the_block_finishes_with_the_text_and_suffix_and_is_raised() -> None:
     async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
         server = StreamServer()
@@ -791,8 +815,41 @@ def test_under_overload_closing_finishes_every_stream_in_time() -> None:
     assert all(r.finished for r in replies)
     assert len(server.finished) == 600
     assert max_in_window([c.at for c in server.calls()]) <= 190
-    for reply in replies:
+    calls_to: dict[str, int] = {}
+    for call in server.calls():
+        calls_to[call.body["To_Account"]] = calls_to.get(call.body["To_Account"], 0) + 1
+    for i, reply in enumerate(replies):
         assert "".join(server.streams[reply.msg_key or ""]) == reply.text
+        assert reply.calls == calls_to[f"user{i}"]  # an update left unsent is no call
+
+
+def test_an_ending_stream_goes_before_other_streams_updates() -> None:
+    # 300 streams go on writing, saturating the API, while 300 others end: their last
+    # calls wait in the interactive class, not behind the updates.
+    async def main(loop: Any) -> tuple[StreamServer, dict[str, float]]:
+        server = StreamServer(latency=0.02)
+        ended: dict[str, float] = {}
+        async with _chat(server, limiter=RateLimiter(190)) as chat:
+
+            async def one(i: int) -> None:
+                user = f"user{i}"
+                with contextlib.suppress(StreamClosedError):
+                    async with chat.stream_reply(ROBOT, user) as reply:
+                        # The clock starts at 1000; the busy ones go on 3 s longer.
+                        while loop.time() < (1006 if i % 2 else 1003):
+                            await reply.write("word ")
+                            await asyncio.sleep(0.05)
+                        if i % 2 == 0:
+                            ended[user] = loop.time()
+
+            await asyncio.gather(*(one(i) for i in range(600)))
+        return server, ended
+
+    server, ended = run_virtual(main)
+    finishes = {c.body["To_Account"]: c.at for c in server.calls() if c.body.get("Finish")}
+    waits = [finishes[user] - at for user, at in ended.items()]
+    assert len(waits) == 300
+    assert max(waits) <= 300 / 190 + 0.5
 
 
 @pytest.mark.parametrize("min_interval", [0, 0.1, 0.199])
@@ -826,7 +883,10 @@ def test_an_interrupted_stream_ends_with_the_suffix_and_its_room_was_kept() -> N
         server = StreamServer(faults={2: "dropped"})
         async with _chat(server) as chat:
             reply = chat.stream_reply(ROBOT, USER, error_suffix=" [cut]")
-            with pytest.raises(ValidationError, match="room kept for error_suffix"):
+            room = (
+                r"^the reply would be 12289 bytes as a text message \(room kept for error_suffix\)"
+            )
+            with pytest.raises(ValidationError, match=room):
                 await reply.write("x" * (12288 - wrapper - 5))  # fits, but not with " [cut]"
 
             async def answer() -> None:
@@ -838,6 +898,7 @@ def test_an_interrupted_stream_ends_with_the_suffix_and_its_room_was_kept() -> N
         return server, raised.value
 
     server, error = run_virtual(main)
+    assert not error.text.endswith(" [cut]")  # the block's exit added no suffix to it
     assert server.streams["key-1"][-1] == " [cut]"
     assert "key-1" in server.finished
     assert not error.delivered.endswith(" [cut]")
@@ -1024,7 +1085,7 @@ def test_a_closed_client_refuses_a_new_stream_saying_so() -> None:
     async def main(loop: Any) -> None:
         chat = _chat(StreamServer())
         await chat.aclose()
-        with pytest.raises(ClientClosedError, match="no stream can start"):
+        with pytest.raises(ClientClosedError, match=r"^the client is closed: no stream can start$"):
             await chat.stream_reply(ROBOT, USER).__aenter__()
 
     run_virtual(main)
@@ -1050,7 +1111,9 @@ def test_a_failure_beside_the_blocks_own_exception_is_logged(
     run_virtual(main)
     (record,) = [r for r in caplog.records if "not finished" in r.getMessage()]
     assert record.levelname == "WARNING"
-    assert "InvalidParameterError" in record.getMessage()
+    assert record.getMessage().startswith(
+        "a streamed reply was not finished: the stream could not go on: InvalidParameterError"
+    )
 
 
 def test_an_interrupted_streams_error_and_logs_say_why(caplog: pytest.LogCaptureFixture) -> None:
@@ -1078,7 +1141,9 @@ def test_an_interrupted_streams_error_and_logs_say_why(caplog: pytest.LogCapture
     error, reply, writes_after = run_virtual(main)
     assert writes_after == 0  # the first write after the failure raised it
     assert str(error).startswith("the stream could not go on: InvalidParameterError: error 10004")
-    assert "could not end the interrupted stream: InvalidParameterError" in caplog.text
+    assert "could not end the interrupted stream: InvalidParameterError" in [
+        r.getMessage() for r in caplog.records
+    ]
     assert not reply.text.endswith("[cut]")
 
 
@@ -1091,7 +1156,7 @@ def test_an_idle_finish_is_logged(caplog: pytest.LogCaptureFixture) -> None:
             await asyncio.sleep(11)
 
     run_virtual(main)
-    assert "finishing a stream idle for 10 s" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == ["finishing a stream idle for 10 s"]
 
 
 def test_a_bug_in_the_sender_ends_the_stream_and_is_logged(
@@ -1112,8 +1177,10 @@ def test_a_bug_in_the_sender_ends_the_stream_and_is_logged(
 
     error = run_virtual(main)
     assert error.error is None
-    assert "cut short" in str(error)
-    assert "a streamed reply's sender failed" in caplog.text
+    assert str(error) == "the stream could not go on: its calls were cut short before it finished"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "a streamed reply's sender failed"
+    ]
 
 
 def test_a_cancelled_block_waits_at_most_2_s_for_a_hung_server() -> None:
@@ -1133,6 +1200,8 @@ def test_a_cancelled_block_waits_at_most_2_s_for_a_hung_server() -> None:
             started = loop.time()
             with pytest.raises(asyncio.CancelledError):
                 await task
+            assert reply._task is not None
+            assert reply._task.done()  # its sender was cut short, not left running
             return loop.time() - started, reply
 
     took, reply = run_virtual(main)
@@ -1165,5 +1234,43 @@ def test_a_group_stream_with_bad_ids_is_refused_when_made(group: Any, robot: Any
         async with _chat(StreamServer()) as chat:
             with pytest.raises(ValidationError):
                 chat.stream_group_reply(group, from_account=robot)
+
+    run_virtual(main)
+
+
+def test_updates_of_one_character_each_keep_the_last_back() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        async with _chat(server) as chat, chat.stream_reply(ROBOT, USER) as reply:
+            for letter in "abc":
+                await reply.write(letter)
+                await asyncio.sleep(0.5)
+        return server
+
+    assert run_virtual(main).streams["key-1"] == ["a", "b", "c"]
+
+
+def test_a_write_to_a_stream_of_a_closed_client_says_so() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer()
+        chat = _chat(server)
+        reply = chat.stream_reply(ROBOT, USER)  # never entered
+        await chat.aclose()
+        with pytest.raises(StreamClosedError, match=r"^the client was closed, which finished"):
+            await reply.write("late")
+        return server
+
+    assert run_virtual(main).arrivals == []
+
+
+def test_finish_raises_a_failure_once() -> None:
+    async def main(loop: Any) -> None:
+        server = StreamServer(faults={0: 10004})
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+            await reply.write("a")
+            with pytest.raises(StreamInterruptedError):
+                await reply.finish()
+            await reply.finish()  # said once: not again
 
     run_virtual(main)

@@ -124,8 +124,6 @@ class _OneToOne:
     msg_seq: None = None
 
     def needs_call(self, written: int, acked: int, finish: bool) -> bool:
-        if self.finished:
-            return False
         if finish:  # a stream the user sees takes a call to end, even with nothing new
             return written > acked or self.msg_key is not None
         if self.msg_key is None:
@@ -325,7 +323,7 @@ class StreamReply:
         if self._ending == "idle":
             reason = f"the stream was finished after {self._idle_timeout} s without text"
         else:
-            reason = _ENDED[self._ending or "finish"]
+            reason = _ENDED[str(self._ending)]
         raise StreamClosedError(reason, text=self.text, delivered=self.delivered)
 
     # -- ending ------------------------------------------------------------------------
