@@ -724,6 +724,27 @@ def test_bad_chunks_are_refused_before_sending(arguments: tuple[Any, ...], probl
         Call.send_stream_chunk(*arguments)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "options", "message"),
+    [
+        ((ROBOT, USER, ""), {}, "chunk must not be empty, except on the call that finishes"),
+        ((ROBOT, USER, 5), {}, "chunk must be a string, not int"),
+        ((ROBOT, USER, "x"), {"finish": 2}, "finish must be True or False, got 2"),
+        (
+            (ROBOT, USER, "x" * 12237),
+            {},
+            "the chunk is 12289 bytes as a text message; at most 12288 (12 KB) are sent",
+        ),
+    ],
+)
+def test_a_bad_chunk_says_exactly_what_is_wrong(
+    arguments: tuple[Any, ...], options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Call.send_stream_chunk(*arguments, **options)
+    assert str(raised.value) == message
+
+
 def test_an_empty_chunk_may_finish_and_the_largest_chunk_passes() -> None:
     assert Call.send_stream_chunk(ROBOT, USER, "", msg_key="k", finish=True).body
     assert Call.send_stream_chunk(ROBOT, USER, "x" * 12236).body  # 12,288 with the wrapper
