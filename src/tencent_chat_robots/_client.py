@@ -45,15 +45,8 @@ from ._options import CallOptions, Priority
 from ._redact import box, without_userinfo
 from ._regions import Region
 from ._sentry import install_if_loaded as install_sentry_scrubber
-from ._stream_reply import (
-    GROUP_INTERVAL,
-    IDLE_TIMEOUT,
-    MIN_INTERVAL,
-    StreamReply,
-    in_group,
-    one_to_one,
-    open_stream,
-)
+from ._stream_reply import GROUP_INTERVAL, IDLE_TIMEOUT, MIN_INTERVAL, StreamReply, open_stream
+from ._stream_wires import in_group, one_to_one
 from ._transport import AiohttpTransport, HttpxTransport, Transport, pool_size
 
 __all__ = ["Endpoint", "TencentChat"]

@@ -46,11 +46,10 @@ from __future__ import annotations
 import asyncio
 import reprlib
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._calls import Call
 from ._config import require_number
 from ._constants import MAX_TIMEOUT
 from ._elements import MAX_MESSAGE_BYTES
@@ -64,13 +63,10 @@ from ._exceptions import (
 )
 from ._lifecycle import finish_despite_cancel
 from ._logs import logger
-from ._messages import (
-    TEXT_MESSAGE_OVERHEAD,
-    SentGroupMessage,
-    text_bytes,
-)
+from ._messages import TEXT_MESSAGE_OVERHEAD, text_bytes
 from ._options import CallOptions
 from ._retry import RetryState, next_state, retry_decision
+from ._stream_wires import Group, Wire
 
 if TYPE_CHECKING:
     from ._client import TencentChat
@@ -96,90 +92,6 @@ _ENDED = {
 }
 
 
-class _Wire(Protocol):
-    """How a stream's text becomes calls: one-to-one pieces, or a group message replaced."""
-
-    finished: bool  # the last call answered ended the stream with all its text
-
-    def needs_call(self, written: int, acked: int, finish: bool) -> bool:
-        """Whether a call is due for ``written`` characters, ``acked`` of them answered."""
-
-    def next_call(self, text: str, acked: int, finish: bool) -> tuple[Call[Any], int]:
-        """The next call, and how much of ``text`` it covers."""
-
-    def acknowledged(self, result: Any, complete: bool) -> None:
-        """The last call was answered with ``result``; ``complete``: it ended the stream."""
-
-    def abandon(self, suffix: str) -> Call[Any] | None:
-        """A call ending the stream after a failure, adding only ``suffix`` (it cannot
-        repeat a piece), if one is needed."""
-
-
-@attrs.define(slots=True)
-class _OneToOne:
-    robot: str
-    user: str
-    msg_key: str | None = None
-    finished: bool = False
-    msg_seq: None = None
-
-    def needs_call(self, written: int, acked: int, finish: bool) -> bool:
-        if finish:  # a stream the user sees takes a call to end, even with nothing new
-            return written > acked or self.msg_key is not None
-        if self.msg_key is None:
-            return written > acked  # the first text: at once
-        return written - 1 > acked  # an update keeps its last character back
-
-    def next_call(self, text: str, acked: int, finish: bool) -> tuple[Call[Any], int]:
-        # Not finishing: all but the last character, so that the finishing call has
-        # text (the first call sends one character if that is all there is).
-        end = len(text) if finish else max(len(text) - 1, acked + (self.msg_key is None))
-        piece = Call.send_stream_chunk(
-            self.robot, self.user, text[acked:end], msg_key=self.msg_key, finish=finish
-        )
-        return piece, end
-
-    def acknowledged(self, result: Any, complete: bool) -> None:
-        self.msg_key = result
-        self.finished = complete
-
-    def abandon(self, suffix: str) -> Call[Any] | None:
-        if self.msg_key is None or self.finished:
-            return None
-        return Call.send_stream_chunk(
-            self.robot, self.user, suffix, msg_key=self.msg_key, finish=True
-        )
-
-
-@attrs.define(slots=True)
-class _Group:
-    group_id: str
-    robot: str
-    msg_seq: int | None = None
-    finished: bool = False
-    msg_key: None = None
-    first: tuple[Call[Any], int] | None = None  # kept for its retries: the same Random
-
-    def needs_call(self, written: int, acked: int, finish: bool) -> bool:
-        return written > acked  # the message then shows it all: finishing needs no call
-
-    def next_call(self, text: str, acked: int, finish: bool) -> tuple[Call[Any], int]:
-        if self.msg_seq is not None:
-            return Call.modify_group_message(self.group_id, self.msg_seq, body=text), len(text)
-        if self.first is None:
-            sent = Call.send_group_message(self.group_id, text, from_account=self.robot)
-            self.first = (sent, len(text))
-        return self.first
-
-    def acknowledged(self, result: Any, complete: bool) -> None:
-        if isinstance(result, SentGroupMessage):
-            self.msg_seq = result.msg_seq
-        self.finished = complete
-
-    def abandon(self, suffix: str) -> Call[Any] | None:
-        return None  # the message shows what was delivered; there is nothing to end
-
-
 class StreamReply:
     """A reply streamed as it is written: ``async with chat.stream_reply(robot, user) as r``.
 
@@ -202,7 +114,7 @@ class StreamReply:
     def __init__(
         self,
         client: TencentChat,
-        wire: _Wire,
+        wire: Wire,
         *,
         min_interval: float,
         idle_timeout: float | None,
@@ -240,7 +152,7 @@ class StreamReply:
     def __repr__(self) -> str:
         target = (
             f"group_id={self._wire.group_id!r}"
-            if isinstance(self._wire, _Group)
+            if isinstance(self._wire, Group)
             else f"user={self._wire.user!r}"  # type: ignore[attr-defined]
         )
         return (
@@ -523,7 +435,7 @@ def _measured(text: object) -> int:
 
 def open_stream(
     client: TencentChat,
-    wire: _Wire,
+    wire: Wire,
     *,
     min_interval: float,
     idle_timeout: float | None,
@@ -553,15 +465,3 @@ def open_stream(
         idle_timeout=idle_timeout,
         error_suffix=error_suffix,
     )
-
-
-def one_to_one(robot: str, user: str) -> _OneToOne:
-    """The wire of a one-to-one stream (its accounts checked now)."""
-    Call.send_stream_chunk(robot, user, "", finish=True)
-    return _OneToOne(robot, user)
-
-
-def in_group(group_id: str, robot: str) -> _Group:
-    """The wire of a group stream (its group and sender checked now)."""
-    Call.send_group_message(group_id, "-", from_account=robot)
-    return _Group(group_id, robot)
