@@ -96,22 +96,9 @@ def _bulk_rows(data: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _callbacks_rows(data: dict[str, Any]) -> list[str]:
-    """The robot callback receiver's measures (medians), with the issue's targets."""
-    rows = ["| measure | measured | target | met? |", "| --- | ---: | ---: | --- |"]
-    for row in data.get("table", []):
-        met = row.get("met")
-        shown = "" if met is None else ("met" if met else "**missed**")
-        rows.append(f"| {row['measure']} | {row['measured']} | {row['target']} | {shown} |")
-    workload = data.get("summary", {}).get("workload")
-    if workload:
-        repeats = data.get("settings", {}).get("repeats")
-        rows += ["", f"Workload: {workload}; medians of {repeats} runs (pass/fail: every run)."]
-    return rows
-
-
-def _streaming_rows(data: dict[str, Any]) -> list[str]:
-    """Streamed replies' measures (medians), with the issue's targets."""
+def _target_rows(data: dict[str, Any]) -> list[str]:
+    """A benchmark's ``table`` of measures (medians) with the issue's targets: the
+    robot callback receiver's, and streamed replies'."""
     rows = ["| measure | measured | target | met? |", "| --- | ---: | ---: | --- |"]
     for row in data.get("table", []):
         met = row.get("met")
@@ -135,8 +122,8 @@ SECTIONS = (
 
 PRIORITY_SECTION = ("priority", "Web services and bulk jobs together", _priority_rows)
 BULK_SECTION = ("bulk", "Bulk runs: chat.bulk() against gather", _bulk_rows)
-CALLBACKS_SECTION = ("callbacks", "Robot callbacks: the receiver under load", _callbacks_rows)
-STREAMING_SECTION = ("streaming", "Streamed replies: coalescing, sharing, faults", _streaming_rows)
+CALLBACKS_SECTION = ("callbacks", "Robot callbacks: the receiver under load", _target_rows)
+STREAMING_SECTION = ("streaming", "Streamed replies: coalescing, sharing, faults", _target_rows)
 
 
 def _measured_on(machine: dict[str, Any]) -> str:
@@ -208,7 +195,7 @@ def render_callbacks() -> str:
         "Measured by `benchmarks/callbacks.py`: `RobotCallbacks` under uvicorn, the fake "
         "server and the echo bot each in a process of their own:"
     )
-    return _render_block("callbacks", intro, _callbacks_rows)
+    return _render_block("callbacks", intro, _target_rows)
 
 
 def render_streaming() -> str:
@@ -217,7 +204,7 @@ def render_streaming() -> str:
         "Measured by `benchmarks/streaming.py`: `chat.stream_reply` against the fake server "
         "in a process of its own, over HTTP:"
     )
-    return _render_block("streaming", intro, _streaming_rows)
+    return _render_block("streaming", intro, _target_rows)
 
 
 def _between(text: str, start: str, end: str, body: str) -> str:
