@@ -946,7 +946,7 @@ def test_closing_finishes_a_stream_still_waiting_for_its_first_text() -> None:
         chat = _chat(server)
         reply = chat.stream_reply(ROBOT, USER)
         await reply.__aenter__()  # the model has not answered yet
-        assert reply in chat._streams
+        assert reply in chat._streams.streams
         await chat.aclose()
         with pytest.raises(StreamClosedError) as raised:
             await reply.write("too late")
@@ -1094,7 +1094,7 @@ def test_a_stream_says_where_it_goes_and_how_far_it_got() -> None:
             async with chat.stream_reply(ROBOT, USER) as reply:
                 await reply.write("hello")
             group = chat.stream_group_reply(GROUP, from_account=ROBOT)
-            assert not chat._streams  # every ended stream has left the client's registry
+            assert not chat._streams.streams  # every ended stream has left the client's registry
             return repr(reply), repr(group)
 
     one, group = run_virtual(main)
@@ -1295,3 +1295,132 @@ def test_finish_raises_a_failure_once() -> None:
             await reply.finish()  # said once: not again
 
     run_virtual(main)
+
+
+# -- found by the second review: closing, empty writes, starvation, counting -----------
+
+
+@pytest.mark.parametrize("how", ["anyio", "wait_for"])
+def test_a_cancelled_aclose_still_closes_the_client_without_spinning(how: str) -> None:
+    async def main(loop: Any) -> tuple[TencentChat, float, bool]:
+        server = StreamServer(latency=0.6)
+        chat = _chat(server)
+        reply = chat.stream_reply(ROBOT, USER)
+        await reply.__aenter__()
+        await reply.write("hello")
+        await asyncio.sleep(1)  # the first piece went
+        started = loop.time()
+        if how == "anyio":
+            with anyio.move_on_after(0.05):
+                await chat.aclose()
+        else:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(chat.aclose(), 0.05)
+        return chat, loop.time() - started, reply.finished
+
+    chat, took, finished = run_virtual(main)
+    assert chat.closed  # a cancelled close still closes
+    assert finished  # and the open stream was finished first
+    assert took < 2  # the virtual clock moved: nothing spun
+
+
+def test_no_stream_starts_while_the_client_is_closing() -> None:
+    async def main(loop: Any) -> StreamServer:
+        server = StreamServer(latency=0.5)
+        chat = _chat(server)
+        first = chat.stream_reply(ROBOT, USER)
+        await first.__aenter__()
+        await first.write("hello")
+        await asyncio.sleep(1)
+        closing = asyncio.create_task(chat.aclose())
+        await asyncio.sleep(0.1)  # the close is finishing the open stream
+        with pytest.raises(ClientClosedError):
+            await chat.stream_reply(ROBOT, "user2").__aenter__()
+        late = chat.stream_reply(ROBOT, "user3")  # never entered
+        with pytest.raises(StreamClosedError):
+            await late.write("late")
+        await closing
+        return server
+
+    server = run_virtual(main)
+    assert {c.body["To_Account"] for c in server.calls()} == {USER}
+    assert server.finished == {"key-1"}
+
+
+def test_empty_writes_do_not_keep_a_stream_alive() -> None:
+    # A reasoning model's deltas may be empty while it thinks: the server counts only
+    # calls, so the idle time runs from the last call it accepted.
+    async def main(loop: Any) -> tuple[StreamServer, float, float]:
+        server = StreamServer()
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER)
+
+            async def answer() -> None:
+                async with reply:
+                    await reply.write("Let me think")
+                    for _ in range(20):
+                        await asyncio.sleep(1)
+                        await reply.write("")
+
+            with pytest.raises(StreamClosedError, match="without text"):
+                await answer()
+        first, last = server.calls()[0], server.calls()[-1]
+        return server, first.at, last.at
+
+    server, first, last = run_virtual(main)
+    assert "key-1" in server.finished
+    assert "".join(server.streams["key-1"]) == "Let me think"
+    assert last - first <= 10.1  # finished 10 s after the last accepted call, not later
+
+
+def test_a_stream_starved_of_permits_still_updates_before_the_server_ends_it() -> None:
+    # New streams' first and last calls (interactive, 16 a second) take every permit of
+    # an API paced at 10: a long stream's updates, in the bulk class, would wait forever.
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer()
+        async with _chat(server, limiter=RateLimiter(10)) as chat:
+
+            async def short(i: int) -> None:
+                async with chat.stream_reply(ROBOT, f"short{i}") as reply:
+                    await reply.write("o")  # a first call, and later a last: interactive
+                    await asyncio.sleep(0.3)
+                    await reply.write("k")
+
+            async def shorts() -> None:
+                started = []
+                for i in range(200):  # 8 new streams a second for 25 s
+                    started.append(asyncio.create_task(short(i)))
+                    await asyncio.sleep(0.125)
+                await asyncio.gather(*started)
+
+            background = asyncio.create_task(shorts())
+            async with chat.stream_reply(ROBOT, USER) as reply:
+                for _ in range(200):  # a word every 0.1 s for 20 s
+                    await reply.write("word ")
+                    await asyncio.sleep(0.1)
+            await background
+        return server, reply
+
+    server, reply = run_virtual(main)
+    arrivals = [c.at for c in server.calls() if c.body["To_Account"] == USER]
+    assert max(b - a for a, b in itertools.pairwise(arrivals)) < 15  # never left to expire
+    assert reply.finished
+    assert "".join(server.streams[reply.msg_key or ""]) == reply.text
+
+
+def test_calls_counts_what_left_the_client_the_last_piece_of_an_interrupted_one_too() -> None:
+    async def main(loop: Any) -> tuple[StreamServer, StreamReply]:
+        server = StreamServer(faults={1: "dropped"})
+        async with _chat(server) as chat:
+            reply = chat.stream_reply(ROBOT, USER, error_suffix=" [cut]")
+
+            async def answer() -> None:
+                async with reply:
+                    await _words(reply, WORDS[:60], 0.01)
+
+            with pytest.raises(StreamInterruptedError):
+                await answer()
+        return server, reply
+
+    server, reply = run_virtual(main)
+    assert reply.calls == len(server.calls()) == 3  # first, the dropped one, the last piece

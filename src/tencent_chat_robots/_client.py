@@ -45,7 +45,14 @@ from ._options import CallOptions, Priority
 from ._redact import box, without_userinfo
 from ._regions import Region
 from ._sentry import install_if_loaded as install_sentry_scrubber
-from ._stream_reply import GROUP_INTERVAL, IDLE_TIMEOUT, MIN_INTERVAL, StreamReply, open_stream
+from ._stream_reply import (
+    GROUP_INTERVAL,
+    IDLE_TIMEOUT,
+    MIN_INTERVAL,
+    OpenStreams,
+    StreamReply,
+    open_stream,
+)
 from ._stream_wires import in_group, one_to_one
 from ._transport import AiohttpTransport, HttpxTransport, Transport, pool_size
 
@@ -172,7 +179,7 @@ class TencentChat:
         self.rate_limit = limiter.rate if isinstance(limiter, RateLimiter) else None
         self.limiter = limiter
 
-        self._streams: set[StreamReply] = set()  # open streamed replies, ended on close
+        self._streams = OpenStreams()  # streamed replies not yet ended, finished on close
         self._owns_transport = transport is None
         if transport is None:
             if http_client is not None:
@@ -277,13 +284,15 @@ class TencentChat:
         """
         timeout = require_number("timeout", timeout, minimum=0, maximum=MAX_TIMEOUT)
         try:
-            streams = getattr(self, "_streams", ())
-            if streams and not self.closed:
-                loop = asyncio.get_running_loop()
-                started = loop.time()
-                await asyncio.gather(*(s._end_within("closed", timeout) for s in list(streams)))
-                timeout = max(0.0, timeout - (loop.time() - started))
-            await self._sender.lifecycle.aclose(timeout)
+            try:
+                streams: OpenStreams | None = getattr(self, "_streams", None)
+                if streams is not None and not streams.closing:
+                    loop = asyncio.get_running_loop()
+                    started = loop.time()
+                    await streams.close(timeout)
+                    timeout = max(0.0, timeout - (loop.time() - started))
+            finally:  # closed even if cancelled while the streams were finishing
+                await self._sender.lifecycle.aclose(timeout)
         finally:
             if self._owns_transport:
                 await finish_despite_cancel(self._transport.aclose())

@@ -46,16 +46,18 @@ from __future__ import annotations
 import asyncio
 import reprlib
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._calls import Call
 from ._config import require_number
 from ._constants import MAX_TIMEOUT
 from ._elements import MAX_MESSAGE_BYTES
 from ._exceptions import (
     ClientClosedError,
     QueueTimeoutError,
+    RequestError,
     StreamClosedError,
     StreamInterruptedError,
     TencentChatError,
@@ -71,7 +73,7 @@ from ._stream_wires import Group, Wire
 if TYPE_CHECKING:
     from ._client import TencentChat
 
-__all__ = ["StreamReply"]
+__all__ = ["OpenStreams", "StreamReply"]
 
 # Defaults: 5 calls a second per stream (the newer stream API's bound); about one group
 # update a second (what Tencent's own sample code does, within the group's 40 a second).
@@ -83,6 +85,9 @@ IDLE_TIMEOUT = 10.0
 FINISH_TIMEOUT = 2.0
 # The most an update waits for its rate permit before it is left for the next call.
 UPDATE_MAX_WAIT = 1.0
+# A stream whose last call was accepted this long ago sends its update in the
+# interactive class: starved longer, the server (newer API: 15 s) would end it.
+STARVED_AFTER = 5.0
 # What a write after the end says, by how the stream ended.
 _ENDED = {
     "finish": "the stream was finished",
@@ -90,6 +95,33 @@ _ENDED = {
     "cancelled": "the stream was finished when its block was cancelled",
     "closed": "the client was closed, which finished the stream",
 }
+
+
+class OpenStreams:
+    """A client's streams not yet ended, shared by its views; once ``closing``, no new
+    stream starts."""
+
+    __slots__ = ("closing", "streams")
+
+    def __init__(self) -> None:
+        self.streams: set[StreamReply] = set()
+        self.closing = False
+
+    async def close(self, timeout: float) -> None:
+        """Refuse new streams and finish the open ones within ``timeout``, even if this
+        task is cancelled meanwhile (the cancellation is re-raised after)."""
+        self.closing = True
+        ending = [stream._end_within("closed", timeout) for stream in list(self.streams)]
+        await finish_despite_cancel(asyncio.gather(*ending))
+
+
+def _reached(outcome: BaseException | None) -> bool:
+    """Whether a call that ended with ``outcome`` (``None``: answered) left the client."""
+    if outcome is None:
+        return True
+    if isinstance(outcome, RequestError):
+        return bool(getattr(outcome, "request_sent", True))  # answered errors have none
+    return False  # cancelled before or while sending: not counted
 
 
 class StreamReply:
@@ -144,6 +176,7 @@ class StreamReply:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._answered_at: float | None = None
+        self._accepted_at = 0.0  # when the last call was answered OK (loop time)
         self._retry_delay = 0.0
         self._error_raised = False
         self.calls = 0
@@ -203,16 +236,22 @@ class StreamReply:
         past 12 KB (nothing of it is kept), :class:`StreamInterruptedError` once a call
         failed, and :class:`StreamClosedError` after the stream ended.
         """
-        if self._ending is None and self._client.closed:
+        if self._ending is None and self._refused():
             self._ending = "closed"
+            self._wake.set()  # a sender waiting for text finishes
         if self._ending is not None:
             self._raise_ended()
         self._append(text)
+        if not text:
+            return  # nothing to send: not a reason to wake the sender, nor to stay alive
         if self._task is None:
-            if text:
-                self._start()
+            self._start()
         elif not self._wake.is_set():
             self._wake.set()
+
+    def _refused(self) -> bool:
+        """Whether the client is closed or closing: no stream may start or go on."""
+        return self._client.closed or self._client._streams.closing
 
     def _append(self, text: str, size: int | None = None) -> None:
         """Keep ``text``; ``size``: the message's size with it (measured now if ``None``)."""
@@ -251,7 +290,7 @@ class StreamReply:
             raise self.error.with_traceback(None)
 
     async def __aenter__(self) -> StreamReply:
-        if self._client.closed:
+        if self._refused():
             raise ClientClosedError("the client is closed: no stream can start")
         if self._task is None:
             self._start()  # from now on, closing the client finishes this stream
@@ -301,7 +340,7 @@ class StreamReply:
 
     def _start(self) -> asyncio.Task[None]:
         task = self._task = asyncio.get_running_loop().create_task(self._send())
-        streams = self._client._streams
+        streams = self._client._streams.streams
         streams.add(self)
         task.add_done_callback(lambda _: streams.discard(self))
         return task
@@ -356,16 +395,16 @@ class StreamReply:
             call, covered = self._wire.next_call(text, self._acked, finish)
             if self.msg_key is None and self.msg_seq is None:
                 options = self._first_options
+            elif finish or loop.time() - self._accepted_at >= STARVED_AFTER:
+                options = self._final_options
             else:
-                options = self._final_options if finish else self._update_options
-            self.calls += 1
+                options = self._update_options
             try:
-                result = await self._client._make(call, options)
+                result = await self._counted(call, options)
             except TencentChatError as error:
                 self._answered_at = loop.time()
                 if isinstance(error, QueueTimeoutError) and options is self._update_options:
-                    self.calls -= 1  # not sent: its text goes with the next call
-                    continue
+                    continue  # not sent: its text goes with the next call
                 if state is None:
                     state = RetryState(call.endpoint, retries_left=self._max_retries)
                 decision = retry_decision(error, state)
@@ -374,13 +413,24 @@ class StreamReply:
                 state = next_state(state, error, decision)
                 self._retry_delay = decision.delay
                 continue
-            self._answered_at = loop.time()
+            self._answered_at = self._accepted_at = loop.time()
             state, self._retry_delay = None, 0.0
             complete = finish and covered == len(text)
             self._wire.acknowledged(result, complete)
             self._acked = covered
             if complete:
                 return
+
+    async def _counted(self, call: Call[Any], options: CallOptions) -> Any:
+        """Make ``call``, counting it in ``calls`` if it left the client."""
+        outcome: BaseException | None = None
+        try:
+            return await self._client._make(call, options)
+        except BaseException as error:
+            outcome = error
+            raise
+        finally:
+            self.calls += _reached(outcome)
 
     async def _pause(self, gap: float) -> None:
         """Wait until ``gap`` s after the previous call's answer (none: not at all)."""
@@ -395,8 +445,10 @@ class StreamReply:
             await self._wake.wait()  # nothing shown yet: no stream the server could end
             return
         # A timer, not wait_for: on Python 3.10 and 3.11 wait_for can turn this task's
-        # cancellation into a time-out, which would read as idleness.
-        timer = asyncio.get_running_loop().call_later(self._idle_timeout, self._idle)
+        # cancellation into a time-out, which would read as idleness. Counted from the
+        # last call accepted, as the server counts.
+        when = self._accepted_at + self._idle_timeout
+        timer = asyncio.get_running_loop().call_at(when, self._idle)
         try:
             await self._wake.wait()
         finally:
@@ -415,7 +467,7 @@ class StreamReply:
 
         async def end() -> None:
             await self._pause(MIN_INTERVAL)  # the server counts this call too
-            await self._client._make(call, self._final_options)
+            await self._counted(call, self._final_options)
 
         try:
             await asyncio.wait_for(end(), FINISH_TIMEOUT)
