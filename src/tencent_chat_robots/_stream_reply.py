@@ -68,7 +68,7 @@ from ._logs import logger
 from ._messages import TEXT_MESSAGE_OVERHEAD, text_bytes
 from ._options import CallOptions
 from ._retry import RetryState, next_state, retry_decision
-from ._stream_wires import Group, Wire
+from ._stream_wires import Wire
 
 if TYPE_CHECKING:
     from ._client import TencentChat
@@ -183,11 +183,7 @@ class StreamReply:
         self.error: StreamInterruptedError | None = None
 
     def __repr__(self) -> str:
-        target = (
-            f"group_id={self._wire.group_id!r}"
-            if isinstance(self._wire, Group)
-            else f"user={self._wire.user!r}"  # type: ignore[attr-defined]
-        )
+        target = self._wire.where()
         return (
             f"<StreamReply {target} written={len(self.text)} delivered={self._acked}"
             f" calls={self.calls} finished={self.finished}>"
@@ -211,12 +207,12 @@ class StreamReply:
     @property
     def msg_key(self) -> str | None:
         """The one-to-one message's ``MsgKey``, once its first piece was answered."""
-        return self._wire.msg_key  # type: ignore[attr-defined, no-any-return]
+        return self._wire.msg_key
 
     @property
     def msg_seq(self) -> int | None:
         """The group message's ``MsgSeq``, once it was sent."""
-        return self._wire.msg_seq  # type: ignore[attr-defined, no-any-return]
+        return self._wire.msg_seq
 
     @property
     def finished(self) -> bool:

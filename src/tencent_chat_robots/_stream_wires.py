@@ -26,6 +26,17 @@ class Wire(Protocol):
 
     finished: bool  # the last call answered ended the stream with all its text
 
+    @property
+    def msg_key(self) -> str | None:
+        """A one-to-one stream's ``MsgKey``, once its first piece was answered."""
+
+    @property
+    def msg_seq(self) -> int | None:
+        """A group stream's message's ``MsgSeq``, once it was sent."""
+
+    def where(self) -> str:
+        """Where the stream goes, for a repr."""
+
     def needs_call(self, written: int, acked: int, finish: bool) -> bool:
         """Whether a call is due for ``written`` characters, ``acked`` of them answered."""
 
@@ -68,6 +79,9 @@ class OneToOne:
         self.msg_key = result
         self.finished = complete
 
+    def where(self) -> str:
+        return f"user={self.user!r}"
+
     def abandon(self, suffix: str) -> Call[Any] | None:
         if self.msg_key is None or self.finished:
             return None
@@ -100,6 +114,9 @@ class Group:
         if isinstance(result, SentGroupMessage):
             self.msg_seq = result.msg_seq
         self.finished = complete
+
+    def where(self) -> str:
+        return f"group_id={self.group_id!r}"
 
     def abandon(self, suffix: str) -> Call[Any] | None:
         return None  # the message shows what was delivered; there is nothing to end
