@@ -25,6 +25,8 @@ DOCUMENTED = {
     "Call",
     "CallOptions",
     "ClientClosedError",
+    "ClientHealth",
+    "DeadlineExceededError",
     "CustomElem",
     "Endpoint",
     "EndpointSpec",

@@ -21,6 +21,7 @@ from ._exceptions import (
     BadResponseError,
     BulkStoppedError,
     ClientClosedError,
+    DeadlineExceededError,
     InternalServerError,
     InvalidParameterError,
     InvalidRequestError,
@@ -38,6 +39,7 @@ from ._exceptions import (
     TencentChatError,
     ValidationError,
 )
+from ._health import ClientHealth
 from ._limiter import Limiter, PausableLimiter, PriorityLimiter, RateLimiter
 from ._logs import configure_from_env as _configure_logging
 from ._messages import SentGroupMessage, SentMessage
@@ -91,7 +93,9 @@ __all__ = [
     "Call",
     "CallOptions",
     "ClientClosedError",
+    "ClientHealth",
     "CustomElem",
+    "DeadlineExceededError",
     "Endpoint",
     "EndpointSpec",
     "HttpxTransport",

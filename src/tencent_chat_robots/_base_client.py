@@ -29,7 +29,9 @@ from ._auth import UserSigProvider
 from ._endpoints import ENDPOINTS
 from ._envelope import ENCODER, parse_envelope, structure
 from ._exceptions import (
+    APITimeoutError,
     BadResponseError,
+    DeadlineExceededError,
     QueueTimeoutError,
     RateLimitError,
     RequestError,
@@ -156,9 +158,12 @@ class RequestSender:
     ) -> T:
         state: RetryState | None = None  # made on the first failure: most calls never fail
         settled = False
+        deadline = None if options.deadline is None else self._now() + options.deadline
         while True:
             try:
-                data = await self._attempt(call, payload, state, options, observers, also_paced)
+                data = await self._attempt(
+                    call, payload, state, options, observers, also_paced, deadline
+                )
                 break
             except TencentChatError as error:
                 if state is None:
@@ -176,6 +181,10 @@ class RequestSender:
                 failed, state = state, next_state(state, error, decision)
                 call.request_sent = state.maybe_processed
                 self.lifecycle.check(call, after=error)
+                if deadline is not None and self._now() + decision.delay >= deadline:
+                    raise _past_deadline(
+                        call, options, f"a retry after {type(error).__name__} would start past it"
+                    ) from error
                 logger.warning(
                     "retrying %s after %s (attempt %d, waiting %.2fs): %s",
                     call.endpoint,
@@ -195,6 +204,10 @@ class RequestSender:
             raise result
         return result
 
+    def _now(self) -> float:
+        loop = self.lifecycle.loop  # anyio.current_time() costs microseconds a call
+        return anyio.current_time() if loop is None else loop.time()
+
     @staticmethod
     async def _back_off(delay: float, observers: tuple[CallObserver, ...]) -> None:
         for watcher in observers:
@@ -213,24 +226,36 @@ class RequestSender:
         options: CallOptions,
         observers: tuple[CallObserver, ...],
         also_paced: str | None,
+        deadline: float | None,
     ) -> dict[str, Any]:
         number = 1 if state is None else state.attempt
         gate = self._gates[call.endpoint]
+        # The deadline, not max_wait, is the bound of this wait (then its refusal says so).
+        deadline_binds = deadline is not None and (
+            options.max_wait is None or deadline <= self._now() + options.max_wait
+        )
         try:
-            permit_wait = await gate.enter(options, also_paced)
+            permit_wait = await gate.enter(options, also_paced, deadline)
         except QueueTimeoutError as err:
             if call.ended_by is not None:  # closed or stopped in the same instant
                 raise asyncio.CancelledError from None
+            if deadline_binds:
+                reason = "no slot or rate permit came before it"
+                raise _past_deadline(call, options, reason) from err
             err.request_sent = call.request_sent
             raise tag(err, call) from None
         try:
             self.lifecycle.check(call)  # closed or stopped while this caller was resumed
 
+            timeout = options.timeout
+            started = self._now()
+            if deadline is not None:
+                timeout = min(timeout, deadline - started)
+                if timeout <= 0:
+                    raise _past_deadline(call, options, "no time was left for an attempt")
             call.random = random.getrandbits(32)
             for watcher in observers:
                 watcher.attempt_started(call, number, permit_wait)
-            loop = self.lifecycle.loop  # anyio.current_time() costs microseconds a call
-            started = anyio.current_time() if loop is None else loop.time()
             call.on_wire = True
             outcome: BaseException | None = None
             data: dict[str, Any] = {}
@@ -238,12 +263,18 @@ class RequestSender:
                 response = await self._transport.post(
                     SignedURL(self._url(call.endpoint, self._usersig.current(), call.random)),
                     payload,
-                    timeout=options.timeout,
+                    timeout=timeout,
                 )
                 data = parse_envelope(response, call.endpoint)
             except TencentChatError as err:
                 call.on_wire = False  # answered, or dropped: what follows is not the wire
                 outcome = tag(err, call) if isinstance(err, RequestError) else err
+                if isinstance(err, APITimeoutError) and timeout < options.timeout:
+                    call.request_sent = call.request_sent or err.request_sent
+                    outcome = _past_deadline(
+                        call, options, f"the attempt got no answer in the {timeout:.3f}s left"
+                    )
+                    raise outcome from err
                 if isinstance(err, RateLimitError):
                     await gate.refused_for_rate(err.code, also_paced)
                 raise
@@ -270,3 +301,14 @@ class RequestSender:
         if outcome is not None:
             raise outcome
         return data
+
+
+def _past_deadline(call: PendingCall, options: CallOptions, reason: str) -> DeadlineExceededError:
+    error = DeadlineExceededError(
+        f"{call.endpoint} did not finish within its deadline of {options.deadline:g}s: {reason}",
+        endpoint=call.endpoint,
+        deadline=options.deadline,
+        request_sent=call.request_sent,
+    )
+    tag(error, call)
+    return error

@@ -23,6 +23,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Iterable,
     Iterator,
     Sized,
@@ -31,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._background import Background
 from ._calls import Call
 from ._config import require_number
 from ._endpoints import ENDPOINTS
@@ -152,6 +154,7 @@ class BulkRun:
         ordered: bool = False,
         concurrency: int | None = None,
         total: int | None = None,
+        background: Callable[[], Background] | None = None,
     ) -> None:
         if concurrency is not None:
             concurrency = require_number(
@@ -181,6 +184,8 @@ class BulkRun:
         self._capacity = 2 * self._ceiling  # items taken and not yet handed out
         self._rate_for = rate_for
         self._group = BulkGroup()
+        self._new_background = background
+        self._background: Background | None = None  # the run's own trace, once started
 
         self.taken = self.done = self.succeeded = self.failed = self.in_flight = 0
         self._handed = 0  # outcomes handed to the consumer
@@ -257,6 +262,8 @@ class BulkRun:
             self._finish()
         while self._workers:
             await asyncio.wait(set(self._workers))
+        if self._started:
+            self._finish()  # the run's span ends once its workers have
 
     async def _next(self) -> BulkOutcome[Any]:
         if not self._started:
@@ -309,6 +316,14 @@ class BulkRun:
     def _finish(self) -> None:
         if self._resizer is not None:
             self._resizer.cancel()
+        if self._background is not None and not self._workers:
+            self._background.end(
+                {
+                    "tencent_chat.bulk.taken": self.taken,
+                    "tencent_chat.bulk.succeeded": self.succeeded,
+                    "tencent_chat.bulk.failed": self.failed,
+                }
+            )
         if self._unregister is not None:
             self._unregister()
             self._unregister = None
@@ -324,9 +339,11 @@ class BulkRun:
             return
         # Told at once when the client closes: a worker may be waiting on ``calls``.
         self._unregister = self._lifecycle.on_close(self._note_closed)
+        if self._new_background is not None:
+            self._background = self._new_background()
         self._resize()
         if self._fixed is None:
-            self._resizer = asyncio.create_task(self._keep_resizing())
+            self._resizer = self._spawn(self._keep_resizing())
 
     def _resize(self) -> None:
         if self._fixed is None:
@@ -336,9 +353,14 @@ class BulkRun:
             wanted = rate * self._group.wire_seconds * _HEADROOM + _SPARE + self._group.backing_off
             self._target = max(_MIN_WORKERS, math.ceil(min(self._ceiling, wanted)))
         while len(self._workers) < self._target and not self.stopped:
-            task = asyncio.create_task(self._work())
+            task = self._spawn(self._work())
             self._workers.add(task)
             task.add_done_callback(self._worker_ended)
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        if self._background is None:
+            return asyncio.create_task(coro)
+        return self._background.spawn(coro)
 
     async def _keep_resizing(self) -> None:
         while not self.stopped:

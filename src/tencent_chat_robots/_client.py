@@ -13,6 +13,7 @@ import attrs
 import httpx
 
 from ._auth import UserSigProvider
+from ._background import Background
 from ._base_client import RequestSender
 from ._bulk import BulkGroup, BulkRun
 from ._calls import Call
@@ -35,6 +36,7 @@ from ._constants import (
 from ._elements import Element
 from ._endpoints import ENDPOINTS, Endpoint, resolve_rates
 from ._exceptions import ValidationError
+from ._health import ClientHealth, client_health
 from ._lifecycle import finish_despite_cancel
 from ._limiter import Limiter, RateLimiter, adapt_limiter
 from ._logs import logger
@@ -90,6 +92,7 @@ class _NotGiven:
 
 
 NOT_GIVEN: Any = _NotGiven()
+_METHODS = {spec.path: spec.method for spec in ENDPOINTS}
 
 T = TypeVar("T")
 
@@ -119,7 +122,10 @@ class TencentChat:
     wait in for their endpoint's slots and rate permits: a waiting interactive call
     always goes first. ``max_wait`` is the most, in seconds, one attempt may wait for
     them (``None``: no limit); past it the call raises :class:`QueueTimeoutError`
-    without sending. :meth:`with_options` makes a view with other settings.
+    without sending. ``deadline`` is the most, in seconds, a whole call may take, waits,
+    attempts and backoff included (``None``: no limit); past it the call raises
+    :class:`DeadlineExceededError`. :meth:`with_options` makes a view with other
+    settings; :meth:`health` says whether the client can serve.
 
     Use it as ``async with TencentChat(...) as chat:`` or call :meth:`aclose`.
     """
@@ -143,6 +149,7 @@ class TencentChat:
         on_attempt: Callable[[AttemptRecord], object] | None = None,
         priority: Priority = "interactive",
         max_wait: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         # Boxed before anything can fail: an error tracker records this frame's locals.
         secret_key, usersig = box(secret_key), box(usersig)  # type: ignore[assignment]
@@ -152,8 +159,13 @@ class TencentChat:
         boxed_key, boxed_sig = resolve_secret(secret_key, usersig)
         self.base_url, self.region = resolve_endpoint_root(base_url, region)
         self._options = CallOptions(
-            priority=priority, max_wait=max_wait, timeout=timeout, max_retries=max_retries
+            priority=priority,
+            max_wait=max_wait,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
         )
+        self._parent: TencentChat | None = None  # the client a with_options view came from
         max_in_flight = require_number("max_in_flight", max_in_flight, minimum=1, integer=True)
         if on_attempt is not None and (
             inspect.iscoroutinefunction(on_attempt) or not callable(on_attempt)
@@ -204,7 +216,7 @@ class TencentChat:
             limiter=None if limiter is None else adapt_limiter(limiter),
             max_in_flight=max_in_flight,
             observers=() if on_attempt is None else (OnAttempt(on_attempt),),
-            operations={spec.path: spec.method for spec in ENDPOINTS},
+            operations=_METHODS,
         )
 
     def __repr__(self) -> str:
@@ -225,6 +237,17 @@ class TencentChat:
         """Whether :meth:`aclose` was called (a closed client sends nothing more)."""
         return self._sender.closed
 
+    def health(self) -> ClientHealth:
+        """Whether this client can serve, read from memory (no request is made): for a
+        service's readiness route. See :class:`ClientHealth`."""
+        return client_health(
+            closed=self.closed,
+            limiter=self.limiter,
+            pending=self._sender.lifecycle.pending,
+            open_streams=len(self._streams.streams),
+            methods=_METHODS,
+        )
+
     @property
     def options(self) -> CallOptions | None:
         """The settings this client's calls are made with (``None`` while constructing)."""
@@ -237,16 +260,18 @@ class TencentChat:
         max_wait: float | None = NOT_GIVEN,
         timeout: float | None = None,
         max_retries: int | None = None,
+        deadline: float | None = NOT_GIVEN,
     ) -> TencentChat:
         """This client with other settings for its calls; arguments left out are kept.
 
         The view shares everything else with this client (connections, signature,
-        limiter, observers, lifecycle): it needs no closing of its own, and closing
-        either one closes both, ending the calls of every view (so do not use a view in
-        ``async with`` unless it is the last user of the client). ``max_wait=None``
-        means no limit; ``None`` for the others keeps the client's.
+        limiter, observers, lifecycle) and cannot be closed: ``async with view`` and
+        ``view.aclose()`` raise :class:`ValidationError`, so a request handler cannot
+        close the application's client by mistake. Close the client that made it.
+        ``max_wait=None`` and ``deadline=None`` mean no limit; ``None`` for the others
+        keeps the client's.
 
-        >>> urgent = chat.with_options(priority="interactive", max_wait=0.5, timeout=3.0)
+        >>> urgent = chat.with_options(max_wait=0.5, timeout=2.0, deadline=1.0)
         >>> bulk = chat.with_options(priority="bulk")
         """
         current = self._options
@@ -255,13 +280,24 @@ class TencentChat:
             max_wait=current.max_wait if max_wait is NOT_GIVEN else max_wait,
             timeout=current.timeout if timeout is None else timeout,
             max_retries=current.max_retries if max_retries is None else max_retries,
+            deadline=current.deadline if deadline is NOT_GIVEN else deadline,
         )
         view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view._options = options
+        view._parent = self._parent or self
         return view
 
+    def _refuse_if_view(self, doing: str) -> None:
+        if getattr(self, "_parent", None) is not None:
+            raise ValidationError(
+                f"{doing} a view made by with_options(), which shares its client's"
+                " connections and cannot be closed; close the client that made it"
+                " (once, where it was made: an application's lifespan)"
+            )
+
     async def __aenter__(self) -> TencentChat:
+        self._refuse_if_view("async with on")
         return self
 
     async def __aexit__(
@@ -282,6 +318,7 @@ class TencentChat:
         the client opened are closed (not an ``http_client`` you passed in). Calls made
         afterwards raise :class:`ClientClosedError`.
         """
+        self._refuse_if_view("aclose() of")
         timeout = require_number("timeout", timeout, minimum=0, maximum=MAX_TIMEOUT)
         try:
             try:
@@ -340,6 +377,7 @@ class TencentChat:
         concurrency: int | None = None,
         total: int | None = None,
         priority: Priority = "bulk",
+        deadline: float | None = NOT_GIVEN,
     ) -> BulkRun:
         """Run a stream of calls with a few workers; iterate over one outcome per call.
 
@@ -352,9 +390,15 @@ class TencentChat:
         come as calls finish (``ordered=True``: in the order of ``calls``). Calls wait
         in the ``priority`` class (``"bulk"``: interactive calls go first). The workers
         number ``concurrency``, or by default follow the endpoints' rates and the
-        latency observed. See :class:`BulkRun` for stopping and progress counts.
+        latency observed. ``deadline`` bounds each call (by default the client's). The
+        run has a trace of its own: a root span linked to the caller's, and a Sentry
+        scope of its own, since it outlives the request that starts it. See
+        :class:`BulkRun` for stopping and progress counts.
         """
         options = attrs.evolve(self._options, priority=priority)
+        if deadline is not NOT_GIVEN:
+            options = attrs.evolve(options, deadline=deadline)
+        telemetry = self._sender.telemetry
 
         async def make(call: Call[Any], group: BulkGroup) -> Any:
             return await self._make(call, options, group)
@@ -368,6 +412,7 @@ class TencentChat:
             ordered=ordered,
             concurrency=concurrency,
             total=total,
+            background=lambda: Background(telemetry, {"tencent_chat.priority": priority}),
         )
 
     # -- openim_robot_http_svc -------------------------------------------------------

@@ -12,6 +12,7 @@ Every exception the SDK raises is a :class:`TencentChatError`::
         ├── ClientClosedError     the client was closed while the call was pending
         ├── BulkStoppedError      its bulk run was stopped while the call was pending
         ├── QueueTimeoutError     no slot or rate permit within max_wait; not sent
+        ├── DeadlineExceededError the whole call did not finish within its deadline
         ├── APIConnectionError    no answer: refused, reset, dropped
         │   └── APITimeoutError   no answer within the timeout
         ├── BadResponseError      not the documented JSON envelope (HTTP 502, HTML...)
@@ -35,6 +36,7 @@ __all__ = [
     "BadResponseError",
     "BulkStoppedError",
     "ClientClosedError",
+    "DeadlineExceededError",
     "InternalServerError",
     "InvalidParameterError",
     "InvalidRequestError",
@@ -208,6 +210,29 @@ class QueueTimeoutError(RequestError):
         super().__init__(message, endpoint=endpoint)
         self.max_wait = max_wait
         self.predicted_wait = predicted_wait
+        self.request_sent = request_sent
+
+
+class DeadlineExceededError(RequestError):
+    """The call could not finish within its ``deadline`` (seconds), retries included.
+
+    No attempt starts that could not end in time: the last one's ``timeout`` is cut to
+    what is left, and a backoff that would end past the deadline is not slept, so this
+    is raised as soon as the call cannot succeed in time. ``request_sent`` is true when
+    the server may have acted on the call (an attempt went unanswered); the failure that
+    ended the last attempt, if any, is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        deadline: float | None = None,
+        request_sent: bool = False,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.deadline = deadline
         self.request_sent = request_sent
 
 

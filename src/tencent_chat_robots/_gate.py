@@ -85,11 +85,16 @@ class Gate:
         # Leaving gives the slot back (to the next caller waiting for it).
         self.leave = self._slots.release
 
-    async def enter(self, options: CallOptions, also_paced: str | None = None) -> float | None:
+    async def enter(
+        self, options: CallOptions, also_paced: str | None = None, until: float | None = None
+    ) -> float | None:
         """Wait for a slot, then a permit; the seconds waited for the permit(s) (``None``
         without a limiter). :class:`QueueTimeoutError` if they cannot come within
-        ``options.max_wait``: then nothing is held."""
+        ``options.max_wait``, or by ``until`` (the call's deadline, on the anyio clock):
+        then nothing is held."""
         deadline = None if options.max_wait is None else anyio.current_time() + options.max_wait
+        if until is not None and (deadline is None or until < deadline):
+            deadline = until
         limiter = self._limiter
         if also_paced is None or limiter is None:
             return await self._enter(options, deadline)

@@ -166,6 +166,11 @@ class Lifecycle:
         self._drained: anyio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the one the client serves
 
+    @property
+    def pending(self) -> frozenset[PendingCall]:
+        """The calls in progress now (a copy)."""
+        return frozenset(self._pending)
+
     def start(self, endpoint: str, scope: CallScope | None) -> PendingCall:
         """Register a new call of ``endpoint``; raise if it must not start."""
         try:

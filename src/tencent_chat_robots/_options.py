@@ -49,7 +49,9 @@ class CallOptions:
     ``priority`` is the class a call waits in for its endpoint's in-flight slot and rate
     permit; ``max_wait`` the most (seconds) one attempt may wait for both (``None``: no
     limit); ``timeout`` the most one attempt may take on the wire; ``max_retries`` how
-    many times a transient failure is tried again (at most ``MAX_RETRIES_LIMIT``, 100).
+    many times a transient failure is tried again (at most ``MAX_RETRIES_LIMIT``, 100);
+    ``deadline`` the most (seconds) the whole call may take, waits, attempts and backoff
+    included (``None``: no limit).
     """
 
     priority: Priority = attrs.field(
@@ -64,6 +66,9 @@ class CallOptions:
     max_retries: int = attrs.field(
         default=DEFAULT_MAX_RETRIES,
         validator=number_validator(minimum=0, maximum=MAX_RETRIES_LIMIT, integer=True),
+    )
+    deadline: float | None = attrs.field(
+        default=None, validator=number_validator(minimum=0.001, maximum=MAX_TIMEOUT, optional=True)
     )
     rank: int = attrs.field(init=False, repr=False, eq=False)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -73,7 +74,7 @@ class RedisHealth:
     and :meth:`is_down` tells it apart from callers that came after one. ``failed_tries``
     counts every try that failed, retried or not (for metrics). ``local`` is the
     in-process limiter of ``fallback="local"`` (``None`` otherwise); ``last_error`` the
-    failure of the current outage (``None``: Redis is up).
+    failure of the current outage (``None``: Redis is up), ``down_since`` its start.
     """
 
     def __init__(self, settings: RedisLimiterSettings) -> None:
@@ -82,6 +83,7 @@ class RedisHealth:
         self.given_up = 0
         self.failed_tries = 0
         self.last_error: BaseException | None = None
+        self.down_since: float | None = None  # Unix time the current outage began
         # After a failure, Redis is not asked until then: by new callers, and by those
         # already queued when it failed. Any answer from Redis ends both at once.
         self._down_until = -math.inf
@@ -160,6 +162,7 @@ class RedisHealth:
 
     def _failed(self, err: BaseException, took: float) -> None:
         if self.last_error is None:  # once per outage, not once per call
+            self.down_since = time.time()
             if self.local is not None:
                 logger.warning(
                     "Redis rate limiter unavailable (%s: %s); pacing this process alone at "
@@ -186,7 +189,7 @@ class RedisHealth:
     def _answered(self) -> None:
         if self.last_error is not None:
             logger.warning("Redis rate limiter answers again; the shared limit is back")
-            self.last_error = None
+            self.last_error = self.down_since = None
             self._down_until = self._queued_down_until = -math.inf
 
 
