@@ -18,7 +18,7 @@ from ._app import Call, FakeApp
 from ._asgi_transport import ASGIAppTransport
 from ._deliver import Delivery, callback_sign
 from ._fake import FAKE_BASE_URL, FakeTencentChat
-from ._faults import ConnectionDropped
+from ._faults import AddedLatency, ConnectionDropped
 from ._records import Revision, StoredGroupMessage, StoredMessage
 from ._state import ENDPOINTS
 from ._stats import max_in_window, percentile
@@ -28,6 +28,7 @@ __all__ = [
     "ENDPOINTS",
     "FAKE_BASE_URL",
     "ASGIAppTransport",
+    "AddedLatency",
     "Call",
     "ConnectionDropped",
     "Delivery",

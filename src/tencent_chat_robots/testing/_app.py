@@ -28,10 +28,12 @@ records: they never count against a rate limit nor appear in :attr:`FakeApp.call
 
 Checks 1-2 and the gateway faults 3-4 come before the rate limit because they model what
 happens in front of the API; the limit comes before authentication because the server
-counts every arrival, authenticated or not. State changes happen at receipt; ``latency``
-is slept afterwards, before the answer (or the drop). Every answer of a
-``room_engine_http_srv`` or ``live_engine_http_srv`` path carries a ``RequestId``,
-failures included.
+counts every arrival, authenticated or not. Scripted faults (3, 4, 7) are aimed at an
+endpoint and/or the objects a body names (:class:`~._faults.Target`); a call takes the
+earliest registered one aimed at it. State changes happen at receipt; the latency
+(``fake.latency`` plus the added latencies aimed at the call) is slept afterwards, before
+the answer (or the drop). Every answer of a ``room_engine_http_srv`` or
+``live_engine_http_srv`` path carries a ``RequestId``, failures included.
 
 Callbacks a request causes (``Bot.OnC2CMessage`` for a ``sendmsg`` to a robot) are taken
 from the state under the lock with the answer, and handed to :attr:`FakeApp.after_answer`
@@ -157,6 +159,7 @@ class Reply(NamedTuple):
     dropped: bool = False
     headers: tuple[tuple[bytes, bytes], ...] = ()
     events: tuple[CallbackEvent, ...] = ()
+    latency: float = 0.0  # seconds to wait before answering (or dropping)
 
 
 _NOT_JSON = object()
@@ -223,9 +226,8 @@ class FakeApp:
             reply = self.inspect(method, path, query)
         else:
             reply = self.handle(method, path, query, body)
-            latency = self.faults.latency
-            if latency:
-                await asyncio.sleep(latency)
+            if reply.latency:
+                await asyncio.sleep(reply.latency)
         await send(
             {
                 "type": "http.response.start",
@@ -300,7 +302,8 @@ class FakeApp:
         return _inspection_reply(200, document)
 
     def handle(self, method: str, path: str, query: bytes, raw_body: bytes) -> Reply:
-        """Process one request synchronously (all but the latency) and log it."""
+        """Process one request synchronously (all but the latency, which the reply
+        carries) and log it."""
         now = self.clock()
         body = _parse_body(raw_body)
         logged_body = raw_body if body is _NOT_JSON else body
@@ -308,21 +311,31 @@ class FakeApp:
         with self.lock:
             if method != "POST" or endpoint not in self.limit_windows:
                 answer = Answer(60002, f"invalid request: {method} {path}")
-                return self._answer(endpoint, now, logged_body, answer)
-            arrival = now + self.faults.arrival_offset()
-            in_window = self._count(endpoint, now, arrival)
-            drop = self.faults.take_drop(endpoint)
-            if drop is False:
-                self.calls.append(Call(endpoint, arrival, logged_body, None, None, "dropped"))
-                # Never sent; a non-empty length leaves the client waiting for it.
-                return Reply(200, b"{}", dropped=True)
-            if drop is None and self.faults.take_bad_gateway(endpoint):
-                self.calls.append(Call(endpoint, arrival, logged_body, None, 502, "bad_gateway"))
-                return Reply(502, _BAD_GATEWAY, _HTML)
-            answer = self._process(endpoint, in_window, query, body, arrival)
-            events = tuple(self.state.take_events())
-            reply = self._answer(endpoint, arrival, logged_body, answer, dropped=drop is True)
-            return reply._replace(events=events) if events else reply
+                reply = self._answer(endpoint, now, logged_body, answer)
+                latency = self.faults.latency  # no endpoint: no added latency is aimed at it
+            else:
+                reply = self._receive(endpoint, now, query, body, logged_body)
+                latency = self.faults.latency_for(endpoint, body)
+        return reply._replace(latency=latency) if latency else reply
+
+    def _receive(
+        self, endpoint: str, now: float, query: bytes, body: Any, logged_body: Any
+    ) -> Reply:
+        """Checks 2 to 9 (see the module docstring) of a POST to a Tencent path."""
+        arrival = now + self.faults.arrival_offset()
+        in_window = self._count(endpoint, now, arrival)
+        drop = self.faults.take_drop(endpoint, body)
+        if drop is False:
+            self.calls.append(Call(endpoint, arrival, logged_body, None, None, "dropped"))
+            # Never sent; a non-empty length leaves the client waiting for it.
+            return Reply(200, b"{}", dropped=True)
+        if drop is None and self.faults.take_bad_gateway(endpoint, body):
+            self.calls.append(Call(endpoint, arrival, logged_body, None, 502, "bad_gateway"))
+            return Reply(502, _BAD_GATEWAY, _HTML)
+        answer = self._process(endpoint, in_window, query, body, arrival)
+        events = tuple(self.state.take_events())
+        reply = self._answer(endpoint, arrival, logged_body, answer, dropped=drop is True)
+        return reply._replace(events=events) if events else reply
 
     def _count(self, endpoint: str, now: float, arrival: float) -> int:
         window = self.limit_windows[endpoint]
@@ -344,7 +357,7 @@ class FakeApp:
         code, info = self._check_query(query)
         if code:
             return Answer(code, info)
-        code = self.faults.take_error(endpoint, internal_error_code(endpoint))
+        code = self.faults.take_error(endpoint, body, internal_error_code(endpoint))
         if code:
             return Answer(code, _INFO.get(code, "injected error"))
         if not isinstance(body, dict):

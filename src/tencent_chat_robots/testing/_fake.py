@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import anyio
 
 from .._endpoints import BY_METHOD, BY_PATH, Endpoint
+from .._exceptions import ValidationError
 from .._usersig import generate_usersig
 from ._app import ASGIApp, Call, FakeApp
 from ._asgi_transport import ASGIAppTransport
 from ._deliver import DEFAULT_CALLBACK_TIMEOUT, Deliverer, Delivery
-from ._faults import FaultPlan
+from ._faults import TARGET_FIELDS, AddedLatency, FaultPlan, Target
 from ._records import CallbackEvent, StoredGroupMessage, StoredMessage
-from ._serve import serve
-from ._state import ENDPOINTS, ChatState
+from ._serve import require_uvicorn, serve
+from ._state import ENDPOINTS, ROBOT_PREFIX, ChatState
 
 if TYPE_CHECKING:
     from .._client import TencentChat
@@ -36,11 +37,41 @@ RateLimitSetting: TypeAlias = int | Mapping[str, int | None] | Literal["document
 
 def _endpoint(endpoint: str) -> str:
     """The path ``endpoint`` names: a path (``/v4/`` optional) or a ``TencentChat`` method."""
-    spec = BY_METHOD.get(endpoint)
-    name = spec.path if spec else endpoint.removeprefix("/").removeprefix("v4/")
-    if name not in ENDPOINTS:
-        raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {', '.join(ENDPOINTS)}")
-    return name
+    if isinstance(endpoint, str):
+        spec = BY_METHOD.get(endpoint)
+        name = spec.path if spec else endpoint.removeprefix("/").removeprefix("v4/")
+        if name in ENDPOINTS:
+            return name
+    raise ValidationError(f"unknown endpoint {endpoint!r}; expected one of {', '.join(ENDPOINTS)}")
+
+
+def _target(
+    endpoint: str | None,
+    room: str | None = None,
+    group: str | None = None,
+    robot: str | None = None,
+    user: str | None = None,
+) -> Target:
+    """The checked :class:`Target` of a fault method's arguments."""
+    objects = {"room": room, "group": group, "robot": robot, "user": user}
+    for kind, value in objects.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ValidationError(f"{kind} must be a non-empty string, got {value!r}")
+        if kind == "robot" and not value.startswith(ROBOT_PREFIX):
+            raise ValidationError(f"robot={value!r} is not a robot id (one starts with @RBT#)")
+        if kind == "user" and value.startswith(ROBOT_PREFIX):
+            raise ValidationError(f"user={value!r} is a robot id: aim at it with robot=")
+    if endpoint is None:
+        if all(value is None for value in objects.values()):
+            raise ValidationError("name an endpoint, or a room, group, robot or user, to aim at")
+        return Target(None, room, group, robot, user)
+    name = _endpoint(endpoint)
+    for kind, value in objects.items():
+        if value is not None and kind not in TARGET_FIELDS[name]:
+            raise ValidationError(f"{name} requests name no {kind}: {kind}={value!r} never matches")
+    return Target(name, room, group, robot, user)
 
 
 def _limit(name: str, value: object) -> int | None:
@@ -205,7 +236,9 @@ class FakeTencentChat:
 
         Besides the Tencent paths it answers ``GET /_fake/state`` (:meth:`snapshot`) and
         ``GET /_fake/calls``, never counted nor recorded (:meth:`FakeApp.inspect`).
+        Without uvicorn (the ``testing`` extra), a ``ModuleNotFoundError`` naming the extra.
         """
+        require_uvicorn()  # here, not on entering: the call names what is missing
         return serve(self._app, host, port)
 
     # --- rooms, live groups and live rooms (no REST API creates them) ---
@@ -552,26 +585,93 @@ class FakeTencentChat:
 
     # --- fault injection ---
 
-    def fail_next(self, endpoint: str, code: int, times: int = 1) -> None:
-        """Answer the next ``times`` authenticated calls of ``endpoint`` with ``code``."""
-        name = _endpoint(endpoint)
-        with self._lock:
-            self._faults.fail_next(name, code, times)
+    def fail_next(
+        self,
+        endpoint: str | None = None,
+        code: int | None = None,
+        times: int = 1,
+        *,
+        room: str | None = None,
+        group: str | None = None,
+        robot: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` authenticated calls aimed at with ``code``.
 
-    def bad_gateway_next(self, endpoint: str, times: int = 1) -> None:
-        """Answer the next ``times`` calls of ``endpoint`` with an HTTP 502 HTML page."""
-        name = _endpoint(endpoint)
+        A call is aimed at when it is of ``endpoint`` (if given) and its body names every
+        object given: ``room`` as its ``RoomId`` (a room or a live room), ``group`` as its
+        ``GroupId``, ``robot`` (an ``@RBT#`` id) or ``user`` in an account field of that
+        API (``UserID``, ``Member_Account``, ``RobotList_Account``, ``From_Account``,
+        ``To_Account``...: the table is :data:`~._faults.TARGET_FIELDS`). Other calls pass
+        untouched and leave the fault queued; a call takes the earliest registered fault
+        aimed at it. E.g. ``fake.fail_next("add_robot_to_room", 100006, room="room-7")``,
+        ``fake.fail_next(user="alice", code=20003)``.
+        """
+        target = _target(endpoint, room, group, robot, user)
+        if code is None:
+            raise ValidationError("fail_next needs the code to answer")
         with self._lock:
-            self._faults.bad_gateway_next(name, times)
+            self._faults.fail_next(target, code, times)
 
-    def drop_next(self, endpoint: str, times: int = 1, *, after_processing: bool = False) -> None:
-        """Close the connection of the next ``times`` calls without an answer.
+    def bad_gateway_next(
+        self,
+        endpoint: str | None = None,
+        times: int = 1,
+        *,
+        room: str | None = None,
+        group: str | None = None,
+        robot: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls aimed at (as :meth:`fail_next`) with an HTTP 502
+        HTML page."""
+        target = _target(endpoint, room, group, robot, user)
+        with self._lock:
+            self._faults.bad_gateway_next(target, times)
+
+    def drop_next(
+        self,
+        endpoint: str | None = None,
+        times: int = 1,
+        *,
+        after_processing: bool = False,
+        room: str | None = None,
+        group: str | None = None,
+        robot: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        """Close the connection of the next ``times`` calls aimed at (as :meth:`fail_next`)
+        without an answer.
 
         With ``after_processing`` the call takes effect first (the client cannot tell).
         """
-        name = _endpoint(endpoint)
+        target = _target(endpoint, room, group, robot, user)
         with self._lock:
-            self._faults.drop_next(name, times, after_processing=after_processing)
+            self._faults.drop_next(target, times, after_processing=after_processing)
+
+    def add_latency(
+        self,
+        seconds: float,
+        *,
+        endpoint: str | None = None,
+        room: str | None = None,
+        group: str | None = None,
+        robot: str | None = None,
+        user: str | None = None,
+    ) -> AddedLatency:
+        """Hold back the answers to calls aimed at (as :meth:`fail_next`) by ``seconds``
+        more than :attr:`latency`, until removed; each call, every time.
+
+        Returns a handle: ``.remove()`` it, or ``with fake.add_latency(2, room="r"):``.
+        Added latencies aimed at the same call add up.
+        """
+        target = _target(endpoint, room, group, robot, user)
+        with self._lock:
+            return self._faults.add_latency(target, seconds, self._remove_latency)
+
+    def _remove_latency(self, added: AddedLatency) -> None:
+        with self._lock:
+            self._faults.remove_latency(added)
 
     @property
     def latency(self) -> float:
@@ -611,14 +711,25 @@ class FakeTencentChat:
         with self._lock:
             self._faults.rng.seed(seed)
 
-    def pending_faults(self, endpoint: str) -> int:
-        """Scripted faults (codes, 502s, drops) not yet used for ``endpoint``."""
-        name = _endpoint(endpoint)
+    def pending_faults(
+        self,
+        endpoint: str | None = None,
+        *,
+        room: str | None = None,
+        group: str | None = None,
+        robot: str | None = None,
+        user: str | None = None,
+    ) -> int:
+        """Scripted faults (codes, 502s, drops) not yet used, of those registered with
+        exactly these arguments (``pending_faults(room="r")`` does not count
+        ``fail_next("add_robot_to_room", 100006, room="r")``)."""
+        target = _target(endpoint, room, group, robot, user)
         with self._lock:
-            return self._faults.pending(name)
+            return self._faults.pending(target)
 
     def clear_faults(self) -> None:
-        """Cancel scripted faults; set latency, latency_spread and error_rate back to 0."""
+        """Cancel scripted faults and added latencies; set latency, latency_spread and
+        error_rate back to 0."""
         with self._lock:
             self._faults.clear()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -11,9 +12,26 @@ from collections.abc import AsyncIterator
 from ._app import ASGIApp
 from ._faults import ConnectionDropped
 
-__all__ = ["serve"]
+__all__ = ["require_uvicorn", "serve"]
 
 _STARTUP_POLL = 0.005
+_MISSING_UVICORN = "fake.serve() needs uvicorn: pip install 'tencent-chat-robots[testing]'"
+
+
+def require_uvicorn() -> None:
+    """Import uvicorn (the optional ``testing`` extra), or say which extra installs it.
+
+    The error is a ``ModuleNotFoundError``, not a ``TencentChatError``: as with the redis
+    extra (``_redis_limiter``), a missing package is a broken installation, not a failed
+    call, and an ``except TencentChatError`` around API calls must not swallow it. Its
+    ``name`` stays ``"uvicorn"``, which the command line reads to print its own hint.
+    """
+    try:
+        importlib.import_module("uvicorn")
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] != "uvicorn":
+            raise  # uvicorn is there but broken: its own error says more
+        raise ModuleNotFoundError(_MISSING_UVICORN, name="uvicorn") from err
 
 
 class _HideDrops(logging.Filter):
@@ -27,7 +45,8 @@ class _HideDrops(logging.Filter):
 @contextlib.asynccontextmanager
 async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Run ``app`` under uvicorn in this event loop; yield its ``http://host:port`` URL."""
-    import uvicorn  # the optional "testing" extra; in-process use does not need it
+    require_uvicorn()  # the optional "testing" extra; in-process use does not need it
+    import uvicorn
 
     # Binding here (not in uvicorn) gives port 0 its real number and turns a bind
     # failure into an ordinary OSError instead of uvicorn's sys.exit().
