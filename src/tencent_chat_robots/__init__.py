@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ._redis_limiter import RedisRateLimiter as RedisRateLimiter
 
 __version__ = "0.1.0"
+"""This package's version."""
 
 _configure_logging()
 

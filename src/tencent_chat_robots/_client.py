@@ -316,7 +316,8 @@ class TencentChat:
         :class:`ClientClosedError` at once; requests already on the wire get ``timeout``
         seconds to finish, then are cancelled (and raise it too). Then the connections
         the client opened are closed (not an ``http_client`` you passed in). Calls made
-        afterwards raise :class:`ClientClosedError`.
+        afterwards raise :class:`ClientClosedError`. A view made by :meth:`with_options`
+        cannot be closed (:class:`ValidationError`): close the client that made it.
         """
         self._refuse_if_view("aclose() of")
         timeout = require_number("timeout", timeout, minimum=0, maximum=MAX_TIMEOUT)

@@ -5,7 +5,9 @@ from __future__ import annotations
 # The documented limit is 200 calls/s per API, counted by the server at arrival;
 # network jitter bunches requests on the way, so the client paces a little below it.
 DEFAULT_RATE_LIMIT = 190
+"""Calls per sliding second a 200/s API is paced at by default (95% of it)."""
 DOCUMENTED_RATE_LIMIT = 200
+"""The documented rate of most of the robot APIs, calls per second (live rooms: 100)."""
 # Start k + rate waits until start k is *more* than a second old, by this much (s):
 # starts exactly 1.000 s apart both fall in a one-second window closed at either end,
 # and a server that stamps arrivals to the millisecond rounds each by up to 1 ms, so

@@ -299,6 +299,7 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
         resend_unanswered=False,
     ),
 )
+"""Every documented API, one row each: what a method sends, its rate, how it is retried."""
 
 Endpoint.ALL = tuple(spec.path for spec in ENDPOINTS)
 BY_METHOD: Mapping[str, EndpointSpec] = {spec.method: spec for spec in ENDPOINTS}

@@ -13,6 +13,7 @@ from ._exceptions import ValidationError
 __all__ = ["PRIORITIES", "CallOptions", "Priority", "priority_rank"]
 
 Priority = Literal["interactive", "bulk"]
+"""A call's class: a waiting ``"interactive"`` call goes before any ``"bulk"`` one."""
 # Highest first: a waiting call of a class is served before any of the classes after it.
 PRIORITIES: tuple[Priority, ...] = ("interactive", "bulk")
 _RANKS: dict[object, int] = {name: rank for rank, name in enumerate(PRIORITIES)}

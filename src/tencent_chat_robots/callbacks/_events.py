@@ -134,6 +134,7 @@ class UnknownEvent:
 
 
 Event: TypeAlias = "C2CMessage | GroupMention | SignalMessage | UnknownEvent"
+"""Any event a handler may be given."""
 
 
 class _Fields:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["FAKE_BASE_URL", "FakeTencentChat", "RateLimitSetting", "resolve_rate_limits"]
 
 FAKE_BASE_URL = "http://fake.tencent-chat.invalid"
+"""The base URL of ``fake.client()``: never resolved, requests go to the fake in-process."""
 
 RateLimitSetting: TypeAlias = int | Mapping[str, int | None] | Literal["documented"] | None
 """``FakeTencentChat(rate_limit=...)``: see :func:`resolve_rate_limits`."""

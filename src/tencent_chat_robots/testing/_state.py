@@ -57,6 +57,7 @@ __all__ = [
 
 # The paths the fake serves: every row of the SDK's endpoint table.
 ENDPOINTS: tuple[str, ...] = Endpoint.ALL
+"""Every ``service/command`` path the fake serves."""
 
 ROBOT_PREFIX = "@RBT#"
 MAX_ROBOT_ID_BYTES = 32

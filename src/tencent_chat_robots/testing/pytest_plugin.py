@@ -53,3 +53,4 @@ async def _fake_chat() -> AsyncIterator[FakeChat]:
 
 # Applied as a call, not a decorator: the two fixture decorators are typed differently.
 fake_chat = _async_fixture(_fake_chat, name="fake_chat")
+"""The fixture: a :class:`FakeChat` (a fresh fake and a client of it) per test."""
