@@ -83,11 +83,97 @@ def test_a_server_that_never_answers_fails_the_call_at_its_deadline() -> None:
     assert error.deadline == 1.0
     assert error.endpoint == "room_engine_http_srv/add_robot"
     assert error.random is not None  # the attempt's, for support
-    assert isinstance(error.__cause__, APITimeoutError)
-    assert str(error) == (
+    # The transport's cut timeout and the client's own fence end at the same instant:
+    # either may be the one that ends the attempt.
+    assert str(error) in (
         "room_engine_http_srv/add_robot did not finish within its deadline of 1s:"
-        " the attempt got no answer in the 1.000s left"
+        " the attempt got no answer in the 1.000s left",
+        "room_engine_http_srv/add_robot did not finish within its deadline of 1s:"
+        " no answer came before it",
     )
+
+
+class Overrunning:
+    """A user's transport that ignores its timeout (or a server trickling bytes past it)."""
+
+    def __init__(self, loop: VirtualClockLoop, takes: float) -> None:
+        self.loop, self.takes = loop, takes
+        self.sent = 0
+
+    async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+        self.sent += 1
+        await asyncio.sleep(self.takes)
+        return RawResponse(200, b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}')
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_the_client_keeps_the_deadline_when_the_transport_overruns_its_timeout() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[float, DeadlineExceededError, int]:
+        transport = Overrunning(loop, takes=3.0)
+        async with _chat(transport, max_retries=3, timeout=10, deadline=1.0) as chat:
+            started = loop.time()
+            with pytest.raises(DeadlineExceededError) as raised:
+                await chat.delete_robot("@RBT#1")
+            return loop.time() - started, raised.value, transport.sent
+
+    took, error, sent = run_virtual(main)
+    assert took == pytest.approx(1.0)
+    assert sent == 1
+    assert error.request_sent is True
+    assert str(error).endswith("no answer came before it")
+
+
+def test_without_a_deadline_a_slow_transport_is_waited_for() -> None:
+    async def main(loop: VirtualClockLoop) -> float:
+        async with _chat(Overrunning(loop, takes=3.0), timeout=1.0) as chat:
+            started = loop.time()
+            await chat.delete_robot("@RBT#1")
+            return loop.time() - started
+
+    assert run_virtual(main) == pytest.approx(3.0)  # the fence is only the deadline's
+
+
+def test_a_shared_limiters_pause_after_60007_does_not_hold_the_call_past_its_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class HangingPause:
+        """A shared limiter whose pause never returns (its Redis hangs)."""
+
+        async def acquire(self, key: str) -> None:
+            pass
+
+        async def pause(self, key: str, seconds: float) -> None:
+            await asyncio.Event().wait()
+
+    async def main(loop: VirtualClockLoop) -> float:
+        transport = ScriptedTransport(fail(60007))
+        async with _chat(transport, limiter=HangingPause(), deadline=0.3) as chat:
+            started = loop.time()
+            with pytest.raises(DeadlineExceededError):
+                await chat.delete_robot("@RBT#1")
+            return loop.time() - started
+
+    assert run_virtual(main) == pytest.approx(0.3)
+    assert "cut short by the call's deadline" in caplog.text
+
+
+def test_an_attempt_with_less_than_a_millisecond_left_is_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(retry_module, "backoff", lambda attempt, **_: 0.4995)
+
+    async def main(loop: VirtualClockLoop) -> tuple[int, str]:
+        transport = ScriptedTransport(fail(10002))
+        async with _chat(transport, max_retries=3, deadline=0.5) as chat:
+            with pytest.raises(DeadlineExceededError) as raised:
+                await chat.delete_robot("@RBT#1")
+        return len(transport.sent), str(raised.value)
+
+    sent, message = run_virtual(main)
+    assert sent == 1  # the retry would have had 0.5 ms: not sent
+    assert message.endswith("no time was left for an attempt")
 
 
 def test_a_server_answering_10002_every_time_fails_within_the_deadline_sending_nothing_after() -> (

@@ -156,29 +156,59 @@ def broken_redis() -> Iterator[type[_Broken]]:
 @pytest.mark.parametrize(
     ("fallback", "state", "ready"), [(None, "down", False), ("local", "fallback", True)]
 )
-async def test_health_reports_a_redis_outage_and_its_end(
+def test_health_reports_a_redis_outage_and_its_end(
     broken_redis: type[_Broken], fallback: str | None, state: str, ready: bool
 ) -> None:
-    options: dict[str, Any] = {"rate": 100, "retry_budget": 0, "cooldown": 0}
+    options: dict[str, Any] = {"rate": 100, "retry_budget": 0, "cooldown": 1.0}
     if fallback is not None:
         options.update(fallback=fallback, fleet_size=2)
-    limiter = RedisRateLimiter(broken_redis(), **options)
-    async with _chat(ScriptedTransport(), limiter=limiter) as chat:
-        await chat.delete_robot("@RBT#1")
-        up = chat.health()
-        broken_redis.down = True
-        before = time.time()
-        with contextlib.suppress(LimiterUnavailableError):  # down, no fallback: tested elsewhere
-            await chat.delete_robot("@RBT#2")
-        down = chat.health()
-        broken_redis.down = False
-        await chat.delete_robot("@RBT#3")
-        back = chat.health()
+
+    async def main(loop: VirtualClockLoop) -> tuple[ClientHealth, ...]:
+        limiter = RedisRateLimiter(broken_redis(), **options)
+        async with _chat(ScriptedTransport(), limiter=limiter) as chat:
+            await chat.delete_robot("@RBT#1")
+            up = chat.health()
+            broken_redis.down = True
+            with contextlib.suppress(LimiterUnavailableError):  # no fallback: tested elsewhere
+                await chat.delete_robot("@RBT#2")
+            down = chat.health()
+            broken_redis.down = False
+            await asyncio.sleep(1.01)  # the cool-down: Redis is asked again after it
+            await chat.delete_robot("@RBT#3")
+            return up, down, chat.health()
+
+    before = time.time()
+    up, down, back = run_virtual(main)
     assert (up.limiter, up.redis, up.redis_down_since, up.ready) == ("redis", "up", None, True)
     assert (down.redis, down.ready, down.redis_error) == (state, ready, "ConnectionError")
     assert down.redis_down_since is not None
     assert before <= down.redis_down_since <= time.time()
     assert (back.redis, back.redis_down_since, back.redis_error) == ("up", None, None)
+
+
+def test_health_after_the_cooldown_is_recovering_and_ready_without_a_call() -> None:
+    """A readiness probe that kept the pod out until a call cleared the outage would
+    keep the calls away for ever."""
+
+    async def main(loop: VirtualClockLoop) -> list[tuple[str | None, bool]]:
+        _Broken.down = True
+        limiter = RedisRateLimiter(_Broken(), rate=100, retry_budget=0, cooldown=1.0)
+        seen = []
+        async with _chat(ScriptedTransport(), limiter=limiter) as chat:
+            with contextlib.suppress(LimiterUnavailableError):
+                await chat.delete_robot("@RBT#1")
+            seen.append((chat.health().redis, chat.health().ready))
+            _Broken.down = False
+            await asyncio.sleep(1.01)
+            seen.append((chat.health().redis, chat.health().ready))
+            await chat.delete_robot("@RBT#2")
+            seen.append((chat.health().redis, chat.health().ready))
+        return seen
+
+    try:
+        assert run_virtual(main) == [("down", False), ("recovering", True), ("up", True)]
+    finally:
+        _Broken.down = False
 
 
 # -- a bulk run's own trace ----------------------------------------------------------
@@ -211,6 +241,50 @@ async def test_a_bulk_run_is_a_new_trace_linked_to_the_request_that_started_it(
     assert all(s.parent.span_id == bulk.context.span_id for s in deletes)
     assert bulk.attributes["tencent_chat.bulk.succeeded"] == 3
     assert bulk.end_time >= max(s.end_time for s in deletes)
+
+
+async def test_a_bulk_run_left_by_its_consumer_ends_its_span_when_its_workers_do(
+    otel: OTel,
+) -> None:
+    def bulk_spans() -> list[Any]:
+        return [s for s in otel.spans() if s.name == "tencent_chat.bulk"]
+
+    async def settled(run: Any) -> None:
+        while run.workers:
+            await asyncio.wait(set(run._workers))
+
+    chat = _chat(ScriptedTransport(), rate_limit=None)
+    calls = [Call.delete_robot(f"@RBT#{i}") for i in range(50)]
+    broken = chat.bulk(calls)
+    async for _ in broken:
+        break  # documented: dropping the iteration cancels the run
+    await settled(broken)
+    assert len(bulk_spans()) == 1
+
+    cancelled = chat.bulk(calls)
+    got_one = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in cancelled:
+            got_one.set()
+            await asyncio.Event().wait()
+
+    consumer = asyncio.ensure_future(consume())
+    await got_one.wait()
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    await settled(cancelled)
+    assert len(bulk_spans()) == 2
+
+    closing = chat.bulk(calls)
+    await closing.__aiter__().__anext__()
+    await chat.aclose()  # the consumer is elsewhere, and never comes back
+    await settled(closing)
+    spans = bulk_spans()
+    assert len(spans) == 3
+    assert spans[2].attributes["tencent_chat.bulk.stopped"] is True
+    assert spans[2].attributes["error.type"] == "ClientClosedError"
+    assert spans[2].status.status_code.name == "ERROR"
 
 
 async def test_a_bulk_run_closed_early_still_ends_its_span(otel: OTel) -> None:

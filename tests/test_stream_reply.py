@@ -1424,3 +1424,32 @@ def test_calls_counts_what_left_the_client_the_last_piece_of_an_interrupted_one_
 
     server, reply = run_virtual(main)
     assert reply.calls == len(server.calls()) == 3  # first, the dropped one, the last piece
+
+
+def test_a_client_deadline_shorter_than_an_updates_wait_does_not_end_the_stream() -> None:
+    """The stream times its own calls: a deadline meant for whole calls must not turn an
+    update's skipped permit into the stream's end (it then goes in the next call)."""
+
+    async def main(loop: Any) -> tuple[StreamReply, StreamServer]:
+        server = StreamServer(latency=0.05)
+        async with _chat(server, rate_limit=10, deadline=0.5) as chat:
+            others = chat.with_options(deadline=None)
+            async with chat.stream_reply(ROBOT, USER) as reply:
+                await reply.write("Hello")
+                await asyncio.sleep(0.1)
+                # Other traffic on the same API takes its permits for about two seconds.
+                busy = [
+                    asyncio.ensure_future(others.send_stream_chunk("@RBT#2", f"u{i}", "x"))
+                    for i in range(20)
+                ]
+                await asyncio.sleep(0.2)
+                await reply.write(" world")
+                await asyncio.sleep(1.5)
+                await reply.write("!")
+            await asyncio.gather(*busy)
+        return reply, server
+
+    reply, server = run_virtual(main)
+    assert reply.finished
+    assert reply.delivered == "Hello world!"
+    assert "".join(server.streams["key-1"]) == "Hello world!"

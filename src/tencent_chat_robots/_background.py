@@ -19,7 +19,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from ._logs import logger
-from ._telemetry import Telemetry
+from ._telemetry import Telemetry, mark_failed
 
 __all__ = ["Background"]
 
@@ -43,13 +43,16 @@ class Background:
         """A task running ``coro`` in this context (``create_task(context=)`` is 3.11+)."""
         return self._context.run(asyncio.create_task, coro)
 
-    def end(self, attributes: Mapping[str, Any]) -> None:
-        """End the span with ``attributes`` and give the scopes back; idempotent."""
+    def end(self, attributes: Mapping[str, Any], error: BaseException | None = None) -> None:
+        """End the span with ``attributes`` (failed, if ``error`` ended the run) and give
+        the scopes back; idempotent."""
         span, self._span = self._span, None
         try:
             self._context.run(self._exits.close)
             if span is not None:
                 span.set_attributes(dict(attributes))
+                if error is not None:
+                    mark_failed(span, error)
                 span.end()
         except Exception:  # telemetry must never break the run
             logger.exception("ending a bulk run's span failed")

@@ -16,6 +16,7 @@ scrubbed here, once (``_transport.foreign_failure``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -55,6 +56,9 @@ __all__ = ["RequestSender"]
 T = TypeVar("T")
 
 _ATTEMPT_LOG = AttemptLog()
+_UNFENCED: Any = contextlib.nullcontext()  # reusable: no deadline to keep
+# An attempt needs at least this long (s) to be worth sending before a deadline.
+MIN_ATTEMPT = 0.001
 
 
 class RequestSender:
@@ -251,7 +255,7 @@ class RequestSender:
             started = self._now()
             if deadline is not None:
                 timeout = min(timeout, deadline - started)
-                if timeout <= 0:
+                if timeout < MIN_ATTEMPT:
                     raise _past_deadline(call, options, "no time was left for an attempt")
             call.random = random.getrandbits(32)
             for watcher in observers:
@@ -259,13 +263,20 @@ class RequestSender:
             call.on_wire = True
             outcome: BaseException | None = None
             data: dict[str, Any] = {}
+            # The deadline is kept here too: a transport may overrun its timeout (aiohttp
+            # rounds one of 5 s or more up to a whole second; httpx's bounds each read).
+            fence = _UNFENCED if deadline is None else anyio.CancelScope(deadline=deadline)
             try:
-                response = await self._transport.post(
-                    SignedURL(self._url(call.endpoint, self._usersig.current(), call.random)),
-                    payload,
-                    timeout=timeout,
-                )
-                data = parse_envelope(response, call.endpoint)
+                with fence:
+                    response = await self._transport.post(
+                        SignedURL(self._url(call.endpoint, self._usersig.current(), call.random)),
+                        payload,
+                        timeout=timeout,
+                    )
+                    data = parse_envelope(response, call.endpoint)
+                if fence is not _UNFENCED and fence.cancelled_caught:
+                    call.request_sent = True
+                    raise _past_deadline(call, options, "no answer came before it")
             except TencentChatError as err:
                 call.on_wire = False  # answered, or dropped: what follows is not the wire
                 outcome = tag(err, call) if isinstance(err, RequestError) else err
@@ -276,7 +287,7 @@ class RequestSender:
                     )
                     raise outcome from err
                 if isinstance(err, RateLimitError):
-                    await gate.refused_for_rate(err.code, also_paced)
+                    await gate.refused_for_rate(err.code, also_paced, until=deadline)
                 raise
             except Exception as err:  # not the SDK's: a user's transport, or a bug in one
                 outcome = foreign_failure(err, call.endpoint)  # raised below, unchained

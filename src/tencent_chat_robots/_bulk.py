@@ -316,14 +316,7 @@ class BulkRun:
     def _finish(self) -> None:
         if self._resizer is not None:
             self._resizer.cancel()
-        if self._background is not None and not self._workers:
-            self._background.end(
-                {
-                    "tencent_chat.bulk.taken": self.taken,
-                    "tencent_chat.bulk.succeeded": self.succeeded,
-                    "tencent_chat.bulk.failed": self.failed,
-                }
-            )
+        self._end_background()
         if self._unregister is not None:
             self._unregister()
             self._unregister = None
@@ -357,6 +350,19 @@ class BulkRun:
             self._workers.add(task)
             task.add_done_callback(self._worker_ended)
 
+    def _end_background(self) -> None:
+        """End the run's span once its last worker has: whoever sees that first."""
+        if self._background is None or self._workers:
+            return
+        background, self._background = self._background, None
+        attributes = {
+            "tencent_chat.bulk.taken": self.taken,
+            "tencent_chat.bulk.succeeded": self.succeeded,
+            "tencent_chat.bulk.failed": self.failed,
+            "tencent_chat.bulk.stopped": self._stopping,
+        }
+        background.end(attributes, self._error)
+
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         if self._background is None:
             return asyncio.create_task(coro)
@@ -381,6 +387,8 @@ class BulkRun:
             self._deliver(BulkOutcome(index, item, error=failure))
         if not task.cancelled() and task.exception() is not None:
             self._end_with(task.exception())  # a bug: raised to the consumer, not lost
+        if self.stopped:  # a consumer that left (break, cancelled) may never come back
+            self._end_background()
 
     async def _work(self) -> None:
         while not self.stopped:

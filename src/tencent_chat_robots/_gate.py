@@ -11,6 +11,7 @@ towards the request's timeout.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from time import perf_counter
@@ -146,17 +147,28 @@ class Gate:
             raise self._limiter_failed(err) from err
 
     async def refused_for_rate(
-        self, code: int | None = None, also_paced: str | None = None
+        self, code: int | None = None, also_paced: str | None = None, until: float | None = None
     ) -> None:
         """The server refused a call for frequency: everyone sharing the limiter holds off
-        (the call's group only, when the group's own budget was spent: 10023)."""
+        (the call's group only, when the group's own budget was spent: 10023). ``until``:
+        the call's deadline, which telling a shared limiter (a Redis round trip) must not
+        hold it past."""
         if self._limiter is None:
             return
         key = also_paced if code == GROUP_FREQUENCY_LIMIT and also_paced else self.endpoint
-        try:
-            await self._limiter.pause(key, RATE_LIMITED_PAUSE)
-        except Exception:  # the refusal is what the caller must see, not the limiter's bug
-            logger.exception("the limiter failed to pause %s after a refusal for frequency", key)
+        with anyio.CancelScope(deadline=math.inf if until is None else until) as scope:
+            try:
+                await self._limiter.pause(key, RATE_LIMITED_PAUSE)
+            except Exception:  # the refusal is what the caller must see, not the limiter's bug
+                logger.exception(
+                    "the limiter failed to pause %s after a refusal for frequency", key
+                )
+        if scope.cancelled_caught:
+            logger.warning(
+                "the limiter's pause of %s after a refusal for frequency was cut short by"
+                " the call's deadline",
+                key,
+            )
 
     def _refuse_if_late(self, limiter: FullLimiter, options: CallOptions, deadline: float) -> None:
         """Raise at once if the callers queued for slots ahead owe more starts than fit.

@@ -15,7 +15,7 @@ from ._limiter import RateLimiter
 __all__ = ["ClientHealth", "client_health"]
 
 LimiterKind = Literal["none", "local", "redis", "custom"]
-RedisState = Literal["up", "fallback", "down"]
+RedisState = Literal["up", "fallback", "down", "recovering"]
 
 
 @attrs.frozen(slots=True)
@@ -25,9 +25,11 @@ class ClientHealth:
     ``closed``: :meth:`TencentChat.aclose` was called. ``limiter``: ``"local"`` (the
     built-in one), ``"redis"`` (shared through Redis), ``"custom"`` or ``"none"``.
     ``redis``: for a Redis limiter, ``"up"``, ``"fallback"`` (Redis is down and this
-    process paces itself alone) or ``"down"`` (calls fail with
-    :class:`LimiterUnavailableError`), with ``redis_down_since`` (Unix time) and
-    ``redis_error`` (the failure's class) during an outage. ``waiting`` and
+    process paces itself alone), ``"down"`` (calls fail with
+    :class:`LimiterUnavailableError`) or ``"recovering"`` (the outage's cool-down is over:
+    the next call asks Redis again, so the client counts as ready), with
+    ``redis_down_since`` (Unix time) and ``redis_error`` (the failure's class) until Redis
+    answers again. ``waiting`` and
     ``in_flight`` count the calls, per API method, waiting (for a slot, a permit or a
     retry) and on the wire; APIs with none are left out. ``open_streams``: streamed
     replies not yet ended.
@@ -96,8 +98,11 @@ def _redis_fields(limiter: object) -> dict[str, Any] | None:
     error = health.last_error
     if error is None:
         return {"redis": "up"}
+    # Past the cool-down: a readiness probe that waited for a call to clear the outage
+    # would keep the calls away for ever.
+    state = ("down" if health.local is None else "fallback") if health.is_down() else "recovering"
     return {
-        "redis": "down" if health.local is None else "fallback",
+        "redis": state,
         "redis_down_since": health.down_since,
         "redis_error": type(error).__name__,
     }

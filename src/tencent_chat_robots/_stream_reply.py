@@ -157,8 +157,10 @@ class StreamReply:
         self._interval = min_interval
         self._idle_timeout = idle_timeout
         self._error_suffix = error_suffix or ""
-        options = client.options or CallOptions()
-        # Retries are the stream's (see the module docstring): each call makes one attempt.
+        # Retries and timing are the stream's (see the module docstring): each call makes
+        # one attempt, and a client's deadline, meant for a whole call, would turn an
+        # update's skipped permit into the stream's end.
+        options = attrs.evolve(client.options or CallOptions(), deadline=None)
         self._first_options = attrs.evolve(options, max_retries=0)
         self._update_options = attrs.evolve(
             options, priority="bulk", max_wait=UPDATE_MAX_WAIT, max_retries=0

@@ -45,7 +45,7 @@ else:
         if isinstance(cls, type)
     )
 
-__all__ = ["ENV_ENABLED", "CallTrace", "Telemetry", "make_telemetry"]
+__all__ = ["ENV_ENABLED", "CallTrace", "Telemetry", "make_telemetry", "mark_failed"]
 
 ENV_ENABLED = "OTEL_PYTHON_INSTRUMENTATION_TENCENT_CHAT_ROBOTS_ENABLED"
 _SCOPE = "tencent_chat_robots"
@@ -301,13 +301,13 @@ def _end(
     if span.is_recording():
         span.set_attributes({name: value for name, value in ending.items() if value is not None})
         if error is not None:
-            _mark_failed(span, error)
+            mark_failed(span, error)
             if record_exception and isinstance(error, RequestError):
                 span.record_exception(error)
     span.end()
 
 
-def _mark_failed(span: trace.Span, error: BaseException) -> None:
+def mark_failed(span: trace.Span, error: BaseException) -> None:
     span.set_attribute("error.type", error_type(error))
     if isinstance(error, APIError):
         span.set_attribute("tencent_chat.error_code", error.code)

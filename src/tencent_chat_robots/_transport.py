@@ -31,6 +31,7 @@ from ._sentry import strip_sentry_tracing
 __all__ = ["AiohttpTransport", "HttpxTransport", "RawResponse", "Transport", "pool_size"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_KEPT_TIMEOUTS = 8  # distinct aiohttp.ClientTimeout objects an AiohttpTransport keeps
 # What an httpx.AsyncClient sends unless its user set a User-Agent of their own.
 _HTTPX_DEFAULT_AGENT = f"python-httpx/{httpx.__version__}"
 
@@ -328,7 +329,11 @@ class AiohttpTransport:
         session = self._session or self._open()
         client_timeout = self._timeouts.get(timeout)
         if client_timeout is None:
-            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
+            client_timeout = aiohttp.ClientTimeout(total=timeout)
+            # The settings' few timeouts are kept; a deadline cuts each attempt's to a
+            # value of its own, and keeping those would grow without end.
+            if len(self._timeouts) < _KEPT_TIMEOUTS:
+                self._timeouts[timeout] = client_timeout
         failure: BaseException
         try:
             # encoded=True: the client built the query itself, so yarl need not re-quote it.
