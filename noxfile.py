@@ -53,8 +53,34 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (``mkdocs.yml``, ``docs/``), and the docs' code.
+
+    ``mkdocs build --strict``: a broken link or anchor, a page left out of the nav, a
+    public name missing from the API reference, or a mkdocstrings warning fails it; it
+    fetches nothing from the internet. The site is written to the session's temporary
+    directory (``-- --site-dir DIR`` puts it elsewhere). Then every Python block of the
+    README and the docs is run or type-checked (``tests/test_docs.py``), and the README's
+    quickstart run (``tests/test_readme.py``).
+    """
+    session.install(".[redis,testing]", *_group("docs"), *_group("test"))
+    site = f"{session.create_tmp()}/site"
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        site,
+        *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
+    session.run("pytest", "tests/test_docs.py", "tests/test_readme.py")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark, then the README's performance table (``-- --quick``: smoke run)."""
+    """Every benchmark, then the performance tables of ``docs/performance.md`` (``-- --quick``:
+    smoke run)."""
     session.install(".[bench,redis]", *_group("bench"))
     scripts = (
         "limit_accuracy",
@@ -65,6 +91,7 @@ def bench(session: nox.Session) -> None:
         "multiprocess_limit",
         "callbacks",
         "streaming",
+        "deadline",
     )
     for script in (*scripts, "user_bench"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)

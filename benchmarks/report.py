@@ -1,14 +1,16 @@
-"""Write the README's performance table from ``benchmarks/results/*.json``.
+"""Write the performance tables of the docs from ``benchmarks/results/*.json``.
 
-The table sits between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers
-in README.md; the priority benchmark's table between ``<!-- priority:start -->`` and
-``<!-- priority:end -->`` (in the section "Web services and bulk jobs together"), the
-bulk runner's between ``<!-- bulk:start -->`` and ``<!-- bulk:end -->``, the robot
+The tables go into the documentation site's performance page, ``docs/performance.md``:
+the main ones between its ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers;
+the priority benchmark's table between ``<!-- priority:start -->`` and
+``<!-- priority:end -->`` (under "Web services and bulk jobs together"), the bulk
+runner's between ``<!-- bulk:start -->`` and ``<!-- bulk:end -->``, the robot
 callbacks' between ``<!-- callbacks:start -->`` and ``<!-- callbacks:end -->``, and the
 streamed replies' between ``<!-- streaming:start -->`` and ``<!-- streaming:end -->``;
-without their markers, each joins the others. Everything else in the README is left alone. Each
-result file carries a ``summary`` (or, for limit accuracy, its ``runs``) and the machine
-it was measured on.
+without their markers, each joins the others. Everything else on the page is left
+alone. A result's plot (``results/NAME.png``) is served by the site at
+``assets/benchmarks/`` (``docs/hooks/plots.py``). Each result file carries a ``summary``
+(or, for limit accuracy, its ``runs``) and the machine it was measured on.
 
     python benchmarks/report.py
 """
@@ -22,7 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGE = DOCS / "performance.md"  # the docs page that holds the performance tables
+PLOTS = DOCS / "assets" / "benchmarks"  # where the site serves the plots (a docs hook)
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 PRIORITY_START, PRIORITY_END = "<!-- priority:start -->", "<!-- priority:end -->"
 BULK_START, BULK_END = "<!-- bulk:start -->", "<!-- bulk:end -->"
@@ -156,12 +160,22 @@ def render(
         if data is None:
             continue
         machine = machine or data.get("machine")
-        parts += [f"#### {title}", "", *rows(data), ""]
-        if (RESULTS / f"{name}.png").exists():
-            parts += [f"![{title}](benchmarks/results/{name}.png)", ""]
+        parts += [f"## {title}", "", *rows(data), ""]
+        plot = _plot(name)
+        if plot:
+            parts += [f"![{title}]({plot})", ""]
     if machine:
         parts.append(_measured_on(machine))
     return "\n".join(parts).strip()
+
+
+def _plot(name: str) -> str | None:
+    """The site's path, from the page, of ``results/NAME.png`` (``docs/hooks/plots.py``
+    serves the results' plots there)."""
+    source = RESULTS / f"{name}.png"
+    if not source.exists():
+        return None
+    return (PLOTS / source.name).relative_to(PAGE.parent).as_posix()
 
 
 def _render_block(name: str, intro: str, rows: Any) -> str:
@@ -214,9 +228,9 @@ def _between(text: str, start: str, end: str, body: str) -> str:
 
 
 def main() -> int:
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     if START not in text or END not in text:
-        print("README.md has no bench markers", file=sys.stderr)
+        print(f"{PAGE.relative_to(ROOT)} has no bench markers", file=sys.stderr)
         return 1
     own_markers = PRIORITY_START in text and PRIORITY_END in text
     bulk_markers = BULK_START in text and BULK_END in text
@@ -237,8 +251,8 @@ def main() -> int:
         text = _between(text, CALLBACKS_START, CALLBACKS_END, render_callbacks())
     if streaming_markers:
         text = _between(text, STREAMING_START, STREAMING_END, render_streaming())
-    README.write_text(text, encoding="utf-8")
-    print("README.md performance table updated")
+    PAGE.write_text(text, encoding="utf-8")
+    print(f"{PAGE.relative_to(ROOT)} performance tables updated")
     return 0
 
 
