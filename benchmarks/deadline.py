@@ -24,7 +24,6 @@ import time
 from typing import Any
 
 from _harness import quick_flag, write_result
-
 from tencent_chat_robots import DeadlineExceededError, TencentChat
 
 QUICK = quick_flag()
