@@ -108,10 +108,12 @@ def _target_rows(data: dict[str, Any]) -> list[str]:
         met = row.get("met")
         shown = "" if met is None else ("met" if met else "**missed**")
         rows.append(f"| {row['measure']} | {row['measured']} | {row['target']} | {shown} |")
-    workload = data.get("summary", {}).get("workload")
+    summary = data.get("summary", {})
+    workload = summary.get("workload")
     if workload:
         repeats = data.get("settings", {}).get("repeats")
-        rows += ["", f"Workload: {workload}; medians of {repeats} runs (pass/fail: every run)."]
+        shown = summary.get("aggregate", f"medians of {repeats} runs (pass/fail: every run)")
+        rows += ["", f"Workload: {workload}; {shown}."]
     return rows
 
 
@@ -121,6 +123,7 @@ SECTIONS = (
     ("scale", "Scale: calls gathered at once on one client", _summary_rows),
     ("multiprocess_limit", "Many processes sharing one limit through Redis", _summary_rows),
     ("user_bench", "A user's load benchmark: tencent-chat-robots bench", _summary_rows),
+    ("deadline", "Deadlines: a whole call bounded", _target_rows),
 )
 
 
