@@ -176,6 +176,8 @@ class OTel:
         data = self.reader.get_metrics_data()  # delta temporality: consumed when read
         for resource in data.resource_metrics if data else ():
             for scope in resource.scope_metrics:
+                if not scope.scope.name.startswith("tencent_chat_robots"):
+                    continue  # another library's (FastAPI's own telemetry, say)
                 for metric in scope.metrics:
                     self.described[metric.name] = (metric.unit, metric.description)
                     self.collected.extend((metric.name, point) for point in metric.data.data_points)
