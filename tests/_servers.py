@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import attrs
+import pytest
 from aiohttp import web
 
+from tencent_chat_robots import Region
 from tencent_chat_robots.testing import FakeTencentChat
 
 RELEASE = web.AppKey("release", asyncio.Event)
@@ -147,3 +150,19 @@ def fake_in_thread(fake: FakeTencentChat) -> Iterator[str]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=30)
         assert not thread.is_alive(), "the fake server did not stop"
+
+
+@contextlib.contextmanager
+def quickstart_fake(monkeypatch: pytest.MonkeyPatch, code: str) -> Iterator[FakeTencentChat]:
+    """A quickstart's world on the fake, on loopback: the rooms and group it names, and its
+    region's URL pointing there for the test."""
+    rooms = re.search(r"range\((\d+)\)", code)
+    assert rooms is not None
+    fake = FakeTencentChat(sdkappid=1400000000, secret_key="...", admin="administrator")
+    fake.create_room("room-test")
+    fake.create_live_group("@TGS#a6I4ZUUGO")
+    for i in range(int(rooms.group(1))):
+        fake.create_room(f"room-{i}")
+    with fake_in_thread(fake) as base_url:
+        monkeypatch.setattr(Region, "base_url", property(lambda _: base_url))
+        yield fake

@@ -32,10 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tencent_chat_robots import Region
-from tencent_chat_robots.testing import FakeTencentChat
-
-from ._servers import fake_in_thread
+from ._servers import quickstart_fake
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -187,16 +184,7 @@ def _standalone(monkeypatch: pytest.MonkeyPatch, code: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quickstart(monkeypatch: pytest.MonkeyPatch, code: str) -> Iterator[None]:
-    """The quickstart against the fake on loopback: its region lives there for the test."""
-    rooms = re.search(r"range\((\d+)\)", code)
-    assert rooms is not None
-    fake = FakeTencentChat(sdkappid=1400000000, secret_key="...", admin="administrator")
-    fake.create_room("room-test")
-    fake.create_live_group("@TGS#a6I4ZUUGO")
-    for i in range(int(rooms.group(1))):
-        fake.create_room(f"room-{i}")
-    with fake_in_thread(fake) as base_url:
-        monkeypatch.setattr(Region, "base_url", property(lambda _: base_url))
+    with quickstart_fake(monkeypatch, code) as fake:
         yield
     assert fake.robots == []  # created, used, deleted
     assert fake.room_members("room-1") == ["@RBT#001"]

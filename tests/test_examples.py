@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,8 @@ import httpx
 import pytest
 
 from tencent_chat_robots.testing import FakeTencentChat, StoredGroupMessage, StoredMessage
+
+from ._servers import fake_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "example-callback-token"
@@ -71,21 +72,8 @@ def served_fake() -> Iterator[tuple[FakeTencentChat, str]]:
     """The fake on a loopback port, in a thread of its own (the test's loop stays free)."""
     fake = FakeTencentChat()
     fake.create_robot(ROBOT)
-    ready, stopping = threading.Event(), threading.Event()
-    urls: list[str] = []
-
-    async def main() -> None:
-        async with fake.serve() as base_url:
-            urls.append(base_url)
-            ready.set()
-            await anyio.to_thread.run_sync(stopping.wait)
-
-    thread = threading.Thread(target=anyio.run, args=(main,), daemon=True)
-    thread.start()
-    assert ready.wait(10), "the fake did not start"
-    yield fake, urls[0]
-    stopping.set()
-    thread.join(10)
+    with fake_in_thread(fake) as base_url:
+        yield fake, base_url
 
 
 def test_echo_bot_answers_users_as_the_robot_and_stops_cleanly(

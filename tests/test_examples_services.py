@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +22,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from tencent_chat_robots.testing import FakeTencentChat
+
+from ._servers import fake_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -323,29 +324,16 @@ def served_fake(
     and the environment that points a client at it (also set in this process's)."""
     fake = FakeTencentChat()
     fake.create_robot(provision.DEMO_ROBOT)
-    ready, stopping = threading.Event(), threading.Event()
-    urls: list[str] = []
-
-    async def main() -> None:
-        async with fake.serve() as base_url:
-            urls.append(base_url)
-            ready.set()
-            await anyio.to_thread.run_sync(stopping.wait)
-
-    thread = threading.Thread(target=anyio.run, args=(main,), daemon=True)
-    thread.start()
-    assert ready.wait(10), "the fake did not start"
-    env = {
-        "TENCENT_CHAT_SDKAPPID": str(fake.sdkappid),
-        "TENCENT_CHAT_SECRET_KEY": fake.secret_key,
-        "TENCENT_CHAT_ADMIN": fake.admin,
-        "TENCENT_CHAT_BASE_URL": urls[0],
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    yield fake, env
-    stopping.set()
-    thread.join(10)
+    with fake_in_thread(fake) as base_url:
+        env = {
+            "TENCENT_CHAT_SDKAPPID": str(fake.sdkappid),
+            "TENCENT_CHAT_SECRET_KEY": fake.secret_key,
+            "TENCENT_CHAT_ADMIN": fake.admin,
+            "TENCENT_CHAT_BASE_URL": base_url,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield fake, env
 
 
 def _demo_db(tmp_path: Path, fake: FakeTencentChat, rows: int) -> tuple[str, list[str]]:

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tencent_chat_robots import Region
-from tencent_chat_robots.testing import FakeTencentChat
-
-from ._servers import fake_in_thread
+from ._servers import quickstart_fake
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -25,16 +22,8 @@ def _quickstart() -> str:
 
 def test_quickstart_runs_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     code = _quickstart()
-    rooms = re.search(r"range\((\d+)\)", code)
-    assert rooms is not None
-    fake = FakeTencentChat(sdkappid=1400000000, secret_key="...", admin="administrator")
-    fake.create_room("room-test")
-    fake.create_live_group("@TGS#a6I4ZUUGO")
-    for i in range(int(rooms.group(1))):
-        fake.create_room(f"room-{i}")
-    with fake_in_thread(fake) as base_url:
-        # The example names a region: for this test, that region lives on loopback.
-        monkeypatch.setattr(Region, "base_url", property(lambda _: base_url))
+    # The example names a region: for this test, that region lives on loopback.
+    with quickstart_fake(monkeypatch, code) as fake:
         exec(compile(code, str(README), "exec"), {"__name__": "__main__"})
     assert fake.robots == []  # created, used, deleted
     assert fake.room_members("room-1") == ["@RBT#001"]
