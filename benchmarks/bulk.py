@@ -434,7 +434,7 @@ def _table(
     gather: dict[str, Any],
     sustained: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """The README's rows: measure, runner, gather, target, met."""
+    """The performance page's rows: measure, runner, gather, target, met."""
     ordered = sorted(sizes)
     smallest, largest = ordered[0], ordered[-1]
     rows = []

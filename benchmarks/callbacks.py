@@ -627,7 +627,7 @@ def _brief(part: dict[str, Any]) -> str:
 
 
 def _table(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The README's rows (medians; pass/fail over every run) and the targets."""
+    """The performance page's rows (medians; pass/fail over every run) and the targets."""
     load = median([r["ack_load"] for r in runs])
     sat = median([r["saturation"] for r in runs])
     pair = median([r["redis_pair"] for r in runs])

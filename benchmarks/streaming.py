@@ -581,7 +581,7 @@ async def _one_repeat(fake: FakeProcess, unlimited: FakeProcess, repeat: int) ->
 
 
 def _table(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The README's rows (medians; pass/fail over every run) and the targets."""
+    """The performance page's rows (medians; pass/fail over every run) and the targets."""
     rows: list[dict[str, Any]] = []
     targets: dict[str, Any] = {}
     labels = {

@@ -3,7 +3,7 @@
 Runs the command as a user would (2,000 ``get_all_robots`` calls at the default 190/s;
 ``--quick``: 200), then keeps its summary as ``results/user_bench.json`` and its plot as
 ``results/user_bench.png`` (requests in the sliding second against the documented rate,
-latency histogram) for the README.
+latency histogram) for the performance page (docs/performance.md).
 
     python benchmarks/user_bench.py [--quick]
 """

@@ -15,7 +15,7 @@ deadline, a readiness probe, and the robots' callbacks answered as the robot.
   mount, so the route hands the request's query and body to its framework-neutral
   ``bot.dispatch(query, body)`` and sends back the ``(status, headers, body)`` it returns.
 
-Run it against Tencent (``pip install "tencent-chat-robots" aiohttp``)::
+Run it against Tencent (from a clone: ``pip install ".[testing]"``)::
 
     TENCENT_CHAT_SDKAPPID=1400000000 TENCENT_CHAT_SECRET_KEY=... TENCENT_CHAT_ADMIN=... \\
     TENCENT_CHAT_CALLBACK_TOKEN=... python examples/aiohttp_service.py --port 8080
@@ -35,6 +35,7 @@ simulated user talk to the robot)::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -52,15 +53,16 @@ from tencent_chat_robots import (
     TencentChatError,
     ValidationError,
 )
-from tencent_chat_robots.callbacks import C2CMessage, GroupMention, RobotCallbacks
+from tencent_chat_robots.callbacks import C2CMessage, GroupMention, RobotCallbacks, SignFilter
 
 # Rule of thumb for calls made while a user waits: deadline below the load balancer's
 # timeout (the service answers 503 itself rather than the balancer timing out); max_wait
 # small (a long wait for a rate permit means the budget is spent: say so early);
-# timeout <= deadline (an attempt never outlives the call).
-INTERACTIVE_MAX_WAIT = 0.5
-INTERACTIVE_TIMEOUT = 1.0
-INTERACTIVE_DEADLINE = 1.0
+# timeout <= deadline, with room for a retry (Tencent's server gives up after 3 s itself).
+# For a balancer that waits 5 s:
+INTERACTIVE_MAX_WAIT = 0.3
+INTERACTIVE_TIMEOUT = 3.0
+INTERACTIVE_DEADLINE = 4.0
 SHUTDOWN_GRACE = 10.0  # for callback handlers still running at shutdown
 
 
@@ -227,6 +229,8 @@ def main() -> None:
     args = parser.parse_args()
     fake = args.fake or os.environ.get("TENCENT_CHAT_FAKE", "") not in ("", "0")
     app = _fake_app(args.host, args.port) if fake else create_app()
+    # A web server logs each request's query; a callback's carries its Sign.
+    logging.getLogger("aiohttp.access").addFilter(SignFilter())
     web.run_app(app, host=args.host, port=args.port)
 
 

@@ -14,7 +14,7 @@ are recorded, and what finished is committed; a second Ctrl-C ends the calls on 
 wire too. The exit code is 0 when every row is done, 1 when some failed, 130 when
 interrupted.
 
-Run it against Tencent (``pip install "tencent-chat-robots"``)::
+Run it against Tencent (from a clone: ``pip install .``)::
 
     TENCENT_CHAT_SDKAPPID=1400000000 TENCENT_CHAT_SECRET_KEY=... TENCENT_CHAT_ADMIN=... \\
     python examples/provision_from_sqlite.py --db placements.db

@@ -14,8 +14,7 @@ bulk jobs and the robots' callbacks, all on one ``TencentChat``.
 - ``POST /tencent/callback`` receives the robots' callbacks and answers as the robot.
 
 The client is made in the lifespan and closed at shutdown; routes get it through a
-dependency. Run it against Tencent (``pip install "tencent-chat-robots" fastapi
-uvicorn``)::
+dependency. Run it against Tencent (from a clone: ``pip install ".[testing]" fastapi``)::
 
     TENCENT_CHAT_SDKAPPID=1400000000 TENCENT_CHAT_SECRET_KEY=... TENCENT_CHAT_ADMIN=... \\
     TENCENT_CHAT_CALLBACK_TOKEN=... uvicorn --factory examples.web_service:create_app
@@ -39,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -63,7 +63,7 @@ from tencent_chat_robots import (
     TencentChatError,
     ValidationError,
 )
-from tencent_chat_robots.callbacks import C2CMessage, GroupMention, RobotCallbacks
+from tencent_chat_robots.callbacks import C2CMessage, GroupMention, RobotCallbacks, SignFilter
 
 # Interactive calls are made while a user, and a load balancer, wait for the answer.
 # Rule of thumb:
@@ -72,12 +72,13 @@ from tencent_chat_robots.callbacks import C2CMessage, GroupMention, RobotCallbac
 #   call still runs behind it;
 # - max_wait small: interactive calls already go ahead of bulk ones, so a long wait for
 #   a rate permit means the app's budget is spent; say so early (503, Retry-After);
-# - timeout <= deadline: one attempt on the wire never outlives the call (a longer one
-#   would be cut to what is left anyway). Quick failures (10002...) are still retried
-#   within the deadline.
-INTERACTIVE_MAX_WAIT = 0.5
-INTERACTIVE_TIMEOUT = 1.0
-INTERACTIVE_DEADLINE = 1.0
+# - timeout <= deadline, with room for a retry of a quick failure (10002...); Tencent's
+#   server gives up after 3 s itself, so a shorter timeout can end calls that would
+#   have succeeded (they are answered 503 with request_sent, and may have been done).
+# For a balancer that waits 5 s:
+INTERACTIVE_MAX_WAIT = 0.3
+INTERACTIVE_TIMEOUT = 3.0
+INTERACTIVE_DEADLINE = 4.0
 # A bulk job's calls: each item bounded, so one stuck call cannot hold a job forever.
 JOB_ITEM_DEADLINE = 30.0
 # Shutdown: what running jobs (their calls on the wire) and callback handlers get.
@@ -243,6 +244,8 @@ def create_app(
     """The service. ``make_chat`` makes its one client (default: ``TencentChat`` from
     the ``TENCENT_CHAT_*`` environment variables), in the lifespan."""
     settings = settings or Settings.from_env()
+    # A web server logs each request's query; a callback's carries its Sign.
+    logging.getLogger("uvicorn.access").addFilter(SignFilter())
     bot = RobotCallbacks(sdkappid=settings.sdkappid, token=settings.callback_token)
     jobs = Jobs()
 

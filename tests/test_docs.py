@@ -131,6 +131,10 @@ NEEDS = {
         "rooms_from_db: collections.abc.Callable[[], collections.abc.Iterable[str]]"
     ),
     "log": "import logging\nlog: logging.Logger",
+    "stop_jobs": (
+        "import collections.abc\n"
+        "stop_jobs: collections.abc.Callable[[], collections.abc.Awaitable[None]]"
+    ),
     "progress": "import typing\nprogress: typing.Any",
     "llm": (
         "import collections.abc, typing\n"

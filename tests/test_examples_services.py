@@ -120,7 +120,7 @@ async def test_web_service_adds_robots_maps_errors_and_is_ready_until_shut_down(
 
 async def test_web_service_answers_503_when_a_call_misses_its_deadline() -> None:
     fake = _fake("room-1", "room-2")
-    app = _web_app(fake, deadline=0.05, timeout=0.05)  # instead of 1 s: a quick test
+    app = _web_app(fake, deadline=0.05, timeout=0.05)  # instead of 4 s: a quick test
     async with _http(app) as http, app.router.lifespan_context(app):
         fake.latency = 60  # far past the deadline: the call is cut short at it
         answer = await http.post(f"/rooms/room-1/robots/{_path(ROBOT)}")
@@ -301,7 +301,7 @@ async def test_aiohttp_service_adds_robots_answers_callbacks_and_is_ready_until_
 
 async def test_aiohttp_service_answers_503_when_a_call_misses_its_deadline() -> None:
     fake = _fake("room-1")
-    app = _aiohttp_app(fake, deadline=0.05, timeout=0.05)  # instead of 1 s: a quick test
+    app = _aiohttp_app(fake, deadline=0.05, timeout=0.05)  # instead of 4 s: a quick test
     async with TestClient(TestServer(app)) as client:
         fake.latency = 60
         answer = await client.post(f"/rooms/room-1/robots/{_path(ROBOT)}")

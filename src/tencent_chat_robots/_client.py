@@ -391,7 +391,10 @@ class TencentChat:
         come as calls finish (``ordered=True``: in the order of ``calls``). Calls wait
         in the ``priority`` class (``"bulk"``: interactive calls go first). The workers
         number ``concurrency``, or by default follow the endpoints' rates and the
-        latency observed. ``deadline`` bounds each call (by default the client's). The
+        latency observed. Calls are made with the other settings of the client or view
+        this is called on (``max_wait``, ``timeout``, ``max_retries``): start a long job
+        from one without a handler's short ``max_wait``. ``deadline`` bounds each call
+        (by default the client's). The
         run has a trace of its own: a root span linked to the caller's, and a Sentry
         scope of its own, since it outlives the request that starts it. See
         :class:`BulkRun` for stopping and progress counts.

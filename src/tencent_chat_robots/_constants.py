@@ -1,4 +1,4 @@
-"""Defaults, in one place so the README and the code cannot drift apart."""
+"""Defaults, in one place so the docs and the code cannot drift apart."""
 
 from __future__ import annotations
 
