@@ -357,3 +357,48 @@ async def test_over_a_real_socket_that_never_answers_it_ends_near_the_deadline()
     finally:
         listener.close()
     assert 0.29 <= took < 1.5
+
+
+def test_a_deadline_shorter_than_max_wait_is_what_refuses_the_wait() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[float, BaseException]:
+        async with _chat(ScriptedTransport(), rate_limit=1) as chat:
+            await chat.delete_robot("@RBT#1")
+            started = loop.time()
+            with pytest.raises(RequestError) as raised:
+                await chat.with_options(max_wait=0.9, deadline=0.5).delete_robot("@RBT#2")
+            return loop.time() - started, raised.value
+
+    took, error = run_virtual(main)
+    assert isinstance(error, DeadlineExceededError)
+    assert took <= 0.5
+
+
+class EarlyTimeout:
+    """A transport whose own timeout fires (just) before the client's fence would."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+        self.timeouts.append(timeout)
+        await asyncio.sleep(timeout * 0.99)
+        raise APITimeoutError(f"no answer within {timeout}s", request_sent=True)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_timeout_cut_by_the_deadline_is_a_deadline_error_that_may_have_been_sent() -> None:
+    async def main(loop: VirtualClockLoop) -> DeadlineExceededError:
+        async with _chat(EarlyTimeout(), max_retries=3, timeout=10, deadline=1.0) as chat:
+            with pytest.raises(DeadlineExceededError) as raised:
+                await chat.delete_robot("@RBT#1")
+            return raised.value
+
+    error = run_virtual(main)
+    assert error.request_sent is True
+    assert isinstance(error.__cause__, APITimeoutError)
+    assert str(error) == (
+        "openim_robot_http_svc/delete_robot did not finish within its deadline of 1s:"
+        " the attempt got no answer in the 1.000s left"
+    )

@@ -240,6 +240,8 @@ async def test_a_bulk_run_is_a_new_trace_linked_to_the_request_that_started_it(
     assert len(deletes) == 3
     assert all(s.parent.span_id == bulk.context.span_id for s in deletes)
     assert bulk.attributes["tencent_chat.bulk.succeeded"] == 3
+    assert bulk.attributes["tencent_chat.priority"] == "bulk"
+    assert bulk.kind == trace.SpanKind.INTERNAL
     assert bulk.end_time >= max(s.end_time for s in deletes)
 
 
@@ -336,3 +338,23 @@ async def test_sentry_events_from_a_bulk_runs_calls_are_not_filed_under_the_requ
     assert single.get("transaction") == "POST /jobs"
     assert bulk["contexts"]["trace"]["trace_id"] != request.trace_id
     assert bulk.get("transaction") == "tencent_chat.bulk"
+
+
+async def test_no_bulk_span_when_the_environment_turns_the_sdks_spans_off(
+    otel: OTel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_INSTRUMENTATION_TENCENT_CHAT_ROBOTS_ENABLED", "false")
+    async with _chat(ScriptedTransport(), rate_limit=None) as chat:
+        outcomes = [o async for o in chat.bulk([Call.delete_robot("@RBT#1")])]
+    assert outcomes[0].error is None
+    assert otel.spans() == []
+
+
+def test_health_counts_open_streams() -> None:
+    async def main(loop: VirtualClockLoop) -> tuple[int, int]:
+        async with _chat(ScriptedTransport(), rate_limit=None) as chat:
+            async with chat.stream_reply("@RBT#1", "user1"):
+                during = chat.health().open_streams
+            return during, chat.health().open_streams
+
+    assert run_virtual(main) == (1, 0)
