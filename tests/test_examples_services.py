@@ -32,6 +32,22 @@ ROBOT = "@RBT#echo"
 ADD_ROBOT = "room_engine_http_srv/add_robot"
 
 
+async def _users_talk(fake: FakeTencentChat) -> tuple[list[Any], list[Any]]:
+    """Alice writes to the robot (delivered twice), Bob mentions it in a group, and a
+    stale callback is sent; wait for the robot's two answers."""
+    deliveries = await fake.user_sends("alice", ROBOT, "hello there", times=2)
+    deliveries += await fake.user_mentions("@GRP#chat", "bob", [ROBOT], "hi robot")
+    stale = await fake.user_sends("mallory", ROBOT, "old", request_time=1669872112)
+    with anyio.fail_after(10):
+        await fake.wait_until(
+            lambda: (
+                len(fake.transcript("alice", ROBOT)) == 2
+                and len(fake.group_messages("@GRP#chat")) == 2
+            )
+        )
+    return deliveries, stale
+
+
 def _load(name: str) -> ModuleType:
     """An example imported by its path (``examples`` is not a package)."""
     spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
@@ -145,16 +161,7 @@ async def test_web_service_answers_callbacks_as_the_robot() -> None:
     fake.set_callback(app, token=TOKEN, path="/tencent/callback")  # in-process
     try:
         async with app.router.lifespan_context(app):
-            deliveries = await fake.user_sends("alice", ROBOT, "hello there", times=2)
-            deliveries += await fake.user_mentions("@GRP#chat", "bob", [ROBOT], "hi robot")
-            stale = await fake.user_sends("mallory", ROBOT, "old", request_time=1669872112)
-            with anyio.fail_after(10):
-                await fake.wait_until(
-                    lambda: (
-                        len(fake.transcript("alice", ROBOT)) == 2
-                        and len(fake.group_messages("@GRP#chat")) == 2
-                    )
-                )
+            deliveries, stale = await _users_talk(fake)
     finally:
         await fake.aclose()
     assert [d.status for d in deliveries] == [200, 200, 200]
@@ -273,16 +280,7 @@ async def test_aiohttp_service_adds_robots_answers_callbacks_and_is_ready_until_
 
             # The fake calls the service back over loopback, as Tencent would.
             fake.set_callback(str(client.make_url("/tencent/callback")), token=TOKEN)
-            deliveries = await fake.user_sends("alice", ROBOT, "hello there", times=2)
-            deliveries += await fake.user_mentions("@GRP#chat", "bob", [ROBOT], "hi robot")
-            stale = await fake.user_sends("mallory", ROBOT, "old", request_time=1669872112)
-            with anyio.fail_after(10):
-                await fake.wait_until(
-                    lambda: (
-                        len(fake.transcript("alice", ROBOT)) == 2
-                        and len(fake.group_messages("@GRP#chat")) == 2
-                    )
-                )
+            deliveries, stale = await _users_talk(fake)
     finally:
         await fake.aclose()
     assert [d.status for d in deliveries] == [200, 200, 200]
