@@ -89,7 +89,9 @@ def _root_span(telemetry: Telemetry, attributes: Mapping[str, Any]) -> Any:
 
 @contextlib.contextmanager
 def _own_sentry_scope() -> Any:
-    import sentry_sdk
+    # Entered only once the application imported it: looked up, never imported (an
+    # optional dependency, with no stubs where the SDK is type-checked).
+    sentry_sdk = sys.modules["sentry_sdk"]
 
     with sentry_sdk.isolation_scope() as isolation:
         current = sentry_sdk.get_current_scope()
