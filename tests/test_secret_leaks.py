@@ -269,8 +269,10 @@ FAILURES = {
         answer_bad_gateway_echoing, _add_robot, BadResponseError, 2
     ),
     "dropped_connection": Failure(answer_nothing_and_drop, _add_robot, APIConnectionError, 2),
-    # Not retried: each attempt waits the whole timeout.
-    "timeout": Failure(answer_never, _add_robot, APITimeoutError, 1, timeout=0.2, max_retries=0),
+    # Not retried: each attempt waits the whole timeout. The server runs in the test's own
+    # event loop, so a loop stalled past the timeout (a loaded CI machine stalled 0.2 s)
+    # would end the call before the server read it: 1 s keeps the request counted.
+    "timeout": Failure(answer_never, _add_robot, APITimeoutError, 1, timeout=1.0, max_retries=0),
     # A secret-key client signs anew and retries once; a fixed UserSig cannot be renewed.
     "expired_usersig": Failure(
         answer_usersig_expired, _add_robot, AuthenticationError, 2, requests_with_fixed_usersig=1
