@@ -722,6 +722,25 @@ async def test_bulk_calls_wait_in_the_bulk_class() -> None:
     assert seen == ["bulk"] * 5 + ["interactive"]
 
 
+async def test_bulk_sets_or_clears_max_wait_and_otherwise_keeps_the_views() -> None:
+    waits: list[float | None] = []  # how long each acquire may wait, None: no limit
+
+    class Spy:
+        rate = 1000
+
+        async def acquire(self, key: str, *, priority: str, deadline: float | None) -> None:
+            waits.append(None if deadline is None else deadline - asyncio.get_running_loop().time())
+
+    async with chat_on(Wire(), limiter=Spy()) as chat:
+        handler = chat.with_options(max_wait=0.3)
+        for run in (handler.bulk(rooms(1)), handler.bulk(rooms(1), max_wait=None)):
+            assert len([o async for o in run]) == 1
+        assert len([o async for o in chat.bulk(rooms(1), max_wait=5)]) == 1
+    assert waits[1] is None
+    assert waits[0] == pytest.approx(0.3, abs=0.05)
+    assert waits[2] == pytest.approx(5, abs=0.05)
+
+
 async def test_progress_counts_and_total() -> None:
     async with chat_on(Wire(answer=lambda room: fail(10004) if room == "r1" else ok())) as chat:
         run = chat.bulk(list(rooms(4)))
@@ -745,6 +764,8 @@ async def test_progress_counts_and_total() -> None:
         ({"calls": "abc"}, "iterable"),
         ({"calls": 5}, "iterable"),
         ({"priority": "urgent"}, "priority"),
+        ({"max_wait": -1}, "max_wait"),
+        ({"max_wait": float("nan")}, "max_wait"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(kwargs: dict[str, Any], match: str) -> None:

@@ -378,6 +378,7 @@ class TencentChat:
         concurrency: int | None = None,
         total: int | None = None,
         priority: Priority = "bulk",
+        max_wait: float | None = NOT_GIVEN,
         deadline: float | None = NOT_GIVEN,
     ) -> BulkRun:
         """Run a stream of calls with a few workers; iterate over one outcome per call.
@@ -391,15 +392,17 @@ class TencentChat:
         come as calls finish (``ordered=True``: in the order of ``calls``). Calls wait
         in the ``priority`` class (``"bulk"``: interactive calls go first). The workers
         number ``concurrency``, or by default follow the endpoints' rates and the
-        latency observed. Calls are made with the other settings of the client or view
-        this is called on (``max_wait``, ``timeout``, ``max_retries``): start a long job
-        from one without a handler's short ``max_wait``. ``deadline`` bounds each call
-        (by default the client's). The
-        run has a trace of its own: a root span linked to the caller's, and a Sentry
-        scope of its own, since it outlives the request that starts it. See
+        latency observed. ``max_wait`` and ``deadline`` bound each call as in
+        :meth:`with_options` (left out: those of the client or view this is called on,
+        so a web service's short ``max_wait`` would refuse a long job's waits; pass
+        ``max_wait=None``); ``timeout`` and ``max_retries`` are always the client's or
+        view's. The run has a trace of its own: a root span linked to the caller's, and
+        a Sentry scope of its own, since it outlives the request that starts it. See
         :class:`BulkRun` for stopping and progress counts.
         """
         options = attrs.evolve(self._options, priority=priority)
+        if max_wait is not NOT_GIVEN:
+            options = attrs.evolve(options, max_wait=max_wait)
         if deadline is not NOT_GIVEN:
             options = attrs.evolve(options, deadline=deadline)
         telemetry = self._sender.telemetry
