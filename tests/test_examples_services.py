@@ -23,29 +23,12 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from tencent_chat_robots.testing import FakeTencentChat
 
+from ._echo_users import GROUP, ROBOT, TOKEN, assert_answered_once_as_the_robot, users_talk
 from ._servers import fake_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-TOKEN = "example-callback-token"
-ROBOT = "@RBT#echo"
 ADD_ROBOT = "room_engine_http_srv/add_robot"
-
-
-async def _users_talk(fake: FakeTencentChat) -> tuple[list[Any], list[Any]]:
-    """Alice writes to the robot (delivered twice), Bob mentions it in a group, and a
-    stale callback is sent; wait for the robot's two answers."""
-    deliveries = await fake.user_sends("alice", ROBOT, "hello there", times=2)
-    deliveries += await fake.user_mentions("@GRP#chat", "bob", [ROBOT], "hi robot")
-    stale = await fake.user_sends("mallory", ROBOT, "old", request_time=1669872112)
-    with anyio.fail_after(10):
-        await fake.wait_until(
-            lambda: (
-                len(fake.transcript("alice", ROBOT)) == 2
-                and len(fake.group_messages("@GRP#chat")) == 2
-            )
-        )
-    return deliveries, stale
 
 
 def _load(name: str) -> ModuleType:
@@ -156,23 +139,15 @@ async def test_web_service_answers_503_when_a_call_misses_its_deadline() -> None
 
 async def test_web_service_answers_callbacks_as_the_robot() -> None:
     fake = _fake()
-    fake.create_group("@GRP#chat", "Public", members=[ROBOT])
+    fake.create_group(GROUP, "Public", members=[ROBOT])
     app = _web_app(fake)
     fake.set_callback(app, token=TOKEN, path="/tencent/callback")  # in-process
     try:
         async with app.router.lifespan_context(app):
-            deliveries, stale = await _users_talk(fake)
+            deliveries, stale = await users_talk(fake)
     finally:
         await fake.aclose()
-    assert [d.status for d in deliveries] == [200, 200, 200]
-    assert [d.status for d in stale] == [401]
-    # Delivered twice, answered once, as the robot.
-    assert [(m.sender, m.text) for m in fake.transcript("alice", ROBOT)] == [
-        ("alice", "hello there"),
-        (ROBOT, "you said: hello there"),
-    ]
-    assert [(m.sender, m.text) for m in fake.group_messages("@GRP#chat")][1] == (ROBOT, "hello bob")
-    assert [m.sender for m in fake.transcript("mallory", ROBOT)] == ["mallory"]
+    assert_answered_once_as_the_robot(fake, deliveries, stale)
     assert app.state.bot.closed
 
 
@@ -260,7 +235,7 @@ def _aiohttp_app(fake: FakeTencentChat, **settings: Any) -> Any:
 
 async def test_aiohttp_service_adds_robots_answers_callbacks_and_is_ready_until_cleanup() -> None:
     fake = _fake("room-1")
-    fake.create_group("@GRP#chat", "Public", members=[ROBOT])
+    fake.create_group(GROUP, "Public", members=[ROBOT])
     app = _aiohttp_app(fake)
     try:
         async with TestClient(TestServer(app)) as client:
@@ -280,16 +255,10 @@ async def test_aiohttp_service_adds_robots_answers_callbacks_and_is_ready_until_
 
             # The fake calls the service back over loopback, as Tencent would.
             fake.set_callback(str(client.make_url("/tencent/callback")), token=TOKEN)
-            deliveries, stale = await _users_talk(fake)
+            deliveries, stale = await users_talk(fake)
     finally:
         await fake.aclose()
-    assert [d.status for d in deliveries] == [200, 200, 200]
-    assert [d.status for d in stale] == [401]
-    assert [(m.sender, m.text) for m in fake.transcript("alice", ROBOT)] == [
-        ("alice", "hello there"),
-        (ROBOT, "you said: hello there"),
-    ]
-    assert [(m.sender, m.text) for m in fake.group_messages("@GRP#chat")][1] == (ROBOT, "hello bob")
+    assert_answered_once_as_the_robot(fake, deliveries, stale)
     # Cleaned up: the receiver and the client are closed, and the probe says so.
     assert app[aiohttp_service.BOT].closed
     assert app[aiohttp_service.CHAT].closed
