@@ -388,6 +388,26 @@ class EarlyTimeout:
         pass
 
 
+def test_a_transport_giving_up_early_on_its_own_is_retried_not_a_deadline_error() -> None:
+    """Its own connect timeout, say, long before the deadline: retried as without one."""
+
+    class ConnectTimeoutFirst(Timed):
+        async def post(self, url: str, content: bytes, *, timeout: float) -> RawResponse:
+            if not self.times:
+                self.times.append(self.loop.time())
+                await asyncio.sleep(0.05)
+                raise APITimeoutError("connect timed out after 0.05s", request_sent=False)
+            return await super().post(url, content, timeout=timeout)
+
+    async def main(loop: VirtualClockLoop) -> int:
+        transport = ConnectTimeoutFirst(loop, ok())
+        async with _chat(transport, max_retries=2, timeout=10, deadline=9.0) as chat:
+            await chat.delete_robot("@RBT#1")
+        return len(transport.times)
+
+    assert run_virtual(main) == 2
+
+
 def test_a_timeout_cut_by_the_deadline_is_a_deadline_error_that_may_have_been_sent() -> None:
     async def main(loop: VirtualClockLoop) -> DeadlineExceededError:
         async with _chat(EarlyTimeout(), max_retries=3, timeout=10, deadline=1.0) as chat:

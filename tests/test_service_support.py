@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +19,7 @@ import sentry_sdk
 from opentelemetry import trace
 
 from tencent_chat_robots import (
+    BulkRun,
     Call,
     ClientHealth,
     LimiterUnavailableError,
@@ -186,27 +190,53 @@ def test_health_reports_a_redis_outage_and_its_end(
     assert (back.redis, back.redis_down_since, back.redis_error) == ("up", None, None)
 
 
+def _from_a_thread(chat: TencentChat) -> ClientHealth | BaseException:
+    """``chat.health()`` as a readiness route run in a thread pool reads it."""
+    seen: list[ClientHealth | BaseException] = []
+
+    def probe() -> None:
+        try:
+            seen.append(chat.health())
+        except BaseException as err:
+            seen.append(err)
+
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
 def test_health_after_the_cooldown_is_recovering_and_ready_without_a_call() -> None:
     """A readiness probe that kept the pod out until a call cleared the outage would
-    keep the calls away for ever."""
+    keep the calls away for ever. Read in the loop and from another thread alike."""
 
-    async def main(loop: VirtualClockLoop) -> list[tuple[str | None, bool]]:
+    async def main(loop: VirtualClockLoop) -> list[tuple[str | None, bool, str | None]]:
         _Broken.down = True
         limiter = RedisRateLimiter(_Broken(), rate=100, retry_budget=0, cooldown=1.0)
         seen = []
+
+        def now() -> tuple[str | None, bool, str | None]:
+            other = _from_a_thread(chat)
+            assert isinstance(other, ClientHealth), repr(other)
+            return chat.health().redis, chat.health().ready, other.redis
+
         async with _chat(ScriptedTransport(), limiter=limiter) as chat:
             with contextlib.suppress(LimiterUnavailableError):
                 await chat.delete_robot("@RBT#1")
-            seen.append((chat.health().redis, chat.health().ready))
+            seen.append(now())
             _Broken.down = False
             await asyncio.sleep(1.01)
-            seen.append((chat.health().redis, chat.health().ready))
+            seen.append(now())
             await chat.delete_robot("@RBT#2")
-            seen.append((chat.health().redis, chat.health().ready))
+            seen.append(now())
         return seen
 
     try:
-        assert run_virtual(main) == [("down", False), ("recovering", True), ("up", True)]
+        assert run_virtual(main) == [
+            ("down", False, "down"),
+            ("recovering", True, "recovering"),
+            ("up", True, "up"),
+        ]
     finally:
         _Broken.down = False
 
@@ -245,15 +275,50 @@ async def test_a_bulk_run_is_a_new_trace_linked_to_the_request_that_started_it(
     assert bulk.end_time >= max(s.end_time for s in deletes)
 
 
+async def settled(run: Any) -> None:
+    while run.workers:
+        await asyncio.wait(set(run._workers))
+
+
+async def test_a_bulk_run_left_by_its_consumer_is_let_go_when_its_workers_end() -> None:
+    """The client keeps no run whose consumer broke off (a hook to end it on close held
+    each one, and its outcomes, until the client closed)."""
+    async with _chat(ScriptedTransport(), rate_limit=None) as chat:
+        left: list[weakref.ref[BulkRun]] = []
+        for _ in range(3):
+            run = chat.bulk([Call.delete_robot(f"@RBT#{i}") for i in range(50)])
+            async for _ in run:
+                break
+            await settled(run)
+            left.append(weakref.ref(run))
+        del run
+        gc.collect()
+        assert [ref() for ref in left] == [None, None, None]
+
+
+async def test_a_bulk_run_ended_by_the_callers_error_keeps_secrets_out_of_its_span(
+    otel: OTel,
+) -> None:
+    def rows() -> Iterator[Call[Any]]:
+        yield Call.delete_robot("@RBT#1")
+        raise RuntimeError(f"the job's database refused postgres://app:{SECRET_KEY}@db")
+
+    async with _chat(ScriptedTransport(), rate_limit=None) as chat:
+        with pytest.raises(RuntimeError):
+            async for _ in chat.bulk(rows()):
+                pass
+    (span,) = [s for s in otel.spans() if s.name == "tencent_chat.bulk"]
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes["error.type"] == "RuntimeError"
+    assert SECRET_KEY not in str(span.status.description)
+    assert "the job's database refused" in str(span.status.description)
+
+
 async def test_a_bulk_run_left_by_its_consumer_ends_its_span_when_its_workers_do(
     otel: OTel,
 ) -> None:
     def bulk_spans() -> list[Any]:
         return [s for s in otel.spans() if s.name == "tencent_chat.bulk"]
-
-    async def settled(run: Any) -> None:
-        while run.workers:
-            await asyncio.wait(set(run._workers))
 
     chat = _chat(ScriptedTransport(), rate_limit=None)
     calls = [Call.delete_robot(f"@RBT#{i}") for i in range(50)]

@@ -59,6 +59,9 @@ _ATTEMPT_LOG = AttemptLog()
 _UNFENCED: Any = contextlib.nullcontext()  # reusable: no deadline to keep
 # An attempt needs at least this long (s) to be worth sending before a deadline.
 MIN_ATTEMPT = 0.001
+# A transport's timeout that fired after this share of an attempt's deadline-cut timeout
+# was the cut's doing (its timer may start a little before the client's clock reading).
+CUT_TIMEOUT_USED = 0.98
 
 
 class RequestSender:
@@ -280,7 +283,14 @@ class RequestSender:
             except TencentChatError as err:
                 call.on_wire = False  # answered, or dropped: what follows is not the wire
                 outcome = tag(err, call) if isinstance(err, RequestError) else err
-                if isinstance(err, APITimeoutError) and timeout < options.timeout:
+                # The deadline's doing only if the attempt used about all the time it was
+                # cut to: a transport may give up early on its own (a connect timeout),
+                # and that attempt is retried as any other.
+                if (
+                    isinstance(err, APITimeoutError)
+                    and timeout < options.timeout
+                    and self._now() - started >= timeout * CUT_TIMEOUT_USED
+                ):
                     call.request_sent = call.request_sent or err.request_sent
                     outcome = _past_deadline(
                         call, options, f"the attempt got no answer in the {timeout:.3f}s left"

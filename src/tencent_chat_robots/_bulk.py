@@ -387,8 +387,8 @@ class BulkRun:
             self._deliver(BulkOutcome(index, item, error=failure))
         if not task.cancelled() and task.exception() is not None:
             self._end_with(task.exception())  # a bug: raised to the consumer, not lost
-        if self.stopped:  # a consumer that left (break, cancelled) may never come back
-            self._end_background()
+        if self.stopped and not self._workers:
+            self._finish()  # a consumer that left (break, cancelled) may never come back
 
     async def _work(self) -> None:
         while not self.stopped:

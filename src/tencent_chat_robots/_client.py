@@ -239,13 +239,14 @@ class TencentChat:
 
     def health(self) -> ClientHealth:
         """Whether this client can serve, read from memory (no request is made): for a
-        service's readiness route. See :class:`ClientHealth`."""
+        service's readiness route, also one run in a thread. See :class:`ClientHealth`."""
         return client_health(
             closed=self.closed,
             limiter=self.limiter,
             pending=self._sender.lifecycle.pending,
             open_streams=len(self._streams.streams),
             methods=_METHODS,
+            loop=self._sender.lifecycle.loop,
         )
 
     @property

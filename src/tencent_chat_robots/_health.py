@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -63,14 +64,16 @@ def client_health(
     pending: Iterable[PendingCall],
     open_streams: int,
     methods: Mapping[str, str],
+    loop: asyncio.AbstractEventLoop | None,
 ) -> ClientHealth:
     """The health of a client with this ``limiter`` and these ``pending`` calls;
-    ``methods`` names each endpoint path's method."""
+    ``methods`` names each endpoint path's method; ``loop`` is the client's (its clock
+    can be read from any thread: a readiness route may run in a thread pool)."""
     waiting: Counter[str] = Counter()
     in_flight: Counter[str] = Counter()
     for call in pending:
         (in_flight if call.on_wire else waiting)[methods.get(call.endpoint, call.endpoint)] += 1
-    redis = _redis_fields(limiter)
+    redis = _redis_fields(limiter, loop)
     if limiter is None:
         kind: LimiterKind = "none"
     elif isinstance(limiter, RateLimiter):
@@ -87,7 +90,7 @@ def client_health(
     )
 
 
-def _redis_fields(limiter: object) -> dict[str, Any] | None:
+def _redis_fields(limiter: object, loop: asyncio.AbstractEventLoop | None) -> dict[str, Any] | None:
     """The Redis fields of a :class:`RedisRateLimiter` (``None`` for any other)."""
     # Its module imports redis, an optional extra: a Redis limiter exists only once the
     # module has been imported, so it is looked up, never imported, here.
@@ -100,7 +103,10 @@ def _redis_fields(limiter: object) -> dict[str, Any] | None:
         return {"redis": "up"}
     # Past the cool-down: a readiness probe that waited for a call to clear the outage
     # would keep the calls away for ever.
-    state = ("down" if health.local is None else "fallback") if health.is_down() else "recovering"
+    # No loop: the client never made a call, so the outage is another client's (a shared
+    # limiter) and its cool-down cannot be read here: still down.
+    cooled_down = loop is not None and not health.is_down(now=loop.time())
+    state = "recovering" if cooled_down else "down" if health.local is None else "fallback"
     return {
         "redis": state,
         "redis_down_since": health.down_since,

@@ -89,12 +89,13 @@ class RedisHealth:
         self._down_until = -math.inf
         self._queued_down_until = -math.inf
 
-    def is_down(self, since: int | None = None) -> bool:
+    def is_down(self, since: int | None = None, *, now: float | None = None) -> bool:
         """Whether to leave Redis alone now, for a caller queued when ``given_up`` was
-        ``since`` (``None``: one asking afresh)."""
+        ``since`` (``None``: one asking afresh). ``now``: the event loop's time, for a
+        caller outside the loop (by default read in it)."""
         waited_through_one = since is not None and since != self.given_up
         down_until = self._queued_down_until if waited_through_one else self._down_until
-        return anyio.current_time() < down_until
+        return (anyio.current_time() if now is None else now) < down_until
 
     async def call(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()``, each try bounded by ``timeout``, made again on transient failures

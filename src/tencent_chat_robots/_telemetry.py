@@ -25,6 +25,7 @@ from ._exceptions import APIError, BadResponseError, RequestError
 from ._lifecycle import PendingCall
 from ._logs import logger
 from ._observers import CallObserver
+from ._redact import redact
 
 try:
     from opentelemetry import context as otel_context
@@ -313,4 +314,6 @@ def mark_failed(span: trace.Span, error: BaseException) -> None:
         span.set_attribute("tencent_chat.error_code", error.code)
         if error.request_id is not None:
             span.set_attribute("tencent_chat.request_id", error.request_id)
-    span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+    # Redacted: a bulk run ends with whatever ended it (the caller's own generator's
+    # error, say), not only with the SDK's errors, whose text already is.
+    span.set_status(trace.Status(trace.StatusCode.ERROR, redact(str(error))))
