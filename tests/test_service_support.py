@@ -269,7 +269,9 @@ async def test_a_bulk_run_is_a_new_trace_linked_to_the_request_that_started_it(
     assert [link.context.span_id for link in bulk.links] == [request_ctx.span_id]
     assert len(deletes) == 3
     assert all(s.parent.span_id == bulk.context.span_id for s in deletes)
+    assert bulk.attributes["tencent_chat.bulk.taken"] == 3
     assert bulk.attributes["tencent_chat.bulk.succeeded"] == 3
+    assert bulk.attributes["tencent_chat.bulk.failed"] == 0
     assert bulk.attributes["tencent_chat.priority"] == "bulk"
     assert bulk.kind == trace.SpanKind.INTERNAL
     assert bulk.end_time >= max(s.end_time for s in deletes)
